@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/spf13/cobra"
+
+	"ociwf.dev/ociwf"
+	"ociwf.dev/ociwf/dsl"
+	"ociwf.dev/ociwf/plan"
+)
+
+// buildFlags are the flags of the commands that compile a workflow.
+type buildFlags struct {
+	remote  remoteFlags
+	offline bool
+}
+
+func (b *buildFlags) register(cmd *cobra.Command, layout bool) {
+	cmd.Flags().BoolVar(&b.offline, "offline", false, "require every image and uses reference to be pinned by digest; never contact a registry")
+	b.remote.register(cmd.Flags(), layout)
+}
+
+// compile reads and compiles file.
+func (a *app) compile(ctx context.Context, file string, b *buildFlags) (*ociwf.Build, error) {
+	src, err := readSource(file)
+	if err != nil {
+		return nil, err
+	}
+	created, err := sourceDateEpoch()
+	if err != nil {
+		return nil, err
+	}
+	opts := ociwf.CompileOptions{File: file, Created: created, ToolVersion: toolVersion()}
+	if b.offline {
+		opts.Resolver = plan.Offline{}
+	} else {
+		o, err := b.remote.opener(a.stdin)
+		if err != nil {
+			return nil, err
+		}
+		opts.Resolver = o
+	}
+	return ociwf.Compile(ctx, src, opts)
+}
+
+func readSource(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("read workflow: %w", err)
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, dsl.MaxSourceBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read workflow %s: %w", file, err)
+	}
+	return src, nil
+}
+
+type compileResult struct {
+	File         string            `json:"file"`
+	Output       string            `json:"output,omitempty"`
+	Digest       string            `json:"digest"`
+	Size         int               `json:"size"`
+	Steps        int               `json:"steps"`
+	Stages       int               `json:"stages"`
+	Dependencies []plan.Dependency `json:"dependencies"`
+	Plan         *plan.Plan        `json:"plan,omitempty"`
+}
+
+func (a *app) compileCmd() *cobra.Command {
+	var b buildFlags
+	var out string
+	cmd := &cobra.Command{
+		Use:   "compile FILE",
+		Short: "Compile a workflow into its digest-pinned execution plan",
+		Long: `Compile validates a workflow and writes its execution plan as canonical JSON.
+Image and uses references with tags are resolved to digests against their
+registries; with --offline every reference must already be pinned.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			build, err := a.compile(cmd.Context(), argv[0], &b)
+			if err != nil {
+				return err
+			}
+			res := compileResult{
+				File: argv[0], Output: out, Digest: digest.FromBytes(build.PlanJSON).String(),
+				Size: len(build.PlanJSON), Steps: len(build.Plan.Steps), Stages: len(build.Plan.Stages),
+				Dependencies: build.Plan.Dependencies,
+			}
+			if out != "" {
+				if err := writeFileAtomic(out, build.PlanJSON); err != nil {
+					return err
+				}
+			} else if a.output == "json" {
+				res.Plan = build.Plan
+			}
+			a.emit(res, func(w io.Writer) {
+				if out == "" {
+					w.Write(build.PlanJSON)
+					fmt.Fprintln(w)
+					return
+				}
+				fmt.Fprintf(w, "%s: %d steps in %d stages, %d dependencies pinned\n%s %s\n",
+					argv[0], res.Steps, res.Stages, len(res.Dependencies), res.Digest, out)
+			})
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "plan-output", "o", "", "write the plan to this file instead of stdout")
+	b.register(cmd, false)
+	return cmd
+}
+
+// writeFileAtomic writes data to path through a temporary file and a rename,
+// so readers never see a partial file.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".ociwf-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

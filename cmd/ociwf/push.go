@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"ociwf.dev/ociwf"
+)
+
+type pushResult struct {
+	Reference string `json:"reference"`
+	Digest    string `json:"digest"`
+	Tag       string `json:"tag,omitempty"`
+	MediaType string `json:"mediaType"`
+	Size      int64  `json:"size"`
+}
+
+func (a *app) pushCmd() *cobra.Command {
+	var b buildFlags
+	var source, revision string
+	var annotations []string
+	cmd := &cobra.Command{
+		Use:   "push FILE REF",
+		Short: "Compile a workflow and publish it write-once",
+		Long: `Push compiles FILE, packs source, plan and SBOM into one OCI artifact and
+publishes it to REF (registry/repository[:tag], or with --oci-layout
+DIR[:tag]). Blobs and the manifest go by digest; the tag is applied last and
+never moved: if it already names another digest, push exits 4 and leaves it
+alone. Without a tag, the workflow's metadata.version is the tag. The last
+line printed is the pinned reference REPOSITORY@sha256:...`,
+		Example: `  ociwf push --plain-http wf.yaml 127.0.0.1:5000/workflows/build
+  ociwf push --oci-layout --offline wf.yaml ./layout:1.0.0`,
+		Args: args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			ann, err := parseAnnotations(annotations)
+			if err != nil {
+				return err
+			}
+			o, err := b.remote.opener(a.stdin)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			dst, err := o.Open(ctx, argv[1])
+			if err != nil {
+				return err
+			}
+			if dst.IsDigest() {
+				return usagef("push to a tag or a bare repository, not a digest (%s)", argv[1])
+			}
+			build, err := a.compile(ctx, argv[0], &b)
+			if err != nil {
+				return err
+			}
+			created, err := sourceDateEpoch()
+			if err != nil {
+				return err
+			}
+			tag := dst.Reference
+			if tag == "" {
+				tag = build.Plan.Workflow.Version
+			}
+			desc, err := ociwf.Push(ctx, dst.Store, build, tag, ociwf.PushOptions{
+				PackOptions: ociwf.PackOptions{Created: created, Source: source, Revision: revision, Annotations: ann},
+				Logger:      a.logger(),
+			})
+			if err != nil {
+				return err
+			}
+			res := pushResult{Reference: dst.Pinned(desc.Digest), Digest: desc.Digest.String(), Tag: tag, MediaType: desc.MediaType, Size: desc.Size}
+			a.emit(res, func(w io.Writer) {
+				fmt.Fprintf(w, "Pushed %s:%s\n%s\n", dst.Name, tag, res.Reference)
+			})
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&source, "source", "", "source repository URL (org.opencontainers.image.source)")
+	cmd.Flags().StringVar(&revision, "revision", "", "source revision, e.g. a git commit (org.opencontainers.image.revision)")
+	cmd.Flags().StringArrayVarP(&annotations, "annotation", "a", nil, "extra manifest annotation KEY=VALUE (repeatable)")
+	b.register(cmd, true)
+	return cmd
+}
+
+func parseAnnotations(kvs []string) (map[string]string, error) {
+	out := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usagef("annotation %q: want KEY=VALUE", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}

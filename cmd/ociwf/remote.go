@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"ociwf.dev/ociwf/target"
+)
+
+// remoteFlags are the registry access flags shared by every command that
+// talks to a registry or an OCI layout.
+type remoteFlags struct {
+	opts          target.Options
+	passwordStdin bool
+}
+
+func (r *remoteFlags) register(fs *pflag.FlagSet, layout bool) {
+	fs.BoolVar(&r.opts.PlainHTTP, "plain-http", false, "use plain HTTP instead of HTTPS (loopback registries)")
+	fs.BoolVar(&r.opts.Insecure, "insecure", false, "skip TLS certificate verification")
+	fs.StringVarP(&r.opts.Username, "username", "u", "", "registry username (default: Docker credential store)")
+	fs.StringVarP(&r.opts.Password, "password", "p", "", "registry password or token")
+	fs.BoolVar(&r.passwordStdin, "password-stdin", false, "read the registry password from stdin")
+	fs.StringVar(&r.opts.DockerConfig, "registry-config", "", "path of a Docker config.json with credentials")
+	if layout {
+		fs.BoolVar(&r.opts.OCILayout, "oci-layout", false, "REF names an OCI image layout directory: DIR[:TAG|@DIGEST]")
+	}
+}
+
+func (r *remoteFlags) opener(stdin io.Reader) (*target.Opener, error) {
+	if r.passwordStdin {
+		if r.opts.Password != "" {
+			return nil, usagef("--password and --password-stdin are mutually exclusive")
+		}
+		b, err := io.ReadAll(io.LimitReader(stdin, 1<<16))
+		if err != nil {
+			return nil, fmt.Errorf("read password from stdin: %w", err)
+		}
+		r.opts.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	if r.opts.Password != "" && r.opts.Username == "" {
+		return nil, usagef("a password needs --username")
+	}
+	r.opts.UserAgent = "ociwf/" + toolVersion()
+	return target.New(r.opts)
+}

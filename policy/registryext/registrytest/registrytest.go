@@ -1,0 +1,42 @@
+// Package registrytest starts an ociwf registry on a random loopback port for
+// the lifetime of a test, the way net/http/httptest starts a server.
+package registrytest
+
+import (
+	"context"
+	"testing"
+
+	"ociwf.dev/policy/registryext"
+)
+
+// New starts a registry storing under a temporary directory, stops it when
+// the test ends, and returns its host:port.
+func New(t testing.TB) string {
+	t.Helper()
+	return NewAt(t, t.TempDir())
+}
+
+// NewAt is New with storage under root, so a test can reach into the
+// registry's storage (to tamper with a blob, say).
+func NewAt(t testing.TB, root string) string {
+	t.Helper()
+	registryext.RouteDistributionLogs(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := registryext.New(ctx, registryext.Config{Addr: "127.0.0.1:0", Root: root})
+	if err != nil {
+		cancel()
+		t.Fatalf("start registry: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	t.Cleanup(func() {
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Errorf("stop registry: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("registry: %v", err)
+		}
+		cancel()
+	})
+	return srv.Addr()
+}
