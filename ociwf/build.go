@@ -1,0 +1,97 @@
+package ociwf
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"ociwf.dev/ociwf/dsl"
+	"ociwf.dev/ociwf/internal/canon"
+	"ociwf.dev/ociwf/plan"
+	"ociwf.dev/ociwf/sbom"
+)
+
+// Build is a compiled workflow version: everything that goes into its
+// artifact.
+type Build struct {
+	Workflow *dsl.Workflow
+	Plan     *plan.Plan
+	// Source, PlanJSON, SBOM and Config are the exact bytes of the layers
+	// and of the config blob.
+	Source   []byte
+	PlanJSON []byte
+	SBOM     []byte
+	Config   []byte
+}
+
+// CompileOptions tune Compile. The zero value compiles offline.
+type CompileOptions struct {
+	// File names the source in error messages.
+	File string
+	// Resolver pins image and uses references. Nil means plan.Offline:
+	// every reference must already carry a digest.
+	Resolver plan.Resolver
+	// Created, if not zero, is recorded in the SBOM (set it from
+	// SOURCE_DATE_EPOCH for reproducible output).
+	Created time.Time
+	// ToolVersion is recorded in the SBOM as the generating tool's version.
+	ToolVersion string
+}
+
+// Config is the content of the config blob: a small summary of the workflow
+// for registries and UIs that only look at the config.
+type Config struct {
+	Name        string        `json:"name"`
+	Version     string        `json:"version"`
+	Description string        `json:"description,omitempty"`
+	Params      []ConfigParam `json:"params,omitempty"`
+	Steps       int           `json:"steps"`
+	PlanDigest  string        `json:"planDigest"`
+}
+
+// ConfigParam summarises one parameter in the config blob.
+type ConfigParam struct {
+	Name     string `json:"name"`
+	Type     string `json:"type"`
+	Required bool   `json:"required,omitempty"`
+}
+
+// Compile parses, validates and compiles workflow source into a Build.
+func Compile(ctx context.Context, src []byte, opts CompileOptions) (*Build, error) {
+	file := opts.File
+	if file == "" {
+		file = "workflow.yaml"
+	}
+	wf, err := dsl.Parse(file, src)
+	if err != nil {
+		return nil, err
+	}
+	r := opts.Resolver
+	if r == nil {
+		r = plan.Offline{}
+	}
+	p, err := plan.Compile(ctx, wf, src, r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	planJSON, err := p.Encode()
+	if err != nil {
+		return nil, err
+	}
+	planDigest := digest.FromBytes(planJSON).String()
+	bom, err := sbom.Generate(p, planDigest, sbom.Options{Created: opts.Created, ToolVersion: opts.ToolVersion})
+	if err != nil {
+		return nil, err
+	}
+	cfg := Config{Name: p.Workflow.Name, Version: p.Workflow.Version, Description: p.Workflow.Description, Steps: len(p.Steps), PlanDigest: planDigest}
+	for _, prm := range p.Params {
+		cfg.Params = append(cfg.Params, ConfigParam{Name: prm.Name, Type: prm.Type, Required: prm.Required})
+	}
+	cfgJSON, err := canon.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Build{Workflow: wf, Plan: p, Source: src, PlanJSON: planJSON, SBOM: bom, Config: cfgJSON}, nil
+}

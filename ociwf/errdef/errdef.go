@@ -1,0 +1,32 @@
+// Package errdef holds the sentinel errors shared by every ociwf package.
+//
+// Errors returned by the library wrap one of these where the cause is one of
+// the classes below, so callers (and the CLI's exit codes) decide with
+// errors.Is rather than by matching messages.
+package errdef
+
+import "errors"
+
+var (
+	// ErrInvalid reports input that is malformed or breaks the rules of its
+	// format: a workflow, a plan, a reference or an option.
+	ErrInvalid = errors.New("invalid input")
+
+	// ErrNotPinned reports a dependency reference that is not pinned to a
+	// digest where a pinned one is required (offline compilation).
+	ErrNotPinned = errors.New("reference not pinned to a digest")
+
+	// ErrNotWorkflow reports an OCI artifact that is not an ociwf workflow.
+	ErrNotWorkflow = errors.New("not an ociwf workflow artifact")
+
+	// ErrVerification reports content that failed an integrity or
+	// signature check: a digest or size mismatch, a tampered manifest.
+	ErrVerification = errors.New("verification failed")
+
+	// ErrImmutable reports an attempt to change something that is
+	// write-once: moving an existing tag to a different digest.
+	ErrImmutable = errors.New("immutability violation")
+
+	// ErrTooLarge reports content over one of the documented size limits.
+	ErrTooLarge = errors.New("content too large")
+)

@@ -1,0 +1,92 @@
+package ociwf
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
+	orasdef "oras.land/oras-go/v2/errdef"
+)
+
+// PackOptions tune Pack. The zero value is valid and reproducible.
+type PackOptions struct {
+	// Created is recorded as org.opencontainers.image.created. Zero means
+	// the Unix epoch, so the same input always packs to the same digest;
+	// set it from SOURCE_DATE_EPOCH to record a real build time.
+	Created time.Time
+	// Source and Revision fill org.opencontainers.image.source and
+	// .revision (a repository URL and a commit), when not empty.
+	Source   string
+	Revision string
+	// Annotations are extra manifest annotations; they may not override the
+	// standard ones above.
+	Annotations map[string]string
+}
+
+// Pack pushes the config, the three layers and the manifest of b to pusher
+// (typically an in-memory store) and returns the manifest descriptor.
+func Pack(ctx context.Context, pusher content.Pusher, b *Build, opts PackOptions) (ocispec.Descriptor, error) {
+	layers := []struct {
+		mediaType, title string
+		data             []byte
+	}{
+		{SourceMediaType, SourceTitle, b.Source},
+		{PlanMediaType, PlanTitle, b.PlanJSON},
+		{SBOMMediaType, SBOMTitle, b.SBOM},
+	}
+	descs := make([]ocispec.Descriptor, 0, len(layers))
+	for _, l := range layers {
+		d := content.NewDescriptorFromBytes(l.mediaType, l.data)
+		d.Annotations = map[string]string{ocispec.AnnotationTitle: l.title}
+		if err := pushBytes(ctx, pusher, d, l.data); err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("pack %s: %w", l.title, err)
+		}
+		descs = append(descs, d)
+	}
+	cfg := content.NewDescriptorFromBytes(ConfigMediaType, b.Config)
+	if err := pushBytes(ctx, pusher, cfg, b.Config); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("pack config: %w", err)
+	}
+	ann := make(map[string]string, len(opts.Annotations)+6)
+	for k, v := range opts.Annotations {
+		ann[k] = v
+	}
+	created := opts.Created
+	if created.IsZero() {
+		created = time.Unix(0, 0)
+	}
+	ann[ocispec.AnnotationCreated] = created.UTC().Format(time.RFC3339)
+	ann[ocispec.AnnotationTitle] = b.Plan.Workflow.Name
+	ann[ocispec.AnnotationVersion] = b.Plan.Workflow.Version
+	if d := b.Plan.Workflow.Description; d != "" {
+		ann[ocispec.AnnotationDescription] = d
+	}
+	if opts.Source != "" {
+		ann[ocispec.AnnotationSource] = opts.Source
+	}
+	if opts.Revision != "" {
+		ann[ocispec.AnnotationRevision] = opts.Revision
+	}
+	desc, err := oras.PackManifest(ctx, pusher, oras.PackManifestVersion1_1, ArtifactType, oras.PackManifestOptions{
+		Layers:              descs,
+		ConfigDescriptor:    &cfg,
+		ManifestAnnotations: ann,
+	})
+	if err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("pack manifest: %w", err)
+	}
+	return desc, nil
+}
+
+func pushBytes(ctx context.Context, pusher content.Pusher, d ocispec.Descriptor, data []byte) error {
+	err := pusher.Push(ctx, d, bytes.NewReader(data))
+	if err != nil && !errors.Is(err, orasdef.ErrAlreadyExists) {
+		return err
+	}
+	return nil
+}

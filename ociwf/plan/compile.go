@@ -1,0 +1,191 @@
+package plan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"ociwf.dev/ociwf/dsl"
+	"ociwf.dev/ociwf/errdef"
+)
+
+// Resolver pins a dependency reference, as written in a workflow, to a
+// digest. Implementations: Offline, and target.Resolver for registries.
+type Resolver interface {
+	Resolve(ctx context.Context, kind Kind, ref string) (Dependency, error)
+}
+
+// Offline is the Resolver for --offline compilation: it accepts only
+// references already pinned to a digest and never touches the network.
+type Offline struct{}
+
+// Resolve pins ref from its own digest, or fails with errdef.ErrNotPinned.
+func (Offline) Resolve(_ context.Context, kind Kind, ref string) (Dependency, error) {
+	name, dg, err := SplitRef(kind, ref)
+	if err != nil {
+		return Dependency{}, err
+	}
+	if dg == "" {
+		return Dependency{}, fmt.Errorf("%s %q is not pinned to a digest; pin it as %s@sha256:<digest> or compile without --offline: %w", kind, ref, ref, errdef.ErrNotPinned)
+	}
+	return Dependency{Kind: kind, Ref: ref, Pinned: name + "@" + dg.String(), Digest: dg.String()}, nil
+}
+
+// SplitRef parses a dependency reference into its fully qualified repository
+// name (docker.io/library/alpine for alpine) and its digest, if it has one.
+func SplitRef(kind Kind, ref string) (string, digest.Digest, error) {
+	var named reference.Named
+	var err error
+	if kind == KindWorkflow {
+		if _, err = dsl.ParseUses(ref); err == nil {
+			named, err = reference.ParseNamed(ref)
+		}
+	} else {
+		named, err = reference.ParseNormalizedNamed(ref)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("%s reference %q: %v: %w", kind, ref, err, errdef.ErrInvalid)
+	}
+	var dg digest.Digest
+	if c, ok := named.(reference.Canonical); ok {
+		dg = c.Digest()
+		if err := dg.Validate(); err != nil {
+			return "", "", fmt.Errorf("%s reference %q: %v: %w", kind, ref, err, errdef.ErrInvalid)
+		}
+	}
+	return named.Name(), dg, nil
+}
+
+// resolveConcurrency bounds parallel registry look-ups during compilation.
+const resolveConcurrency = 8
+
+// Compile builds the plan of a validated workflow whose source bytes are src,
+// pinning every image and uses reference through r. The same workflow and the
+// same resolutions always give the same plan.
+func Compile(ctx context.Context, wf *dsl.Workflow, src []byte, r Resolver) (*Plan, error) {
+	type key struct {
+		kind Kind
+		ref  string
+	}
+	refs := map[key]*Dependency{}
+	for _, st := range wf.Steps {
+		k := key{KindImage, st.Image}
+		if st.Uses != "" {
+			k = key{KindWorkflow, st.Uses}
+		}
+		refs[k] = nil
+	}
+	keys := make([]key, 0, len(refs))
+	for k := range refs {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return lessDep(Dependency{Kind: keys[i].kind, Ref: keys[i].ref}, Dependency{Kind: keys[j].kind, Ref: keys[j].ref})
+	})
+
+	var mu sync.Mutex
+	var errs []error
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(resolveConcurrency)
+	for _, k := range keys {
+		g.Go(func() error {
+			d, err := r.Resolve(gctx, k.kind, k.ref)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return nil
+			}
+			d.Kind, d.Ref = k.kind, k.ref
+			if err := d.check(); err != nil {
+				errs = append(errs, err)
+				return nil
+			}
+			refs[k] = &d
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if len(errs) > 0 {
+		sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+		return nil, fmt.Errorf("resolve dependencies: %w", errors.Join(errs...))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	p := &Plan{
+		APIVersion: APIVersion,
+		Workflow: Workflow{
+			Name:        wf.Metadata.Name,
+			Version:     wf.Metadata.Version,
+			Description: wf.Metadata.Description,
+			Labels:      wf.Metadata.Labels,
+		},
+		Source: Source{Digest: digest.FromBytes(src).String(), Size: int64(len(src))},
+		Stages: wf.Stages(),
+	}
+	for _, k := range keys {
+		p.Dependencies = append(p.Dependencies, *refs[k])
+	}
+	for _, prm := range wf.Params {
+		p.Params = append(p.Params, Param{
+			Name: prm.Name, Type: string(prm.Type), Description: prm.Description,
+			Required: prm.Required, Default: prm.Default, Enum: prm.Enum,
+		})
+	}
+	stageOf := make(map[string]int, len(wf.Steps))
+	for i, stage := range p.Stages {
+		for _, id := range stage {
+			stageOf[id] = i
+		}
+	}
+	p.Steps = make([]Step, 0, len(wf.Steps))
+	for _, st := range wf.Steps {
+		ps := Step{
+			ID: st.ID, Stage: stageOf[st.ID], With: st.With, Run: st.Run, Args: st.Args,
+			Env: st.Env, Retries: st.Retries, Needs: sorted(st.Needs),
+		}
+		if st.Uses != "" {
+			ps.Uses = refs[key{KindWorkflow, st.Uses}].Pinned
+		} else {
+			ps.Image = refs[key{KindImage, st.Image}].Pinned
+		}
+		if st.When != "" {
+			ps.When = &Condition{Expr: strings.TrimSpace(st.When), Vars: st.WhenVars}
+		}
+		if st.Timeout > 0 {
+			ps.Timeout = st.Timeout.String()
+		}
+		for _, o := range st.Outputs {
+			ps.Outputs = append(ps.Outputs, Output{Name: o.Name, Type: string(o.Type), Description: o.Description})
+		}
+		p.Steps = append(p.Steps, ps)
+	}
+	sort.Slice(p.Steps, func(i, j int) bool {
+		if p.Steps[i].Stage != p.Steps[j].Stage {
+			return p.Steps[i].Stage < p.Steps[j].Stage
+		}
+		return p.Steps[i].ID < p.Steps[j].ID
+	})
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	return p, nil
+}
+
+func sorted(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	out := append([]string(nil), s...)
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,137 @@
+package ociwf
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/content/memory"
+	orasdef "oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry"
+
+	"ociwf.dev/ociwf/errdef"
+)
+
+// PushOptions tune Push. The zero value is valid.
+type PushOptions struct {
+	PackOptions
+	// Concurrency bounds parallel blob uploads; zero means oras-go's default.
+	Concurrency int
+	// Logger receives progress; nil discards it.
+	Logger *slog.Logger
+}
+
+// Push packs b and publishes it to dst: every blob, then the manifest, by
+// digest; the tag is applied last with TagOnce, so a failure never leaves the
+// tag pointing at a half-published artifact and an existing tag is never
+// moved. An empty tag publishes by digest only. It returns the manifest
+// descriptor.
+func Push(ctx context.Context, dst oras.Target, b *Build, tag string, opts PushOptions) (ocispec.Descriptor, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	mem := memory.New()
+	desc, err := Pack(ctx, mem, b, opts.PackOptions)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	// Refuse early, before uploading anything, when the tag is taken by
+	// another digest; TagOnce checks again at the end.
+	if tag != "" {
+		if _, err := checkTag(ctx, dst, desc, tag); err != nil {
+			return ocispec.Descriptor{}, err
+		}
+	}
+	cg := oras.DefaultCopyGraphOptions
+	if opts.Concurrency > 0 {
+		cg.Concurrency = opts.Concurrency
+	}
+	cg.OnCopySkipped = func(_ context.Context, d ocispec.Descriptor) error {
+		log.Debug("exists", "digest", d.Digest, "mediaType", d.MediaType)
+		return nil
+	}
+	cg.PostCopy = func(_ context.Context, d ocispec.Descriptor) error {
+		log.Debug("uploaded", "digest", d.Digest, "mediaType", d.MediaType, "size", d.Size)
+		return nil
+	}
+	if err := oras.CopyGraph(ctx, mem, dst, desc, cg); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("push %s: %w", desc.Digest, err)
+	}
+	if tag == "" {
+		return desc, nil
+	}
+	if err := TagOnce(ctx, dst, mem, desc, tag); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	log.Debug("tagged", "tag", tag, "digest", desc.Digest)
+	return desc, nil
+}
+
+// ImmutableError reports an attempt to move a write-once tag. It matches
+// errdef.ErrImmutable with errors.Is.
+type ImmutableError struct {
+	Tag      string
+	Current  ocispec.Descriptor // what the tag names now
+	Attempts ocispec.Descriptor // what the caller tried to tag
+}
+
+// Error names both digests and what to do instead.
+func (e *ImmutableError) Error() string {
+	return fmt.Sprintf("tag %q already names %s; refusing to move it to %s (tags are write-once: publish a new version instead)", e.Tag, e.Current.Digest, e.Attempts.Digest)
+}
+
+// Is reports whether target is errdef.ErrImmutable.
+func (e *ImmutableError) Is(target error) bool { return target == errdef.ErrImmutable }
+
+// checkTag reports whether tag already names desc, and returns an
+// *ImmutableError if it names another digest.
+func checkTag(ctx context.Context, dst oras.ReadOnlyTarget, desc ocispec.Descriptor, tag string) (bool, error) {
+	cur, err := dst.Resolve(ctx, tag)
+	switch {
+	case err == nil && cur.Digest == desc.Digest:
+		return true, nil
+	case err == nil:
+		return false, &ImmutableError{Tag: tag, Current: cur, Attempts: desc}
+	case errors.Is(err, orasdef.ErrNotFound):
+		return false, nil
+	default:
+		return false, fmt.Errorf("resolve tag %q: %w", tag, err)
+	}
+}
+
+// TagOnce applies tag to desc on dst with write-once semantics: if tag
+// already names desc it succeeds without writing; if it names another digest
+// it fails with an *ImmutableError and leaves the tag as it is. src holds the
+// manifest bytes, so registries get a single manifest PUT by tag.
+//
+// On registries without server-side immutability a race remains between the
+// check and the write: two clients tagging different digests at the same
+// moment can both pass the check, and the last write wins. ociwf registry
+// serve closes that window on the server; see docs/artifact-format.md.
+func TagOnce(ctx context.Context, dst oras.Target, src content.Fetcher, desc ocispec.Descriptor, tag string) error {
+	exists, err := checkTag(ctx, dst, desc, tag)
+	if err != nil || exists {
+		return err
+	}
+	rp, ok := dst.(registry.ReferencePusher)
+	if !ok {
+		if err := dst.Tag(ctx, desc, tag); err != nil {
+			return fmt.Errorf("tag %q: %w", tag, err)
+		}
+		return nil
+	}
+	raw, err := content.FetchAll(ctx, src, desc)
+	if err != nil {
+		return fmt.Errorf("tag %q: read manifest: %w", tag, err)
+	}
+	if err := rp.PushReference(ctx, desc, bytes.NewReader(raw), tag); err != nil {
+		return fmt.Errorf("tag %q: %w", tag, err)
+	}
+	return nil
+}

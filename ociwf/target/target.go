@@ -1,0 +1,206 @@
+// Package target opens the places workflows are published to and read from:
+// a repository on any OCI registry (through oras-go's remote client, with
+// Docker credential stores and helpers, static credentials and retries) or
+// an OCI image layout directory. It also pins dependency references against
+// registries for the compiler.
+package target
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content/oci"
+	"oras.land/oras-go/v2/registry"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/credentials"
+	"oras.land/oras-go/v2/registry/remote/retry"
+
+	"ociwf.dev/ociwf"
+	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/plan"
+)
+
+// Options says how to reach registries. The zero value uses HTTPS and the
+// Docker credential configuration.
+type Options struct {
+	// PlainHTTP talks HTTP instead of HTTPS (for loopback registries).
+	PlainHTTP bool
+	// Insecure skips TLS certificate verification.
+	Insecure bool
+	// Username and Password, when set, are used for every registry instead
+	// of the Docker credential configuration.
+	Username string
+	Password string
+	// DockerConfig is the path of a Docker config.json; empty means the
+	// default ($DOCKER_CONFIG/config.json or ~/.docker/config.json).
+	DockerConfig string
+	// OCILayout makes references name OCI image layout directories
+	// (DIR:TAG or DIR@DIGEST) instead of registry repositories.
+	OCILayout bool
+	// UserAgent is sent to registries.
+	UserAgent string
+}
+
+// Opener opens targets with one shared, authenticated HTTP client.
+type Opener struct {
+	opts   Options
+	client *auth.Client
+}
+
+// New returns an Opener for opts.
+func New(opts Options) (*Opener, error) {
+	base := retry.DefaultClient
+	if opts.Insecure {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
+		base = &http.Client{Transport: retry.NewTransport(tr)}
+	}
+	client := &auth.Client{Client: base, Cache: auth.NewCache()}
+	if opts.UserAgent != "" {
+		client.SetUserAgent(opts.UserAgent)
+	}
+	switch {
+	case opts.Username != "" || opts.Password != "":
+		cred := auth.Credential{Username: opts.Username, Password: opts.Password}
+		client.Credential = func(context.Context, string) (auth.Credential, error) { return cred, nil }
+	default:
+		var store credentials.Store
+		var err error
+		if opts.DockerConfig != "" {
+			store, err = credentials.NewStore(opts.DockerConfig, credentials.StoreOptions{})
+		} else {
+			store, err = credentials.NewStoreFromDocker(credentials.StoreOptions{})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load registry credentials: %w", err)
+		}
+		client.Credential = credentials.Credential(store)
+	}
+	return &Opener{opts: opts, client: client}, nil
+}
+
+// Target is an opened place plus the tag or digest the reference named.
+type Target struct {
+	// Store is the opened repository (*remote.Repository) or layout
+	// (*oci.Store).
+	Store oras.GraphTarget
+	// Name is the repository (registry/path) or the layout directory.
+	Name string
+	// Reference is the tag or digest, or empty when the reference named
+	// neither.
+	Reference string
+}
+
+// Pinned returns Name@dgst, the reference printed after a push.
+func (t *Target) Pinned(dgst digest.Digest) string { return t.Name + "@" + dgst.String() }
+
+// IsDigest reports whether the reference names a digest rather than a tag.
+func (t *Target) IsDigest() bool {
+	_, err := digest.Parse(t.Reference)
+	return err == nil
+}
+
+// Open parses ref (registry/repository[:tag|@digest], or with OCILayout
+// dir[:tag|@digest]) and opens it.
+func (o *Opener) Open(ctx context.Context, ref string) (*Target, error) {
+	if o.opts.OCILayout {
+		dir, reference := splitLayoutRef(ref)
+		if dir == "" {
+			return nil, fmt.Errorf("OCI layout reference %q: want DIR[:TAG|@DIGEST]: %w", ref, errdef.ErrInvalid)
+		}
+		store, err := oci.NewWithContext(ctx, dir)
+		if err != nil {
+			return nil, fmt.Errorf("open OCI layout %s: %w", dir, err)
+		}
+		return &Target{Store: store, Name: dir, Reference: reference}, nil
+	}
+	parsed, err := registry.ParseReference(ref)
+	if err != nil {
+		return nil, fmt.Errorf("reference %q: want registry/repository[:tag|@digest]: %v: %w", ref, err, errdef.ErrInvalid)
+	}
+	repo, err := o.Repository(parsed)
+	if err != nil {
+		return nil, err
+	}
+	name := parsed.Registry + "/" + parsed.Repository
+	return &Target{Store: repo, Name: name, Reference: parsed.Reference}, nil
+}
+
+// Repository returns a remote repository client for a parsed reference.
+func (o *Opener) Repository(ref registry.Reference) (*remote.Repository, error) {
+	repo, err := remote.NewRepository(ref.Registry + "/" + ref.Repository)
+	if err != nil {
+		return nil, fmt.Errorf("repository %s/%s: %w", ref.Registry, ref.Repository, err)
+	}
+	repo.Client = o.client
+	repo.PlainHTTP = o.opts.PlainHTTP
+	repo.TagListMaxPages = 100
+	repo.ReferrerListMaxPages = 100
+	return repo, nil
+}
+
+// splitLayoutRef splits dir:tag or dir@digest; a colon inside the last path
+// element's prefix (a Windows drive, say) is not taken for a tag separator.
+func splitLayoutRef(ref string) (string, string) {
+	if i := strings.LastIndex(ref, "@"); i > 0 {
+		return ref[:i], ref[i+1:]
+	}
+	i := strings.LastIndex(ref, ":")
+	if i > 0 && !strings.ContainsAny(ref[i+1:], `/\`) {
+		return ref[:i], ref[i+1:]
+	}
+	return ref, ""
+}
+
+// Resolve pins a dependency for plan.Compile. References that carry a digest
+// are taken as they are; tags are resolved against their registry. A uses
+// reference must resolve to an ociwf workflow artifact.
+func (o *Opener) Resolve(ctx context.Context, kind plan.Kind, ref string) (plan.Dependency, error) {
+	name, dg, err := plan.SplitRef(kind, ref)
+	if err != nil {
+		return plan.Dependency{}, err
+	}
+	if dg == "" || kind == plan.KindWorkflow {
+		parsed, err := registry.ParseReference(name)
+		if err != nil {
+			return plan.Dependency{}, fmt.Errorf("%s %q: %v: %w", kind, ref, err, errdef.ErrInvalid)
+		}
+		repo, err := o.Repository(parsed)
+		if err != nil {
+			return plan.Dependency{}, err
+		}
+		lookup := dg.String()
+		if dg == "" {
+			lookup = tagOf(ref)
+		}
+		if kind == plan.KindWorkflow {
+			desc, _, err := ociwf.FetchManifest(ctx, repo, lookup)
+			if err != nil {
+				return plan.Dependency{}, fmt.Errorf("workflow %q: %w", ref, err)
+			}
+			dg = desc.Digest
+		} else {
+			desc, err := repo.Resolve(ctx, lookup)
+			if err != nil {
+				return plan.Dependency{}, fmt.Errorf("image %q: resolve %s: %w", ref, lookup, err)
+			}
+			dg = desc.Digest
+		}
+	}
+	return plan.Dependency{Kind: kind, Ref: ref, Pinned: name + "@" + dg.String(), Digest: dg.String()}, nil
+}
+
+// tagOf returns the tag of a reference, or "latest" when it has none.
+func tagOf(ref string) string {
+	last := ref[strings.LastIndex(ref, "/")+1:]
+	if i := strings.LastIndex(last, ":"); i >= 0 {
+		return last[i+1:]
+	}
+	return "latest"
+}
