@@ -2,7 +2,6 @@ package ociwf
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -74,7 +73,7 @@ func Compile(ctx context.Context, src []byte, opts CompileOptions) (*Build, erro
 	}
 	p, err := plan.Compile(ctx, wf, src, r)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, err
 	}
 	planJSON, err := p.Encode()
 	if err != nil {

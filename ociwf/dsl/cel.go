@@ -74,7 +74,11 @@ func checkConditions(p *parser, wf *Workflow, index map[string]int, needs [][]in
 		}
 		ast, iss := env.Compile(st.When)
 		if iss != nil && iss.Err() != nil {
-			p.errorAt(st.WhenPos, "step %q: invalid condition: %s", st.ID, oneLine(iss.Err().Error()))
+			msg := oneLine(iss.Err().Error())
+			if strings.Contains(msg, "undeclared reference") {
+				msg += " (a condition reads params.NAME of a declared param, or steps.ID.outputs.NAME of a declared output)"
+			}
+			p.errorAt(st.WhenPos, "step %q: invalid condition: %s", st.ID, msg)
 			continue
 		}
 		if !ast.OutputType().IsExactType(cel.BoolType) {

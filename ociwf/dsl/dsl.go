@@ -52,6 +52,8 @@ type Pos struct {
 
 // Workflow is a parsed and validated workflow.
 type Workflow struct {
+	// File names the source in error messages.
+	File       string
 	APIVersion string
 	Kind       string
 	Metadata   Metadata

@@ -14,6 +14,8 @@ type Error struct {
 	Line   int
 	Column int
 	Msg    string
+	// Err is the class of the problem; nil means errdef.ErrInvalid.
+	Err error
 }
 
 // Error formats the problem as "file:line:col: message".
@@ -24,8 +26,16 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
 }
 
-// ErrorList is every problem Parse found, in source order. It matches
-// errdef.ErrInvalid with errors.Is.
+// Unwrap returns the class of the problem, errdef.ErrInvalid by default.
+func (e *Error) Unwrap() error {
+	if e.Err == nil {
+		return errdef.ErrInvalid
+	}
+	return e.Err
+}
+
+// ErrorList is every problem found in a workflow, in source order. errors.Is
+// matches the class of any of them (errdef.ErrInvalid for parse errors).
 type ErrorList []*Error
 
 // Error joins the problems, one a line.
@@ -37,10 +47,17 @@ func (l ErrorList) Error() string {
 	return strings.Join(msgs, "\n")
 }
 
-// Is reports whether target is errdef.ErrInvalid.
-func (l ErrorList) Is(target error) bool { return target == errdef.ErrInvalid }
+// Unwrap returns the problems, for errors.Is and errors.As.
+func (l ErrorList) Unwrap() []error {
+	out := make([]error, len(l))
+	for i, e := range l {
+		out[i] = e
+	}
+	return out
+}
 
-func (l ErrorList) sort() {
+// Sort orders the problems by position.
+func (l ErrorList) Sort() {
 	sort.SliceStable(l, func(i, j int) bool {
 		if l[i].Line != l[j].Line {
 			return l[i].Line < l[j].Line

@@ -18,11 +18,14 @@ import (
 func Parse(file string, src []byte) (*Workflow, error) {
 	p := &parser{file: file, budget: MaxNodes}
 	wf := p.parse(src)
+	if wf != nil {
+		wf.File = file
+	}
 	if len(p.errs) == 0 {
 		validate(p, wf)
 	}
 	if len(p.errs) > 0 {
-		p.errs.sort()
+		p.errs.Sort()
 		if len(p.errs) > MaxErrors {
 			p.errs = p.errs[:MaxErrors]
 		}
@@ -85,8 +88,8 @@ func (p *parser) parse(src []byte) *Workflow {
 		return nil
 	}
 	root := doc.Content[0]
-	if d := depth(root, 0); d > MaxDepth {
-		p.errorf(root, "YAML nesting is deeper than %d levels", MaxDepth)
+	if deep := tooDeep(root, 0); deep != nil {
+		p.errorf(deep, "YAML nesting is deeper than %d levels", MaxDepth)
 		return nil
 	}
 	wf := &Workflow{}
@@ -104,22 +107,18 @@ func (p *parser) yamlError(err error) {
 	p.errorAt(Pos{}, "invalid YAML: %s", msg)
 }
 
-// depth measures nesting without following aliases (aliases are bounded by the
-// node budget instead).
-func depth(n *yaml.Node, d int) int {
+// tooDeep returns the first node nested deeper than MaxDepth, without
+// following aliases (aliases are bounded by the node budget instead).
+func tooDeep(n *yaml.Node, d int) *yaml.Node {
 	if d > MaxDepth {
-		return d
+		return n
 	}
-	max := d
 	for _, c := range n.Content {
-		if cd := depth(c, d+1); cd > max {
-			max = cd
-			if max > MaxDepth {
-				return max
-			}
+		if deep := tooDeep(c, d+1); deep != nil {
+			return deep
 		}
 	}
-	return max
+	return nil
 }
 
 // node follows aliases and charges the node budget, so an alias bomb is

@@ -2,7 +2,6 @@ package plan
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -33,7 +32,7 @@ func (Offline) Resolve(_ context.Context, kind Kind, ref string) (Dependency, er
 		return Dependency{}, err
 	}
 	if dg == "" {
-		return Dependency{}, fmt.Errorf("%s %q is not pinned to a digest; pin it as %s@sha256:<digest> or compile without --offline: %w", kind, ref, ref, errdef.ErrNotPinned)
+		return Dependency{}, fmt.Errorf("%s %q: %w; pin it as %s@sha256:<digest> or compile without --offline", kind, ref, errdef.ErrNotPinned, ref)
 	}
 	return Dependency{Kind: kind, Ref: ref, Pinned: name + "@" + dg.String(), Digest: dg.String()}, nil
 }
@@ -91,7 +90,7 @@ func Compile(ctx context.Context, wf *dsl.Workflow, src []byte, r Resolver) (*Pl
 	})
 
 	var mu sync.Mutex
-	var errs []error
+	failed := map[key]error{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(resolveConcurrency)
 	for _, k := range keys {
@@ -99,13 +98,12 @@ func Compile(ctx context.Context, wf *dsl.Workflow, src []byte, r Resolver) (*Pl
 			d, err := r.Resolve(gctx, k.kind, k.ref)
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return nil
+			if err == nil {
+				d.Kind, d.Ref = k.kind, k.ref
+				err = d.check()
 			}
-			d.Kind, d.Ref = k.kind, k.ref
-			if err := d.check(); err != nil {
-				errs = append(errs, err)
+			if err != nil {
+				failed[k] = err
 				return nil
 			}
 			refs[k] = &d
@@ -113,9 +111,21 @@ func Compile(ctx context.Context, wf *dsl.Workflow, src []byte, r Resolver) (*Pl
 		})
 	}
 	_ = g.Wait()
-	if len(errs) > 0 {
-		sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
-		return nil, fmt.Errorf("resolve dependencies: %w", errors.Join(errs...))
+	if len(failed) > 0 {
+		// Report each failure once, at the first step that uses the reference.
+		var list dsl.ErrorList
+		for _, st := range wf.Steps {
+			k := key{KindImage, st.Image}
+			if st.Uses != "" {
+				k = key{KindWorkflow, st.Uses}
+			}
+			if err, ok := failed[k]; ok {
+				list = append(list, &dsl.Error{File: wf.File, Line: st.ImagePos.Line, Column: st.ImagePos.Column,
+					Msg: fmt.Sprintf("step %q: %v", st.ID, err), Err: err})
+				delete(failed, k)
+			}
+		}
+		return nil, list
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
