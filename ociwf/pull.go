@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
@@ -109,7 +110,7 @@ func FetchConfig(ctx context.Context, src content.Fetcher, m *Manifest) (*Config
 func fetchAll(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor) ([]byte, error) {
 	rc, err := src.Fetch(ctx, desc)
 	if err != nil {
-		return nil, err
+		return nil, verifyErr(err)
 	}
 	defer rc.Close()
 	b, err := content.ReadAll(rc, desc)
@@ -124,7 +125,7 @@ func fetchAll(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor)
 func fetchToTemp(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, dir string) (string, error) {
 	rc, err := src.Fetch(ctx, desc)
 	if err != nil {
-		return "", fmt.Errorf("fetch %s: %w", desc.Digest, err)
+		return "", fmt.Errorf("fetch %s: %w", desc.Digest, verifyErr(err))
 	}
 	defer rc.Close()
 	f, err := os.CreateTemp(dir, ".ociwf-pull-*")
@@ -149,10 +150,13 @@ func fetchToTemp(ctx context.Context, src content.Fetcher, desc ocispec.Descript
 }
 
 // verifyErr marks content that does not match its descriptor as a
-// verification failure.
+// verification failure. oras-go's remote client has no sentinel for a
+// response whose Content-Length differs from the descriptor's size, so that
+// one is recognised by its message.
 func verifyErr(err error) error {
 	if errors.Is(err, content.ErrMismatchedDigest) || errors.Is(err, content.ErrTrailingData) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, content.ErrInvalidDescriptorSize) {
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, content.ErrInvalidDescriptorSize) ||
+		strings.Contains(err.Error(), "mismatch Content-Length") {
 		return fmt.Errorf("%w: %w", errdef.ErrVerification, err)
 	}
 	return err
