@@ -105,7 +105,8 @@ func Generate(p *plan.Plan, planDigest string, opts Options) ([]byte, error) {
 }
 
 // PURL returns the pkg:oci package URL of a pinned dependency, e.g.
-// pkg:oci/alpine@sha256%3Aab12...?repository_url=docker.io/library/alpine.
+// pkg:oci/alpine@sha256:ab12...?repository_url=docker.io%2Flibrary%2Falpine
+// (packageurl-go's canonical encoding).
 func PURL(d plan.Dependency) (string, error) {
 	repo, _, ok := strings.Cut(d.Pinned, "@")
 	if !ok {
