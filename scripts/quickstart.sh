@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Quickstart on the embedded default: builds ociwf, starts `ociwf registry
+# serve` on loopback, publishes the sample workflows (the nested one last, so
+# its `uses` references resolve to the two published before it), shows that
+# tags are write-once, and pulls a workflow back by digest.
+#
+#   scripts/quickstart.sh            # registry on 127.0.0.1:5001
+#   PORT=5002 scripts/quickstart.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+port=${PORT:-5001}
+work=.quickstart
+rm -rf "$work" && mkdir -p "$work"
+go build -o "$work/ociwf" ./cmd/ociwf
+ociwf="$work/ociwf"
+
+"$ociwf" registry serve --addr "127.0.0.1:$port" --root "$work/registry" 2>"$work/registry.log" &
+registry=$!
+trap 'kill $registry 2>/dev/null; wait $registry 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+reg="127.0.0.1:$port"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "publish two fully pinned workflows (offline compile, write-once tags)"
+"$ociwf" push --plain-http --offline testdata/workflows/build-test-release.yaml "$reg/workflows/build-test-release"
+"$ociwf" push --plain-http --offline testdata/workflows/fan-out-fan-in.yaml "$reg/workflows/fan-out-fan-in"
+
+step "publish a workflow that uses them: compile pins each uses to a digest"
+sed "s/127.0.0.1:5001/$reg/g" testdata/workflows/nested-uses.yaml > "$work/nested-uses.yaml"
+pinned=$("$ociwf" push --plain-http "$work/nested-uses.yaml" "$reg/workflows/release-train" | tail -n1)
+echo "$pinned"
+
+step "publishing again is idempotent: same input, same digest"
+"$ociwf" push --plain-http --offline testdata/workflows/build-test-release.yaml "$reg/workflows/build-test-release" | tail -n1
+
+step "moving a published tag is refused (exit 4)"
+set +e
+"$ociwf" push --plain-http --offline testdata/workflows/fan-out-fan-in.yaml "$reg/workflows/build-test-release:1.4.0"
+code=$?
+set -e
+[[ $code -eq 4 ]] || { echo "expected exit 4, got $code" >&2; exit 1; }
+
+step "inspect and pull by digest (every blob re-verified)"
+"$ociwf" inspect --plain-http "$pinned"
+"$ociwf" pull --plain-http "$pinned" -o "$work/pulled"
+grep -o '"uses":"[^"]*"' "$work/pulled/plan.json"
+printf '\nquickstart ok\n'
