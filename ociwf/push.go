@@ -112,8 +112,9 @@ func checkTag(ctx context.Context, dst oras.ReadOnlyTarget, desc ocispec.Descrip
 //
 // On registries without server-side immutability a race remains between the
 // check and the write: two clients tagging different digests at the same
-// moment can both pass the check, and the last write wins. ociwf registry
-// serve closes that window on the server; see docs/artifact-format.md.
+// moment can both pass the check, and the last write wins. Only a registry
+// that enforces immutable tags itself closes that window; see
+// docs/artifact-format.md.
 func TagOnce(ctx context.Context, dst oras.Target, src content.Fetcher, desc ocispec.Descriptor, tag string) error {
 	exists, err := checkTag(ctx, dst, desc, tag)
 	if err != nil || exists {
