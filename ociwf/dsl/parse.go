@@ -290,6 +290,15 @@ var (
 
 const identRule = "must start with a letter or underscore and hold only letters, digits and underscores (at most 63)"
 
+// ident reads a field whose value must be an identifier.
+func (p *parser) ident(v *yaml.Node, what, kind string) string {
+	s, ok := p.str(v, what)
+	if ok && !identRE.MatchString(s) {
+		p.errorf(v, "%s %q %s", kind, s, identRule)
+	}
+	return s
+}
+
 func (p *parser) workflow(n *yaml.Node, wf *Workflow) {
 	var sawAPI, sawKind, sawMeta, sawSteps bool
 	ok := p.fields(n, "workflow", []string{"apiVersion", "kind", "metadata", "params", "steps"}, func(key string, v *yaml.Node) {
@@ -395,12 +404,7 @@ func (p *parser) param(n *yaml.Node, i int) Param {
 	if !p.fields(n, what, []string{"name", "type", "default", "enum", "required", "description"}, func(key string, v *yaml.Node) {
 		switch key {
 		case "name":
-			if s, ok := p.str(v, what+".name"); ok {
-				if !identRE.MatchString(s) {
-					p.errorf(v, "param name %q %s", s, identRule)
-				}
-				prm.Name = s
-			}
+			prm.Name = p.ident(v, what+".name", "param name")
 		case "type":
 			prm.Type = p.typ(v, what+".type")
 		case "default":
@@ -501,12 +505,7 @@ func (p *parser) step(n *yaml.Node, i int) Step {
 	p.fields(n, what, stepFields, func(key string, v *yaml.Node) {
 		switch key {
 		case "id":
-			if s, ok := p.str(v, what+".id"); ok {
-				if !identRE.MatchString(s) {
-					p.errorf(v, "step id %q %s", s, identRule)
-				}
-				st.ID = s
-			}
+			st.ID = p.ident(v, what+".id", "step id")
 		case "image":
 			st.Image, _ = p.str(v, what+".image")
 			st.ImagePos = posOf(v)
@@ -565,12 +564,7 @@ func (p *parser) output(n *yaml.Node, what string) Output {
 	p.fields(n, what, []string{"name", "type", "description"}, func(key string, v *yaml.Node) {
 		switch key {
 		case "name":
-			if s, ok := p.str(v, what+".name"); ok {
-				if !identRE.MatchString(s) {
-					p.errorf(v, "output name %q %s", s, identRule)
-				}
-				o.Name = s
-			}
+			o.Name = p.ident(v, what+".name", "output name")
 		case "type":
 			o.Type = p.typ(v, what+".type")
 		case "description":
