@@ -52,6 +52,17 @@ func TestExitCodes(t *testing.T) {
 			}
 		})
 	}
+	// The refused push left the tag where the first push put it.
+	out, _, code := cli(t, "push", "--plain-http", "--offline", "--output", "json", samples+"build-test-release.yaml", repo)
+	var first struct{ Digest string }
+	if code != 0 || json.Unmarshal([]byte(out), &first) != nil {
+		t.Fatalf("push: %s", out)
+	}
+	out, _, _ = cli(t, "inspect", "--plain-http", "--output", "json", repo+":1.4.0")
+	var now struct{ Descriptor struct{ Digest string } }
+	if json.Unmarshal([]byte(out), &now) != nil || now.Descriptor.Digest != first.Digest {
+		t.Fatalf("tag 1.4.0 names %q after the refused push, want %q", now.Descriptor.Digest, first.Digest)
+	}
 }
 
 func TestPushPrintsPinnedReferenceLast(t *testing.T) {
