@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -167,22 +168,13 @@ func (p *parser) fields(n *yaml.Node, what string, known []string, set func(key 
 			continue
 		}
 		seen[k.Value] = k.Line
-		if !contains(known, k.Value) {
+		if !slices.Contains(known, k.Value) {
 			p.errorf(k, "unknown field %q in %s (allowed: %s)", k.Value, what, strings.Join(known, ", "))
 			continue
 		}
 		set(k.Value, n.Content[i+1])
 	}
 	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (p *parser) str(n *yaml.Node, what string) (string, bool) {
@@ -445,7 +437,7 @@ func (p *parser) param(n *yaml.Node, i int) Param {
 			p.errorf(defNode, "param %q: a required param cannot have a default", prm.Name)
 		} else if v, ok := p.value(defNode, prm.Type, fmt.Sprintf("param %q default", prm.Name)); ok {
 			prm.Default = v
-			if len(prm.Enum) > 0 && !inEnum(prm.Enum, v) {
+			if len(prm.Enum) > 0 && !slices.Contains(prm.Enum, v) {
 				p.errorf(defNode, "param %q: default %v is not in its enum", prm.Name, v)
 			}
 		}
@@ -456,15 +448,6 @@ func (p *parser) param(n *yaml.Node, i int) Param {
 func hasKey(n *yaml.Node, key string) bool {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == key {
-			return true
-		}
-	}
-	return false
-}
-
-func inEnum(enum []any, v any) bool {
-	for _, e := range enum {
-		if e == v {
 			return true
 		}
 	}
