@@ -282,7 +282,18 @@ var (
 
 const identRule = "must start with a letter or underscore and hold only letters, digits and underscores (at most 63)"
 
-// ident reads a field whose value must be an identifier.
+// matching reads a string field whose value must match re; rule says what
+// a mismatch breaks, after "what "value"".
+func (p *parser) matching(v *yaml.Node, what string, re *regexp.Regexp, rule string) string {
+	s, ok := p.str(v, what)
+	if ok && !re.MatchString(s) {
+		p.errorf(v, "%s %q %s", what, s, rule)
+	}
+	return s
+}
+
+// ident reads a field whose value must be an identifier; kind names it in
+// the error ("step id").
 func (p *parser) ident(v *yaml.Node, what, kind string) string {
 	s, ok := p.str(v, what)
 	if ok && !identRE.MatchString(s) {
@@ -346,20 +357,10 @@ func (p *parser) metadata(n *yaml.Node, m *Metadata) {
 		switch key {
 		case "name":
 			sawName = true
-			if s, ok := p.str(v, "metadata.name"); ok {
-				if !nameRE.MatchString(s) {
-					p.errorf(v, "metadata.name %q must be lower-case letters, digits and '-', starting and ending with a letter or digit (at most 63)", s)
-				}
-				m.Name = s
-			}
+			m.Name = p.matching(v, "metadata.name", nameRE, "must be lower-case letters, digits and '-', starting and ending with a letter or digit (at most 63)")
 		case "version":
 			sawVersion = true
-			if s, ok := p.str(v, "metadata.version"); ok {
-				if !semverRE.MatchString(s) {
-					p.errorf(v, "metadata.version %q is not a semantic version (MAJOR.MINOR.PATCH[-pre][+build])", s)
-				}
-				m.Version = s
-			}
+			m.Version = p.matching(v, "metadata.version", semverRE, "is not a semantic version (MAJOR.MINOR.PATCH[-pre][+build])")
 		case "description":
 			m.Description, _ = p.str(v, "metadata.description")
 		case "labels":
