@@ -24,6 +24,11 @@ type PushOptions struct {
 	Concurrency int
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
+	// BeforeTag, if set, runs after the artifact is stored by digest and
+	// before the tag is applied; an error leaves the tag untouched. Publish
+	// ceremonies sign and attest here, so a tag never names an artifact
+	// whose signature or attestations are missing.
+	BeforeTag func(ctx context.Context, desc ocispec.Descriptor) error
 }
 
 // Push packs b and publishes it to dst: every blob, then the manifest, by
@@ -62,6 +67,11 @@ func Push(ctx context.Context, dst oras.Target, b *Build, tag string, opts PushO
 	}
 	if err := oras.CopyGraph(ctx, mem, dst, desc, cg); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("push %s: %w", desc.Digest, err)
+	}
+	if opts.BeforeTag != nil {
+		if err := opts.BeforeTag(ctx, desc); err != nil {
+			return ocispec.Descriptor{}, err
+		}
 	}
 	if tag == "" {
 		return desc, nil

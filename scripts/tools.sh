@@ -18,4 +18,6 @@ install() { # name module@version
 }
 
 install oras oras.land/oras/cmd/oras@v1.3.6
+install cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
+install crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
 echo "$bin"

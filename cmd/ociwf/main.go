@@ -8,6 +8,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	// KMS providers for --key URIs, linked in as cosign links them.
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/aws"
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/azure"
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/gcp"
+	_ "github.com/sigstore/sigstore/pkg/signature/kms/hashivault"
 )
 
 func main() {

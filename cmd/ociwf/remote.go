@@ -15,6 +15,7 @@ import (
 type remoteFlags struct {
 	opts          target.Options
 	passwordStdin bool
+	opened        *target.Opener // made once: stdin can be read only once
 }
 
 func (r *remoteFlags) register(fs *pflag.FlagSet, layout bool) {
@@ -30,6 +31,9 @@ func (r *remoteFlags) register(fs *pflag.FlagSet, layout bool) {
 }
 
 func (r *remoteFlags) opener(stdin io.Reader) (*target.Opener, error) {
+	if r.opened != nil {
+		return r.opened, nil
+	}
 	if r.passwordStdin {
 		if r.opts.Password != "" {
 			return nil, usagef("--password and --password-stdin are mutually exclusive")
@@ -44,5 +48,10 @@ func (r *remoteFlags) opener(stdin io.Reader) (*target.Opener, error) {
 		return nil, usagef("a password needs --username")
 	}
 	r.opts.UserAgent = "ociwf/" + toolVersion()
-	return target.New(r.opts)
+	o, err := target.New(r.opts)
+	if err != nil {
+		return nil, err
+	}
+	r.opened = o
+	return o, nil
 }

@@ -132,6 +132,18 @@ func (o *Opener) Open(ctx context.Context, ref string) (*Target, error) {
 	return &Target{Store: repo, Name: name, Reference: parsed.Reference}, nil
 }
 
+// Options returns the options the Opener was made with. The password is
+// included: callers that log options must redact it.
+func (o *Opener) Options() Options { return o.opts }
+
+// Credential returns the credential the Opener presents to host (a registry
+// "host[:port]"), from -u/-p or the credential store. An empty credential
+// means anonymous access. Other registry clients (the signature store in
+// package attest) use it so every connection authenticates the same way.
+func (o *Opener) Credential(ctx context.Context, host string) (auth.Credential, error) {
+	return o.client.Credential(ctx, host)
+}
+
 // Repository returns a remote repository client for a parsed reference.
 func (o *Opener) Repository(ref registry.Reference) (*remote.Repository, error) {
 	repo, err := remote.NewRepository(ref.Registry + "/" + ref.Repository)

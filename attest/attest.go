@@ -1,0 +1,257 @@
+package attest
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/in-toto/in-toto-golang/in_toto"
+	"github.com/sigstore/cosign/v2/cmd/cosign/cli/options"
+	"github.com/sigstore/cosign/v2/pkg/cosign"
+	"github.com/sigstore/cosign/v2/pkg/cosign/attestation"
+	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
+	"github.com/sigstore/cosign/v2/pkg/oci"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci/static"
+	"github.com/sigstore/cosign/v2/pkg/types"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/dsse"
+	sigopts "github.com/sigstore/sigstore/pkg/signature/options"
+
+	"ociwf.dev/ociwf/errdef"
+)
+
+// Duplicates says what Attest does when the subject already carries an
+// attestation of the same predicate type.
+type Duplicates int
+
+const (
+	// KeepExisting writes nothing when the same key already attested the
+	// same predicate type for the subject, which makes reruns idempotent.
+	// Keyless signers cannot recognise their own attestations and append.
+	KeepExisting Duplicates = iota
+	// Append always adds the new attestation (cosign attest's default).
+	Append
+	// Replace removes every stored attestation of the predicate type and
+	// stores the new one (cosign attest --replace). Tag scheme only.
+	Replace
+)
+
+// Predicate type names that AttestOptions.Type accepts besides URIs; they
+// are cosign's --type values.
+const (
+	TypeSLSAProvenance1 = options.PredicateSLSA1
+	TypeCycloneDX       = options.PredicateCycloneDX
+	TypeCustom          = options.PredicateCustom
+)
+
+// AttestOptions describe one attestation.
+type AttestOptions struct {
+	// Type is a cosign predicate type name (TypeSLSAProvenance1,
+	// TypeCycloneDX, TypeCustom, "spdxjson", "vuln", ...) or a predicate
+	// type URI; empty means TypeCustom.
+	Type string
+	// Predicate is the predicate document (JSON; free text for TypeCustom).
+	Predicate []byte
+	// Duplicates chooses between keeping, appending and replacing.
+	Duplicates Duplicates
+	// Now stamps TypeCustom predicates; nil means time.Now.
+	Now func() time.Time
+}
+
+// PredicateType returns the URI for a cosign predicate type name or URI.
+func PredicateType(t string) (string, error) {
+	if t == "" {
+		t = TypeCustom
+	}
+	uri, err := options.ParsePredicateType(t)
+	if err != nil {
+		return "", fmt.Errorf("predicate type %q: want slsaprovenance1, cyclonedx, custom, another cosign type or a URI: %w", t, errdef.ErrInvalid)
+	}
+	return uri, nil
+}
+
+// Attest wraps opts.Predicate in an in-toto statement about subj's manifest
+// digest, signs it as a DSSE envelope and stores it where stock cosign
+// looks for attestations.
+func (r *Registry) Attest(ctx context.Context, s *Signer, subj Subject, opts AttestOptions) (*Result, error) {
+	d, err := r.digestRef(subj)
+	if err != nil {
+		return nil, err
+	}
+	uri, err := PredicateType(opts.Type)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Duplicates == Replace && r.mode == Referrers {
+		return nil, fmt.Errorf("replacing attestations needs the tag scheme; referrers can only be added: %w", errdef.ErrInvalid)
+	}
+	typ := opts.Type
+	if typ == "" {
+		typ = TypeCustom
+	}
+	stmt, err := attestation.GenerateStatement(attestation.GenerateOpts{
+		Predicate: bytes.NewReader(opts.Predicate),
+		Type:      typ,
+		Digest:    subj.Digest.Encoded(),
+		Repo:      d.Repository.String(),
+		Time:      opts.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s predicate: %v: %w", typ, err, errdef.ErrInvalid)
+	}
+	payload, err := json.Marshal(stmt)
+	if err != nil {
+		return nil, fmt.Errorf("statement: %w", err)
+	}
+
+	ropts := r.options(ctx)
+	stored, err := r.collect(ctx, d, ropts, r.writeScheme(), attKind)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Subject: subj, Mode: r.mode}
+	if opts.Duplicates == KeepExisting && s.keyed {
+		for _, att := range stored {
+			if st, err := verifyEnvelope(s.sv, att); err == nil && st.PredicateType == uri && coversDigest(st, subj) {
+				r.log.Debug("already attested", "subject", subj.String(), "predicateType", uri)
+				res.Existing = true
+				return res, nil
+			}
+		}
+	}
+
+	env, err := dsse.WrapSigner(s.sv, types.IntotoPayloadType).SignMessage(bytes.NewReader(payload), sigopts.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("sign %s attestation for %s: %w", typ, subj, err)
+	}
+	sopts := []static.Option{
+		static.WithLayerMediaType(types.DssePayloadType),
+		static.WithAnnotations(map[string]string{"predicateType": uri}),
+	}
+	if s.sv.Cert != nil {
+		sopts = append(sopts, static.WithCertChain(s.sv.Cert, s.sv.Chain))
+	}
+	if s.rekor != nil {
+		pem, err := s.sv.Bytes(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("signer identity: %w", err)
+		}
+		entry, err := cosign.TLogUploadDSSEEnvelope(ctx, s.rekor, env, pem)
+		if err != nil {
+			return nil, fmt.Errorf("upload attestation to the transparency log: %w", err)
+		}
+		sopts = append(sopts, static.WithBundle(cbundle.EntryToBundle(entry)))
+	}
+	att, err := static.NewAttestation(env, sopts...)
+	if err != nil {
+		return nil, fmt.Errorf("attestation layer: %w", err)
+	}
+
+	switch r.mode {
+	case Referrers:
+		se, err := withAttestations(d, []oci.Signature{att})
+		if err != nil {
+			return nil, err
+		}
+		if err := ociremote.WriteAttestationsReferrer(d, se, ropts...); err != nil {
+			return nil, storeError("attestation", subj, err)
+		}
+	default:
+		keep := stored
+		if opts.Duplicates == Replace {
+			keep = keep[:0:0]
+			for _, old := range stored {
+				if st, err := statementOf(old); err == nil && st.PredicateType == uri {
+					res.Replaced++
+					continue
+				}
+				keep = append(keep, old)
+			}
+		}
+		se, err := withAttestations(d, append(keep, att))
+		if err != nil {
+			return nil, err
+		}
+		if err := ociremote.WriteAttestations(d.Repository, se, ropts...); err != nil {
+			return nil, storeError("attestation", subj, err)
+		}
+	}
+	r.log.Debug("attested", "subject", subj.String(), "predicateType", uri, "mode", r.mode.String())
+	return res, nil
+}
+
+// entity is a signed entity whose attestations are exactly atts.
+type entity struct {
+	oci.SignedEntity
+	atts oci.Signatures
+}
+
+func (e entity) Attestations() (oci.Signatures, error) { return e.atts, nil }
+
+func withAttestations(d name.Digest, atts []oci.Signature) (oci.SignedEntity, error) {
+	sigs, err := asSignatures(atts)
+	if err != nil {
+		return nil, err
+	}
+	return entity{SignedEntity: bare(d), atts: sigs}, nil
+}
+
+// envelope is a DSSE envelope as cosign stores it.
+type envelope struct {
+	PayloadType string `json:"payloadType"`
+	Payload     string `json:"payload"`
+}
+
+// statementOf decodes the in-toto statement inside a stored attestation
+// without checking its signature.
+func statementOf(att oci.Signature) (*in_toto.Statement, error) {
+	raw, err := att.Payload()
+	if err != nil {
+		return nil, err
+	}
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, fmt.Errorf("attestation is not a DSSE envelope: %w", err)
+	}
+	if env.PayloadType != types.IntotoPayloadType {
+		return nil, fmt.Errorf("attestation payload type %q, want %q", env.PayloadType, types.IntotoPayloadType)
+	}
+	body, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("attestation payload: %w", err)
+	}
+	var st in_toto.Statement
+	if err := json.Unmarshal(body, &st); err != nil {
+		return nil, fmt.Errorf("attestation statement: %w", err)
+	}
+	return &st, nil
+}
+
+// verifyEnvelope checks att's DSSE signature with v and returns its
+// statement.
+func verifyEnvelope(v signature.Verifier, att oci.Signature) (*in_toto.Statement, error) {
+	raw, err := att.Payload()
+	if err != nil {
+		return nil, err
+	}
+	if err := dsse.WrapVerifier(v).VerifySignature(bytes.NewReader(raw), nil); err != nil {
+		return nil, err
+	}
+	return statementOf(att)
+}
+
+// coversDigest reports whether a statement names subj's digest.
+func coversDigest(st *in_toto.Statement, subj Subject) bool {
+	want := subj.Digest.Encoded()
+	for _, s := range st.Subject {
+		if h, ok := s.Digest[subj.Digest.Algorithm().String()]; ok && h == want {
+			return true
+		}
+	}
+	return false
+}

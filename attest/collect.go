@@ -1,0 +1,154 @@
+package attest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sigstore/cosign/v2/pkg/oci"
+	"github.com/sigstore/cosign/v2/pkg/oci/empty"
+	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci/static"
+	"github.com/sigstore/cosign/v2/pkg/types"
+)
+
+// kind is what collect gathers: signatures or attestations.
+type kind struct {
+	suffix    string   // cosign tag suffix
+	layer     string   // media type of the layers that hold them
+	artifacts []string // artifact types of referrers that may hold them
+}
+
+var (
+	sigKind = kind{suffix: ".sig", layer: types.SimpleSigningMediaType, artifacts: []string{sigArtifactType}}
+	// Cosign writes attestation referrers with an empty config and the
+	// in-toto artifact type; registries without the referrers API list them
+	// through the fallback tag by their config media type.
+	attKind = kind{suffix: ".att", layer: types.DssePayloadType, artifacts: []string{attArtifactType, ocispec.MediaTypeEmptyJSON}}
+)
+
+// Artifact types of referrers that hold signatures and attestations, as
+// cosign writes them.
+const (
+	sigArtifactType = "application/vnd.dev.cosign.artifact.sig.v1+json"
+	attArtifactType = "application/vnd.in-toto+json"
+)
+
+// where selects the storage schemes to read.
+type where struct{ tags, referrers bool }
+
+// writeScheme is where r writes: reads for duplicate detection look only
+// there, because that is where a write would land.
+func (r *Registry) writeScheme() where {
+	if r.mode == Referrers {
+		return where{referrers: true}
+	}
+	return where{tags: true}
+}
+
+// collect gathers the signatures or attestations of d from the chosen
+// schemes. Referrers are recognised by their layers' media type, not only
+// by the artifact type a registry reports for them.
+func (r *Registry) collect(ctx context.Context, d name.Digest, ropts []ociremote.Option, w where, k kind) ([]oci.Signature, error) {
+	var all []oci.Signature
+	if w.tags {
+		var tag name.Tag
+		var err error
+		if k.suffix == sigKind.suffix {
+			tag, err = ociremote.SignatureTag(d, ropts...)
+		} else {
+			tag, err = ociremote.AttestationTag(d, ropts...)
+		}
+		if err != nil {
+			return nil, err
+		}
+		got, err := load(tag, ropts)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, got...)
+	}
+	if w.referrers {
+		idx, err := ociremote.Referrers(d, "", ropts...)
+		if err != nil && !notFound(err) {
+			return nil, fmt.Errorf("list referrers of %s: %w", d, err)
+		}
+		if idx != nil {
+			for _, m := range idx.Manifests {
+				if !slices.Contains(k.artifacts, m.ArtifactType) {
+					continue
+				}
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				got, err := load(d.Repository.Digest(m.Digest.String()), ropts)
+				if err != nil {
+					return nil, err
+				}
+				for _, s := range got {
+					mt, err := s.MediaType()
+					if err != nil || string(mt) != k.layer {
+						continue
+					}
+					if k.suffix == attKind.suffix {
+						// Referrer manifests drop layer annotations, and
+						// cosign's verifier wants the (empty) signature
+						// annotation of attestation layers; the signature
+						// itself is inside the DSSE envelope.
+						if s, err = reattest(s); err != nil {
+							return nil, err
+						}
+					}
+					all = append(all, s)
+				}
+			}
+		}
+	}
+	return all, nil
+}
+
+// load reads the signature layers of one manifest; a missing manifest has
+// none.
+func load(ref name.Reference, ropts []ociremote.Option) ([]oci.Signature, error) {
+	sigs, err := ociremote.Signatures(ref, ropts...)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", ref, err)
+	}
+	got, err := sigs.Get()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", ref, err)
+	}
+	return got, nil
+}
+
+// reattest rebuilds an attestation layer read from a referrer.
+func reattest(s oci.Signature) (oci.Signature, error) {
+	payload, err := s.Payload()
+	if err != nil {
+		return nil, fmt.Errorf("read attestation: %w", err)
+	}
+	return static.NewAttestation(payload, static.WithLayerMediaType(types.DssePayloadType))
+}
+
+// asSignatures wraps sigs for cosign functions that take oci.Signatures.
+func asSignatures(sigs []oci.Signature) (oci.Signatures, error) {
+	return mutate.AppendSignatures(empty.Signatures(), false, sigs...)
+}
+
+func notFound(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
+}
+
+// bare is an entity with no signatures or attestations yet, for writes that
+// must carry only the new one (referrers).
+func bare(d name.Digest) oci.SignedEntity {
+	se, _ := empty.SignedImage(d) // cannot fail: d is a valid digest reference
+	return se
+}

@@ -1,0 +1,174 @@
+// Package provenance generates the SLSA v1 provenance of a published
+// workflow: what was compiled (the DSL source, its git commit, every pinned
+// image and sub-workflow), by which builder, and when. The predicate uses
+// in-toto-golang's SLSA v1 types and goes into an in-toto statement whose
+// subject is the artifact's manifest digest (see attest.Registry.Attest).
+package provenance
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/common"
+	slsa1 "github.com/in-toto/in-toto-golang/in_toto/slsa_provenance/v1"
+
+	"ociwf.dev/ociwf"
+	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/sbom"
+)
+
+// PredicateType is the SLSA v1 provenance predicate type.
+const PredicateType = slsa1.PredicateSLSAProvenance
+
+// BuildType identifies how ociwf builds: compile the DSL into a pinned plan
+// and SBOM and pack them into one OCI artifact. Its externalParameters are
+// ExternalParameters.
+const BuildType = "https://ociwf.dev/slsa/workflow-publish/v1"
+
+// LocalBuilderID names a build on a developer machine, where no CI system
+// vouches for the run.
+const LocalBuilderID = "https://ociwf.dev/builders/local/v1"
+
+// Options describe the run. Zero fields are left out.
+type Options struct {
+	// BuilderID is runDetails.builder.id; empty means LocalBuilderID.
+	BuilderID string
+	// ToolVersion is the ociwf version, recorded in builder.version.
+	ToolVersion string
+	// SourceURI is the source repository, e.g.
+	// git+https://github.com/acme/workflows.
+	SourceURI string
+	// SourceRef is the git ref built, e.g. refs/heads/main.
+	SourceRef string
+	// SourceRevision is the git commit built.
+	SourceRevision string
+	// WorkflowPath is the DSL file's path inside the source repository.
+	WorkflowPath string
+	// InvocationID identifies the CI run.
+	InvocationID string
+	// StartedOn and FinishedOn bound the build.
+	StartedOn, FinishedOn time.Time
+}
+
+// ExternalParameters are the inputs the user controls, the
+// buildDefinition.externalParameters of BuildType.
+type ExternalParameters struct {
+	Source   *SourceParameters  `json:"source,omitempty"`
+	Workflow WorkflowParameters `json:"workflow"`
+	// Params are the workflow's declared parameters with their defaults
+	// (null for parameters without one).
+	Params map[string]any `json:"params,omitempty"`
+}
+
+// SourceParameters locate the source the workflow was built from.
+type SourceParameters struct {
+	URI      string `json:"uri,omitempty"`
+	Ref      string `json:"ref,omitempty"`
+	Revision string `json:"revision,omitempty"`
+}
+
+// WorkflowParameters identify the workflow file and what it declares.
+type WorkflowParameters struct {
+	Path    string `json:"path,omitempty"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// Generate returns the SLSA v1 provenance predicate of b.
+func Generate(b *ociwf.Build, opts Options) (*slsa1.ProvenancePredicate, error) {
+	if b == nil || b.Plan == nil {
+		return nil, fmt.Errorf("provenance: no build: %w", errdef.ErrInvalid)
+	}
+	p := b.Plan
+	ext := ExternalParameters{
+		Workflow: WorkflowParameters{Path: opts.WorkflowPath, Name: p.Workflow.Name, Version: p.Workflow.Version},
+	}
+	if opts.SourceURI != "" || opts.SourceRef != "" || opts.SourceRevision != "" {
+		ext.Source = &SourceParameters{URI: opts.SourceURI, Ref: opts.SourceRef, Revision: opts.SourceRevision}
+	}
+	if len(p.Params) > 0 {
+		ext.Params = make(map[string]any, len(p.Params))
+		for _, prm := range p.Params {
+			ext.Params[prm.Name] = prm.Default
+		}
+	}
+
+	srcName := opts.WorkflowPath
+	if srcName == "" {
+		srcName = ociwf.SourceTitle
+	}
+	deps := []slsa1.ResourceDescriptor{{
+		Name:      srcName,
+		Digest:    digestSet(b.Source),
+		MediaType: ociwf.SourceMediaType,
+	}}
+	if opts.SourceRevision != "" {
+		uri := opts.SourceURI
+		if uri != "" && opts.SourceRef != "" {
+			uri += "@" + opts.SourceRef
+		}
+		deps = append(deps, slsa1.ResourceDescriptor{URI: uri, Digest: common.DigestSet{"gitCommit": opts.SourceRevision}})
+	}
+	for _, d := range p.Dependencies {
+		purl, err := sbom.PURL(d)
+		if err != nil {
+			return nil, fmt.Errorf("provenance: %w", err)
+		}
+		algo, hexd, ok := strings.Cut(d.Digest, ":")
+		if !ok || algo == "" || hexd == "" {
+			return nil, fmt.Errorf("provenance: dependency %q has digest %q: %w", d.Ref, d.Digest, errdef.ErrNotPinned)
+		}
+		deps = append(deps, slsa1.ResourceDescriptor{
+			URI:         purl,
+			Name:        d.Pinned,
+			Digest:      common.DigestSet{algo: hexd},
+			Annotations: map[string]any{"kind": string(d.Kind), "ref": d.Ref},
+		})
+	}
+
+	builderID := opts.BuilderID
+	if builderID == "" {
+		builderID = LocalBuilderID
+	}
+	var version map[string]string
+	if opts.ToolVersion != "" {
+		version = map[string]string{"ociwf": opts.ToolVersion}
+	}
+	pred := &slsa1.ProvenancePredicate{
+		BuildDefinition: slsa1.ProvenanceBuildDefinition{
+			BuildType:            BuildType,
+			ExternalParameters:   ext,
+			ResolvedDependencies: deps,
+		},
+		RunDetails: slsa1.ProvenanceRunDetails{
+			Builder: slsa1.Builder{ID: builderID, Version: maps.Clone(version)},
+			BuildMetadata: slsa1.BuildMetadata{
+				InvocationID: opts.InvocationID,
+				StartedOn:    timePtr(opts.StartedOn),
+				FinishedOn:   timePtr(opts.FinishedOn),
+			},
+			Byproducts: []slsa1.ResourceDescriptor{
+				{Name: ociwf.PlanTitle, Digest: digestSet(b.PlanJSON), MediaType: ociwf.PlanMediaType},
+				{Name: ociwf.SBOMTitle, Digest: digestSet(b.SBOM), MediaType: sbom.MediaType},
+			},
+		},
+	}
+	return pred, nil
+}
+
+func digestSet(b []byte) common.DigestSet {
+	sum := sha256.Sum256(b)
+	return common.DigestSet{"sha256": hex.EncodeToString(sum[:])}
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Second)
+	return &u
+}

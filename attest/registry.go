@@ -1,0 +1,150 @@
+package attest
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
+	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+
+	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/target"
+)
+
+// Mode says where signatures and attestations are stored.
+type Mode int
+
+const (
+	// TagScheme stores them as cosign v2 does by default: in manifests
+	// tagged sha256-<hex>.sig and sha256-<hex>.att next to the artifact.
+	TagScheme Mode = iota
+	// Referrers stores them as OCI 1.1 referrers (manifests whose subject
+	// is the artifact), for registries that serve the referrers API; stock
+	// cosign reads such signatures with --experimental-oci11.
+	Referrers
+)
+
+// String returns "tag" or "referrers".
+func (m Mode) String() string {
+	if m == Referrers {
+		return "referrers"
+	}
+	return "tag"
+}
+
+// Subject is the artifact that signatures and attestations are about.
+type Subject struct {
+	// Repository is "registry/repository".
+	Repository string
+	// Digest is the manifest digest; signatures always name it.
+	Digest digest.Digest
+	// Tag, when the artifact was addressed by a tag, is recorded as the
+	// signed AnnotationTag so that a moved tag is detectable later.
+	Tag string
+}
+
+// String returns REPOSITORY@DIGEST.
+func (s Subject) String() string { return s.Repository + "@" + s.Digest.String() }
+
+// AnnotationTag is the signed annotation that records the tag a workflow
+// was published under.
+const AnnotationTag = "dev.ociwf.tag"
+
+// RegistryOptions tune a Registry. The zero value uses the tag scheme.
+type RegistryOptions struct {
+	Mode Mode
+	// Logger receives progress; nil discards it.
+	Logger *slog.Logger
+}
+
+// Registry stores and finds cosign signatures and attestations in the
+// registries an Opener reaches, authenticating as the Opener does.
+type Registry struct {
+	opener *target.Opener
+	mode   Mode
+	log    *slog.Logger
+}
+
+// NewRegistry returns a Registry that connects like o.
+func NewRegistry(o *target.Opener, opts RegistryOptions) *Registry {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Registry{opener: o, mode: opts.Mode, log: log}
+}
+
+// Mode returns where r writes.
+func (r *Registry) Mode() Mode { return r.mode }
+
+// keychain hands go-containerregistry the Opener's credentials.
+type keychain struct {
+	ctx context.Context
+	o   *target.Opener
+}
+
+func (k keychain) Resolve(res authn.Resource) (authn.Authenticator, error) {
+	return k.ResolveContext(k.ctx, res)
+}
+
+func (k keychain) ResolveContext(ctx context.Context, res authn.Resource) (authn.Authenticator, error) {
+	cred, err := k.o.Credential(ctx, res.RegistryStr())
+	if err != nil {
+		return nil, fmt.Errorf("credentials for %s: %w", res.RegistryStr(), err)
+	}
+	if cred.Username == "" && cred.Password == "" && cred.AccessToken == "" && cred.RefreshToken == "" {
+		return authn.Anonymous, nil
+	}
+	return authn.FromConfig(authn.AuthConfig{
+		Username:      cred.Username,
+		Password:      cred.Password,
+		IdentityToken: cred.RefreshToken,
+		RegistryToken: cred.AccessToken,
+	}), nil
+}
+
+// options returns cosign registry options for one operation under ctx.
+func (r *Registry) options(ctx context.Context) []ociremote.Option {
+	o := r.opener.Options()
+	ropts := []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(keychain{ctx: ctx, o: r.opener}),
+	}
+	if o.UserAgent != "" {
+		ropts = append(ropts, remote.WithUserAgent(o.UserAgent))
+	}
+	if o.Insecure {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
+		ropts = append(ropts, remote.WithTransport(tr))
+	}
+	return []ociremote.Option{
+		ociremote.WithRemoteOptions(ropts...),
+		ociremote.WithNameOptions(r.nameOptions()...),
+	}
+}
+
+func (r *Registry) nameOptions() []name.Option {
+	if r.opener.Options().PlainHTTP {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+// digestRef returns the subject as a go-containerregistry digest reference.
+func (r *Registry) digestRef(s Subject) (name.Digest, error) {
+	if err := s.Digest.Validate(); err != nil {
+		return name.Digest{}, fmt.Errorf("subject %s: %v: %w", s, err, errdef.ErrInvalid)
+	}
+	d, err := name.NewDigest(s.String(), r.nameOptions()...)
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("subject %s: %v: %w", s, err, errdef.ErrInvalid)
+	}
+	return d, nil
+}

@@ -1,0 +1,185 @@
+package attest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/sigstore/cosign/v2/pkg/cosign"
+	sigs "github.com/sigstore/cosign/v2/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature"
+	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
+
+	"ociwf.dev/ociwf/errdef"
+)
+
+// LoadVerifier loads a public key for verification through cosign's
+// loader: a PEM public key file, a KMS URI, or a k8s:// secret.
+func LoadVerifier(ctx context.Context, keyRef string) (signature.Verifier, error) {
+	v, err := sigs.PublicKeyFromKeyRef(ctx, keyRef)
+	if err != nil {
+		return nil, fmt.Errorf("load public key %s: %v (want a PEM public key file or a KMS URI): %w", keyRef, err, ErrKey)
+	}
+	return v, nil
+}
+
+// VerifyOptions say what must hold.
+type VerifyOptions struct {
+	// Verifier checks signatures; required. Key-based only for now: every
+	// signature must be made by this key.
+	Verifier signature.Verifier
+	// Types lists predicate types (names or URIs, as AttestOptions.Type)
+	// that must each have at least one valid attestation.
+	Types []string
+	// Tag is the tag the subject was resolved from, if any. When valid
+	// signatures record tags (AnnotationTag) and none records Tag, the tag
+	// was moved onto content signed for another version, and Verify fails.
+	Tag string
+	// RequireTag also fails when no valid signature records any tag
+	// (signatures made without one, such as plain cosign sign).
+	RequireTag bool
+}
+
+// VerifiedSignature is a signature that checked out.
+type VerifiedSignature struct {
+	Mode        Mode           `json:"mode"`
+	Annotations map[string]any `json:"annotations,omitempty"`
+}
+
+// VerifiedAttestation is an attestation that checked out.
+type VerifiedAttestation struct {
+	Mode          Mode   `json:"mode"`
+	PredicateType string `json:"predicateType"`
+	// Statement is the in-toto statement JSON.
+	Statement json.RawMessage `json:"statement"`
+}
+
+// MarshalText writes "tag" or "referrers".
+func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// Verification is what Verify found valid.
+type Verification struct {
+	Subject      Subject               `json:"-"`
+	Signatures   []VerifiedSignature   `json:"signatures"`
+	Attestations []VerifiedAttestation `json:"attestations,omitempty"`
+	// TagSigned reports that a valid signature records VerifyOptions.Tag.
+	TagSigned bool `json:"tagSigned"`
+}
+
+// Verify checks subj's signatures and attestations, stored under either
+// scheme, with cosign's verification code (tlog entries are not required:
+// key-based signing does not upload by default). It fails with an error
+// matching errdef.ErrVerification unless at least one signature is valid,
+// every type in opts.Types has a valid attestation and opts.Tag (if set) is
+// signed.
+func (r *Registry) Verify(ctx context.Context, subj Subject, opts VerifyOptions) (*Verification, error) {
+	if opts.Verifier == nil {
+		return nil, fmt.Errorf("verify: no public key: %w", ErrKey)
+	}
+	d, err := r.digestRef(subj)
+	if err != nil {
+		return nil, err
+	}
+	h, err := v1.NewHash(subj.Digest.String())
+	if err != nil {
+		return nil, fmt.Errorf("subject %s: %v: %w", subj, err, errdef.ErrInvalid)
+	}
+	ropts := r.options(ctx)
+	co := &cosign.CheckOpts{
+		SigVerifier:        opts.Verifier,
+		IgnoreTlog:         true,
+		IgnoreSCT:          true,
+		RegistryClientOpts: ropts,
+	}
+	out := &Verification{Subject: subj}
+	var failures []error
+	for _, m := range []Mode{TagScheme, Referrers} {
+		w := where{tags: m == TagScheme, referrers: m == Referrers}
+		stored, err := r.collect(ctx, d, ropts, w, sigKind)
+		if err != nil {
+			return nil, err
+		}
+		co.ClaimVerifier = cosign.SimpleClaimVerifier
+		for _, sig := range stored {
+			if _, err := cosign.VerifyImageSignature(ctx, sig, h, co); err != nil {
+				failures = append(failures, fmt.Errorf("%s signature: %w", m, err))
+				continue
+			}
+			vs := VerifiedSignature{Mode: m}
+			if raw, err := sig.Payload(); err == nil {
+				var p sigpayload.SimpleContainerImage
+				if json.Unmarshal(raw, &p) == nil {
+					vs.Annotations = p.Optional
+				}
+			}
+			out.Signatures = append(out.Signatures, vs)
+		}
+
+		atts, err := r.collect(ctx, d, ropts, w, attKind)
+		if err != nil {
+			return nil, err
+		}
+		if len(atts) == 0 {
+			continue
+		}
+		set, err := asSignatures(atts)
+		if err != nil {
+			return nil, err
+		}
+		co.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
+		checked, _, err := cosign.VerifyImageAttestation(ctx, set, h, co)
+		if err != nil {
+			failures = append(failures, fmt.Errorf("%s attestations: %w", m, err))
+		}
+		for _, att := range checked {
+			st, err := statementOf(att)
+			if err != nil {
+				failures = append(failures, err)
+				continue
+			}
+			raw, _ := json.Marshal(st)
+			out.Attestations = append(out.Attestations, VerifiedAttestation{Mode: m, PredicateType: st.PredicateType, Statement: raw})
+		}
+	}
+
+	if len(out.Signatures) == 0 {
+		return out, verificationError(subj, "no valid signature", failures)
+	}
+	if opts.Tag != "" {
+		var signed []string
+		for _, s := range out.Signatures {
+			if t, ok := s.Annotations[AnnotationTag].(string); ok {
+				signed = append(signed, t)
+			}
+		}
+		switch {
+		case slices.Contains(signed, opts.Tag):
+			out.TagSigned = true
+		case len(signed) > 0:
+			return out, verificationError(subj, fmt.Sprintf("tag %q is not the signed tag %q of this digest: the tag was moved", opts.Tag, signed), nil)
+		case opts.RequireTag:
+			return out, verificationError(subj, fmt.Sprintf("no valid signature records tag %q (sign with the tag, or verify by digest)", opts.Tag), nil)
+		}
+	}
+	for _, t := range opts.Types {
+		uri, err := PredicateType(t)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.ContainsFunc(out.Attestations, func(a VerifiedAttestation) bool { return a.PredicateType == uri }) {
+			return out, verificationError(subj, "no valid "+uri+" attestation", failures)
+		}
+	}
+	return out, nil
+}
+
+func verificationError(subj Subject, what string, failures []error) error {
+	err := fmt.Errorf("verify %s: %s: %w", subj, what, errdef.ErrVerification)
+	if len(failures) > 0 {
+		err = fmt.Errorf("%w; rejected: %w", err, errors.Join(failures...))
+	}
+	return err
+}

@@ -1,0 +1,382 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/sigstore/cosign/v2/pkg/cosign"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"ociwf.dev/attest"
+	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/target"
+)
+
+// signerFlags select the signing key, as cosign's flags do.
+type signerFlags struct {
+	opts attest.SignerOptions
+}
+
+func (s *signerFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&s.opts.Key, "key", "", "cosign private key file, or KMS URI (awskms://, gcpkms://, azurekms://, hashivault://)")
+	fs.StringVar(&s.opts.Cert, "cert", "", "X.509 certificate of --key to attach to signatures")
+	fs.StringVar(&s.opts.CertChain, "cert-chain", "", "PEM certificate chain of --cert")
+	fs.BoolVar(&s.opts.Keyless, "keyless", false, "sign with a short-lived Fulcio certificate bound to an OIDC identity instead of --key")
+	fs.StringVar(&s.opts.FulcioURL, "fulcio-url", attest.DefaultFulcioURL, "Fulcio URL for --keyless")
+	fs.StringVar(&s.opts.OIDCIssuer, "oidc-issuer", "", "OIDC issuer for --keyless (default Sigstore's)")
+	fs.StringVar(&s.opts.OIDCClientID, "oidc-client-id", "", "OIDC client ID for --keyless (default sigstore)")
+	fs.StringVar(&s.opts.IDToken, "identity-token", "", "OIDC identity token, or a file holding one, for --keyless")
+	fs.BoolVar(&s.opts.TlogUpload, "tlog-upload", false, "record signatures in the Rekor transparency log")
+	fs.StringVar(&s.opts.RekorURL, "rekor-url", attest.DefaultRekorURL, "Rekor URL for --tlog-upload")
+}
+
+// signer loads the key; the caller closes it.
+func (s *signerFlags) signer(ctx context.Context, a *app) (*attest.Signer, error) {
+	if s.opts.Key == "" && !s.opts.Keyless {
+		return nil, usagef("give --key KEY (a cosign key file or KMS URI) or --keyless")
+	}
+	if s.opts.Key != "" && s.opts.Keyless {
+		return nil, usagef("--key and --keyless are mutually exclusive")
+	}
+	s.opts.Pass = a.passFunc()
+	return attest.LoadSigner(ctx, s.opts)
+}
+
+// passFunc reads a key password the way cosign does: COSIGN_PASSWORD, else
+// a terminal prompt, else standard input.
+func (a *app) passFunc() attest.PassFunc {
+	return func(confirm bool) ([]byte, error) {
+		if pw, ok := os.LookupEnv("COSIGN_PASSWORD"); ok {
+			return []byte(pw), nil
+		}
+		if a.stdin == os.Stdin && cosign.IsTerminal() {
+			return cosign.GetPassFromTerm(confirm)
+		}
+		b, err := io.ReadAll(io.LimitReader(a.stdin, 1<<16))
+		if err != nil {
+			return nil, fmt.Errorf("read key password from stdin: %w", err)
+		}
+		return b, nil
+	}
+}
+
+// storageFlag selects where signatures and attestations go.
+func storageFlag(fs *pflag.FlagSet, referrers *bool) {
+	fs.BoolVar(referrers, "referrers", false, "store signatures and attestations as OCI 1.1 referrers instead of cosign's sha256-<hex>.sig/.att tags")
+}
+
+func modeOf(referrers bool) attest.Mode {
+	if referrers {
+		return attest.Referrers
+	}
+	return attest.TagScheme
+}
+
+// openSubject opens REF on a registry and resolves it to a digest.
+func (a *app) openSubject(ctx context.Context, r *remoteFlags, ref string) (*target.Opener, attest.Subject, error) {
+	o, err := r.opener(a.stdin)
+	if err != nil {
+		return nil, attest.Subject{}, err
+	}
+	t, err := o.Open(ctx, ref)
+	if err != nil {
+		return nil, attest.Subject{}, err
+	}
+	if t.Reference == "" {
+		return nil, attest.Subject{}, usagef("%s names no artifact: add :TAG or @DIGEST", ref)
+	}
+	desc, err := t.Store.Resolve(ctx, t.Reference)
+	if err != nil {
+		return nil, attest.Subject{}, fmt.Errorf("resolve %s: %w", ref, err)
+	}
+	subj := attest.Subject{Repository: t.Name, Digest: desc.Digest}
+	if !t.IsDigest() {
+		subj.Tag = t.Reference
+	}
+	return o, subj, nil
+}
+
+type signResult struct {
+	Reference string `json:"reference"`
+	Digest    string `json:"digest"`
+	Tag       string `json:"tag,omitempty"`
+	Storage   string `json:"storage"`
+	Existing  bool   `json:"existing"`
+	Replaced  int    `json:"replaced,omitempty"`
+	Type      string `json:"predicateType,omitempty"`
+}
+
+func resultOf(r *attest.Result) signResult {
+	return signResult{Reference: r.Subject.String(), Digest: r.Subject.Digest.String(), Tag: r.Subject.Tag, Storage: r.Mode.String(), Existing: r.Existing, Replaced: r.Replaced}
+}
+
+func (a *app) signCmd() *cobra.Command {
+	var r remoteFlags
+	var s signerFlags
+	var referrers bool
+	var annotations []string
+	cmd := &cobra.Command{
+		Use:   "sign REF",
+		Short: "Sign a workflow artifact with cosign's signature format",
+		Long: `Sign resolves REF to its manifest digest and signs the digest (never the tag)
+in cosign's simple-signing format. The signature is stored where stock cosign
+v2 looks for it (the sha256-<hex>.sig tag), or with --referrers as an OCI 1.1
+referrer. When REF has a tag, the tag is signed as the annotation
+dev.ociwf.tag so that a moved tag is detectable. Signing again with the same
+key and annotations writes nothing.
+
+Verify with stock cosign:
+  cosign verify --key cosign.pub --insecure-ignore-tlog REPO@sha256:...`,
+		Example: `  COSIGN_PASSWORD=... ociwf sign --plain-http --key cosign.key 127.0.0.1:5000/workflows/build:1.0.0`,
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			ann, err := parseAnnotations(annotations)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			o, subj, err := a.openSubject(ctx, &r, argv[0])
+			if err != nil {
+				return err
+			}
+			signer, err := s.signer(ctx, a)
+			if err != nil {
+				return err
+			}
+			defer signer.Close()
+			reg := attest.NewRegistry(o, attest.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()})
+			res, err := reg.Sign(ctx, signer, subj, attest.SignOptions{Annotations: ann})
+			if err != nil {
+				return err
+			}
+			out := resultOf(res)
+			a.emit(out, func(w io.Writer) {
+				verb := "Signed"
+				if out.Existing {
+					verb = "Already signed"
+				}
+				fmt.Fprintf(w, "%s %s (%s)\n", verb, out.Reference, out.Storage)
+			})
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVarP(&annotations, "annotation", "a", nil, "extra signed annotation KEY=VALUE (repeatable)")
+	storageFlag(cmd.Flags(), &referrers)
+	s.register(cmd.Flags())
+	r.register(cmd.Flags(), false)
+	return cmd
+}
+
+func (a *app) attestCmd() *cobra.Command {
+	var r remoteFlags
+	var s signerFlags
+	var referrers, replace, appendAtt bool
+	var typ, predicate string
+	cmd := &cobra.Command{
+		Use:   "attest REF",
+		Short: "Attach a signed in-toto attestation, as cosign attest does",
+		Long: `Attest wraps the predicate in FILE in an in-toto statement whose subject is
+REF's manifest digest, signs it as a DSSE envelope and stores it where stock
+cosign v2 looks (the sha256-<hex>.att tag), or with --referrers as an OCI 1.1
+referrer. --type takes cosign's names (slsaprovenance1, cyclonedx, custom,
+spdxjson, ...) or a predicate type URI.
+
+By default an attestation of the same type by the same key is kept and
+nothing is written; --replace swaps it for the new one, --append adds the new
+one beside it.
+
+Verify with stock cosign:
+  cosign verify-attestation --key cosign.pub --insecure-ignore-tlog --type cyclonedx REPO@sha256:...`,
+		Example: `  ociwf attest --plain-http --key cosign.key --type cyclonedx --predicate sbom.cdx.json 127.0.0.1:5000/workflows/build:1.0.0`,
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			if predicate == "" {
+				return usagef("--predicate FILE is required")
+			}
+			if replace && appendAtt {
+				return usagef("--replace and --append are mutually exclusive")
+			}
+			uri, err := attest.PredicateType(typ)
+			if err != nil {
+				return usageError{err}
+			}
+			pred, err := readPredicate(predicate)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			o, subj, err := a.openSubject(ctx, &r, argv[0])
+			if err != nil {
+				return err
+			}
+			signer, err := s.signer(ctx, a)
+			if err != nil {
+				return err
+			}
+			defer signer.Close()
+			dup := attest.KeepExisting
+			switch {
+			case replace:
+				dup = attest.Replace
+			case appendAtt:
+				dup = attest.Append
+			}
+			reg := attest.NewRegistry(o, attest.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()})
+			res, err := reg.Attest(ctx, signer, subj, attest.AttestOptions{Type: typ, Predicate: pred, Duplicates: dup})
+			if err != nil {
+				return err
+			}
+			out := resultOf(res)
+			out.Type = uri
+			a.emit(out, func(w io.Writer) {
+				verb := "Attested"
+				if out.Existing {
+					verb = "Already attested"
+				}
+				fmt.Fprintf(w, "%s %s: %s (%s)\n", verb, out.Reference, uri, out.Storage)
+			})
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&typ, "type", attest.TypeCustom, "predicate type: slsaprovenance1, cyclonedx, custom, another cosign type, or a URI")
+	cmd.Flags().StringVar(&predicate, "predicate", "", "predicate file (- for stdin)")
+	cmd.Flags().BoolVar(&replace, "replace", false, "replace attestations of the same type")
+	cmd.Flags().BoolVar(&appendAtt, "append", false, "add the attestation even if one of the same type by the same key exists")
+	storageFlag(cmd.Flags(), &referrers)
+	s.register(cmd.Flags())
+	r.register(cmd.Flags(), false)
+	return cmd
+}
+
+// maxPredicate bounds predicate files.
+const maxPredicate = 16 << 20
+
+func readPredicate(path string) ([]byte, error) {
+	var rd io.Reader
+	if path == "-" {
+		rd = os.Stdin
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("predicate: %w", err)
+		}
+		defer f.Close()
+		rd = f
+	}
+	b, err := io.ReadAll(io.LimitReader(rd, maxPredicate+1))
+	if err != nil {
+		return nil, fmt.Errorf("predicate %s: %w", path, err)
+	}
+	if len(b) > maxPredicate {
+		return nil, fmt.Errorf("predicate %s is larger than %d bytes: %w", path, maxPredicate, errdef.ErrTooLarge)
+	}
+	return b, nil
+}
+
+func (a *app) keyCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "key", Short: "Manage signing keys"}
+	var prefix string
+	var force bool
+	gen := &cobra.Command{
+		Use:   "generate",
+		Short: "Generate a cosign-compatible encrypted key pair",
+		Long: `Generate writes PREFIX.key (encrypted, mode 0600) and PREFIX.pub in the format
+of cosign generate-key-pair; both tools use either key. The password comes
+from COSIGN_PASSWORD, a terminal prompt, or standard input.`,
+		Example: `  COSIGN_PASSWORD=... ociwf key generate --output-key-prefix release`,
+		Args:    args(cobra.NoArgs),
+		RunE: func(*cobra.Command, []string) error {
+			kp, err := attest.GenerateKeyPair(a.passFunc())
+			if err != nil {
+				return err
+			}
+			priv, pub, err := attest.WriteKeyFiles(prefix, kp, force)
+			if err != nil {
+				return err
+			}
+			a.emit(map[string]string{"privateKey": priv, "publicKey": pub}, func(w io.Writer) {
+				fmt.Fprintf(w, "Private key written to %s\nPublic key written to %s\n", priv, pub)
+			})
+			return nil
+		},
+	}
+	gen.Flags().StringVar(&prefix, "output-key-prefix", "cosign", "write PREFIX.key and PREFIX.pub")
+	gen.Flags().BoolVar(&force, "force", false, "overwrite existing key files")
+	cmd.AddCommand(gen)
+	return cmd
+}
+
+func (a *app) verifyCmd() *cobra.Command {
+	var r remoteFlags
+	var key string
+	var types []string
+	var requireTag bool
+	cmd := &cobra.Command{
+		Use:   "verify REF",
+		Short: "Verify a workflow artifact's signatures and attestations",
+		Long: `Verify checks that REF's manifest digest carries a valid signature by KEY and,
+for each --type, a valid attestation, stored under cosign's tag scheme or as
+OCI 1.1 referrers. When REF has a tag and the signatures record tags
+(dev.ociwf.tag, written by ociwf sign and publish), one must be that tag, so
+a tag moved onto other signed content fails; --require-signed-tag also fails
+when no signature records a tag. Exit code 3 means verification failed.`,
+		Example: `  ociwf verify --plain-http --key cosign.pub --type slsaprovenance1 --type cyclonedx 127.0.0.1:5000/workflows/build:1.0.0`,
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			if key == "" {
+				return usagef("--key PUBLIC_KEY is required")
+			}
+			for _, t := range types {
+				if _, err := attest.PredicateType(t); err != nil {
+					return usageError{err}
+				}
+			}
+			ctx := cmd.Context()
+			o, subj, err := a.openSubject(ctx, &r, argv[0])
+			if err != nil {
+				return err
+			}
+			v, err := attest.LoadVerifier(ctx, key)
+			if err != nil {
+				return err
+			}
+			reg := attest.NewRegistry(o, attest.RegistryOptions{Logger: a.logger()})
+			res, err := reg.Verify(ctx, subj, attest.VerifyOptions{Verifier: v, Types: types, Tag: subj.Tag, RequireTag: requireTag})
+			if err != nil {
+				return err
+			}
+			out := struct {
+				Reference string `json:"reference"`
+				Tag       string `json:"tag,omitempty"`
+				Verified  bool   `json:"verified"`
+				*attest.Verification
+			}{subj.String(), subj.Tag, true, res}
+			a.emit(out, func(w io.Writer) {
+				fmt.Fprintf(w, "Verified %s\n", subj)
+				for _, s := range res.Signatures {
+					fmt.Fprintf(w, "  signature (%s)%s\n", s.Mode, tagNote(s.Annotations))
+				}
+				for _, at := range res.Attestations {
+					fmt.Fprintf(w, "  attestation %s (%s)\n", at.PredicateType, at.Mode)
+				}
+			})
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "public key file or KMS URI")
+	cmd.Flags().BoolVar(&requireTag, "require-signed-tag", false, "fail unless a valid signature records REF's tag")
+	cmd.Flags().StringArrayVar(&types, "type", nil, "predicate type that must be attested (repeatable): slsaprovenance1, cyclonedx, custom or a URI")
+	r.register(cmd.Flags(), false)
+	return cmd
+}
+
+func tagNote(ann map[string]any) string {
+	if t, ok := ann[attest.AnnotationTag].(string); ok && t != "" {
+		return " tag " + strings.TrimSpace(t)
+	}
+	return ""
+}
