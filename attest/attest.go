@@ -79,34 +79,53 @@ func PredicateType(t string) (string, error) {
 // digest, signs it as a DSSE envelope and stores it where stock cosign
 // looks for attestations.
 func (r *Registry) Attest(ctx context.Context, s *Signer, subj Subject, opts AttestOptions) (*Result, error) {
+	res, err := r.AttestAll(ctx, s, subj, []AttestOptions{opts})
+	if err != nil {
+		return nil, err
+	}
+	return res[0], nil
+}
+
+// AttestAll is Attest for several predicates with a single write: one
+// update of the .att manifest, or one referrer holding every new
+// attestation. It returns one Result per predicate, in order.
+func (r *Registry) AttestAll(ctx context.Context, s *Signer, subj Subject, all []AttestOptions) ([]*Result, error) {
 	d, err := r.digestRef(subj)
 	if err != nil {
 		return nil, err
 	}
-	uri, err := PredicateType(opts.Type)
-	if err != nil {
-		return nil, err
+	type pending struct {
+		uri, typ string
+		payload  []byte
 	}
-	if opts.Duplicates == Replace && r.mode == Referrers {
-		return nil, fmt.Errorf("replacing attestations needs the tag scheme; referrers can only be added: %w", errdef.ErrInvalid)
-	}
-	typ := opts.Type
-	if typ == "" {
-		typ = TypeCustom
-	}
-	stmt, err := attestation.GenerateStatement(attestation.GenerateOpts{
-		Predicate: bytes.NewReader(opts.Predicate),
-		Type:      typ,
-		Digest:    subj.Digest.Encoded(),
-		Repo:      d.Repository.String(),
-		Time:      opts.Now,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s predicate: %v: %w", typ, err, errdef.ErrInvalid)
-	}
-	payload, err := json.Marshal(stmt)
-	if err != nil {
-		return nil, fmt.Errorf("statement: %w", err)
+	todo := make([]pending, len(all))
+	for i, opts := range all {
+		uri, err := PredicateType(opts.Type)
+		if err != nil {
+			return nil, err
+		}
+		if opts.Duplicates == Replace && r.mode == Referrers {
+			return nil, fmt.Errorf("replacing attestations needs the tag scheme; referrers can only be added: %w", errdef.ErrInvalid)
+		}
+		typ := opts.Type
+		if typ == "" {
+			typ = TypeCustom
+		}
+		stmt, err := attestation.GenerateStatement(attestation.GenerateOpts{
+			Predicate: bytes.NewReader(opts.Predicate),
+			Type:      typ,
+			Digest:    subj.Digest.Encoded(),
+			Repo:      d.Repository.String(),
+			Time:      opts.Now,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s predicate: %v: %w", typ, err, errdef.ErrInvalid)
+		}
+		payload, err := json.Marshal(stmt)
+		if err != nil {
+			return nil, fmt.Errorf("statement: %w", err)
+		}
+		todo[i] = pending{uri: uri, typ: typ, payload: payload}
 	}
 
 	ropts := r.options(ctx)
@@ -114,20 +133,83 @@ func (r *Registry) Attest(ctx context.Context, s *Signer, subj Subject, opts Att
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Subject: subj, Mode: r.mode}
-	if opts.Duplicates == KeepExisting && s.keyed {
-		for _, att := range stored {
-			if st, err := verifyEnvelope(s.sv, att); err == nil && st.PredicateType == uri && coversDigest(st, subj) {
-				r.log.Debug("already attested", "subject", subj.String(), "predicateType", uri)
-				res.Existing = true
-				return res, nil
-			}
+	results := make([]*Result, len(all))
+	var fresh []oci.Signature
+	replace := map[string]bool{}
+	for i, p := range todo {
+		results[i] = &Result{Subject: subj, Mode: r.mode}
+		if all[i].Duplicates == KeepExisting && s.keyed && r.attested(s, stored, subj, p.uri) {
+			r.log.Debug("already attested", "subject", subj.String(), "predicateType", p.uri)
+			results[i].Existing = true
+			continue
 		}
+		if all[i].Duplicates == Replace {
+			replace[p.uri] = true
+		}
+		att, err := r.signStatement(ctx, s, p.payload, p.uri)
+		if err != nil {
+			return nil, fmt.Errorf("sign %s attestation for %s: %w", p.typ, subj, err)
+		}
+		fresh = append(fresh, att)
+	}
+	if len(fresh) == 0 {
+		return results, nil
 	}
 
+	switch r.mode {
+	case Referrers:
+		se, err := withAttestations(d, fresh)
+		if err != nil {
+			return nil, err
+		}
+		if err := ociremote.WriteAttestationsReferrer(d, se, ropts...); err != nil {
+			return nil, storeError("attestation", subj, err)
+		}
+	default:
+		keep := stored[:0:0]
+		for _, old := range stored {
+			if len(replace) > 0 {
+				if st, err := statementOf(old); err == nil && replace[st.PredicateType] {
+					for i, p := range todo {
+						if p.uri == st.PredicateType {
+							results[i].Replaced++
+							break
+						}
+					}
+					continue
+				}
+			}
+			keep = append(keep, old)
+		}
+		se, err := withAttestations(d, append(keep, fresh...))
+		if err != nil {
+			return nil, err
+		}
+		if err := ociremote.WriteAttestations(d.Repository, se, ropts...); err != nil {
+			return nil, storeError("attestation", subj, err)
+		}
+	}
+	r.log.Debug("attested", "subject", subj.String(), "count", len(fresh), "mode", r.mode.String())
+	return results, nil
+}
+
+// attested reports whether s's key already attested predicate type uri for
+// subj among stored.
+func (r *Registry) attested(s *Signer, stored []oci.Signature, subj Subject, uri string) bool {
+	for _, att := range stored {
+		if st, err := verifyEnvelope(s.sv, att); err == nil && st.PredicateType == uri && coversDigest(st, subj) {
+			return true
+		}
+	}
+	return false
+}
+
+// signStatement signs an in-toto statement as a DSSE envelope, records it
+// in the transparency log if s says so, and returns the attestation layer.
+func (r *Registry) signStatement(ctx context.Context, s *Signer, payload []byte, uri string) (oci.Signature, error) {
 	env, err := dsse.WrapSigner(s.sv, types.IntotoPayloadType).SignMessage(bytes.NewReader(payload), sigopts.WithContext(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("sign %s attestation for %s: %w", typ, subj, err)
+		return nil, err
 	}
 	sopts := []static.Option{
 		static.WithLayerMediaType(types.DssePayloadType),
@@ -147,42 +229,7 @@ func (r *Registry) Attest(ctx context.Context, s *Signer, subj Subject, opts Att
 		}
 		sopts = append(sopts, static.WithBundle(cbundle.EntryToBundle(entry)))
 	}
-	att, err := static.NewAttestation(env, sopts...)
-	if err != nil {
-		return nil, fmt.Errorf("attestation layer: %w", err)
-	}
-
-	switch r.mode {
-	case Referrers:
-		se, err := withAttestations(d, []oci.Signature{att})
-		if err != nil {
-			return nil, err
-		}
-		if err := ociremote.WriteAttestationsReferrer(d, se, ropts...); err != nil {
-			return nil, storeError("attestation", subj, err)
-		}
-	default:
-		keep := stored
-		if opts.Duplicates == Replace {
-			keep = keep[:0:0]
-			for _, old := range stored {
-				if st, err := statementOf(old); err == nil && st.PredicateType == uri {
-					res.Replaced++
-					continue
-				}
-				keep = append(keep, old)
-			}
-		}
-		se, err := withAttestations(d, append(keep, att))
-		if err != nil {
-			return nil, err
-		}
-		if err := ociremote.WriteAttestations(d.Repository, se, ropts...); err != nil {
-			return nil, storeError("attestation", subj, err)
-		}
-	}
-	r.log.Debug("attested", "subject", subj.String(), "predicateType", uri, "mode", r.mode.String())
-	return res, nil
+	return static.NewAttestation(env, sopts...)
 }
 
 // entity is a signed entity whose attestations are exactly atts.

@@ -61,7 +61,7 @@ type Signer struct {
 }
 
 // ErrKey marks failures to load a signing or verification key.
-var ErrKey = errors.New("key")
+var ErrKey = errors.New("key not usable")
 
 // LoadSigner loads the signer opts describes through cosign's own loading
 // code, so every key reference cosign accepts works here.
@@ -88,6 +88,14 @@ func LoadSigner(ctx context.Context, opts SignerOptions) (*Signer, error) {
 	sv, ephemeral, err := sign.SignerFromKeyOpts(ctx, opts.Cert, opts.CertChain, ko)
 	if err != nil {
 		return nil, keyError(opts.Key, err)
+	}
+	if strings.Contains(opts.Key, "://") {
+		// KMS signers connect lazily; ask for the public key now so that a
+		// missing credential fails before anything is pushed.
+		if _, err := sv.PublicKey(); err != nil {
+			sv.Close()
+			return nil, keyError(opts.Key, err)
+		}
 	}
 	if ephemeral {
 		ksv, err := sign.KeylessSigner(ctx, ko, sv)

@@ -1,13 +1,15 @@
 // Package provenance generates the SLSA v1 provenance of a published
 // workflow: what was compiled (the DSL source, its git commit, every pinned
 // image and sub-workflow), by which builder, and when. The predicate uses
-// in-toto-golang's SLSA v1 types and goes into an in-toto statement whose
-// subject is the artifact's manifest digest (see attest.Registry.Attest).
+// in-toto-golang's SLSA v1 types; Marshal encodes it as the specification
+// spells it, for an in-toto statement whose subject is the artifact's
+// manifest digest (see attest.Registry.Attest).
 package provenance
 
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"strings"
@@ -158,6 +160,47 @@ func Generate(b *ociwf.Build, opts Options) (*slsa1.ProvenancePredicate, error) 
 		},
 	}
 	return pred, nil
+}
+
+// Marshal encodes pred as the JSON the SLSA v1 specification defines; use it
+// instead of encoding/json. in-toto-golang's BuildMetadata spells the
+// invocation ID "invocationID", where the specification and its protobuf
+// schema spell it "invocationId": strict consumers (protojson, JSON schema
+// validation) reject the former, and consumers that ignore unknown fields,
+// as the specification tells them to, silently drop it.
+// encoding/json still reads Marshal's output back into a
+// slsa1.ProvenancePredicate, as it matches field names case-insensitively.
+// Marshal also leaves out empty metadata and writes timestamps in UTC, as
+// the in-toto Timestamp type requires.
+func Marshal(pred *slsa1.ProvenancePredicate) ([]byte, error) {
+	if pred == nil {
+		return nil, fmt.Errorf("provenance: no predicate: %w", errdef.ErrInvalid)
+	}
+	type metadata struct {
+		InvocationID string     `json:"invocationId,omitempty"`
+		StartedOn    *time.Time `json:"startedOn,omitempty"`
+		FinishedOn   *time.Time `json:"finishedOn,omitempty"`
+	}
+	type runDetails struct {
+		Builder    slsa1.Builder              `json:"builder"`
+		Metadata   *metadata                  `json:"metadata,omitempty"`
+		Byproducts []slsa1.ResourceDescriptor `json:"byproducts,omitempty"`
+	}
+	utc := func(t *time.Time) *time.Time {
+		if t == nil {
+			return nil
+		}
+		u := t.UTC()
+		return &u
+	}
+	rd := runDetails{Builder: pred.RunDetails.Builder, Byproducts: pred.RunDetails.Byproducts}
+	if m := pred.RunDetails.BuildMetadata; m.InvocationID != "" || m.StartedOn != nil || m.FinishedOn != nil {
+		rd.Metadata = &metadata{InvocationID: m.InvocationID, StartedOn: utc(m.StartedOn), FinishedOn: utc(m.FinishedOn)}
+	}
+	return json.Marshal(struct {
+		BuildDefinition slsa1.ProvenanceBuildDefinition `json:"buildDefinition"`
+		RunDetails      runDetails                      `json:"runDetails"`
+	}{pred.BuildDefinition, rd})
 }
 
 func digestSet(b []byte) common.DigestSet {

@@ -11,12 +11,14 @@ package publish
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"ociwf.dev/attest"
 	"ociwf.dev/attest/provenance"
@@ -24,10 +26,16 @@ import (
 	"ociwf.dev/ociwf/target"
 )
 
-// Options tune Publish. Registry and Signer are required.
+// Options tune Publish. Registry and one of Signer and LoadSigner are
+// required.
 type Options struct {
 	Registry *attest.Registry
 	Signer   *attest.Signer
+	// LoadSigner, used when Signer is nil, loads the signer while the
+	// artifact is pushed, so a slow key (an scrypt-encrypted file, a KMS
+	// round trip) adds no wall time. Publish closes what it loads. A load
+	// failure fails the publish before the tag is applied.
+	LoadSigner func(context.Context) (*attest.Signer, error)
 	// Tag is the write-once version tag; empty publishes by digest only.
 	Tag string
 	// Pack sets the artifact's created time, source and annotations.
@@ -62,7 +70,7 @@ type Result struct {
 
 // Publish runs the ceremony for b on dst (a registry target).
 func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Options) (*Result, error) {
-	if opts.Registry == nil || opts.Signer == nil {
+	if opts.Registry == nil || (opts.Signer == nil && opts.LoadSigner == nil) {
 		return nil, fmt.Errorf("publish: a registry and a signer are required")
 	}
 	log := opts.Logger
@@ -76,23 +84,27 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 	res := &Result{Tag: opts.Tag, Mode: opts.Registry.Mode()}
 	started := now()
 	mark := started
-	step := func(name string, existing bool) {
+	var mu sync.Mutex
+	step := func(name string, existing bool, since time.Time) {
 		t := now()
-		res.Steps = append(res.Steps, Step{Name: name, Existing: existing, Duration: t.Sub(mark)})
-		log.Info(name, "existing", existing, "duration", t.Sub(mark))
-		mark = t
+		mu.Lock()
+		defer mu.Unlock()
+		res.Steps = append(res.Steps, Step{Name: name, Existing: existing, Duration: t.Sub(since)})
+		log.Info(name, "existing", existing, "duration", t.Sub(since))
 	}
 
+	signer := loadSigner(ctx, opts)
+	defer signer.close()
+
 	ceremony := func(ctx context.Context, desc ocispec.Descriptor) error {
-		step("push", false)
+		step("push", false, mark)
 		pushed := now()
 		subj := attest.Subject{Repository: dst.Name, Digest: desc.Digest, Tag: opts.Tag}
-
-		sig, err := opts.Registry.Sign(ctx, opts.Signer, subj, attest.SignOptions{Annotations: opts.Annotations})
+		s, err := signer.wait(ctx)
 		if err != nil {
-			return fmt.Errorf("publish %s: sign: %w", subj, err)
+			return fmt.Errorf("publish %s: %w", subj, err)
 		}
-		step("sign", sig.Existing)
+		log.Debug("signer ready", "waited", now().Sub(pushed))
 
 		po := opts.Provenance
 		po.StartedOn, po.FinishedOn = started, pushed
@@ -100,36 +112,115 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", subj, err)
 		}
-		raw, err := json.Marshal(pred)
+		raw, err := provenance.Marshal(pred)
 		if err != nil {
 			return fmt.Errorf("publish %s: provenance: %w", subj, err)
 		}
-		prov, err := opts.Registry.Attest(ctx, opts.Signer, subj, attest.AttestOptions{Type: attest.TypeSLSAProvenance1, Predicate: raw})
-		if err != nil {
-			return fmt.Errorf("publish %s: attest provenance: %w", subj, err)
-		}
-		step("attest-provenance", prov.Existing)
 
-		sb, err := opts.Registry.Attest(ctx, opts.Signer, subj, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: b.SBOM})
-		if err != nil {
-			return fmt.Errorf("publish %s: attest SBOM: %w", subj, err)
+		sign := func(ctx context.Context) error {
+			t := now()
+			r, err := opts.Registry.Sign(ctx, s, subj, attest.SignOptions{Annotations: opts.Annotations})
+			if err != nil {
+				return fmt.Errorf("publish %s: sign: %w", subj, err)
+			}
+			step("sign", r.Existing, t)
+			return nil
 		}
-		step("attest-sbom", sb.Existing)
-		return nil
+		attestBoth := func(ctx context.Context) error {
+			t := now()
+			rs, err := opts.Registry.AttestAll(ctx, s, subj, []attest.AttestOptions{
+				{Type: provenance.PredicateType, Predicate: raw},
+				{Type: attest.TypeCycloneDX, Predicate: b.SBOM},
+			})
+			if err != nil {
+				return fmt.Errorf("publish %s: attest provenance and SBOM: %w", subj, err)
+			}
+			step("attest-provenance", rs[0].Existing, t)
+			step("attest-sbom", rs[1].Existing, t)
+			return nil
+		}
+		if opts.Registry.Mode() == attest.Referrers {
+			// Without a referrers API, both writes update one fallback
+			// index tag; in sequence neither loses the other's entry.
+			if err := sign(ctx); err != nil {
+				return err
+			}
+			return attestBoth(ctx)
+		}
+		// The signature and the attestations live under different tags.
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return sign(gctx) })
+		g.Go(func() error { return attestBoth(gctx) })
+		return g.Wait()
 	}
 
 	desc, err := ociwf.Push(ctx, dst.Store, b, opts.Tag, ociwf.PushOptions{
 		PackOptions: opts.Pack,
 		Logger:      log,
-		BeforeTag:   ceremony,
+		BeforeTag: func(ctx context.Context, desc ocispec.Descriptor) error {
+			err := ceremony(ctx, desc)
+			mark = now()
+			return err
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
 	if opts.Tag != "" {
-		step("tag", false)
+		step("tag", false, mark)
 	}
+	slices.SortStableFunc(res.Steps, func(a, b Step) int { return order(a.Name) - order(b.Name) })
 	res.Descriptor = desc
 	res.Reference = dst.Pinned(desc.Digest)
 	return res, nil
+}
+
+// order ranks steps as the ceremony defines them; sign and attest run
+// concurrently and finish in any order.
+func order(step string) int {
+	return slices.Index([]string{"push", "sign", "attest-provenance", "attest-sbom", "tag"}, step)
+}
+
+// pendingSigner is a signer that may still be loading.
+type pendingSigner struct {
+	done   chan struct{}
+	s      *attest.Signer
+	err    error
+	loaded bool // Publish loaded it and closes it
+}
+
+func loadSigner(ctx context.Context, opts Options) *pendingSigner {
+	p := &pendingSigner{done: make(chan struct{})}
+	if opts.Signer != nil {
+		p.s = opts.Signer
+		close(p.done)
+		return p
+	}
+	p.loaded = true
+	go func() {
+		defer close(p.done)
+		p.s, p.err = opts.LoadSigner(ctx)
+	}()
+	return p
+}
+
+func (p *pendingSigner) wait(ctx context.Context) (*attest.Signer, error) {
+	select {
+	case <-p.done:
+		return p.s, p.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (p *pendingSigner) close() {
+	if !p.loaded {
+		return
+	}
+	go func() { // do not block a failed publish on a slow load
+		<-p.done
+		if p.s != nil {
+			p.s.Close()
+		}
+	}()
 }

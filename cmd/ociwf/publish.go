@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -58,11 +59,12 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 			if dst.IsDigest() {
 				return usagef("publish to a tag or a bare repository, not a digest (%s)", argv[1])
 			}
-			signer, err := s.signer(ctx, a)
-			if err != nil {
+			if err := s.check(); err != nil {
 				return err
 			}
-			defer signer.Close()
+			// Decrypting a key file (scrypt) is the slowest part of a
+			// publish: start now, and let compile and push run meanwhile.
+			signer := startLoading(ctx, s.loader(a))
 			build, err := a.compile(ctx, argv[0], &b)
 			if err != nil {
 				return err
@@ -82,7 +84,7 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 			prov.ToolVersion = toolVersion()
 			res, err := publish.Publish(ctx, dst, build, publish.Options{
 				Registry:    attest.NewRegistry(o, attest.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()}),
-				Signer:      signer,
+				LoadSigner:  signer,
 				Tag:         tag,
 				Pack:        ociwf.PackOptions{Created: created, Source: strings.TrimPrefix(prov.SourceURI, "git+"), Revision: prov.SourceRevision},
 				Provenance:  prov,
@@ -135,4 +137,26 @@ func fillFromCI(p *provenance.Options) {
 	set(&p.SourceRef, env.SourceRef)
 	set(&p.SourceRevision, env.SourceRevision)
 	set(&p.InvocationID, env.InvocationID)
+}
+
+// startLoading runs load in the background and returns a function that
+// waits for its result; publish.Publish closes the signer.
+func startLoading(ctx context.Context, load func(context.Context) (*attest.Signer, error)) func(context.Context) (*attest.Signer, error) {
+	type result struct {
+		s   *attest.Signer
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		s, err := load(ctx)
+		ch <- result{s, err}
+	}()
+	return func(ctx context.Context) (*attest.Signer, error) {
+		select {
+		case r := <-ch:
+			return r.s, r.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }

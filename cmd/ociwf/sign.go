@@ -10,6 +10,7 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"ociwf.dev/attest"
 	"ociwf.dev/ociwf/errdef"
@@ -34,16 +35,30 @@ func (s *signerFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.opts.RekorURL, "rekor-url", attest.DefaultRekorURL, "Rekor URL for --tlog-upload")
 }
 
-// signer loads the key; the caller closes it.
-func (s *signerFlags) signer(ctx context.Context, a *app) (*attest.Signer, error) {
+// check reports flag mistakes as usage errors.
+func (s *signerFlags) check() error {
 	if s.opts.Key == "" && !s.opts.Keyless {
-		return nil, usagef("give --key KEY (a cosign key file or KMS URI) or --keyless")
+		return usagef("give --key KEY (a cosign key file or KMS URI) or --keyless")
 	}
 	if s.opts.Key != "" && s.opts.Keyless {
-		return nil, usagef("--key and --keyless are mutually exclusive")
+		return usagef("--key and --keyless are mutually exclusive")
 	}
-	s.opts.Pass = a.passFunc()
-	return attest.LoadSigner(ctx, s.opts)
+	return nil
+}
+
+// loader returns a function that loads the key.
+func (s *signerFlags) loader(a *app) func(context.Context) (*attest.Signer, error) {
+	opts := s.opts
+	opts.Pass = a.passFunc()
+	return func(ctx context.Context) (*attest.Signer, error) { return attest.LoadSigner(ctx, opts) }
+}
+
+// signer loads the key; the caller closes it.
+func (s *signerFlags) signer(ctx context.Context, a *app) (*attest.Signer, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return s.loader(a)(ctx)
 }
 
 // passFunc reads a key password the way cosign does: COSIGN_PASSWORD, else
@@ -53,12 +68,12 @@ func (a *app) passFunc() attest.PassFunc {
 		if pw, ok := os.LookupEnv("COSIGN_PASSWORD"); ok {
 			return []byte(pw), nil
 		}
-		if a.stdin == os.Stdin && cosign.IsTerminal() {
+		if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			return cosign.GetPassFromTerm(confirm)
 		}
 		b, err := io.ReadAll(io.LimitReader(a.stdin, 1<<16))
 		if err != nil {
-			return nil, fmt.Errorf("read key password from stdin: %w", err)
+			return nil, fmt.Errorf("read the key password from stdin (or set COSIGN_PASSWORD): %w", err)
 		}
 		return b, nil
 	}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
@@ -45,6 +46,9 @@ type Server struct {
 	http *http.Server
 	app  *handlers.App
 	log  *slog.Logger
+
+	mu    sync.Mutex
+	fresh map[net.Conn]struct{} // accepted, no request read yet
 }
 
 // New builds the registry and binds its listener; call Serve to accept
@@ -82,7 +86,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			ReadHeaderTimeout: 30 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
+		fresh: map[net.Conn]struct{}{},
 	}
+	s.http.ConnState = s.track
 	return s, nil
 }
 
@@ -124,9 +130,27 @@ func (s *Server) Serve() error {
 	return nil
 }
 
+// track records connections that have not sent a request yet.
+func (s *Server) track(c net.Conn, state http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if state == http.StateNew {
+		s.fresh[c] = struct{}{}
+	} else {
+		delete(s.fresh, c)
+	}
+}
+
 // Shutdown stops accepting requests, waits for those in flight (until ctx
-// ends) and releases the storage.
+// ends) and releases the storage. Connections that never sent a request
+// (clients dial ahead) are closed at once; net/http would otherwise wait
+// five seconds for each to speak.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	for c := range s.fresh {
+		c.Close()
+	}
+	s.mu.Unlock()
 	err := s.http.Shutdown(ctx)
 	if aerr := s.app.Shutdown(); err == nil {
 		err = aerr

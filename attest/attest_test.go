@@ -1,0 +1,268 @@
+package attest_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+	orasdef "oras.land/oras-go/v2/errdef"
+
+	"ociwf.dev/attest"
+	"ociwf.dev/attest/internal/attesttest"
+	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/target"
+	"ociwf.dev/policy/registryext/registrytest"
+)
+
+const cdx = `{"bomFormat":"CycloneDX","specVersion":"1.6","version":1}`
+
+// layers returns the layer count of the manifest tagged tag, or 0 if absent.
+func layers(t *testing.T, tg *target.Target, tag string) int {
+	t.Helper()
+	_, raw, err := oras.FetchBytes(context.Background(), tg.Store, tag, oras.DefaultFetchBytesOptions)
+	if errors.Is(err, orasdef.ErrNotFound) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return len(m.Layers)
+}
+
+func cosignTag(d digest.Digest, suffix string) string {
+	return d.Algorithm().String() + "-" + d.Encoded() + suffix
+}
+
+func TestSignAttestVerifyRoundTrip(t *testing.T) {
+	for _, mode := range []attest.Mode{attest.TagScheme, attest.Referrers} {
+		t.Run(mode.String(), func(t *testing.T) {
+			ctx := context.Background()
+			host := registrytest.New(t)
+			o := attesttest.Opener(t)
+			_, subj := attesttest.Push(t, o, host+"/wf/roundtrip:1.4.0", "build-test-release.yaml")
+			key, pub := attesttest.KeyPair(t, t.TempDir(), "k")
+			s := attesttest.Signer(t, key)
+			reg := attest.NewRegistry(o, attest.RegistryOptions{Mode: mode})
+
+			if _, err := reg.Sign(ctx, s, subj, attest.SignOptions{Annotations: map[string]string{"team": "platform"}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := reg.Attest(ctx, s, subj, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: []byte(cdx)}); err != nil {
+				t.Fatal(err)
+			}
+			v, err := attest.LoadVerifier(ctx, pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := reg.Verify(ctx, subj, attest.VerifyOptions{Verifier: v, Types: []string{"cyclonedx"}, Tag: subj.Tag, RequireTag: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Signatures) != 1 || got.Signatures[0].Mode != mode || got.Signatures[0].Annotations["team"] != "platform" || !got.TagSigned {
+				t.Fatalf("signatures %+v", got)
+			}
+			if len(got.Attestations) != 1 || got.Attestations[0].PredicateType != "https://cyclonedx.org/bom" || got.Attestations[0].Mode != mode {
+				t.Fatalf("attestations %+v", got.Attestations)
+			}
+			var st struct {
+				Subject []struct{ Digest map[string]string }
+			}
+			if err := json.Unmarshal(got.Attestations[0].Statement, &st); err != nil || st.Subject[0].Digest["sha256"] != subj.Digest.Encoded() {
+				t.Fatalf("statement subject %+v (%v), want %s", st, err, subj.Digest)
+			}
+
+			// A provenance attestation was never made.
+			_, err = reg.Verify(ctx, subj, attest.VerifyOptions{Verifier: v, Types: []string{"slsaprovenance1"}})
+			if !errors.Is(err, errdef.ErrVerification) || !strings.Contains(err.Error(), "https://slsa.dev/provenance/v1") {
+				t.Fatalf("missing provenance: %v", err)
+			}
+		})
+	}
+}
+
+func TestSignAndAttestAreIdempotent(t *testing.T) {
+	ctx := context.Background()
+	host := registrytest.New(t)
+	o := attesttest.Opener(t)
+	tg, subj := attesttest.Push(t, o, host+"/wf/idem:1.4.0", "build-test-release.yaml")
+	key, _ := attesttest.KeyPair(t, t.TempDir(), "k")
+	s := attesttest.Signer(t, key)
+	reg := attest.NewRegistry(o, attest.RegistryOptions{})
+
+	for i, wantExisting := range []bool{false, true, true} {
+		res, err := reg.Sign(ctx, s, subj, attest.SignOptions{})
+		if err != nil || res.Existing != wantExisting {
+			t.Fatalf("sign #%d: existing=%v err=%v", i, res != nil && res.Existing, err)
+		}
+		res, err = reg.Attest(ctx, s, subj, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: []byte(cdx)})
+		if err != nil || res.Existing != wantExisting {
+			t.Fatalf("attest #%d: existing=%v err=%v", i, res != nil && res.Existing, err)
+		}
+	}
+	if n := layers(t, tg, cosignTag(subj.Digest, ".sig")); n != 1 {
+		t.Fatalf("%d signatures stored, want 1", n)
+	}
+	if n := layers(t, tg, cosignTag(subj.Digest, ".att")); n != 1 {
+		t.Fatalf("%d attestations stored, want 1", n)
+	}
+
+	// A signature with another tag annotation is a new signature.
+	subj2 := subj
+	subj2.Tag = "latest"
+	if res, err := reg.Sign(ctx, s, subj2, attest.SignOptions{}); err != nil || res.Existing {
+		t.Fatalf("sign with another tag: %+v %v", res, err)
+	}
+	// Append adds; Replace swaps every same-type attestation for one.
+	if _, err := reg.Attest(ctx, s, subj, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: []byte(cdx), Duplicates: attest.Append}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Attest(ctx, s, subj, attest.AttestOptions{Type: "custom", Predicate: []byte("note")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := layers(t, tg, cosignTag(subj.Digest, ".att")); n != 3 {
+		t.Fatalf("%d attestations after append, want 3", n)
+	}
+	res, err := reg.Attest(ctx, s, subj, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: []byte(cdx), Duplicates: attest.Replace})
+	if err != nil || res.Replaced != 2 {
+		t.Fatalf("replace: %+v %v", res, err)
+	}
+	if n := layers(t, tg, cosignTag(subj.Digest, ".att")); n != 2 {
+		t.Fatalf("%d attestations after replace, want 2 (custom + new cyclonedx)", n)
+	}
+}
+
+func TestVerifyRejects(t *testing.T) {
+	ctx := context.Background()
+	host := registrytest.New(t)
+	o := attesttest.Opener(t)
+	dir := t.TempDir()
+	key, _ := attesttest.KeyPair(t, dir, "signer")
+	_, otherPub := attesttest.KeyPair(t, dir, "other")
+	s := attesttest.Signer(t, key)
+	reg := attest.NewRegistry(o, attest.RegistryOptions{})
+	v, err := attest.LoadVerifier(ctx, filepath.Join(dir, "signer.pub"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	_, unsigned := attesttest.Push(t, o, host+"/wf/unsigned:1.4.0", "build-test-release.yaml")
+	_, old := attesttest.Push(t, o, host+"/wf/moved:1.0.0", "fan-out-fan-in.yaml")
+	_, cur := attesttest.Push(t, o, host+"/wf/moved:2.0.0", "build-test-release.yaml")
+	for _, subj := range []attest.Subject{old, cur} {
+		if _, err := reg.Sign(ctx, s, subj, attest.SignOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	otherV, err := attest.LoadVerifier(ctx, otherPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := old
+	moved.Tag = "2.0.0" // as if 2.0.0 had been moved onto the 1.0.0 digest
+
+	cases := []struct {
+		name string
+		subj attest.Subject
+		opts attest.VerifyOptions
+		want string
+	}{
+		{"unsigned", unsigned, attest.VerifyOptions{Verifier: v}, "no valid signature"},
+		{"wrong key", cur, attest.VerifyOptions{Verifier: otherV}, "no valid signature"},
+		{"moved tag", moved, attest.VerifyOptions{Verifier: v, Tag: moved.Tag}, "the tag was moved"},
+		{"missing attestation", cur, attest.VerifyOptions{Verifier: v, Types: []string{"cyclonedx"}}, "no valid https://cyclonedx.org/bom attestation"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := reg.Verify(ctx, c.subj, c.opts)
+			if !errors.Is(err, errdef.ErrVerification) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want verification failure with %q", err, c.want)
+			}
+		})
+	}
+	if _, err := reg.Verify(ctx, cur, attest.VerifyOptions{Verifier: v, Tag: cur.Tag}); err != nil {
+		t.Fatalf("the right tag: %v", err)
+	}
+}
+
+func TestLoadSignerErrors(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	key, _ := attesttest.KeyPair(t, dir, "k")
+	garbage := filepath.Join(dir, "garbage.key")
+	if err := os.WriteFile(garbage, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wrong := func(bool) ([]byte, error) { return []byte("wrong"), nil }
+	cases := []struct {
+		name string
+		opts attest.SignerOptions
+		want string
+	}{
+		{"no key", attest.SignerOptions{}, "no signing key"},
+		{"key and keyless", attest.SignerOptions{Key: key, Keyless: true}, "mutually exclusive"},
+		{"wrong password", attest.SignerOptions{Key: key, Pass: wrong}, "wrong password"},
+		{"missing file", attest.SignerOptions{Key: filepath.Join(dir, "nope.key"), Pass: attesttest.Pass}, "nope.key"},
+		{"not a key", attest.SignerOptions{Key: garbage, Pass: attesttest.Pass}, "want a cosign private key file"},
+		{"unknown KMS", attest.SignerOptions{Key: "nosuchkms://key"}, "nosuchkms://key"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := attest.LoadSigner(ctx, c.opts)
+			if err == nil {
+				s.Close()
+				t.Fatal("loaded")
+			}
+			if !errors.Is(err, attest.ErrKey) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want ErrKey with %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestKeylessFailsClearlyOffline(t *testing.T) {
+	s, err := attest.LoadSigner(context.Background(), attest.SignerOptions{
+		Keyless:   true,
+		FulcioURL: "http://127.0.0.1:1",
+		IDToken:   "not-a-token",
+	})
+	if err == nil {
+		s.Close()
+		t.Fatal("keyless signing worked without Fulcio")
+	}
+	if !strings.Contains(err.Error(), "keyless signing") {
+		t.Fatalf("unclear error: %v", err)
+	}
+}
+
+func TestWriteKeyFilesRefusesToOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	key, pub := attesttest.KeyPair(t, dir, "k")
+	before, _ := os.ReadFile(key)
+	kp, err := attest.GenerateKeyPair(attesttest.Pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := attest.WriteKeyFiles(filepath.Join(dir, "k"), kp, false); !errors.Is(err, attest.ErrKeyExists) {
+		t.Fatalf("overwrote: %v", err)
+	}
+	if after, _ := os.ReadFile(key); string(after) != string(before) {
+		t.Fatal("private key changed")
+	}
+	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("private key mode %v %v", fi.Mode(), err)
+	}
+	if _, err := os.Stat(pub); err != nil {
+		t.Fatal(err)
+	}
+}

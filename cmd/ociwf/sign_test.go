@@ -1,0 +1,110 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ociwf.dev/policy/registryext/registrytest"
+)
+
+func TestPublishSignAttestVerify(t *testing.T) {
+	t.Setenv("COSIGN_PASSWORD", "s3cret")
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "release")
+	if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", prefix); code != 0 {
+		t.Fatalf("key generate: %s", stderr)
+	}
+	if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", prefix); code != exitError || !strings.Contains(stderr, "--force") {
+		t.Fatalf("key generate over existing keys: exit %d %s", code, stderr)
+	}
+	key, pub := prefix+".key", prefix+".pub"
+	host := registrytest.New(t)
+	repo := host + "/workflows/signed"
+
+	out, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", key, "--builder-id", "https://ci.example/b", "--output", "json", samples+"build-test-release.yaml", repo)
+	if code != 0 {
+		t.Fatalf("publish: %s", stderr)
+	}
+	var res struct {
+		Reference string
+		Tag       string
+		Steps     []struct{ Name string }
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Tag != "1.4.0" || len(res.Steps) != 5 || !strings.HasPrefix(res.Reference, repo+"@sha256:") {
+		t.Fatalf("publish output %s (%v)", out, err)
+	}
+	// Text output ends with the pinned reference.
+	out, _, code = cli(t, "publish", "--plain-http", "--offline", "--key", key, samples+"build-test-release.yaml", repo)
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || lines[len(lines)-1] != res.Reference || !strings.Contains(out, "already there") {
+		t.Fatalf("republish: exit %d\n%s", code, out)
+	}
+
+	out, stderr, code = cli(t, "verify", "--plain-http", "--key", pub, "--type", "slsaprovenance1", "--type", "cyclonedx", "--require-signed-tag", "--output", "json", repo+":1.4.0")
+	var ver struct {
+		Verified     bool
+		TagSigned    bool
+		Attestations []struct{ PredicateType string }
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &ver) != nil || !ver.Verified || !ver.TagSigned || len(ver.Attestations) != 2 {
+		t.Fatalf("verify: exit %d %s %s", code, out, stderr)
+	}
+
+	// A second signer and a custom attestation through sign and attest.
+	other := filepath.Join(dir, "other")
+	cli(t, "key", "generate", "--output-key-prefix", other)
+	if _, stderr, code := cli(t, "verify", "--plain-http", "--key", other+".pub", res.Reference); code != exitVerification || !strings.Contains(stderr, "no valid signature") {
+		t.Fatalf("verify with another key: exit %d %s", code, stderr)
+	}
+	if _, stderr, code := cli(t, "sign", "--plain-http", "--key", other+".key", "-a", "approved=yes", res.Reference); code != 0 {
+		t.Fatalf("sign: %s", stderr)
+	}
+	pred := filepath.Join(dir, "review.json")
+	os.WriteFile(pred, []byte(`{"reviewer":"sec"}`), 0o600)
+	if _, stderr, code := cli(t, "attest", "--plain-http", "--key", other+".key", "--type", "https://example.com/review/v1", "--predicate", pred, "--referrers", res.Reference); code != 0 {
+		t.Fatalf("attest: %s", stderr)
+	}
+	out, stderr, code = cli(t, "verify", "--plain-http", "--key", other+".pub", "--type", "https://example.com/review/v1", res.Reference)
+	if code != 0 || !strings.Contains(out, "https://example.com/review/v1 (referrers)") {
+		t.Fatalf("verify the second signer: exit %d %s %s", code, out, stderr)
+	}
+}
+
+func TestSigningFailuresTagNothing(t *testing.T) {
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "k")
+	t.Setenv("COSIGN_PASSWORD", "right")
+	cli(t, "key", "generate", "--output-key-prefix", prefix)
+	host := registrytest.New(t)
+	repo := host + "/workflows/failing"
+	cases := []struct {
+		name     string
+		password string
+		args     []string
+		code     int
+		want     string
+	}{
+		{"wrong password", "wrong", []string{"--key", prefix + ".key"}, exitError, "wrong password"},
+		{"unreadable key", "right", []string{"--key", filepath.Join(dir, "missing.key")}, exitError, "missing.key"},
+		{"KMS without credentials", "right", []string{"--key", "hashivault://release"}, exitError, "check the KMS provider's credentials"},
+		{"no key", "right", nil, exitUsage, "--key"},
+		{"key and keyless", "right", []string{"--key", prefix + ".key", "--keyless"}, exitUsage, "mutually exclusive"},
+	}
+	t.Setenv("VAULT_ADDR", "http://127.0.0.1:1")
+	t.Setenv("VAULT_TOKEN", "none")
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("COSIGN_PASSWORD", c.password)
+			args := append([]string{"publish", "--plain-http", "--offline"}, c.args...)
+			_, stderr, code := cli(t, append(args, samples+"build-test-release.yaml", repo+":1.4.0")...)
+			if code != c.code || !strings.Contains(stderr, c.want) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr, c.code, c.want)
+			}
+			if _, _, code := cli(t, "inspect", "--plain-http", repo+":1.4.0"); code == 0 {
+				t.Fatal("the tag was applied")
+			}
+		})
+	}
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Wall time of `ociwf publish` against the stock pipeline that does the same
+# job (`oras push` + `cosign sign` + `cosign attest` x2, SLSA provenance and
+# SBOM), both on one loopback `ociwf registry serve`, in one run. Rounds
+# alternate between the two so both see the same machine state; every round
+# publishes new content (a different version) so nothing is deduplicated.
+# ociwf's figure includes compiling the workflow; the stock pipeline gets
+# its files ready-made.
+#
+#   scripts/bench-publish.sh          # 15 rounds
+#   ROUNDS=30 scripts/bench-publish.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PATH="$(scripts/tools.sh):$PATH"
+rounds=${ROUNDS:-15}
+work=$(mktemp -d)
+trap 'kill $registry 2>/dev/null; wait $registry 2>/dev/null || true; rm -rf "$work"' EXIT
+go build -o "$work/ociwf" ./cmd/ociwf
+ociwf="$work/ociwf"
+export COSIGN_PASSWORD=bench COSIGN_YES=true
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$ociwf" registry serve --addr "127.0.0.1:$port" --root "$work/registry" >"$work/registry.log" 2>&1 &
+registry=$!
+for _ in $(seq 50); do
+  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+reg="127.0.0.1:$port"
+"$ociwf" key generate --output-key-prefix "$work/k" >/dev/null
+
+# The stock pipeline's inputs: the same three layers and a provenance
+# predicate, prepared outside the timed section.
+"$ociwf" publish --plain-http --offline --key "$work/k.key" testdata/workflows/build-test-release.yaml "$reg/prep/wf:1.4.0" >/dev/null
+"$ociwf" pull --plain-http "$reg/prep/wf:1.4.0" -o "$work/layers" >/dev/null
+cosign verify-attestation --key "$work/k.pub" --insecure-ignore-tlog --type slsaprovenance1 "$reg/prep/wf:1.4.0" 2>/dev/null |
+  jq -r .payload | base64 -d | jq .predicate > "$work/provenance.json"
+
+now() { date +%s%N; }
+stock=() ours=()
+for i in $(seq "$rounds"); do
+  # stock: a fresh version each round (the plan changes, so the digest does)
+  sed "s/\"version\":\"1.4.0\"/\"version\":\"9.$i.0\"/" "$work/layers/plan.json" > "$work/plan.json"
+  t0=$(now)
+  dg=$(cd "$work" && oras push --plain-http --artifact-type application/vnd.ociwf.workflow.v1+json \
+      --format go-template='{{.digest}}' "$reg/stock/wf:9.$i.0" \
+      layers/workflow.yaml:application/vnd.ociwf.workflow.dsl.v1+yaml \
+      plan.json:application/vnd.ociwf.workflow.plan.v1+json \
+      layers/sbom.cdx.json:application/vnd.cyclonedx+json)
+  d="$reg/stock/wf@$dg"
+  cosign sign --key "$work/k.key" --tlog-upload=false "$d" >/dev/null 2>&1
+  cosign attest --key "$work/k.key" --tlog-upload=false --type slsaprovenance1 --predicate "$work/provenance.json" "$d" >/dev/null 2>&1
+  cosign attest --key "$work/k.key" --tlog-upload=false --type cyclonedx --predicate "$work/layers/sbom.cdx.json" "$d" >/dev/null 2>&1
+  t1=$(now)
+  stock+=($(( (t1 - t0) / 1000000 )))
+
+  sed "s/^  version: .*/  version: 9.$i.0/" testdata/workflows/build-test-release.yaml > "$work/wf.yaml"
+  t0=$(now)
+  "$ociwf" publish --plain-http --offline --key "$work/k.key" "$work/wf.yaml" "$reg/ours/wf" >/dev/null
+  t1=$(now)
+  ours+=($(( (t1 - t0) / 1000000 )))
+done
+
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+sum() { printf '%s\n' "$@" | awk '{s+=$1} END {print s}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+sum() { printf '%s\n' "$@" | awk '{s+=$1} END {print s}'; }
+ratios=()
+for i in "${!stock[@]}"; do ratios+=("$(awk -v o="${ours[$i]}" -v s="${stock[$i]}" 'BEGIN {printf "%.4f", o/s}')"); done
+ms=$(median "${stock[@]}") mo=$(median "${ours[@]}") mr=$(median "${ratios[@]}")
+printf 'rounds                  %d\n' "$rounds"
+printf 'stock pipeline   (ms)   %s\n' "${stock[*]}"
+printf 'ociwf publish    (ms)   %s\n' "${ours[*]}"
+printf 'stock pipeline          median %s ms, total %s ms  (oras push + cosign sign + cosign attest x2)\n' "$ms" "$(sum "${stock[@]}")"
+printf 'ociwf publish           median %s ms, total %s ms  (compile + push + sign + attest x2 + tag)\n' "$mo" "$(sum "${ours[@]}")"
+printf 'ratio of totals         %.3f\n' "$(awk -v o="$(sum "${ours[@]}")" -v s="$(sum "${stock[@]}")" 'BEGIN {print o/s}')"
+printf 'ratio per round         median %s (each round pairs both pipelines on the same machine state)\n' "$mr"
+awk -v r="$mr" 'BEGIN {ok = r <= 1/3; printf "target ociwf/stock <= 0.333: %s\n", ok ? "met" : "NOT met"; exit !ok}'
