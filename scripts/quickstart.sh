@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Quickstart on the embedded default: builds ociwf, starts `ociwf registry
-# serve` on loopback, publishes the sample workflows (the nested one last, so
-# its `uses` references resolve to the two published before it), shows that
-# tags are write-once, and pulls a workflow back by digest.
+# serve` on loopback, makes a signing key, publishes the sample workflows
+# (compile, push, sign, attest SLSA provenance and SBOM, tag last; the nested
+# one last, so its `uses` references resolve to the two published before
+# it), shows that tags are write-once, verifies signature and attestations,
+# and pulls a workflow back by digest.
 #
 #   scripts/quickstart.sh            # registry on 127.0.0.1:5001
 #   PORT=5002 scripts/quickstart.sh
@@ -25,24 +27,32 @@ reg="127.0.0.1:$port"
 
 step() { printf '\n== %s\n' "$*"; }
 
-step "publish two fully pinned workflows (offline compile, write-once tags)"
-"$ociwf" push --plain-http --offline testdata/workflows/build-test-release.yaml "$reg/workflows/build-test-release"
-"$ociwf" push --plain-http --offline testdata/workflows/fan-out-fan-in.yaml "$reg/workflows/fan-out-fan-in"
+step "make a cosign-compatible signing key (password from COSIGN_PASSWORD)"
+export COSIGN_PASSWORD=${COSIGN_PASSWORD:-quickstart}
+"$ociwf" key generate --output-key-prefix "$work/release"
+key="$work/release.key" pub="$work/release.pub"
+
+step "publish two fully pinned workflows: push by digest, sign, attest, tag last"
+"$ociwf" publish --plain-http --offline --key "$key" testdata/workflows/build-test-release.yaml "$reg/workflows/build-test-release"
+"$ociwf" publish --plain-http --offline --key "$key" testdata/workflows/fan-out-fan-in.yaml "$reg/workflows/fan-out-fan-in"
 
 step "publish a workflow that uses them: compile pins each uses to a digest"
 sed "s/127.0.0.1:5001/$reg/g" testdata/workflows/nested-uses.yaml > "$work/nested-uses.yaml"
-pinned=$("$ociwf" push --plain-http "$work/nested-uses.yaml" "$reg/workflows/release-train" | tail -n1)
+pinned=$("$ociwf" publish --plain-http --key "$key" "$work/nested-uses.yaml" "$reg/workflows/release-train" | tail -n1)
 echo "$pinned"
 
-step "publishing again is idempotent: same input, same digest"
-"$ociwf" push --plain-http --offline testdata/workflows/build-test-release.yaml "$reg/workflows/build-test-release" | tail -n1
+step "publishing again is idempotent: same digest, nothing signed twice"
+"$ociwf" publish --plain-http --offline --key "$key" testdata/workflows/build-test-release.yaml "$reg/workflows/build-test-release"
 
 step "moving a published tag is refused (exit 4)"
 set +e
-"$ociwf" push --plain-http --offline testdata/workflows/fan-out-fan-in.yaml "$reg/workflows/build-test-release:1.4.0"
+"$ociwf" publish --plain-http --offline --key "$key" testdata/workflows/fan-out-fan-in.yaml "$reg/workflows/build-test-release:1.4.0"
 code=$?
 set -e
 [[ $code -eq 4 ]] || { echo "expected exit 4, got $code" >&2; exit 1; }
+
+step "verify: signature by the key, the signed tag, SLSA provenance and SBOM attestations"
+"$ociwf" verify --plain-http --key "$pub" --require-signed-tag --type slsaprovenance1 --type cyclonedx "$reg/workflows/release-train:3.1.0"
 
 step "inspect and pull by digest (every blob re-verified)"
 "$ociwf" inspect --plain-http "$pinned"
