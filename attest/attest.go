@@ -158,7 +158,7 @@ func (r *Registry) AttestAll(ctx context.Context, s *Signer, subj Subject, all [
 
 	switch r.mode {
 	case Referrers:
-		se, err := withAttestations(d, fresh)
+		se, err := holding(d, nil, fresh)
 		if err != nil {
 			return nil, err
 		}
@@ -181,7 +181,7 @@ func (r *Registry) AttestAll(ctx context.Context, s *Signer, subj Subject, all [
 			}
 			keep = append(keep, old)
 		}
-		se, err := withAttestations(d, append(keep, fresh...))
+		se, err := holding(d, nil, append(keep, fresh...))
 		if err != nil {
 			return nil, err
 		}
@@ -232,20 +232,27 @@ func (r *Registry) signStatement(ctx context.Context, s *Signer, payload []byte,
 	return static.NewAttestation(env, sopts...)
 }
 
-// entity is a signed entity whose attestations are exactly atts.
+// entity is a signed entity whose signatures and attestations are exactly
+// sigs and atts.
 type entity struct {
 	oci.SignedEntity
-	atts oci.Signatures
+	sigs, atts oci.Signatures
 }
 
+func (e entity) Signatures() (oci.Signatures, error)   { return e.sigs, nil }
 func (e entity) Attestations() (oci.Signatures, error) { return e.atts, nil }
 
-func withAttestations(d name.Digest, atts []oci.Signature) (oci.SignedEntity, error) {
-	sigs, err := asSignatures(atts)
+// holding returns an entity for d holding sigs and atts.
+func holding(d name.Digest, sigs, atts []oci.Signature) (oci.SignedEntity, error) {
+	s, err := asSignatures(sigs)
 	if err != nil {
 		return nil, err
 	}
-	return entity{SignedEntity: bare(d), atts: sigs}, nil
+	a, err := asSignatures(atts)
+	if err != nil {
+		return nil, err
+	}
+	return entity{SignedEntity: bare(d), sigs: s, atts: a}, nil
 }
 
 // envelope is a DSSE envelope as cosign stores it.

@@ -16,6 +16,7 @@ import (
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	"github.com/sigstore/cosign/v2/pkg/types"
+	"golang.org/x/sync/errgroup"
 )
 
 // kind is what collect gathers: signatures or attestations.
@@ -68,7 +69,7 @@ func (r *Registry) collect(ctx context.Context, d name.Digest, ropts []ociremote
 		if err != nil {
 			return nil, err
 		}
-		got, err := load(tag, ropts)
+		got, err := load(tag, ropts, func(oci.Signature) bool { return true }, static.Copy)
 		if err != nil {
 			return nil, err
 		}
@@ -87,26 +88,23 @@ func (r *Registry) collect(ctx context.Context, d name.Digest, ropts []ociremote
 				if err := ctx.Err(); err != nil {
 					return nil, err
 				}
-				got, err := load(d.Repository.Digest(m.Digest.String()), ropts)
+				keep := func(s oci.Signature) bool {
+					mt, err := s.MediaType()
+					return err == nil && string(mt) == k.layer
+				}
+				cp := static.Copy
+				if k.suffix == attKind.suffix {
+					// Referrer manifests drop layer annotations, and
+					// cosign's verifier wants the (empty) signature
+					// annotation of attestation layers; the signature
+					// itself is inside the DSSE envelope.
+					cp = reattest
+				}
+				got, err := load(d.Repository.Digest(m.Digest.String()), ropts, keep, cp)
 				if err != nil {
 					return nil, err
 				}
-				for _, s := range got {
-					mt, err := s.MediaType()
-					if err != nil || string(mt) != k.layer {
-						continue
-					}
-					if k.suffix == attKind.suffix {
-						// Referrer manifests drop layer annotations, and
-						// cosign's verifier wants the (empty) signature
-						// annotation of attestation layers; the signature
-						// itself is inside the DSSE envelope.
-						if s, err = reattest(s); err != nil {
-							return nil, err
-						}
-					}
-					all = append(all, s)
-				}
+				all = append(all, got...)
 			}
 		}
 	}
@@ -114,8 +112,10 @@ func (r *Registry) collect(ctx context.Context, d name.Digest, ropts []ociremote
 }
 
 // load reads the signature layers of one manifest; a missing manifest has
-// none.
-func load(ref name.Reference, ropts []ociremote.Option) ([]oci.Signature, error) {
+// none. Layers are fetched once, concurrently, and kept in memory (remote
+// layers would otherwise be downloaded again on every look at them): keep
+// selects the layers wanted, and copy makes the in-memory copy.
+func load(ref name.Reference, ropts []ociremote.Option, keep func(oci.Signature) bool, copy func(oci.Signature) (oci.Signature, error)) ([]oci.Signature, error) {
 	sigs, err := ociremote.Signatures(ref, ropts...)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", ref, err)
@@ -124,7 +124,21 @@ func load(ref name.Reference, ropts []ociremote.Option) ([]oci.Signature, error)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", ref, err)
 	}
-	return got, nil
+	got = slices.DeleteFunc(got, func(s oci.Signature) bool { return !keep(s) })
+	out := make([]oci.Signature, len(got))
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i, s := range got {
+		g.Go(func() error {
+			c, err := copy(s)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", ref, err)
+			}
+			out[i] = c
+			return nil
+		})
+	}
+	return out, g.Wait()
 }
 
 // reattest rebuilds an attestation layer read from a referrer.

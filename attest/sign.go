@@ -10,7 +10,7 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
 	cremote "github.com/sigstore/cosign/v2/pkg/cosign/remote"
-	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
+	"github.com/sigstore/cosign/v2/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	sigopts "github.com/sigstore/sigstore/pkg/signature/options"
@@ -112,7 +112,7 @@ func (r *Registry) Sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 	}
 	switch r.mode {
 	case Referrers:
-		se, err := mutate.AttachSignatureToEntity(bare(d), newSig)
+		se, err := holding(d, []oci.Signature{newSig}, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -120,7 +120,7 @@ func (r *Registry) Sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 			return nil, storeError("signature", subj, err)
 		}
 	default:
-		se, err := mutate.AttachSignatureToEntity(ociremote.SignedUnknown(d, ropts...), newSig, mutate.WithDupeDetector(dd))
+		se, err := holding(d, append(stored, newSig), nil)
 		if err != nil {
 			return nil, err
 		}

@@ -49,6 +49,7 @@ type Server struct {
 
 	mu    sync.Mutex
 	fresh map[net.Conn]struct{} // accepted, no request read yet
+	done  chan error            // Serve's result, after Start
 }
 
 // New builds the registry and binds its listener; call Serve to accept
@@ -128,6 +129,25 @@ func (s *Server) Serve() error {
 		return fmt.Errorf("registry: %w", err)
 	}
 	return nil
+}
+
+// Start serves in the background; Stop ends it. It suits embedding the
+// registry in a program or a test.
+func (s *Server) Start() {
+	s.done = make(chan error, 1)
+	go func() { s.done <- s.Serve() }()
+}
+
+// Stop shuts down like Shutdown and, after Start, waits for serving to end,
+// returning the first error of the two.
+func (s *Server) Stop(ctx context.Context) error {
+	err := s.Shutdown(ctx)
+	if s.done != nil {
+		if serr := <-s.done; err == nil {
+			err = serr
+		}
+	}
+	return err
 }
 
 // track records connections that have not sent a request yet.

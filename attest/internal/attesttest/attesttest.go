@@ -14,6 +14,7 @@ import (
 	"ociwf.dev/attest"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/target"
+	"ociwf.dev/policy/registryext"
 )
 
 // Password encrypts the keys KeyPair writes.
@@ -21,6 +22,38 @@ const Password = "correct horse battery staple"
 
 // Pass returns Password.
 func Pass(bool) ([]byte, error) { return []byte(Password), nil }
+
+// Sandbox starts the embedded registry on a free loopback port and writes a
+// cosign key pair encrypted with Password, both under a new temporary
+// directory, for examples (which have no testing.T). It returns the
+// registry's host:port, the private key file and a function that stops the
+// registry and removes the directory.
+func Sandbox() (host, key string, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "ociwf-sandbox")
+	if err != nil {
+		return "", "", nil, err
+	}
+	registryext.RouteDistributionLogs(nil)
+	srv, err := registryext.New(context.Background(), registryext.Config{Addr: "127.0.0.1:0", Root: filepath.Join(dir, "registry")})
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", "", nil, err
+	}
+	srv.Start()
+	stop = func() {
+		_ = srv.Stop(context.Background())
+		os.RemoveAll(dir)
+	}
+	kp, err := attest.GenerateKeyPair(Pass)
+	if err == nil {
+		key, _, err = attest.WriteKeyFiles(filepath.Join(dir, "cosign"), kp, false)
+	}
+	if err != nil {
+		stop()
+		return "", "", nil, err
+	}
+	return srv.Addr(), key, stop, nil
+}
 
 // Opener returns an Opener for plain-HTTP loopback registries.
 func Opener(t testing.TB) *target.Opener {
@@ -92,14 +125,19 @@ func SLSASchema(t testing.TB) *jsonschema.Schema {
 	return s
 }
 
-// Sample compiles testdata/workflows/NAME (a fully pinned sample).
-func Sample(t testing.TB, name string) *ociwf.Build {
-	t.Helper()
+// Build compiles testdata/workflows/NAME (a fully pinned sample).
+func Build(name string) (*ociwf.Build, error) {
 	src, err := os.ReadFile(testdata("workflows", name))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	b, err := ociwf.Compile(context.Background(), src, ociwf.CompileOptions{File: name})
+	return ociwf.Compile(context.Background(), src, ociwf.CompileOptions{File: name})
+}
+
+// Sample is Build for tests.
+func Sample(t testing.TB, name string) *ociwf.Build {
+	t.Helper()
+	b, err := Build(name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,13 +27,9 @@ func NewAt(t testing.TB, root string) string {
 		cancel()
 		t.Fatalf("start registry: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve() }()
+	srv.Start()
 	t.Cleanup(func() {
-		if err := srv.Shutdown(context.Background()); err != nil {
-			t.Errorf("stop registry: %v", err)
-		}
-		if err := <-done; err != nil {
+		if err := srv.Stop(context.Background()); err != nil {
 			t.Errorf("registry: %v", err)
 		}
 		cancel()
