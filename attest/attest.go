@@ -79,7 +79,7 @@ func PredicateType(t string) (string, error) {
 // digest, signs it as a DSSE envelope and stores it where stock cosign
 // looks for attestations.
 func (r *Registry) Attest(ctx context.Context, s *Signer, subj Subject, opts AttestOptions) (*Result, error) {
-	res, err := r.AttestAll(ctx, s, subj, []AttestOptions{opts})
+	res, err := r.AttestAll(ctx, s, subj, []AttestOptions{opts}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -88,8 +88,10 @@ func (r *Registry) Attest(ctx context.Context, s *Signer, subj Subject, opts Att
 
 // AttestAll is Attest for several predicates with a single write: one
 // update of the .att manifest, or one referrer holding every new
-// attestation. It returns one Result per predicate, in order.
-func (r *Registry) AttestAll(ctx context.Context, s *Signer, subj Subject, all []AttestOptions) ([]*Result, error) {
+// attestation. It returns one Result per predicate, in order. pre, from
+// Prefetch of the same subject, saves reading what is already there; nil
+// reads it.
+func (r *Registry) AttestAll(ctx context.Context, s *Signer, subj Subject, all []AttestOptions, pre *Stored) ([]*Result, error) {
 	d, err := r.digestRef(subj)
 	if err != nil {
 		return nil, err
@@ -129,7 +131,7 @@ func (r *Registry) AttestAll(ctx context.Context, s *Signer, subj Subject, all [
 	}
 
 	ropts := r.options(ctx)
-	stored, err := r.collect(ctx, d, ropts, r.writeScheme(), attKind)
+	stored, err := r.stored(ctx, d, ropts, attKind, pre)
 	if err != nil {
 		return nil, err
 	}

@@ -266,3 +266,33 @@ func TestWriteKeyFilesRefusesToOverwrite(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// What Prefetch read serves only its own subject; other subjects are read
+// afresh, so a stale or foreign set can never hide a missing signature.
+func TestPrefetchServesOnlyItsSubject(t *testing.T) {
+	ctx := context.Background()
+	host := registrytest.New(t)
+	o := attesttest.Opener(t)
+	_, a := attesttest.Push(t, o, host+"/wf/a:1.0.0", "fan-out-fan-in.yaml")
+	_, b := attesttest.Push(t, o, host+"/wf/b:1.4.0", "build-test-release.yaml")
+	key, _ := attesttest.KeyPair(t, t.TempDir(), "k")
+	s := attesttest.Signer(t, key)
+	reg := attest.NewRegistry(o, attest.RegistryOptions{})
+	if _, err := reg.Sign(ctx, s, a, attest.SignOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	preA, err := reg.Prefetch(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := reg.Sign(ctx, s, a, attest.SignOptions{Stored: preA}); err != nil || !res.Existing {
+		t.Fatalf("a with its prefetch: %+v %v", res, err)
+	}
+	if res, err := reg.Sign(ctx, s, b, attest.SignOptions{Stored: preA}); err != nil || res.Existing {
+		t.Fatalf("b with a's prefetch: %+v %v", res, err)
+	}
+	rs, err := reg.AttestAll(ctx, s, b, []attest.AttestOptions{{Type: attest.TypeCycloneDX, Predicate: []byte(cdx)}}, preA)
+	if err != nil || rs[0].Existing {
+		t.Fatalf("attest b with a's prefetch: %+v %v", rs, err)
+	}
+}

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
+	"github.com/sigstore/cosign/v2/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"golang.org/x/sync/errgroup"
 
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
@@ -69,6 +72,11 @@ type Registry struct {
 	opener *target.Opener
 	mode   Mode
 	log    *slog.Logger
+
+	// One puller and pusher serve every operation, so pings, connections
+	// and tokens are shared instead of renegotiated per call.
+	once  sync.Once
+	reuse []remote.Option
 }
 
 // NewRegistry returns a Registry that connects like o.
@@ -111,6 +119,28 @@ func (k keychain) ResolveContext(ctx context.Context, res authn.Resource) (authn
 
 // options returns cosign registry options for one operation under ctx.
 func (r *Registry) options(ctx context.Context) []ociremote.Option {
+	r.once.Do(func() {
+		// The shared puller and pusher resolve credentials beyond any one
+		// operation's context.
+		shared := r.base(context.WithoutCancel(ctx))
+		pl, err := remote.NewPuller(shared...)
+		if err != nil {
+			return
+		}
+		ps, err := remote.NewPusher(shared...)
+		if err != nil {
+			return
+		}
+		r.reuse = []remote.Option{remote.Reuse(pl), remote.Reuse(ps)}
+	})
+	return []ociremote.Option{
+		ociremote.WithRemoteOptions(append(r.base(ctx), r.reuse...)...),
+		ociremote.WithNameOptions(r.nameOptions()...),
+	}
+}
+
+// base returns the connection options of one operation under ctx.
+func (r *Registry) base(ctx context.Context) []remote.Option {
 	o := r.opener.Options()
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
@@ -124,10 +154,7 @@ func (r *Registry) options(ctx context.Context) []ociremote.Option {
 		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
 		ropts = append(ropts, remote.WithTransport(tr))
 	}
-	return []ociremote.Option{
-		ociremote.WithRemoteOptions(ropts...),
-		ociremote.WithNameOptions(r.nameOptions()...),
-	}
+	return ropts
 }
 
 func (r *Registry) nameOptions() []name.Option {
@@ -147,4 +174,43 @@ func (r *Registry) digestRef(s Subject) (name.Digest, error) {
 		return name.Digest{}, fmt.Errorf("subject %s: %v: %w", s, err, errdef.ErrInvalid)
 	}
 	return d, nil
+}
+
+// Stored is what a registry held for one subject when Prefetch read it.
+type Stored struct {
+	subj       Subject
+	mode       Mode
+	sigs, atts []oci.Signature
+}
+
+// Prefetch reads the signatures and attestations already stored for subj
+// where r writes. Passing the result to Sign (SignOptions.Stored) and
+// AttestAll saves them that read: the publish ceremony prefetches while
+// the key is still being decrypted.
+func (r *Registry) Prefetch(ctx context.Context, subj Subject) (*Stored, error) {
+	d, err := r.digestRef(subj)
+	if err != nil {
+		return nil, err
+	}
+	ropts := r.options(ctx)
+	st := &Stored{subj: subj, mode: r.mode}
+	var g errgroup.Group
+	g.Go(func() (err error) { st.sigs, err = r.collect(ctx, d, ropts, r.writeScheme(), sigKind); return err })
+	g.Go(func() (err error) { st.atts, err = r.collect(ctx, d, ropts, r.writeScheme(), attKind); return err })
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// stored returns what is stored for d of kind k where r writes: from st
+// when it was prefetched for the same digest and mode, else read now.
+func (r *Registry) stored(ctx context.Context, d name.Digest, ropts []ociremote.Option, k kind, st *Stored) ([]oci.Signature, error) {
+	if st != nil && st.mode == r.mode && st.subj.Repository == d.Repository.Name() && st.subj.Digest.String() == d.DigestStr() {
+		if k.suffix == sigKind.suffix {
+			return st.sigs, nil
+		}
+		return st.atts, nil
+	}
+	return r.collect(ctx, d, ropts, r.writeScheme(), k)
 }

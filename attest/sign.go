@@ -22,6 +22,9 @@ type SignOptions struct {
 	// Annotations are signed with the payload (cosign's -a k=v). The
 	// subject's tag is added as AnnotationTag.
 	Annotations map[string]string
+	// Stored, from Prefetch of the same subject, saves reading what is
+	// already there.
+	Stored *Stored
 }
 
 // Result reports what Sign or Attest did.
@@ -70,7 +73,7 @@ func (r *Registry) Sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 	}
 	res := &Result{Subject: subj, Mode: r.mode}
 	ropts := r.options(ctx)
-	stored, err := r.collect(ctx, d, ropts, r.writeScheme(), sigKind)
+	stored, err := r.stored(ctx, d, ropts, sigKind, opts.Stored)
 	if err != nil {
 		return nil, err
 	}

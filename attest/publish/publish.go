@@ -100,6 +100,12 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 		step("push", false, mark)
 		pushed := now()
 		subj := attest.Subject{Repository: dst.Name, Digest: desc.Digest, Tag: opts.Tag}
+		// Read what a previous run stored while the key may still be
+		// loading; Sign and AttestAll then skip that round trip.
+		pre, err := opts.Registry.Prefetch(ctx, subj)
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", subj, err)
+		}
 		s, err := signer.wait(ctx)
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", subj, err)
@@ -119,7 +125,7 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 
 		sign := func(ctx context.Context) error {
 			t := now()
-			r, err := opts.Registry.Sign(ctx, s, subj, attest.SignOptions{Annotations: opts.Annotations})
+			r, err := opts.Registry.Sign(ctx, s, subj, attest.SignOptions{Annotations: opts.Annotations, Stored: pre})
 			if err != nil {
 				return fmt.Errorf("publish %s: sign: %w", subj, err)
 			}
@@ -131,7 +137,7 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 			rs, err := opts.Registry.AttestAll(ctx, s, subj, []attest.AttestOptions{
 				{Type: provenance.PredicateType, Predicate: raw},
 				{Type: attest.TypeCycloneDX, Predicate: b.SBOM},
-			})
+			}, pre)
 			if err != nil {
 				return fmt.Errorf("publish %s: attest provenance and SBOM: %w", subj, err)
 			}
