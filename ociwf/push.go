@@ -27,7 +27,8 @@ type PushOptions struct {
 	// BeforeTag, if set, runs after the artifact is stored by digest and
 	// before the tag is applied; an error leaves the tag untouched. Publish
 	// ceremonies sign and attest here, so a tag never names an artifact
-	// whose signature or attestations are missing.
+	// whose signature or attestations are missing. The second write-once
+	// check of the tag runs while BeforeTag does.
 	BeforeTag func(ctx context.Context, desc ocispec.Descriptor) error
 }
 
@@ -68,16 +69,42 @@ func Push(ctx context.Context, dst oras.Target, b *Build, tag string, opts PushO
 	if err := oras.CopyGraph(ctx, mem, dst, desc, cg); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("push %s: %w", desc.Digest, err)
 	}
-	if opts.BeforeTag != nil {
-		if err := opts.BeforeTag(ctx, desc); err != nil {
-			return ocispec.Descriptor{}, err
+	if opts.BeforeTag == nil || tag == "" {
+		if opts.BeforeTag != nil {
+			if err := opts.BeforeTag(ctx, desc); err != nil {
+				return ocispec.Descriptor{}, err
+			}
 		}
-	}
-	if tag == "" {
+		if tag != "" {
+			if err := TagOnce(ctx, dst, mem, desc, tag); err != nil {
+				return ocispec.Descriptor{}, err
+			}
+			log.Debug("tagged", "tag", tag, "digest", desc.Digest)
+		}
 		return desc, nil
 	}
-	if err := TagOnce(ctx, dst, mem, desc, tag); err != nil {
-		return ocispec.Descriptor{}, err
+	// Check the tag again while the hook runs (it is slow: signing), so
+	// the tag write follows the hook without another round trip.
+	type check struct {
+		exists bool
+		err    error
+	}
+	checked := make(chan check, 1)
+	go func() {
+		exists, err := checkTag(ctx, dst, desc, tag)
+		checked <- check{exists, err}
+	}()
+	herr := opts.BeforeTag(ctx, desc)
+	c := <-checked
+	switch {
+	case herr != nil:
+		return ocispec.Descriptor{}, herr
+	case c.err != nil:
+		return ocispec.Descriptor{}, c.err
+	case !c.exists:
+		if err := putTag(ctx, dst, mem, desc, tag); err != nil {
+			return ocispec.Descriptor{}, err
+		}
 	}
 	log.Debug("tagged", "tag", tag, "digest", desc.Digest)
 	return desc, nil
@@ -130,6 +157,11 @@ func TagOnce(ctx context.Context, dst oras.Target, src content.Fetcher, desc oci
 	if err != nil || exists {
 		return err
 	}
+	return putTag(ctx, dst, src, desc, tag)
+}
+
+// putTag writes tag for desc, with a single manifest PUT on registries.
+func putTag(ctx context.Context, dst oras.Target, src content.Fetcher, desc ocispec.Descriptor, tag string) error {
 	rp, ok := dst.(registry.ReferencePusher)
 	if !ok {
 		if err := dst.Tag(ctx, desc, tag); err != nil {
