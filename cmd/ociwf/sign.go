@@ -219,7 +219,7 @@ Verify with stock cosign:
 			if err != nil {
 				return usageError{err}
 			}
-			pred, err := readPredicate(predicate)
+			pred, err := readPredicate(predicate, a.stdin)
 			if err != nil {
 				return err
 			}
@@ -270,11 +270,9 @@ Verify with stock cosign:
 // maxPredicate bounds predicate files.
 const maxPredicate = 16 << 20
 
-func readPredicate(path string) ([]byte, error) {
-	var rd io.Reader
-	if path == "-" {
-		rd = os.Stdin
-	} else {
+func readPredicate(path string, stdin io.Reader) ([]byte, error) {
+	rd := stdin
+	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, fmt.Errorf("predicate: %w", err)

@@ -66,6 +66,14 @@ func TestPublishSignAttestVerify(t *testing.T) {
 	if _, stderr, code := cli(t, "attest", "--plain-http", "--key", other+".key", "--type", "https://example.com/review/v1", "--predicate", pred, "--referrers", res.Reference); code != 0 {
 		t.Fatalf("attest: %s", stderr)
 	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte("not json"), 0o600)
+	if _, stderr, code := cli(t, "attest", "--plain-http", "--key", other+".key", "--type", "cyclonedx", "--predicate", bad, res.Reference); code != exitError || !strings.Contains(stderr, "cyclonedx predicate") {
+		t.Fatalf("attest a malformed predicate: exit %d %s", code, stderr)
+	}
+	if _, stderr, code := cli(t, "attest", "--plain-http", "--key", other+".key", "--type", "not a type", "--predicate", bad, res.Reference); code != exitUsage || !strings.Contains(stderr, "predicate type") {
+		t.Fatalf("attest with a bad type: exit %d %s", code, stderr)
+	}
 	out, stderr, code = cli(t, "verify", "--plain-http", "--key", other+".pub", "--type", "https://example.com/review/v1", res.Reference)
 	if code != 0 || !strings.Contains(out, "https://example.com/review/v1 (referrers)") {
 		t.Fatalf("verify the second signer: exit %d %s %s", code, out, stderr)
