@@ -1,0 +1,470 @@
+// Package trust reads ociwf trust policies: which keys are trusted to sign
+// workflows in which repositories, during which validity windows, how many
+// distinct signers a workflow needs, which attestations it must carry
+// (provenance from allowed builders and sources, an SBOM), which signed
+// identity a signature must name, and what a lifecycle state means for it.
+//
+// A policy file is YAML with a JSON Schema (Schema; docs/policy.md). It is
+// modelled on Notation's trust policy, scoped by repository, with Harbor's
+// repository patterns: * matches within one path segment, ** across
+// segments, and "*" alone is the fallback for every repository.
+package trust
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/sigstore/cosign/v2/cmd/cosign/cli/options"
+	"go.yaml.in/yaml/v3"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+
+	"ociwf.dev/ociwf/errdef"
+)
+
+// Version is the only policy format version so far.
+const Version = "ociwf.dev/trust/v1"
+
+// Schema is the JSON Schema of a policy file.
+//
+//go:embed trust-policy.schema.json
+var Schema []byte
+
+// MaxPolicyBytes bounds a policy file.
+const MaxPolicyBytes = 1 << 20
+
+// ErrNoScope is returned by Policy.For when no scope covers a repository:
+// nothing is trusted there.
+var ErrNoScope = errors.New("no trust policy covers the repository")
+
+// Policy is a parsed, validated trust policy.
+type Policy struct {
+	Version       string  `json:"version"`
+	TrustPolicies []Scope `json:"trustPolicies"`
+}
+
+// Scope is one trust policy: the rules for the repositories it names.
+type Scope struct {
+	Name           string         `json:"name"`
+	RegistryScopes []string       `json:"registryScopes"`
+	SignedIdentity SignedIdentity `json:"signedIdentity,omitzero"`
+	Signers        []Signer       `json:"signers,omitempty"`
+	// Threshold is the minimum number of distinct trusted signers; at
+	// least 1.
+	Threshold int            `json:"threshold,omitempty"`
+	Require   Requirements   `json:"require,omitzero"`
+	Lifecycle LifecycleRules `json:"lifecycle,omitzero"`
+	// Skip accepts without verifying. Verifiers must report it loudly.
+	Skip bool `json:"skip,omitempty"`
+}
+
+// IdentityType says which docker-reference a signature must name.
+type IdentityType string
+
+// Signed identity rules, as containers/image names them.
+const (
+	// Exact: the signature names the repository being verified.
+	Exact IdentityType = "exact"
+	// MatchRepository: the signature names the repository, with any tag.
+	MatchRepository IdentityType = "matchRepository"
+	// Remap: the signature names the repository with Prefix replaced by
+	// SignedPrefix, for mirrors and air-gapped copies.
+	Remap IdentityType = "remap"
+)
+
+// SignedIdentity is the rule for the docker-reference in signed payloads.
+// The zero value means Exact.
+type SignedIdentity struct {
+	Type         IdentityType `json:"type"`
+	Prefix       string       `json:"prefix,omitempty"`
+	SignedPrefix string       `json:"signedPrefix,omitempty"`
+}
+
+// Signer is a trusted key and the window in which its signatures count.
+type Signer struct {
+	Name string `json:"name"`
+	// Key is a PEM public key file (absolute after Load) or a KMS URI.
+	Key       string     `json:"key"`
+	NotBefore *time.Time `json:"notBefore,omitempty"`
+	NotAfter  *time.Time `json:"notAfter,omitempty"`
+}
+
+// ValidAt reports whether t falls in the signer's window. Without a
+// trusted timestamp on a signature, verifiers pass the verification time:
+// a key past NotAfter then no longer vouches for anything.
+func (s Signer) ValidAt(t time.Time) bool {
+	return (s.NotBefore == nil || !t.Before(*s.NotBefore)) && (s.NotAfter == nil || !t.After(*s.NotAfter))
+}
+
+// Requirements are what a verified workflow must carry beyond signatures.
+type Requirements struct {
+	// Attestations are predicate types (cosign names or URIs).
+	Attestations []string `json:"attestations,omitempty"`
+	// Builders are allowed SLSA builder.id patterns; empty allows any.
+	Builders []string `json:"builders,omitempty"`
+	// Sources are allowed provenance source URI patterns; empty allows any.
+	Sources []string `json:"sources,omitempty"`
+}
+
+// BuilderAllowed reports whether a provenance builder.id is allowed.
+func (r Requirements) BuilderAllowed(id string) bool { return anyMatch(r.Builders, id) }
+
+// SourceAllowed reports whether a provenance source URI is allowed.
+func (r Requirements) SourceAllowed(uri string) bool { return anyMatch(r.Sources, uri) }
+
+func anyMatch(patterns []string, s string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, p := range patterns {
+		if ok, _ := doublestar.Match(p, s); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Action is what a lifecycle state means for verification.
+type Action string
+
+// Actions.
+const (
+	Allow Action = "allow"
+	Warn  Action = "warn"
+	Deny  Action = "deny"
+)
+
+// LifecycleRules map lifecycle states to actions. Zero fields take the
+// defaults: deprecated warns, retired denies.
+type LifecycleRules struct {
+	Deprecated Action `json:"deprecated,omitempty"`
+	Retired    Action `json:"retired,omitempty"`
+}
+
+// For returns the action for a lifecycle state; states other than
+// deprecated and retired are allowed.
+func (l LifecycleRules) For(state string) Action {
+	switch state {
+	case "deprecated":
+		if l.Deprecated != "" {
+			return l.Deprecated
+		}
+		return Warn
+	case "retired":
+		if l.Retired != "" {
+			return l.Retired
+		}
+		return Deny
+	}
+	return Allow
+}
+
+// Error is a policy file problem: where and what.
+type Error struct {
+	File string
+	// Path is a JSON pointer into the document, e.g.
+	// /trustPolicies/0/signers/1/notAfter.
+	Path string
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.File, e.Path, e.Msg)
+}
+
+// Is makes every policy error match errdef.ErrInvalid.
+func (e *Error) Is(target error) bool { return target == errdef.ErrInvalid }
+
+// Load reads and parses the policy file at path. Relative key files are
+// resolved against the policy file's directory.
+func Load(path string) (*Policy, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("trust policy: %w", err)
+	}
+	defer f.Close()
+	src, err := io.ReadAll(io.LimitReader(f, MaxPolicyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("trust policy %s: %w", path, err)
+	}
+	p, err := Parse(path, src)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	for i := range p.TrustPolicies {
+		for j := range p.TrustPolicies[i].Signers {
+			k := &p.TrustPolicies[i].Signers[j].Key
+			if !strings.Contains(*k, "://") && !filepath.IsAbs(*k) {
+				*k = filepath.Join(dir, *k)
+			}
+		}
+	}
+	return p, nil
+}
+
+// Parse validates src against Schema and the rules the schema cannot say,
+// and returns the policy. Errors are *Error values naming file and path.
+func Parse(file string, src []byte) (*Policy, error) {
+	if len(src) > MaxPolicyBytes {
+		return nil, fmt.Errorf("%w: %w", &Error{File: file, Msg: fmt.Sprintf("larger than %d bytes", MaxPolicyBytes)}, errdef.ErrTooLarge)
+	}
+	var doc any
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		return nil, &Error{File: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	doc = jsonable(doc)
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return nil, &Error{File: file, Msg: err.Error()}
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, &Error{File: file, Msg: err.Error()}
+	}
+	if err := compiled().Validate(inst); err != nil {
+		return nil, schemaError(file, err)
+	}
+	var p Policy
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return nil, &Error{File: file, Msg: err.Error()}
+	}
+	if err := p.check(file); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// jsonable turns what YAML decoding produced into JSON values: timestamps
+// become RFC 3339 strings, maps get string keys.
+func jsonable(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			v[k] = jsonable(e)
+		}
+		return v
+	case map[any]any:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[fmt.Sprint(k)] = jsonable(e)
+		}
+		return m
+	case []any:
+		for i, e := range v {
+			v[i] = jsonable(e)
+		}
+		return v
+	case time.Time:
+		return v.Format(time.RFC3339Nano)
+	}
+	return v
+}
+
+// compiled compiles Schema; it cannot fail for the embedded schema, which
+// a test compiles.
+func compiled() *jsonschema.Schema {
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(Schema))
+	if err == nil {
+		err = c.AddResource("trust-policy.schema.json", doc)
+	}
+	if err != nil {
+		panic(err)
+	}
+	return c.MustCompile("trust-policy.schema.json")
+}
+
+// schemaError reports the most specific schema violation.
+func schemaError(file string, err error) error {
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return &Error{File: file, Msg: err.Error()}
+	}
+	for len(ve.Causes) > 0 {
+		ve = ve.Causes[0]
+	}
+	return &Error{File: file, Path: "/" + strings.Join(ve.InstanceLocation, "/"), Msg: ve.ErrorKind.LocalizedString(message.NewPrinter(language.English))}
+}
+
+// check enforces what the schema cannot express.
+func (p *Policy) check(file string) error {
+	fail := func(path, format string, args ...any) error {
+		return &Error{File: file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	}
+	names := map[string]bool{}
+	scopes := map[string]string{}
+	for i, s := range p.TrustPolicies {
+		at := fmt.Sprintf("/trustPolicies/%d", i)
+		if names[s.Name] {
+			return fail(at+"/name", "duplicate policy name %q", s.Name)
+		}
+		names[s.Name] = true
+		for j, sc := range s.RegistryScopes {
+			if other, ok := scopes[sc]; ok {
+				return fail(fmt.Sprintf("%s/registryScopes/%d", at, j), "scope %q is already in policy %q", sc, other)
+			}
+			scopes[sc] = s.Name
+			if sc != "*" && (!doublestar.ValidatePattern(sc) || strings.Contains(sc, "://") || !strings.Contains(sc, "/")) {
+				return fail(fmt.Sprintf("%s/registryScopes/%d", at, j), "scope %q: want registry/repository, * or ** patterns, or \"*\"", sc)
+			}
+		}
+		if s.Skip {
+			if len(s.Signers) > 0 || s.Threshold > 0 {
+				return fail(at, "a policy that skips verification takes no signers or threshold")
+			}
+			continue
+		}
+		if len(s.Signers) == 0 {
+			return fail(at+"/signers", "no signers: list trusted keys, or set skip: true to accept without verification")
+		}
+		if s.Threshold == 0 {
+			p.TrustPolicies[i].Threshold = 1
+		} else if s.Threshold > len(s.Signers) {
+			return fail(at+"/threshold", "threshold %d exceeds the %d signers listed", s.Threshold, len(s.Signers))
+		}
+		signers := map[string]bool{}
+		for j, sg := range s.Signers {
+			if signers[sg.Name] {
+				return fail(fmt.Sprintf("%s/signers/%d/name", at, j), "duplicate signer %q", sg.Name)
+			}
+			signers[sg.Name] = true
+			if sg.NotBefore != nil && sg.NotAfter != nil && !sg.NotBefore.Before(*sg.NotAfter) {
+				return fail(fmt.Sprintf("%s/signers/%d", at, j), "notBefore %s is not before notAfter %s", sg.NotBefore.Format(time.RFC3339), sg.NotAfter.Format(time.RFC3339))
+			}
+		}
+		for j, t := range s.Require.Attestations {
+			if _, err := options.ParsePredicateType(t); err != nil {
+				return fail(fmt.Sprintf("%s/require/attestations/%d", at, j), "predicate type %q: want slsaprovenance1, cyclonedx, another cosign type name or a URI", t)
+			}
+		}
+		for _, list := range []struct {
+			name string
+			pats []string
+		}{{"builders", s.Require.Builders}, {"sources", s.Require.Sources}} {
+			for j, pat := range list.pats {
+				if !doublestar.ValidatePattern(pat) {
+					return fail(fmt.Sprintf("%s/require/%s/%d", at, list.name, j), "bad pattern %q", pat)
+				}
+			}
+		}
+		if s.SignedIdentity.Type == "" {
+			p.TrustPolicies[i].SignedIdentity.Type = Exact
+		}
+	}
+	return nil
+}
+
+// For returns the scope governing repo (registry/repository): an exact
+// scope first, then the most specific pattern (the longest literal prefix;
+// equal ones in file order), then "*". ErrNoScope means nothing is trusted
+// for repo.
+func (p *Policy) For(repo string) (*Scope, error) {
+	var best *Scope
+	bestRank := -1
+	for i := range p.TrustPolicies {
+		s := &p.TrustPolicies[i]
+		for _, sc := range s.RegistryScopes {
+			rank := -1
+			switch {
+			case sc == repo:
+				rank = 1 << 30
+			case sc == "*":
+				rank = 0
+			default:
+				if ok, _ := doublestar.Match(sc, repo); ok {
+					rank = 1 + literalPrefix(sc)
+				}
+			}
+			if rank > bestRank {
+				best, bestRank = s, rank
+			}
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("%s: %w (add a trust policy whose registryScopes match it)", repo, ErrNoScope)
+	}
+	return best, nil
+}
+
+func literalPrefix(pattern string) int {
+	if i := strings.IndexAny(pattern, "*?[{\\"); i >= 0 {
+		return i
+	}
+	return len(pattern)
+}
+
+// SignedReference returns the repository a signature for repo must name
+// under s's signed identity rule.
+func (s *Scope) SignedReference(repo string) string {
+	if s.SignedIdentity.Type == Remap && strings.HasPrefix(repo, s.SignedIdentity.Prefix) {
+		return s.SignedIdentity.SignedPrefix + strings.TrimPrefix(repo, s.SignedIdentity.Prefix)
+	}
+	return repo
+}
+
+// AcceptsIdentity reports whether a signed docker-reference is acceptable
+// for repo: the signed reference itself, or (MatchRepository) that
+// repository with a tag or digest.
+func (s *Scope) AcceptsIdentity(repo, signed string) bool {
+	want := s.SignedReference(repo)
+	if signed == want {
+		return true
+	}
+	if s.SignedIdentity.Type == MatchRepository {
+		rest, ok := strings.CutPrefix(signed, want)
+		return ok && (strings.HasPrefix(rest, ":") || strings.HasPrefix(rest, "@"))
+	}
+	return false
+}
+
+// KeyPolicyOptions tune KeyPolicy.
+type KeyPolicyOptions struct {
+	// SignatureOnly drops the attestation requirements, for artifacts
+	// signed by other tools.
+	SignatureOnly bool
+	// SignedIdentity names the repository the signatures were made for,
+	// when verifying a mirror of it.
+	SignedIdentity string
+}
+
+// DefaultAttestations returns what `ociwf publish` attaches and what a
+// one-key policy requires unless SignatureOnly is set.
+func DefaultAttestations() []string { return []string{"slsaprovenance1", "cyclonedx"} }
+
+// KeyPolicy is the policy that `--key KEY` stands for: one trusted key
+// for the repository repo, a valid signature naming it (or
+// opts.SignedIdentity), and the SLSA v1 provenance and CycloneDX SBOM
+// attestations.
+func KeyPolicy(key, repo string, opts KeyPolicyOptions) *Policy {
+	s := Scope{
+		Name:           "key",
+		RegistryScopes: []string{repo},
+		SignedIdentity: SignedIdentity{Type: Exact},
+		Signers:        []Signer{{Name: "key", Key: key}},
+		Threshold:      1,
+	}
+	if opts.SignedIdentity != "" && opts.SignedIdentity != repo {
+		s.SignedIdentity = SignedIdentity{Type: Remap, Prefix: repo, SignedPrefix: opts.SignedIdentity}
+	}
+	if !opts.SignatureOnly {
+		s.Require.Attestations = DefaultAttestations()
+	}
+	return &Policy{Version: Version, TrustPolicies: []Scope{s}}
+}

@@ -1,0 +1,217 @@
+package trust_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/policy/trust"
+)
+
+const sample = "../../testdata/policies/release.yaml"
+
+func load(t *testing.T) *trust.Policy {
+	t.Helper()
+	p, err := trust.Load(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSchemaCompiles(t *testing.T) {
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(trust.Schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource("s.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Compile("s.json"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadResolvesKeysAndDefaults(t *testing.T) {
+	p := load(t)
+	rel := p.TrustPolicies[0]
+	abs, _ := filepath.Abs(filepath.Join(filepath.Dir(sample), "keys", "release-2025.pub"))
+	if got, _ := filepath.Abs(rel.Signers[0].Key); got != abs {
+		t.Fatalf("key path %s, want %s", got, abs)
+	}
+	if rel.Signers[2].Key != "awskms:///alias/workflow-security" {
+		t.Fatalf("KMS URI changed: %s", rel.Signers[2].Key)
+	}
+	if rel.SignedIdentity.Type != trust.Exact || p.TrustPolicies[1].Threshold != 1 {
+		t.Fatalf("defaults: %+v, threshold %d", rel.SignedIdentity, p.TrustPolicies[1].Threshold)
+	}
+	if got := rel.Lifecycle.For("deprecated"); got != trust.Deny {
+		t.Fatalf("deprecated: %s", got)
+	}
+	if got := p.TrustPolicies[1].Lifecycle.For("deprecated"); got != trust.Warn {
+		t.Fatalf("default deprecated: %s", got)
+	}
+	if got := p.TrustPolicies[1].Lifecycle.For("retired"); got != trust.Deny {
+		t.Fatalf("default retired: %s", got)
+	}
+}
+
+func TestScopeSelection(t *testing.T) {
+	p := load(t)
+	cases := map[string]string{
+		"registry.example.com/workflows/release":        "release", // exact
+		"registry.example.com/workflows/release-train":  "release", // pattern
+		"registry.example.com/teams/data/nightly":       "teams",   // ** across segments
+		"mirror.internal:5000/workflows/release":        "mirror",
+		"registry.example.com/workflows/release/nested": "scratch", // * stays in its segment
+		"elsewhere.example.com/anything":                "scratch",
+	}
+	for repo, want := range cases {
+		s, err := p.For(repo)
+		if err != nil || s.Name != want {
+			t.Errorf("%s: got %v %v, want %s", repo, s, err, want)
+		}
+	}
+	noFallback := &trust.Policy{TrustPolicies: p.TrustPolicies[:1]}
+	if _, err := noFallback.For("elsewhere.example.com/x"); !errors.Is(err, trust.ErrNoScope) {
+		t.Fatalf("uncovered repository: %v", err)
+	}
+}
+
+func TestSignerWindows(t *testing.T) {
+	s := load(t).TrustPolicies[0].Signers
+	at := func(v string) time.Time { tm, _ := time.Parse(time.RFC3339, v); return tm }
+	cases := []struct {
+		signer int
+		at     string
+		want   bool
+	}{
+		{0, "2024-12-31T23:59:59Z", false},
+		{0, "2025-06-01T00:00:00Z", true},
+		{0, "2026-01-31T00:00:00Z", true}, // inclusive
+		{0, "2026-02-01T00:00:00Z", false},
+		{1, "2025-12-31T00:00:00Z", false},
+		{1, "2030-01-01T00:00:00Z", true},
+		{2, "1999-01-01T00:00:00Z", true}, // no window
+	}
+	for _, c := range cases {
+		if got := s[c.signer].ValidAt(at(c.at)); got != c.want {
+			t.Errorf("%s at %s: %v, want %v", s[c.signer].Name, c.at, got, c.want)
+		}
+	}
+}
+
+func TestSignedIdentity(t *testing.T) {
+	p := load(t)
+	scope := func(repo string) *trust.Scope {
+		s, err := p.For(repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	cases := []struct {
+		repo, signed string
+		want         bool
+	}{
+		{"registry.example.com/workflows/release", "registry.example.com/workflows/release", true},
+		{"registry.example.com/workflows/release", "registry.example.com/workflows/release-train", false},  // replay from another repository
+		{"registry.example.com/workflows/release", "registry.example.com/workflows/release:1.0.0", false},  // exact
+		{"registry.example.com/teams/data/nightly", "registry.example.com/teams/data/nightly:2.0.0", true}, // matchRepository
+		{"registry.example.com/teams/data/nightly", "registry.example.com/teams/data/nightly-2", false},
+		{"mirror.internal:5000/workflows/release", "registry.example.com/workflows/release", true}, // remap
+		{"mirror.internal:5000/workflows/release", "mirror.internal:5000/workflows/release", false},
+	}
+	for _, c := range cases {
+		if got := scope(c.repo).AcceptsIdentity(c.repo, c.signed); got != c.want {
+			t.Errorf("%s signed as %s: %v, want %v", c.repo, c.signed, got, c.want)
+		}
+	}
+}
+
+func TestRequirements(t *testing.T) {
+	r := load(t).TrustPolicies[0].Require
+	if !r.BuilderAllowed("https://github.com/acme/workflows/.github/workflows/release.yml@refs/heads/main") || r.BuilderAllowed("https://github.com/evil/workflows/.github/workflows/release.yml@refs/heads/main") {
+		t.Fatal("builders")
+	}
+	if !r.SourceAllowed("git+https://github.com/acme/workflows") || r.SourceAllowed("git+https://github.com/acmeco/workflows") {
+		t.Fatal("sources")
+	}
+	if !(trust.Requirements{}).BuilderAllowed("anything") {
+		t.Fatal("empty list allows any builder")
+	}
+}
+
+func TestKeyPolicy(t *testing.T) {
+	p := trust.KeyPolicy("cosign.pub", "127.0.0.1:5001/wf/build", trust.KeyPolicyOptions{})
+	s, err := p.For("127.0.0.1:5001/wf/build")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(s.Require.Attestations, ",") != "slsaprovenance1,cyclonedx" || s.Threshold != 1 || !s.AcceptsIdentity("127.0.0.1:5001/wf/build", "127.0.0.1:5001/wf/build") {
+		t.Fatalf("secure by default: %+v", s)
+	}
+	if _, err := p.For("127.0.0.1:5001/wf/other"); !errors.Is(err, trust.ErrNoScope) {
+		t.Fatal("a key policy covers its repository only")
+	}
+	m := trust.KeyPolicy("cosign.pub", "mirror:5000/wf/build", trust.KeyPolicyOptions{SignatureOnly: true, SignedIdentity: "registry.example.com/wf/build"})
+	ms, _ := m.For("mirror:5000/wf/build")
+	if len(ms.Require.Attestations) != 0 || !ms.AcceptsIdentity("mirror:5000/wf/build", "registry.example.com/wf/build") || ms.AcceptsIdentity("mirror:5000/wf/build", "mirror:5000/wf/build") {
+		t.Fatalf("signature-only mirror policy: %+v", ms)
+	}
+}
+
+func TestInvalidPolicies(t *testing.T) {
+	base := func(body string) string {
+		return "version: ociwf.dev/trust/v1\ntrustPolicies:\n" + body
+	}
+	signer := "    signers: [{name: a, key: a.pub}]\n"
+	cases := []struct{ name, src, want string }{
+		{"not yaml", "version: [", "did not find expected node content"},
+		{"wrong version", "version: v9\ntrustPolicies: [{name: a, registryScopes: ['*'], skip: true}]\n", "/version"},
+		{"unknown field", base("  - name: a\n    registryScopes: ['*']\n    skip: true\n    colour: red\n"), "additional properties 'colour' not allowed"},
+		{"duplicate key", base("  - name: a\n    name: b\n    registryScopes: ['*']\n"), "already defined"},
+		{"no scopes", base("  - name: a\n" + signer), "missing property 'registryScopes'"},
+		{"bad time", base("  - name: a\n    registryScopes: ['*']\n    signers: [{name: a, key: a.pub, notAfter: tomorrow}]\n"), "/trustPolicies/0/signers/0/notAfter"},
+		{"window backwards", base("  - name: a\n    registryScopes: ['*']\n    signers: [{name: a, key: a.pub, notBefore: 2026-02-01T00:00:00Z, notAfter: 2026-01-01T00:00:00Z}]\n"), "is not before notAfter"},
+		{"no signers", base("  - name: a\n    registryScopes: ['*']\n"), "no signers"},
+		{"threshold too high", base("  - name: a\n    registryScopes: ['*']\n" + signer + "    threshold: 2\n"), "threshold 2 exceeds the 1 signers"},
+		{"duplicate scope", base("  - name: a\n    registryScopes: ['r.io/x']\n" + signer + "  - name: b\n    registryScopes: ['r.io/x']\n" + signer), `scope "r.io/x" is already in policy "a"`},
+		{"duplicate name", base("  - name: a\n    registryScopes: ['r.io/x']\n" + signer + "  - name: a\n    registryScopes: ['r.io/y']\n" + signer), `duplicate policy name "a"`},
+		{"scope without repository", base("  - name: a\n    registryScopes: ['r.io']\n" + signer), "want registry/repository"},
+		{"remap without prefixes", base("  - name: a\n    registryScopes: ['*']\n    signedIdentity: {type: remap}\n" + signer), "/trustPolicies/0/signedIdentity"},
+		{"prefix without remap", base("  - name: a\n    registryScopes: ['*']\n    signedIdentity: {type: exact, prefix: x}\n" + signer), "/trustPolicies/0/signedIdentity"},
+		{"unknown attestation", base("  - name: a\n    registryScopes: ['*']\n" + signer + "    require: {attestations: [slsaprovenence1]}\n"), `predicate type "slsaprovenence1"`},
+		{"bad lifecycle action", base("  - name: a\n    registryScopes: ['*']\n" + signer + "    lifecycle: {retired: ignore}\n"), "/trustPolicies/0/lifecycle/retired"},
+		{"skip with signers", base("  - name: a\n    registryScopes: ['*']\n    skip: true\n" + signer), "skips verification takes no signers"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := trust.Parse("p.yaml", []byte(c.src))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, errdef.ErrInvalid) || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "p.yaml: ") {
+				t.Fatalf("got %q, want ErrInvalid naming p.yaml and %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestOversizedPolicy(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("# padding\n"), trust.MaxPolicyBytes/10+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trust.Load(big); !errors.Is(err, errdef.ErrTooLarge) {
+		t.Fatalf("got %v, want ErrTooLarge", err)
+	}
+}
