@@ -20,19 +20,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PATH="$(scripts/tools.sh):$PATH"
 work=$(mktemp -d)
-trap 'kill $registry 2>/dev/null; wait $registry 2>/dev/null || true; rm -rf "$work"' EXIT
+source scripts/lib.sh
+trap 'stop_registry; rm -rf "$work"' EXIT
 go build -o "$work/ociwf" ./cmd/ociwf
 ociwf="$work/ociwf"
 export COSIGN_PASSWORD=interop-password COSIGN_YES=true
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$ociwf" registry serve --addr "127.0.0.1:$port" --root "$work/registry" >"$work/registry.log" 2>&1 &
-registry=$!
-for _ in $(seq 50); do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-reg="127.0.0.1:$port"
+start_registry "$ociwf" 127.0.0.1:0 "$work/registry" "$work/registry.log"
 
 checks=0
 check() { # name command...
@@ -69,7 +63,7 @@ check "1 cosign verify accepts ociwf publish" cosign verify --key "$work/ociwf.p
 check "1 cosign verify checks the signed tag annotation" cosign verify --key "$work/ociwf.pub" --insecure-ignore-tlog -a dev.ociwf.tag=1.4.0 "$pinned"
 check "2 cosign verify-attestation --type slsaprovenance1" \
   contains '"buildType":"https://ociwf.dev/slsa/workflow-publish/v1"' \
-  bash -c 'cosign verify-attestation --key "$1" --insecure-ignore-tlog --type slsaprovenance1 "$2" | jq -r .payload | base64 -d' _ "$work/ociwf.pub" "$pinned"
+  bash -c 'cosign verify-attestation --key "$1" --insecure-ignore-tlog --type slsaprovenance1 "$2" | sed -E "s/.*\"payload\":\"([^\"]*)\".*/\1/" | base64 -d' _ "$work/ociwf.pub" "$pinned"
 check "2 cosign verify-attestation --type cyclonedx" cosign verify-attestation --key "$work/ociwf.pub" --insecure-ignore-tlog --type cyclonedx "$pinned"
 
 # 3: stock oras push + cosign sign + cosign attest; ociwf verifies.

@@ -16,14 +16,10 @@ rm -rf "$work" && mkdir -p "$work"
 go build -o "$work/ociwf" ./cmd/ociwf
 ociwf="$work/ociwf"
 
-"$ociwf" registry serve --addr "127.0.0.1:$port" --root "$work/registry" 2>"$work/registry.log" &
-registry=$!
-trap 'kill $registry 2>/dev/null; wait $registry 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-reg="127.0.0.1:$port"
+source scripts/lib.sh
+trap stop_registry EXIT
+start_registry "$ociwf" "127.0.0.1:$port" "$work/registry" "$work/registry.log"
+echo "ociwf registry serve on $reg (log: $work/registry.log)"
 
 step() { printf '\n== %s\n' "$*"; }
 
