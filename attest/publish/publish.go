@@ -93,8 +93,17 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 		log.Info(name, "existing", existing, "duration", t.Sub(since))
 	}
 
-	signer := loadSigner(ctx, opts)
-	defer signer.close()
+	signer := func(context.Context) (*attest.Signer, error) { return opts.Signer, nil }
+	if opts.Signer == nil {
+		signer = Preload(ctx, opts.LoadSigner)
+		defer func() {
+			go func() { // close what was loaded, without waiting for a slow load
+				if s, err := signer(context.WithoutCancel(ctx)); err == nil && s != nil {
+					s.Close()
+				}
+			}()
+		}()
+	}
 
 	ceremony := func(ctx context.Context, desc ocispec.Descriptor) error {
 		step("push", false, mark)
@@ -106,7 +115,7 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", subj, err)
 		}
-		s, err := signer.wait(ctx)
+		s, err := signer(ctx)
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", subj, err)
 		}
@@ -187,46 +196,24 @@ func order(step string) int {
 	return slices.Index([]string{"push", "sign", "attest-provenance", "attest-sbom", "tag"}, step)
 }
 
-// pendingSigner is a signer that may still be loading.
-type pendingSigner struct {
-	done   chan struct{}
-	s      *attest.Signer
-	err    error
-	loaded bool // Publish loaded it and closes it
-}
-
-func loadSigner(ctx context.Context, opts Options) *pendingSigner {
-	p := &pendingSigner{done: make(chan struct{})}
-	if opts.Signer != nil {
-		p.s = opts.Signer
-		close(p.done)
-		return p
-	}
-	p.loaded = true
+// Preload starts load now, in the background, and returns a function
+// with LoadSigner's signature that waits for the result; every call gets
+// the same one. Programs call it before compiling, so that the key
+// decrypts meanwhile, and pass the result as Options.LoadSigner.
+func Preload(ctx context.Context, load func(context.Context) (*attest.Signer, error)) func(context.Context) (*attest.Signer, error) {
+	done := make(chan struct{})
+	var s *attest.Signer
+	var err error
 	go func() {
-		defer close(p.done)
-		p.s, p.err = opts.LoadSigner(ctx)
+		defer close(done)
+		s, err = load(ctx)
 	}()
-	return p
-}
-
-func (p *pendingSigner) wait(ctx context.Context) (*attest.Signer, error) {
-	select {
-	case <-p.done:
-		return p.s, p.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func (p *pendingSigner) close() {
-	if !p.loaded {
-		return
-	}
-	go func() { // do not block a failed publish on a slow load
-		<-p.done
-		if p.s != nil {
-			p.s.Close()
+	return func(ctx context.Context) (*attest.Signer, error) {
+		select {
+		case <-done:
+			return s, err
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-	}()
+	}
 }

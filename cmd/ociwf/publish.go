@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -64,7 +63,7 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 			}
 			// Decrypting a key file (scrypt) is the slowest part of a
 			// publish: start now, and let compile and push run meanwhile.
-			signer := startLoading(ctx, s.loader(a))
+			signer := publish.Preload(ctx, s.loader(a))
 			build, err := a.compile(ctx, argv[0], &b)
 			if err != nil {
 				return err
@@ -137,26 +136,4 @@ func fillFromCI(p *provenance.Options) {
 	set(&p.SourceRef, env.SourceRef)
 	set(&p.SourceRevision, env.SourceRevision)
 	set(&p.InvocationID, env.InvocationID)
-}
-
-// startLoading runs load in the background and returns a function that
-// waits for its result; publish.Publish closes the signer.
-func startLoading(ctx context.Context, load func(context.Context) (*attest.Signer, error)) func(context.Context) (*attest.Signer, error) {
-	type result struct {
-		s   *attest.Signer
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		s, err := load(ctx)
-		ch <- result{s, err}
-	}()
-	return func(ctx context.Context) (*attest.Signer, error) {
-		select {
-		case r := <-ch:
-			return r.s, r.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 }
