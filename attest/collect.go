@@ -21,17 +21,18 @@ import (
 
 // kind is what collect gathers: signatures or attestations.
 type kind struct {
-	suffix    string   // cosign tag suffix
-	layer     string   // media type of the layers that hold them
-	artifacts []string // artifact types of referrers that may hold them
+	suffix    string                                                      // cosign tag suffix
+	tag       func(name.Reference, ...ociremote.Option) (name.Tag, error) // cosign's tag for it
+	layer     string                                                      // media type of the layers that hold them
+	artifacts []string                                                    // artifact types of referrers that may hold them
 }
 
 var (
-	sigKind = kind{suffix: ".sig", layer: types.SimpleSigningMediaType, artifacts: []string{sigArtifactType}}
+	sigKind = kind{suffix: ".sig", tag: ociremote.SignatureTag, layer: types.SimpleSigningMediaType, artifacts: []string{sigArtifactType}}
 	// Cosign writes attestation referrers with an empty config and the
 	// in-toto artifact type; registries without the referrers API list them
 	// through the fallback tag by their config media type.
-	attKind = kind{suffix: ".att", layer: types.DssePayloadType, artifacts: []string{attArtifactType, ocispec.MediaTypeEmptyJSON}}
+	attKind = kind{suffix: ".att", tag: ociremote.AttestationTag, layer: types.DssePayloadType, artifacts: []string{attArtifactType, ocispec.MediaTypeEmptyJSON}}
 )
 
 // Artifact types of referrers that hold signatures and attestations, as
@@ -53,62 +54,72 @@ func (r *Registry) writeScheme() where {
 	return where{tags: true}
 }
 
-// collect gathers the signatures or attestations of d from the chosen
-// schemes. Referrers are recognised by their layers' media type, not only
-// by the artifact type a registry reports for them.
-func (r *Registry) collect(ctx context.Context, d name.Digest, ropts []ociremote.Option, w where, k kind) ([]oci.Signature, error) {
-	var all []oci.Signature
+// collect gathers the stored signatures or attestations of d, one list
+// per kind asked for, from the chosen schemes: each kind's cosign tag, and
+// one listing of the referrers for all kinds. Referrers are recognised by
+// their layers' media type, not only by the artifact type a registry
+// reports for them.
+func (r *Registry) collect(ctx context.Context, d name.Digest, ropts []ociremote.Option, w where, kinds ...kind) ([][]oci.Signature, error) {
+	out := make([][]oci.Signature, len(kinds))
+	var g errgroup.Group
 	if w.tags {
-		var tag name.Tag
-		var err error
-		if k.suffix == sigKind.suffix {
-			tag, err = ociremote.SignatureTag(d, ropts...)
-		} else {
-			tag, err = ociremote.AttestationTag(d, ropts...)
-		}
-		if err != nil {
-			return nil, err
-		}
-		got, err := load(tag, ropts, func(oci.Signature) bool { return true }, static.Copy)
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, got...)
-	}
-	if w.referrers {
-		idx, err := ociremote.Referrers(d, "", ropts...)
-		if err != nil && !notFound(err) {
-			return nil, fmt.Errorf("list referrers of %s: %w", d, err)
-		}
-		if idx != nil {
-			for _, m := range idx.Manifests {
-				if !slices.Contains(k.artifacts, m.ArtifactType) {
-					continue
-				}
-				if err := ctx.Err(); err != nil {
-					return nil, err
-				}
-				keep := func(s oci.Signature) bool {
-					mt, err := s.MediaType()
-					return err == nil && string(mt) == k.layer
-				}
-				cp := static.Copy
-				if k.suffix == attKind.suffix {
-					// Referrer manifests drop layer annotations, and
-					// cosign's verifier wants the (empty) signature
-					// annotation of attestation layers; the signature
-					// itself is inside the DSSE envelope.
-					cp = reattest
-				}
-				got, err := load(d.Repository.Digest(m.Digest.String()), ropts, keep, cp)
+		for i, k := range kinds {
+			g.Go(func() error {
+				tag, err := k.tag(d, ropts...)
 				if err != nil {
-					return nil, err
+					return err
 				}
-				all = append(all, got...)
-			}
+				got, err := load(tag, ropts, func(oci.Signature) bool { return true }, static.Copy)
+				out[i] = append(out[i], got...)
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
 		}
 	}
-	return all, nil
+	if !w.referrers {
+		return out, nil
+	}
+	idx, err := ociremote.Referrers(d, "", ropts...)
+	if err != nil && !notFound(err) {
+		return nil, fmt.Errorf("list referrers of %s: %w", d, err)
+	}
+	if idx == nil {
+		return out, nil
+	}
+	found := make([][][]oci.Signature, len(kinds)) // per kind, per referrer
+	for i, k := range kinds {
+		found[i] = make([][]oci.Signature, len(idx.Manifests))
+		keep := func(s oci.Signature) bool {
+			mt, err := s.MediaType()
+			return err == nil && string(mt) == k.layer
+		}
+		cp := static.Copy
+		if k.suffix == attKind.suffix {
+			// Referrer manifests drop layer annotations, and cosign's
+			// verifier wants the (empty) signature annotation of
+			// attestation layers; the signature itself is inside the DSSE
+			// envelope.
+			cp = reattest
+		}
+		for j, m := range idx.Manifests {
+			if !slices.Contains(k.artifacts, m.ArtifactType) {
+				continue
+			}
+			g.Go(func() (err error) {
+				found[i][j], err = load(d.Repository.Digest(m.Digest.String()), ropts, keep, cp)
+				return err
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i := range kinds {
+		out[i] = slices.Concat(append([][]oci.Signature{out[i]}, found[i]...)...)
+	}
+	return out, ctx.Err()
 }
 
 // load reads the signature layers of one manifest; a missing manifest has

@@ -14,7 +14,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
-	"golang.org/x/sync/errgroup"
 
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
@@ -40,6 +39,9 @@ func (m Mode) String() string {
 	}
 	return "tag"
 }
+
+// MarshalText writes "tag" or "referrers".
+func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 
 // Subject is the artifact that signatures and attestations are about.
 type Subject struct {
@@ -69,9 +71,10 @@ type RegistryOptions struct {
 // Registry stores and finds cosign signatures and attestations in the
 // registries an Opener reaches, authenticating as the Opener does.
 type Registry struct {
-	opener *target.Opener
-	mode   Mode
-	log    *slog.Logger
+	opener    *target.Opener
+	mode      Mode
+	log       *slog.Logger
+	transport http.RoundTripper // nil: go-containerregistry's default
 
 	// One puller and pusher serve every operation, so pings, connections
 	// and tokens are shared instead of renegotiated per call.
@@ -85,7 +88,13 @@ func NewRegistry(o *target.Opener, opts RegistryOptions) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{opener: o, mode: opts.Mode, log: log}
+	r := &Registry{opener: o, mode: opts.Mode, log: log}
+	if o.Options().Insecure {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
+		r.transport = tr
+	}
+	return r
 }
 
 // Mode returns where r writes.
@@ -149,10 +158,8 @@ func (r *Registry) base(ctx context.Context) []remote.Option {
 	if o.UserAgent != "" {
 		ropts = append(ropts, remote.WithUserAgent(o.UserAgent))
 	}
-	if o.Insecure {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
-		ropts = append(ropts, remote.WithTransport(tr))
+	if r.transport != nil {
+		ropts = append(ropts, remote.WithTransport(r.transport))
 	}
 	return ropts
 }
@@ -193,14 +200,11 @@ func (r *Registry) Prefetch(ctx context.Context, subj Subject) (*Stored, error) 
 		return nil, err
 	}
 	ropts := r.options(ctx)
-	st := &Stored{subj: subj, mode: r.mode}
-	var g errgroup.Group
-	g.Go(func() (err error) { st.sigs, err = r.collect(ctx, d, ropts, r.writeScheme(), sigKind); return err })
-	g.Go(func() (err error) { st.atts, err = r.collect(ctx, d, ropts, r.writeScheme(), attKind); return err })
-	if err := g.Wait(); err != nil {
+	got, err := r.collect(ctx, d, ropts, r.writeScheme(), sigKind, attKind)
+	if err != nil {
 		return nil, err
 	}
-	return st, nil
+	return &Stored{subj: subj, mode: r.mode, sigs: got[0], atts: got[1]}, nil
 }
 
 // stored returns what is stored for d of kind k where r writes: from st
@@ -212,5 +216,9 @@ func (r *Registry) stored(ctx context.Context, d name.Digest, ropts []ociremote.
 		}
 		return st.atts, nil
 	}
-	return r.collect(ctx, d, ropts, r.writeScheme(), k)
+	got, err := r.collect(ctx, d, ropts, r.writeScheme(), k)
+	if err != nil {
+		return nil, err
+	}
+	return got[0], nil
 }

@@ -57,9 +57,6 @@ type VerifiedAttestation struct {
 	Statement json.RawMessage `json:"statement"`
 }
 
-// MarshalText writes "tag" or "referrers".
-func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
-
 // Verification is what Verify found valid.
 type Verification struct {
 	Subject      Subject               `json:"-"`
@@ -98,12 +95,13 @@ func (r *Registry) Verify(ctx context.Context, subj Subject, opts VerifyOptions)
 	var failures []error
 	for _, m := range []Mode{TagScheme, Referrers} {
 		w := where{tags: m == TagScheme, referrers: m == Referrers}
-		stored, err := r.collect(ctx, d, ropts, w, sigKind)
+		got, err := r.collect(ctx, d, ropts, w, sigKind, attKind)
 		if err != nil {
 			return nil, err
 		}
+		sigs, atts := got[0], got[1]
 		co.ClaimVerifier = cosign.SimpleClaimVerifier
-		for _, sig := range stored {
+		for _, sig := range sigs {
 			if _, err := cosign.VerifyImageSignature(ctx, sig, h, co); err != nil {
 				failures = append(failures, fmt.Errorf("%s signature: %w", m, err))
 				continue
@@ -118,10 +116,6 @@ func (r *Registry) Verify(ctx context.Context, subj Subject, opts VerifyOptions)
 			out.Signatures = append(out.Signatures, vs)
 		}
 
-		atts, err := r.collect(ctx, d, ropts, w, attKind)
-		if err != nil {
-			return nil, err
-		}
 		if len(atts) == 0 {
 			continue
 		}
