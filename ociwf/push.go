@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/content/memory"
@@ -69,39 +70,27 @@ func Push(ctx context.Context, dst oras.Target, b *Build, tag string, opts PushO
 	if err := oras.CopyGraph(ctx, mem, dst, desc, cg); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("push %s: %w", desc.Digest, err)
 	}
-	if opts.BeforeTag == nil || tag == "" {
-		if opts.BeforeTag != nil {
-			if err := opts.BeforeTag(ctx, desc); err != nil {
-				return ocispec.Descriptor{}, err
-			}
-		}
-		if tag != "" {
-			if err := TagOnce(ctx, dst, mem, desc, tag); err != nil {
-				return ocispec.Descriptor{}, err
-			}
-			log.Debug("tagged", "tag", tag, "digest", desc.Digest)
-		}
+	// The second write-once check runs while BeforeTag does (signing is
+	// slow), so the tag write follows it without another round trip.
+	var exists bool
+	var g errgroup.Group
+	if tag != "" {
+		g.Go(func() (err error) {
+			exists, err = checkTag(ctx, dst, desc, tag)
+			return err
+		})
+	}
+	var herr error
+	if opts.BeforeTag != nil {
+		herr = opts.BeforeTag(ctx, desc)
+	}
+	if err := errors.Join(herr, g.Wait()); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	if tag == "" {
 		return desc, nil
 	}
-	// Check the tag again while the hook runs (it is slow: signing), so
-	// the tag write follows the hook without another round trip.
-	type check struct {
-		exists bool
-		err    error
-	}
-	checked := make(chan check, 1)
-	go func() {
-		exists, err := checkTag(ctx, dst, desc, tag)
-		checked <- check{exists, err}
-	}()
-	herr := opts.BeforeTag(ctx, desc)
-	c := <-checked
-	switch {
-	case herr != nil:
-		return ocispec.Descriptor{}, herr
-	case c.err != nil:
-		return ocispec.Descriptor{}, c.err
-	case !c.exists:
+	if !exists {
 		if err := putTag(ctx, dst, mem, desc, tag); err != nil {
 			return ocispec.Descriptor{}, err
 		}

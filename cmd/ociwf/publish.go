@@ -47,16 +47,9 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 				return usagef("publish needs a registry: signatures and attestations are stored in registry repositories")
 			}
 			ctx := cmd.Context()
-			o, err := b.remote.opener(a.stdin)
+			o, dst, err := a.destination(ctx, &b.remote, argv[1], "publish")
 			if err != nil {
 				return err
-			}
-			dst, err := o.Open(ctx, argv[1])
-			if err != nil {
-				return err
-			}
-			if dst.IsDigest() {
-				return usagef("publish to a tag or a bare repository, not a digest (%s)", argv[1])
 			}
 			if err := s.check(); err != nil {
 				return err
@@ -72,10 +65,7 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 			if err != nil {
 				return err
 			}
-			tag := dst.Reference
-			if tag == "" {
-				tag = build.Plan.Workflow.Version
-			}
+			tag := versionTag(dst, build)
 			fillFromCI(&prov)
 			if prov.WorkflowPath == "" {
 				prov.WorkflowPath = argv[0]

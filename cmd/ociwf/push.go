@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ociwf.dev/ociwf"
+	"ociwf.dev/ociwf/target"
 )
 
 type pushResult struct {
@@ -39,17 +41,10 @@ line printed is the pinned reference REPOSITORY@sha256:...`,
 			if err != nil {
 				return err
 			}
-			o, err := b.remote.opener(a.stdin)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			dst, err := o.Open(ctx, argv[1])
+			_, dst, err := a.destination(ctx, &b.remote, argv[1], "push")
 			if err != nil {
 				return err
-			}
-			if dst.IsDigest() {
-				return usagef("push to a tag or a bare repository, not a digest (%s)", argv[1])
 			}
 			build, err := a.compile(ctx, argv[0], &b)
 			if err != nil {
@@ -59,10 +54,7 @@ line printed is the pinned reference REPOSITORY@sha256:...`,
 			if err != nil {
 				return err
 			}
-			tag := dst.Reference
-			if tag == "" {
-				tag = build.Plan.Workflow.Version
-			}
+			tag := versionTag(dst, build)
 			desc, err := ociwf.Push(ctx, dst.Store, build, tag, ociwf.PushOptions{
 				PackOptions: ociwf.PackOptions{Created: created, Source: source, Revision: revision, Annotations: ann},
 				Logger:      a.logger(),
@@ -82,6 +74,31 @@ line printed is the pinned reference REPOSITORY@sha256:...`,
 	cmd.Flags().StringArrayVarP(&annotations, "annotation", "a", nil, "extra manifest annotation KEY=VALUE (repeatable)")
 	b.register(cmd, true)
 	return cmd
+}
+
+// destination opens REF to publish to: a tag or a bare repository, never a
+// digest (verb names the command in the error).
+func (a *app) destination(ctx context.Context, r *remoteFlags, ref, verb string) (*target.Opener, *target.Target, error) {
+	o, err := r.opener(a.stdin)
+	if err != nil {
+		return nil, nil, err
+	}
+	dst, err := o.Open(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	if dst.IsDigest() {
+		return nil, nil, usagef("%s to a tag or a bare repository, not a digest (%s)", verb, ref)
+	}
+	return o, dst, nil
+}
+
+// versionTag is the tag REF named, else the workflow's metadata.version.
+func versionTag(dst *target.Target, b *ociwf.Build) string {
+	if dst.Reference != "" {
+		return dst.Reference
+	}
+	return b.Plan.Workflow.Version
 }
 
 func parseAnnotations(kvs []string) (map[string]string, error) {

@@ -115,6 +115,31 @@ func (a *app) openSubject(ctx context.Context, r *remoteFlags, ref string) (*tar
 	return o, subj, nil
 }
 
+// signing opens REF, resolves it to the subject to sign and loads the key;
+// the caller closes the signer.
+func (a *app) signing(ctx context.Context, r *remoteFlags, s *signerFlags, ref string, referrers bool) (*attest.Registry, *attest.Signer, attest.Subject, error) {
+	o, subj, err := a.openSubject(ctx, r, ref)
+	if err != nil {
+		return nil, nil, attest.Subject{}, err
+	}
+	signer, err := s.signer(ctx, a)
+	if err != nil {
+		return nil, nil, attest.Subject{}, err
+	}
+	return attest.NewRegistry(o, attest.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()}), signer, subj, nil
+}
+
+// report prints what sign or attest did: "VERB REF[detail] (storage)", or
+// "Already verb…" when nothing had to be written.
+func (a *app) report(out signResult, verb, detail string) {
+	a.emit(out, func(w io.Writer) {
+		if out.Existing {
+			verb = "Already " + strings.ToLower(verb)
+		}
+		fmt.Fprintf(w, "%s %s%s (%s)\n", verb, out.Reference, detail, out.Storage)
+	})
+}
+
 type signResult struct {
 	Reference string `json:"reference"`
 	Digest    string `json:"digest"`
@@ -154,28 +179,16 @@ Verify with stock cosign:
 				return err
 			}
 			ctx := cmd.Context()
-			o, subj, err := a.openSubject(ctx, &r, argv[0])
-			if err != nil {
-				return err
-			}
-			signer, err := s.signer(ctx, a)
+			reg, signer, subj, err := a.signing(ctx, &r, &s, argv[0], referrers)
 			if err != nil {
 				return err
 			}
 			defer signer.Close()
-			reg := attest.NewRegistry(o, attest.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()})
 			res, err := reg.Sign(ctx, signer, subj, attest.SignOptions{Annotations: ann})
 			if err != nil {
 				return err
 			}
-			out := resultOf(res)
-			a.emit(out, func(w io.Writer) {
-				verb := "Signed"
-				if out.Existing {
-					verb = "Already signed"
-				}
-				fmt.Fprintf(w, "%s %s (%s)\n", verb, out.Reference, out.Storage)
-			})
+			a.report(resultOf(res), "Signed", "")
 			return nil
 		},
 	}
@@ -224,11 +237,7 @@ Verify with stock cosign:
 				return err
 			}
 			ctx := cmd.Context()
-			o, subj, err := a.openSubject(ctx, &r, argv[0])
-			if err != nil {
-				return err
-			}
-			signer, err := s.signer(ctx, a)
+			reg, signer, subj, err := a.signing(ctx, &r, &s, argv[0], referrers)
 			if err != nil {
 				return err
 			}
@@ -240,20 +249,13 @@ Verify with stock cosign:
 			case appendAtt:
 				dup = attest.Append
 			}
-			reg := attest.NewRegistry(o, attest.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()})
 			res, err := reg.Attest(ctx, signer, subj, attest.AttestOptions{Type: typ, Predicate: pred, Duplicates: dup})
 			if err != nil {
 				return err
 			}
 			out := resultOf(res)
 			out.Type = uri
-			a.emit(out, func(w io.Writer) {
-				verb := "Attested"
-				if out.Existing {
-					verb = "Already attested"
-				}
-				fmt.Fprintf(w, "%s %s: %s (%s)\n", verb, out.Reference, uri, out.Storage)
-			})
+			a.report(out, "Attested", ": "+uri)
 			return nil
 		},
 	}
