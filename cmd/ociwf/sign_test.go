@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -97,6 +98,7 @@ func TestSigningFailuresTagNothing(t *testing.T) {
 		{"wrong password", "wrong", []string{"--key", prefix + ".key"}, exitError, "wrong password"},
 		{"unreadable key", "right", []string{"--key", filepath.Join(dir, "missing.key")}, exitError, "missing.key"},
 		{"KMS without credentials", "right", []string{"--key", "hashivault://release"}, exitError, "check the KMS provider's credentials"},
+		{"transparency log unreachable", "right", []string{"--key", prefix + ".key", "--tlog-upload", "--rekor-url", "http://127.0.0.1:1"}, exitError, "transparency log"},
 		{"no key", "right", nil, exitUsage, "--key"},
 		{"key and keyless", "right", []string{"--key", prefix + ".key", "--keyless"}, exitUsage, "mutually exclusive"},
 	}
@@ -114,5 +116,94 @@ func TestSigningFailuresTagNothing(t *testing.T) {
 				t.Fatal("the tag was applied")
 			}
 		})
+	}
+}
+
+// Without COSIGN_PASSWORD the password is read from a non-terminal stdin,
+// as cosign reads it.
+func TestKeyPasswordFromStdin(t *testing.T) {
+	t.Setenv("COSIGN_PASSWORD", "")
+	os.Unsetenv("COSIGN_PASSWORD")
+	prefix := filepath.Join(t.TempDir(), "piped")
+	if _, stderr, code := cliIn(t, "from-stdin", "key", "generate", "--output-key-prefix", prefix); code != 0 {
+		t.Fatalf("key generate: %s", stderr)
+	}
+	repo := registrytest.New(t) + "/workflows/piped"
+	if _, _, code := cli(t, "push", "--plain-http", "--offline", samples+"build-test-release.yaml", repo); code != 0 {
+		t.Fatal("push")
+	}
+	if _, stderr, code := cliIn(t, "wrong", "sign", "--plain-http", "--key", prefix+".key", repo+":1.4.0"); code != exitError || !strings.Contains(stderr, "wrong password") {
+		t.Fatalf("sign with the wrong piped password: exit %d %s", code, stderr)
+	}
+	if _, stderr, code := cliIn(t, "from-stdin", "sign", "--plain-http", "--key", prefix+".key", repo+":1.4.0"); code != 0 {
+		t.Fatalf("sign with the piped password: %s", stderr)
+	}
+}
+
+// In GitHub Actions the provenance names the workflow run as builder and
+// the repository, ref and commit as source; flags still win.
+func TestProvenanceFromCI(t *testing.T) {
+	env := map[string]string{
+		"GITHUB_ACTIONS":      "true",
+		"GITHUB_SERVER_URL":   "https://github.com",
+		"GITHUB_REPOSITORY":   "acme/workflows",
+		"GITHUB_WORKFLOW_REF": "acme/workflows/.github/workflows/release.yml@refs/heads/main",
+		"GITHUB_REF":          "refs/heads/main",
+		"GITHUB_SHA":          "0123456789abcdef0123456789abcdef01234567",
+		"GITHUB_RUN_ID":       "42",
+		"COSIGN_PASSWORD":     "ci",
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	prefix := filepath.Join(t.TempDir(), "ci")
+	cli(t, "key", "generate", "--output-key-prefix", prefix)
+	repo := registrytest.New(t) + "/workflows/ci"
+	provenanceOf := func(args ...string) string {
+		t.Helper()
+		if _, stderr, code := cli(t, append([]string{"publish", "--plain-http", "--offline", "--key", prefix + ".key"}, args...)...); code != 0 {
+			t.Fatalf("publish: %s", stderr)
+		}
+		ref := args[len(args)-1]
+		out, stderr, code := cli(t, "verify", "--plain-http", "--key", prefix+".pub", "--type", "slsaprovenance1", "--output", "json", ref)
+		if code != 0 {
+			t.Fatalf("verify: %s", stderr)
+		}
+		var v struct {
+			Attestations []struct {
+				PredicateType string
+				Statement     struct{ Predicate json.RawMessage }
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range v.Attestations {
+			if a.PredicateType == "https://slsa.dev/provenance/v1" {
+				var compact bytes.Buffer
+				if err := json.Compact(&compact, a.Statement.Predicate); err != nil {
+					t.Fatal(err)
+				}
+				return compact.String()
+			}
+		}
+		t.Fatalf("no provenance in %s", out)
+		return ""
+	}
+	pred := provenanceOf(samples+"build-test-release.yaml", repo+":1.4.0")
+	for _, want := range []string{
+		`"builder":{"id":"https://github.com/acme/workflows/.github/workflows/release.yml@refs/heads/main"`,
+		`"uri":"git+https://github.com/acme/workflows"`,
+		`"ref":"refs/heads/main"`,
+		`"gitCommit":"0123456789abcdef0123456789abcdef01234567"`,
+		`"invocationId":"https://github.com/acme/workflows/actions/runs/42"`,
+	} {
+		if !strings.Contains(pred, want) {
+			t.Errorf("provenance lacks %s:\n%s", want, pred)
+		}
+	}
+	pred = provenanceOf("--builder-id", "https://builders.example.com/release", samples+"fan-out-fan-in.yaml", repo+":2.0.1")
+	if !strings.Contains(pred, `"builder":{"id":"https://builders.example.com/release"`) {
+		t.Errorf("--builder-id did not win:\n%s", pred)
 	}
 }
