@@ -137,7 +137,7 @@ func (r *Registry) AttestAll(ctx context.Context, s *Signer, subj Subject, all [
 	}
 	results := make([]*Result, len(all))
 	var fresh []oci.Signature
-	replace := map[string]bool{}
+	replace := map[string]*Result{} // predicate type -> the result counting replacements
 	for i, p := range todo {
 		results[i] = &Result{Subject: subj, Mode: r.mode}
 		if all[i].Duplicates == KeepExisting && s.keyed && r.attested(s, stored, subj, p.uri) {
@@ -146,7 +146,7 @@ func (r *Registry) AttestAll(ctx context.Context, s *Signer, subj Subject, all [
 			continue
 		}
 		if all[i].Duplicates == Replace {
-			replace[p.uri] = true
+			replace[p.uri] = results[i]
 		}
 		att, err := r.signStatement(ctx, s, p.payload, p.uri)
 		if err != nil {
@@ -171,13 +171,8 @@ func (r *Registry) AttestAll(ctx context.Context, s *Signer, subj Subject, all [
 		keep := stored[:0:0]
 		for _, old := range stored {
 			if len(replace) > 0 {
-				if st, err := statementOf(old); err == nil && replace[st.PredicateType] {
-					for i, p := range todo {
-						if p.uri == st.PredicateType {
-							results[i].Replaced++
-							break
-						}
-					}
+				if st, err := statementOf(old); err == nil && replace[st.PredicateType] != nil {
+					replace[st.PredicateType].Replaced++
 					continue
 				}
 			}
