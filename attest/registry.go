@@ -2,7 +2,6 @@ package attest
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -74,7 +73,7 @@ type Registry struct {
 	opener    *target.Opener
 	mode      Mode
 	log       *slog.Logger
-	transport http.RoundTripper // nil: go-containerregistry's default
+	transport http.RoundTripper // the Opener's
 
 	// One puller and pusher serve every operation, so pings, connections
 	// and tokens are shared instead of renegotiated per call.
@@ -88,13 +87,7 @@ func NewRegistry(o *target.Opener, opts RegistryOptions) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{opener: o, mode: opts.Mode, log: log}
-	if o.Options().Insecure {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
-		r.transport = tr
-	}
-	return r
+	return &Registry{opener: o, mode: opts.Mode, log: log, transport: o.Transport()}
 }
 
 // Mode returns where r writes.
@@ -158,9 +151,7 @@ func (r *Registry) base(ctx context.Context) []remote.Option {
 	if o.UserAgent != "" {
 		ropts = append(ropts, remote.WithUserAgent(o.UserAgent))
 	}
-	if r.transport != nil {
-		ropts = append(ropts, remote.WithTransport(r.transport))
-	}
+	ropts = append(ropts, remote.WithTransport(r.transport))
 	return ropts
 }
 

@@ -49,19 +49,21 @@ type Options struct {
 
 // Opener opens targets with one shared, authenticated HTTP client.
 type Opener struct {
-	opts   Options
-	client *auth.Client
+	opts      Options
+	client    *auth.Client
+	transport http.RoundTripper
 }
 
 // New returns an Opener for opts.
 func New(opts Options) (*Opener, error) {
-	base := retry.DefaultClient
+	var tr http.RoundTripper = http.DefaultTransport
 	if opts.Insecure {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
-		base = &http.Client{Transport: retry.NewTransport(tr)}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
+		tr = t
 	}
-	client := &auth.Client{Client: base, Cache: auth.NewCache()}
+	tr = counting{tr}
+	client := &auth.Client{Client: &http.Client{Transport: retry.NewTransport(tr)}, Cache: auth.NewCache()}
 	if opts.UserAgent != "" {
 		client.SetUserAgent(opts.UserAgent)
 	}
@@ -82,8 +84,13 @@ func New(opts Options) (*Opener, error) {
 		}
 		client.Credential = credentials.Credential(store)
 	}
-	return &Opener{opts: opts, client: client}, nil
+	return &Opener{opts: opts, client: client, transport: tr}, nil
 }
+
+// Transport returns the HTTP transport under the Opener's client: TLS as
+// the options say, and counted under CountRequests. Other registry clients
+// (cosign's) use it so that both speak alike.
+func (o *Opener) Transport() http.RoundTripper { return o.transport }
 
 // Target is an opened place plus the tag or digest the reference named.
 type Target struct {

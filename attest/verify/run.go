@@ -1,0 +1,285 @@
+package verify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
+	oraserr "oras.land/oras-go/v2/errdef"
+
+	"ociwf.dev/attest"
+	"ociwf.dev/ociwf"
+	"ociwf.dev/ociwf/plan"
+	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/policy/trust"
+)
+
+// run is one verification.
+type run struct {
+	v     *Verifier
+	rep   *Report
+	scope *trust.Scope
+	subj  attest.Subject
+	wf    Workflow
+	found *attest.Found
+	// Accepted signatures' annotations and attestations' statements.
+	signedTags []string
+	accepted   map[string][]statement // by predicate type
+}
+
+func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
+	rep := r.rep
+	tgt, err := r.v.opts.Opener.Open(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if tgt.Reference == "" {
+		return nil, fmt.Errorf("verify %s: name a tag or a digest: %w", ref, errdef.ErrInvalid)
+	}
+	rep.Repository = tgt.Name
+	if !tgt.IsDigest() {
+		rep.Tag = tgt.Reference
+	}
+	r.scope, err = r.v.policy.For(tgt.Name)
+	if err != nil {
+		if isNoScope(err) {
+			return nil, rep.fail(CheckSignatures, "no trust policy scope covers "+tgt.Name+": nothing is trusted there",
+				"a scope whose registryScopes match "+tgt.Name, "none")
+		}
+		return nil, err
+	}
+	rep.Scope = r.scope.Name
+
+	// 1. Reference: resolve once; everything after uses the digest.
+	desc, err := tgt.Store.Resolve(ctx, tgt.Reference)
+	if err != nil {
+		if errors.Is(err, oraserr.ErrSizeExceedsLimit) {
+			return nil, rep.fail(CheckManifest, "manifest too large", fmt.Sprintf("at most %d bytes", ociwf.MaxManifestBytes), err.Error())
+		}
+		return nil, fmt.Errorf("verify %s: resolve: %w", ref, err)
+	}
+	if tgt.IsDigest() && desc.Digest.String() != tgt.Reference {
+		return nil, rep.fail(CheckReference, "the registry resolved the digest to another manifest", tgt.Reference, desc.Digest.String())
+	}
+	rep.Digest = desc.Digest
+	r.subj = attest.Subject{Repository: tgt.Name, Digest: desc.Digest, Tag: rep.Tag}
+	rep.pass(CheckReference, "%s resolved once to %s", ref, desc.Digest)
+
+	// Signatures and attestations are read while the manifest and blobs
+	// are checked; nothing read is trusted before its check.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	findDone := make(chan error, 1)
+	if !r.scope.Skip {
+		go func() {
+			f, err := r.v.reg.Find(ctx, r.subj)
+			r.found = f
+			findDone <- err
+		}()
+	} else {
+		findDone <- nil
+	}
+	wait := func() error {
+		select {
+		case err := <-findDone:
+			findDone <- err
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer func() { cancel(); _ = wait() }()
+
+	// 2. Manifest.
+	if err := r.manifest(ctx, tgt.Store, desc); err != nil {
+		return nil, err
+	}
+	// 3. Blobs.
+	if err := r.blobs(ctx, tgt.Store); err != nil {
+		return nil, err
+	}
+	if r.scope.Skip {
+		msg := fmt.Sprintf("trust policy %q skips verification for %s: signatures, attestations and the rest were not checked", r.scope.Name, tgt.Name)
+		for _, c := range Checks()[3:] {
+			rep.skip(c, "%s", msg)
+		}
+		rep.Warnings = append(rep.Warnings, msg)
+		return &r.wf, nil
+	}
+	if err := wait(); err != nil {
+		return nil, fmt.Errorf("verify %s: read signatures: %w", ref, err)
+	}
+	signers, err := r.v.signers(ctx, r.scope)
+	if err != nil {
+		return nil, err
+	}
+	// 4. Signatures, then the signed tag (part of the reference check).
+	if err := r.signatures(ctx, signers); err != nil {
+		return nil, err
+	}
+	if err := r.signedTag(); err != nil {
+		return nil, err
+	}
+	// 5. Attestations.
+	if err := r.attestations(ctx, signers); err != nil {
+		return nil, err
+	}
+	// 6. SBOM binding.
+	if err := r.sbom(); err != nil {
+		return nil, err
+	}
+	// 7. Reproducibility.
+	if err := r.reproduce(ctx); err != nil {
+		return nil, err
+	}
+	// 8. Lifecycle.
+	if err := r.lifecycle(ctx); err != nil {
+		return nil, err
+	}
+	return &r.wf, nil
+}
+
+// manifest fetches the manifest by digest, re-hashes it and checks that it
+// is a workflow manifest.
+func (r *run) manifest(ctx context.Context, store oras.ReadOnlyTarget, desc ocispec.Descriptor) error {
+	rep := r.rep
+	if desc.Size > ociwf.MaxManifestBytes {
+		return rep.fail(CheckManifest, "manifest too large", fmt.Sprintf("at most %d bytes", ociwf.MaxManifestBytes), fmt.Sprintf("%d bytes", desc.Size))
+	}
+	raw, fail, err := fetch(ctx, store, desc, ociwf.MaxManifestBytes)
+	if err != nil {
+		return err
+	}
+	if fail != nil {
+		return rep.fail(CheckManifest, "manifest "+fail.what, fail.expected, fail.actual)
+	}
+	m, err := ociwf.ParseManifest(raw)
+	if err != nil {
+		return rep.fail(CheckManifest, "not an ociwf workflow manifest", "OCI image manifest with artifactType "+ociwf.ArtifactType+", config "+ociwf.ConfigMediaType+" and exactly the source, plan and SBOM layers", err.Error())
+	}
+	r.wf.Descriptor = desc
+	r.wf.Manifest = m
+	rep.pass(CheckManifest, "%d bytes re-hashed to %s; media types, artifactType and the three layers are ociwf's", len(raw), desc.Digest)
+	return nil
+}
+
+// blobs fetches the config and the layers concurrently, re-hashing each,
+// and decodes the config and the plan.
+func (r *run) blobs(ctx context.Context, store oras.ReadOnlyTarget) error {
+	m := r.wf.Manifest
+	descs := []ocispec.Descriptor{m.Config, m.Source, m.Plan, m.SBOM}
+	limits := []int64{ociwf.MaxConfigBytes, ociwf.MaxSourceBytes, ociwf.MaxPlanBytes, ociwf.MaxSBOMBytes}
+	names := []string{"config", "source layer", "plan layer", "SBOM layer"}
+	data := make([][]byte, len(descs))
+	fails := make([]*mismatch, len(descs))
+	var g errgroup.Group
+	for i, d := range descs {
+		g.Go(func() (err error) {
+			data[i], fails[i], err = fetch(ctx, store, d, limits[i])
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, f := range fails {
+		if f != nil {
+			return r.rep.fail(CheckBlobs, names[i]+" "+descs[i].Digest.String()+" "+f.what, f.expected, f.actual)
+		}
+	}
+	var cfg ociwf.Config
+	if err := json.Unmarshal(data[0], &cfg); err != nil {
+		return r.rep.fail(CheckBlobs, "config does not decode", "an ociwf config", err.Error())
+	}
+	p, err := plan.Decode(data[2])
+	if err != nil {
+		return r.rep.fail(CheckBlobs, "plan layer does not decode", "a canonical "+plan.APIVersion+" plan", err.Error())
+	}
+	if cfg.PlanDigest != m.Plan.Digest.String() {
+		return r.rep.fail(CheckBlobs, "config names another plan", m.Plan.Digest.String(), cfg.PlanDigest)
+	}
+	if p.Source.Digest != m.Source.Digest.String() || p.Source.Size != m.Source.Size {
+		return r.rep.fail(CheckBlobs, "plan names another source", fmt.Sprintf("%s (%d bytes)", m.Source.Digest, m.Source.Size), fmt.Sprintf("%s (%d bytes)", p.Source.Digest, p.Source.Size))
+	}
+	r.wf.Config, r.wf.Source, r.wf.PlanJSON, r.wf.SBOM, r.wf.Plan = cfg, data[1], data[2], data[3], p
+	var total int64
+	for _, d := range descs {
+		total += d.Size
+	}
+	r.rep.pass(CheckBlobs, "config and 3 layers (%d bytes) re-hashed; config and plan decode and name the layers", total)
+	return nil
+}
+
+// mismatch is content that is not what its descriptor says.
+type mismatch struct{ what, expected, actual string }
+
+// fetch reads the blob or manifest desc from store, at most limit bytes,
+// and re-hashes it. Content that differs from desc (wrong digest, wrong or
+// truncated length, missing) is a mismatch; other errors are returned.
+func fetch(ctx context.Context, store oras.ReadOnlyTarget, desc ocispec.Descriptor, limit int64) ([]byte, *mismatch, error) {
+	want := fmt.Sprintf("%s (%d bytes)", desc.Digest, desc.Size)
+	if desc.Size < 0 || desc.Size > limit {
+		return nil, &mismatch{"is too large", fmt.Sprintf("at most %d bytes", limit), fmt.Sprintf("%d bytes", desc.Size)}, nil
+	}
+	if err := desc.Digest.Validate(); err != nil {
+		return nil, &mismatch{"has an invalid digest", "a valid digest", err.Error()}, nil
+	}
+	rc, err := store.Fetch(ctx, desc)
+	if err != nil {
+		switch {
+		case errors.Is(err, oraserr.ErrNotFound):
+			return nil, &mismatch{"is missing from the registry", want, "not found"}, nil
+		case contentError(err):
+			return nil, &mismatch{"differs from its descriptor", want, err.Error()}, nil
+		}
+		return nil, nil, fmt.Errorf("fetch %s: %w", desc.Digest, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, desc.Size+1))
+	if err != nil {
+		if contentError(err) {
+			return nil, &mismatch{"was cut short", want, fmt.Sprintf("%d bytes, then %v", len(b), err)}, nil
+		}
+		return nil, nil, fmt.Errorf("fetch %s: %w", desc.Digest, err)
+	}
+	got := desc.Digest.Algorithm().FromBytes(b)
+	if int64(len(b)) != desc.Size || got != desc.Digest {
+		what := "re-hashes to another digest"
+		if int64(len(b)) < desc.Size {
+			what = "is truncated"
+		}
+		return nil, &mismatch{what, want, fmt.Sprintf("%s (%d bytes)", got, len(b))}, nil
+	}
+	return b, nil, nil
+}
+
+// contentError recognises content that does not match what was asked
+// for, as oras-go and the HTTP stack report it.
+func contentError(err error) bool {
+	return errors.Is(err, content.ErrMismatchedDigest) || errors.Is(err, content.ErrTrailingData) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, content.ErrInvalidDescriptorSize) ||
+		strings.Contains(err.Error(), "mismatch Content-Length")
+}
+
+// signedTag fails the reference check when valid signatures record
+// version tags and none is the requested tag: the tag was moved.
+func (r *run) signedTag() error {
+	if r.subj.Tag == "" || len(r.signedTags) == 0 {
+		return nil
+	}
+	for _, t := range r.signedTags {
+		if t == r.subj.Tag {
+			r.rep.pass(CheckReference, "%s resolved once to %s, the digest signed for tag %s", r.rep.Reference, r.subj.Digest, t)
+			return nil
+		}
+	}
+	return r.rep.fail(CheckReference, "the tag was moved onto content signed for another version",
+		"signed tag "+r.subj.Tag, "signed tag(s) "+strings.Join(r.signedTags, ", "))
+}

