@@ -16,8 +16,8 @@ import (
 
 	"ociwf.dev/attest"
 	"ociwf.dev/ociwf"
-	"ociwf.dev/ociwf/plan"
 	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/plan"
 	"ociwf.dev/policy/trust"
 )
 
