@@ -60,16 +60,68 @@ func Pull(ctx context.Context, src oras.ReadOnlyTarget, ref, dir string) (*Pulle
 			return nil, err
 		}
 	}
-	out := &Pulled{Descriptor: desc, Config: *cfg}
+	files, err := install(dir, layers, temps)
+	temps = nil
+	if err != nil {
+		return nil, err
+	}
+	return &Pulled{Descriptor: desc, Config: *cfg, Files: files}, nil
+}
+
+// install renames each layer's temporary file to its title in dir; the
+// temporary files are gone afterwards.
+func install(dir string, layers []ocispec.Descriptor, temps []string) ([]string, error) {
+	defer func() {
+		for _, t := range temps {
+			os.Remove(t)
+		}
+	}()
+	files := make([]string, 0, len(layers))
 	for i, l := range layers {
 		path := filepath.Join(dir, l.Annotations[ocispec.AnnotationTitle])
 		if err := os.Rename(temps[i], path); err != nil {
 			return nil, fmt.Errorf("pull: %w", err)
 		}
-		out.Files = append(out.Files, path)
+		files = append(files, path)
 	}
-	temps = nil
-	return out, nil
+	return files, nil
+}
+
+// WriteLayers writes the source, plan and SBOM of m, already fetched and
+// verified, into dir under their titles. Each goes to a temporary file
+// first; the files appear only when all three are written.
+func WriteLayers(dir string, m *Manifest, source, planJSON, sbom []byte) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("pull: %w", err)
+	}
+	layers := []ocispec.Descriptor{m.Source, m.Plan, m.SBOM}
+	temps := make([]string, 0, len(layers))
+	for _, b := range [][]byte{source, planJSON, sbom} {
+		f, err := os.CreateTemp(dir, ".ociwf-pull-*")
+		if err != nil {
+			return nil, cleanup(temps, fmt.Errorf("pull: %w", err))
+		}
+		temps = append(temps, f.Name())
+		_, err = f.Write(b)
+		if err == nil {
+			err = f.Chmod(0o644)
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, cleanup(temps, fmt.Errorf("pull: %w", err))
+		}
+	}
+	return install(dir, layers, temps)
+}
+
+// cleanup removes temporary files and returns err.
+func cleanup(temps []string, err error) error {
+	for _, t := range temps {
+		os.Remove(t)
+	}
+	return err
 }
 
 // FetchManifest resolves ref once and fetches the manifest by the resolved

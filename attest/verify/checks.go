@@ -118,6 +118,7 @@ func (r *run) signatures(ctx context.Context, signers []signer) error {
 		}
 	}
 	r.rep.Signers = names
+	r.rep.SignedTags = r.signedTags
 	if len(names) >= threshold {
 		r.rep.pass(CheckSignatures, "%d of %d signature(s) valid, by trusted signer(s) %s (threshold %d), naming %s",
 			len(names), len(r.found.Signatures), strings.Join(names, ", "), threshold, want)
@@ -137,6 +138,7 @@ func (r *run) signatures(ctx context.Context, signers []signer) error {
 type statement struct {
 	st     *in_toto.Statement
 	signer string
+	mode   attest.Mode
 }
 
 // attestations accepts attestations by trusted keys about this manifest,
@@ -179,7 +181,12 @@ func (r *run) attestations(ctx context.Context, signers []signer) error {
 				window(by.Signer), "verification at " + now.UTC().Format(time.RFC3339)})
 			continue
 		}
-		r.accepted[pt] = append(r.accepted[pt], statement{st: st, signer: by.Name})
+		r.accepted[pt] = append(r.accepted[pt], statement{st: st, signer: by.Name, mode: a.Mode})
+		raw, err := json.Marshal(st)
+		if err != nil {
+			return fmt.Errorf("encode statement: %w", err)
+		}
+		r.rep.Attestations = append(r.rep.Attestations, Attestation{PredicateType: pt, Signer: by.Name, Mode: a.Mode, Statement: raw})
 	}
 
 	required, err := r.required()

@@ -1,11 +1,13 @@
 package verify
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"ociwf.dev/attest"
 	"ociwf.dev/ociwf/errdef"
 )
 
@@ -64,12 +66,25 @@ type Report struct {
 	Checks []Check `json:"checks"`
 	// Signers are the trusted signers whose signatures were accepted.
 	Signers []string `json:"signers,omitempty"`
+	// SignedTags are the tags the accepted signatures record.
+	SignedTags []string `json:"signedTags,omitempty"`
+	// Attestations are the accepted attestations.
+	Attestations []Attestation `json:"attestations,omitempty"`
 	// Warnings are things a user must hear about even though the
 	// verification passed (a skipped scope, a deprecated version).
 	Warnings []string `json:"warnings,omitempty"`
 	// Requests counts the HTTP requests the verification sent.
 	Requests int64         `json:"requests"`
 	Duration time.Duration `json:"durationNanos"`
+}
+
+// Attestation is an accepted attestation.
+type Attestation struct {
+	PredicateType string      `json:"predicateType"`
+	Signer        string      `json:"signer"`
+	Mode          attest.Mode `json:"mode"`
+	// Statement is the signed in-toto statement.
+	Statement json.RawMessage `json:"statement"`
 }
 
 // Failed returns the failed check, or nil.

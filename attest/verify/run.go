@@ -271,7 +271,13 @@ func contentError(err error) bool {
 // signedTag fails the reference check when valid signatures record
 // version tags and none is the requested tag: the tag was moved.
 func (r *run) signedTag() error {
-	if r.subj.Tag == "" || len(r.signedTags) == 0 {
+	if r.subj.Tag == "" {
+		return nil
+	}
+	if len(r.signedTags) == 0 {
+		if r.v.opts.RequireSignedTag {
+			return r.rep.fail(CheckReference, "no valid signature records the tag (sign with the tag, or verify by digest)", "signed tag "+r.subj.Tag, "no signed tag")
+		}
 		return nil
 	}
 	for _, t := range r.signedTags {

@@ -51,6 +51,10 @@ type Options struct {
 	// validity windows are checked at it, since key-based signatures carry
 	// no trusted signing time.
 	Now func() time.Time
+	// RequireSignedTag fails a reference by tag unless a valid signature
+	// records that tag (dev.ociwf.tag, which ociwf sign and publish write).
+	// Without it, only a signed tag that differs fails.
+	RequireSignedTag bool
 	// Logger receives debug output; nil discards it.
 	Logger *slog.Logger
 }

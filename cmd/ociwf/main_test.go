@@ -31,6 +31,11 @@ func cliIn(t *testing.T, stdin string, args ...string) (string, string, int) {
 func TestExitCodes(t *testing.T) {
 	host := registrytest.New(t)
 	repo := host + "/workflows/cli"
+	keys := filepath.Join(t.TempDir(), "k")
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", keys); code != 0 {
+		t.Fatal(stderr)
+	}
 	cases := []struct {
 		name string
 		args []string
@@ -47,8 +52,12 @@ func TestExitCodes(t *testing.T) {
 		{"push again", []string{"push", "--plain-http", "--offline", samples + "build-test-release.yaml", repo}, exitOK, ""},
 		{"push other to same tag", []string{"push", "--plain-http", "--offline", samples + "fan-out-fan-in.yaml", repo + ":1.4.0"}, exitImmutable, "already names sha256:"},
 		{"push to digest", []string{"push", "--plain-http", "--offline", samples + "fan-out-fan-in.yaml", repo + "@sha256:54c5b3dd459d5ef778bb2fa1e23a5fb0e1b62ae66970bcb436e8f81a1a1a8e41"}, exitUsage, "not a digest"},
-		{"pull without tag", []string{"pull", "--plain-http", repo}, exitUsage, "name a tag or a digest"},
-		{"pull missing", []string{"pull", "--plain-http", repo + ":9.9.9", "-o", t.TempDir()}, exitError, "9.9.9"},
+		{"pull without tag", []string{"pull", "--plain-http", "--key", "cosign.pub", repo}, exitUsage, "name a tag or a digest"},
+		{"pull missing", []string{"pull", "--plain-http", "--key", "cosign.pub", repo + ":9.9.9", "-o", t.TempDir()}, exitError, "9.9.9"},
+		{"pull without trust", []string{"pull", "--plain-http", repo + ":1.4.0"}, exitUsage, "--key PUBLIC_KEY or --policy FILE"},
+		{"pull unsigned", []string{"pull", "--plain-http", "--key", keys + ".pub", repo + ":1.4.0", "-o", t.TempDir()}, exitVerification, "signatures check failed: the artifact is not signed"},
+		{"verify with key and policy", []string{"verify", "--key", "a.pub", "--policy", "p.yaml", repo + ":1.4.0"}, exitUsage, "mutually exclusive"},
+		{"verify --all with a tag", []string{"verify", "--all", "--key", "a.pub", repo + ":1.4.0"}, exitUsage, "--all takes a repository"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -84,8 +93,8 @@ func TestPushPrintsPinnedReferenceLast(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	out, stderr, code = cli(t, "pull", "--plain-http", "--output", "json", last, "-o", dir)
-	if code != 0 {
+	out, stderr, code = cli(t, "pull", "--plain-http", "--insecure-skip-verify", "--output", "json", last, "-o", dir)
+	if code != 0 || !strings.Contains(stderr, "WARNING: --insecure-skip-verify") {
 		t.Fatalf("pull: exit %d: %s", code, stderr)
 	}
 	var pulled struct {

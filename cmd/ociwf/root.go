@@ -75,7 +75,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if code == exitUsage {
 		fmt.Fprintln(stderr, "Run 'ociwf --help' for usage.")
 	}
-	if a.output == "json" {
+	var done reported
+	if a.output == "json" && !errors.As(err, &done) {
 		a.emitJSON(map[string]any{"error": err.Error(), "exitCode": code})
 	}
 	return code

@@ -1,0 +1,139 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync/atomic"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+	"oras.land/oras-go/v2/registry"
+
+	"ociwf.dev/ociwf/errdef"
+)
+
+// AllOptions tune VerifyAll.
+type AllOptions struct {
+	// Concurrency bounds the versions verified at once; 0 means 8.
+	Concurrency int
+	// Progress, if set, is called after each version with the number done
+	// and the total, from several goroutines at once.
+	Progress func(done, total int)
+}
+
+// Outcome is one version's line in a Summary.
+type Outcome struct {
+	Tag      string        `json:"tag"`
+	Digest   digest.Digest `json:"digest,omitempty"`
+	Verified bool          `json:"verified"`
+	// Check is the failed check, if one failed.
+	Check string `json:"check,omitempty"`
+	// Error says what failed.
+	Error    string   `json:"error,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+	Requests int64    `json:"requests"`
+}
+
+// Summary is the outcome of VerifyAll.
+type Summary struct {
+	Repository string `json:"repository"`
+	Versions   int    `json:"versions"`
+	Verified   int    `json:"verified"`
+	// Failed counts versions that failed a check; Errors, versions that
+	// could not be verified at all (an unreachable registry, a tag deleted
+	// meanwhile).
+	Failed            int           `json:"failed"`
+	Errors            int           `json:"errors"`
+	Requests          int64         `json:"requests"`
+	Duration          time.Duration `json:"durationNanos"`
+	VersionsPerSecond float64       `json:"versionsPerSecond"`
+	Outcomes          []Outcome     `json:"outcomes"`
+}
+
+// accessoryTag matches the tags cosign and the referrers fallback write
+// next to an artifact; they are not versions.
+var accessoryTag = regexp.MustCompile(`^sha(256|512)-[0-9a-f]+(\.[a-z]+)?$`)
+
+// IsAccessoryTag reports whether tag is one of cosign's signature,
+// attestation or SBOM tags, or an OCI referrers fallback tag.
+func IsAccessoryTag(tag string) bool { return accessoryTag.MatchString(tag) }
+
+// VerifyAll verifies every tagged version of repo (registry/repository)
+// concurrently. Versions that fail are reported in the summary, not as an
+// error; the error is for a repository whose tags cannot be listed.
+func (v *Verifier) VerifyAll(ctx context.Context, repo string, opts AllOptions) (*Summary, error) {
+	start := time.Now()
+	tgt, err := v.opts.Opener.Open(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	if tgt.Reference != "" {
+		return nil, fmt.Errorf("verify --all %s: name a repository, without a tag or digest: %w", repo, errdef.ErrInvalid)
+	}
+	lister, ok := tgt.Store.(registry.TagLister)
+	if !ok {
+		return nil, fmt.Errorf("verify --all %s: the target cannot list tags: %w", repo, errdef.ErrInvalid)
+	}
+	var tags []string
+	if err := lister.Tags(ctx, "", func(page []string) error {
+		for _, t := range page {
+			if !IsAccessoryTag(t) {
+				tags = append(tags, t)
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list tags of %s: %w", repo, err)
+	}
+	n := opts.Concurrency
+	if n <= 0 {
+		n = 8
+	}
+	sum := &Summary{Repository: tgt.Name, Versions: len(tags), Outcomes: make([]Outcome, len(tags))}
+	var done atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(n)
+	for i, tag := range tags {
+		g.Go(func() error {
+			_, rep, err := v.Verify(gctx, tgt.Name+":"+tag)
+			out := Outcome{Tag: tag}
+			if rep != nil {
+				out.Digest, out.Verified, out.Warnings, out.Requests = rep.Digest, rep.Verified, rep.Warnings, rep.Requests
+			}
+			if err != nil {
+				out.Error = err.Error()
+				var f *Failure
+				if errors.As(err, &f) {
+					out.Check = f.Check
+				}
+			}
+			sum.Outcomes[i] = out
+			if opts.Progress != nil {
+				opts.Progress(int(done.Add(1)), len(tags))
+			}
+			return gctx.Err()
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for _, o := range sum.Outcomes {
+		sum.Requests += o.Requests
+		switch {
+		case o.Verified:
+			sum.Verified++
+		case o.Check != "":
+			sum.Failed++
+		default:
+			sum.Errors++
+		}
+	}
+	sum.Duration = time.Since(start)
+	if s := sum.Duration.Seconds(); s > 0 {
+		sum.VersionsPerSecond = float64(len(tags)) / s
+	}
+	return sum, nil
+}
