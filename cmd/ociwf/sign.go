@@ -324,4 +324,3 @@ from COSIGN_PASSWORD, a terminal prompt, or standard input.`,
 	cmd.AddCommand(gen)
 	return cmd
 }
-
