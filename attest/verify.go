@@ -7,11 +7,8 @@ import (
 	"fmt"
 	"slices"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/sigstore/cosign/v2/pkg/cosign"
 	sigs "github.com/sigstore/cosign/v2/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature"
-	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"ociwf.dev/ociwf/errdef"
 )
@@ -76,67 +73,38 @@ func (r *Registry) Verify(ctx context.Context, subj Subject, opts VerifyOptions)
 	if opts.Verifier == nil {
 		return nil, fmt.Errorf("verify: no public key: %w", ErrKey)
 	}
-	d, err := r.digestRef(subj)
+	found, err := r.Find(ctx, subj)
 	if err != nil {
 		return nil, err
 	}
-	h, err := v1.NewHash(subj.Digest.String())
-	if err != nil {
-		return nil, fmt.Errorf("subject %s: %v: %w", subj, err, errdef.ErrInvalid)
-	}
-	ropts := r.options(ctx)
-	co := &cosign.CheckOpts{
-		SigVerifier:        opts.Verifier,
-		IgnoreTlog:         true,
-		IgnoreSCT:          true,
-		RegistryClientOpts: ropts,
-	}
 	out := &Verification{Subject: subj}
 	var failures []error
-	for _, m := range []Mode{TagScheme, Referrers} {
-		w := where{tags: m == TagScheme, referrers: m == Referrers}
-		got, err := r.collect(ctx, d, ropts, w, sigKind, attKind)
-		if err != nil {
-			return nil, err
-		}
-		sigs, atts := got[0], got[1]
-		co.ClaimVerifier = cosign.SimpleClaimVerifier
-		for _, sig := range sigs {
-			if _, err := cosign.VerifyImageSignature(ctx, sig, h, co); err != nil {
-				failures = append(failures, fmt.Errorf("%s signature: %w", m, err))
-				continue
-			}
-			vs := VerifiedSignature{Mode: m}
-			if raw, err := sig.Payload(); err == nil {
-				var p sigpayload.SimpleContainerImage
-				if json.Unmarshal(raw, &p) == nil {
-					vs.Annotations = p.Optional
-				}
-			}
-			out.Signatures = append(out.Signatures, vs)
-		}
-
-		if len(atts) == 0 {
+	for _, s := range found.Signatures {
+		if err := s.Verify(ctx, opts.Verifier); err != nil {
+			failures = append(failures, fmt.Errorf("%s signature: %w", s.Mode, err))
 			continue
 		}
-		set, err := asSignatures(atts)
+		if got := s.Payload.Critical.Image.DockerManifestDigest; got != subj.Digest.String() {
+			failures = append(failures, fmt.Errorf("%s signature is for %s", s.Mode, got))
+			continue
+		}
+		out.Signatures = append(out.Signatures, VerifiedSignature{Mode: s.Mode, Annotations: s.Payload.Optional})
+	}
+	for _, a := range found.Attestations {
+		st, err := a.Verify(ctx, opts.Verifier)
 		if err != nil {
-			return nil, err
+			failures = append(failures, fmt.Errorf("%s attestation: %w", a.Mode, err))
+			continue
 		}
-		co.ClaimVerifier = cosign.IntotoSubjectClaimVerifier
-		checked, _, err := cosign.VerifyImageAttestation(ctx, set, h, co)
+		if !Covers(st, subj.Digest) {
+			failures = append(failures, fmt.Errorf("%s %s attestation is about another subject", a.Mode, st.PredicateType))
+			continue
+		}
+		raw, err := json.Marshal(st)
 		if err != nil {
-			failures = append(failures, fmt.Errorf("%s attestations: %w", m, err))
+			return nil, fmt.Errorf("encode statement: %w", err)
 		}
-		for _, att := range checked {
-			st, err := statementOf(att)
-			if err != nil {
-				failures = append(failures, err)
-				continue
-			}
-			raw, _ := json.Marshal(st)
-			out.Attestations = append(out.Attestations, VerifiedAttestation{Mode: m, PredicateType: st.PredicateType, Statement: raw})
-		}
+		out.Attestations = append(out.Attestations, VerifiedAttestation{Mode: a.Mode, PredicateType: st.PredicateType, Statement: raw})
 	}
 
 	if len(out.Signatures) == 0 {
