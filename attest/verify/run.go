@@ -47,15 +47,18 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 	if !tgt.IsDigest() {
 		rep.Tag = tgt.Reference
 	}
-	r.scope, err = r.v.policy.For(tgt.Name)
-	if err != nil {
-		if isNoScope(err) {
-			return nil, rep.fail(CheckSignatures, "no trust policy scope covers "+tgt.Name+": nothing is trusted there",
-				"a scope whose registryScopes match "+tgt.Name, "none")
-		}
+	// A repository no scope covers has nothing trusted: the signatures
+	// check fails, after the content checks ran.
+	scope, err := r.v.policy.For(tgt.Name)
+	if err != nil && !isNoScope(err) {
 		return nil, err
 	}
-	rep.Scope = r.scope.Name
+	noScope := err != nil
+	if noScope {
+		scope = &trust.Scope{}
+	}
+	r.scope = scope
+	rep.Scope = scope.Name
 
 	// 1. Reference: resolve once; everything after uses the digest.
 	desc, err := tgt.Store.Resolve(ctx, tgt.Reference)
@@ -77,7 +80,7 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	findDone := make(chan error, 1)
-	if !r.scope.Skip {
+	if !r.scope.Skip && !noScope {
 		go func() {
 			f, err := r.v.reg.Find(ctx, r.subj)
 			r.found = f
@@ -112,6 +115,10 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 		}
 		rep.Warnings = append(rep.Warnings, msg)
 		return &r.wf, nil
+	}
+	if noScope {
+		return nil, rep.fail(CheckSignatures, "no trust policy scope covers "+tgt.Name+": nothing is trusted there",
+			"a scope whose registryScopes match "+tgt.Name, "none")
 	}
 	if err := wait(); err != nil {
 		return nil, fmt.Errorf("verify %s: read signatures: %w", ref, err)

@@ -77,7 +77,7 @@ func TestPublishSignAttestVerify(t *testing.T) {
 		t.Fatalf("attest with a bad type: exit %d %s", code, stderr)
 	}
 	out, stderr, code = cli(t, "verify", "--plain-http", "--key", other+".pub", "--signature-only", "--type", "https://example.com/review/v1", res.Reference)
-	if code != 0 || !strings.Contains(out, "attested https://example.com/review/v1 by key (referrers)") || !strings.Contains(stderr, "WARNING: --signature-only") {
+	if code != 0 || !strings.Contains(out, "attested https://example.com/review/v1 by "+other+".pub (referrers)") || !strings.Contains(stderr, "WARNING: --signature-only") {
 		t.Fatalf("verify the second signer: exit %d %s %s", code, out, stderr)
 	}
 }

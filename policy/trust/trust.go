@@ -454,10 +454,10 @@ func DefaultAttestations() []string { return []string{"slsaprovenance1", "cyclon
 // attestations.
 func KeyPolicy(key, repo string, opts KeyPolicyOptions) *Policy {
 	s := Scope{
-		Name:           "key",
+		Name:           "--key",
 		RegistryScopes: []string{repo},
 		SignedIdentity: SignedIdentity{Type: Exact},
-		Signers:        []Signer{{Name: "key", Key: key}},
+		Signers:        []Signer{{Name: key, Key: key}},
 		Threshold:      1,
 	}
 	if opts.SignedIdentity != "" && opts.SignedIdentity != repo {
