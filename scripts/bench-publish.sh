@@ -25,7 +25,7 @@ start_registry "$ociwf" 127.0.0.1:0 "$work/registry" "$work/registry.log"
 # The stock pipeline's inputs: the same three layers and a provenance
 # predicate, prepared outside the timed section.
 "$ociwf" publish --plain-http --offline --key "$work/k.key" testdata/workflows/build-test-release.yaml "$reg/prep/wf:1.4.0" >/dev/null
-"$ociwf" pull --plain-http "$reg/prep/wf:1.4.0" -o "$work/layers" >/dev/null
+"$ociwf" pull --plain-http --key "$work/k.pub" "$reg/prep/wf:1.4.0" -o "$work/layers" >/dev/null
 cosign verify-attestation --key "$work/k.pub" --insecure-ignore-tlog --type slsaprovenance1 "$reg/prep/wf:1.4.0" 2>/dev/null |
   sed -E 's/.*"payload":"([^"]*)".*/\1/' | base64 -d |
   sed -E 's/.*"predicate":(\{.*\})\}$/\1/' > "$work/provenance.json"   # the statement's last field

@@ -5,10 +5,13 @@
 #   1. stock `cosign verify` accepts what `ociwf publish` signed;
 #   2. stock `cosign verify-attestation` accepts its SLSA v1 provenance and
 #      CycloneDX SBOM attestations;
-#   3. `ociwf verify` accepts an artifact pushed with stock `oras push` and
-#      signed and attested with stock `cosign sign` / `cosign attest`;
+#   3. `ociwf verify --policy` accepts a workflow pushed with stock
+#      `oras push` and signed and attested (SLSA provenance, CycloneDX SBOM)
+#      with stock `cosign sign` / `cosign attest`, under a trust policy that
+#      trusts the cosign key; and rejects the wrong key and a non-workflow;
 #   4. `cosign tree` lists our signature and attestations, and a
-#      `crane copy --all-tags` of the repository keeps them verifiable;
+#      `crane copy --all-tags` of the repository keeps them verifiable (by
+#      ociwf when told the original repository: signatures name it);
 #   5. a key from `ociwf key generate` works in stock cosign, and a key from
 #      `cosign generate-key-pair` works in ociwf;
 #   6. signatures stored as OCI 1.1 referrers (--referrers) verify with
@@ -44,6 +47,17 @@ contains() { # needle command...
   out=$("$@" 2>&1) || { printf '%s\n' "$out"; return 1; }
   grep -qF -- "$needle" <<<"$out" || { printf 'missing %q in:\n%s\n' "$needle" "$out"; return 1; }
 }
+fails() { # check command...: verification fails with exit 3 naming the check
+  local name=$1; shift
+  local out rc=0
+  out=$("$@" 2>&1) || rc=$?
+  [[ $rc -eq 3 ]] || { printf 'exit %d, want 3:\n%s\n' "$rc" "$out"; return 1; }
+  grep -qF -- "$name check failed" <<<"$out" || { printf 'missing "%s check failed" in:\n%s\n' "$name" "$out"; return 1; }
+}
+statuses() { # command...: the checks of an --output json report, as name=status
+  "$@" | tr -d ' \n' | grep -oE '"name":"[a-z]+","status":"[a-z]+"' |
+    sed -E 's/"name":"([a-z]+)","status":"([a-z]+)"/\1=\2/' | paste -sd' '
+}
 verify_all() { # pub ref [cosign flags]
   local pub=$1 ref=$2; shift 2
   cosign verify --key "$pub" --insecure-ignore-tlog "$@" "$ref" >/dev/null &&
@@ -66,17 +80,55 @@ check "2 cosign verify-attestation --type slsaprovenance1" \
   bash -c 'cosign verify-attestation --key "$1" --insecure-ignore-tlog --type slsaprovenance1 "$2" | sed -E "s/.*\"payload\":\"([^\"]*)\".*/\1/" | base64 -d' _ "$work/ociwf.pub" "$pinned"
 check "2 cosign verify-attestation --type cyclonedx" cosign verify-attestation --key "$work/ociwf.pub" --insecure-ignore-tlog --type cyclonedx "$pinned"
 
-# 3: stock oras push + cosign sign + cosign attest; ociwf verifies.
-printf 'name: plain\n' > "$work/plain.txt"
-check "3 oras push" bash -c 'cd "$1" && oras push --plain-http "$2" plain.txt' _ "$work" "$reg/stock/plain:v1"
-stock="$reg/stock/plain@$(oras resolve --plain-http "$reg/stock/plain:v1")"
+# 3: the layers and config of a published workflow, pushed with stock
+#    `oras push` as an ociwf workflow manifest to a new repository, signed
+#    and attested (SLSA provenance, CycloneDX SBOM) with stock cosign; ociwf
+#    verifies it under a trust policy file that trusts the cosign key.
+check "3 ociwf pull (the layers to re-push)" "$ociwf" pull --plain-http --key "$work/ociwf.pub" "$pinned" -o "$work/stock"
+check "3 oras manifest fetch-config (the config blob)" \
+  oras manifest fetch-config --plain-http --output "$work/stock/config.json" "$pinned"
+provenance() { # pub ref out: writes the SLSA provenance predicate attested for ref
+  cosign verify-attestation --key "$1" --insecure-ignore-tlog --type slsaprovenance1 "$2" 2>/dev/null |
+    sed -E 's/.*"payload":"([^"]*)".*/\1/' | base64 -d |
+    sed -E 's/.*"predicate":(\{.*\})\}$/\1/' > "$3"   # the statement's last field
+  grep -q '^{"buildDefinition"' "$3"
+}
+check "3 the published provenance predicate" provenance "$work/ociwf.pub" "$pinned" "$work/provenance.json"
+check "3 oras push as an ociwf workflow manifest" \
+  bash -c 'cd "$1" && oras push --plain-http --artifact-type application/vnd.ociwf.workflow.v1+json \
+    --config config.json:application/vnd.ociwf.workflow.config.v1+json "$2" \
+    workflow.yaml:application/vnd.ociwf.workflow.dsl.v1+yaml \
+    plan.json:application/vnd.ociwf.workflow.plan.v1+json \
+    sbom.cdx.json:application/vnd.cyclonedx+json' _ "$work/stock" "$reg/stock/workflow:1.4.0"
+stock="$reg/stock/workflow@$(oras resolve --plain-http "$reg/stock/workflow:1.4.0")"
 check "3 cosign sign" cosign sign --key "$work/cosign.key" --tlog-upload=false "$stock"
-check "3 ociwf pull (for an SBOM to attest)" "$ociwf" pull --plain-http "$pinned" -o "$work/pulled"
-check "3 cosign attest" cosign attest --key "$work/cosign.key" --tlog-upload=false --type cyclonedx --predicate "$work/pulled/sbom.cdx.json" "$stock"
-check "3 ociwf verify accepts oras push + cosign sign + cosign attest" \
-  "$ociwf" verify --plain-http --key "$work/cosign.pub" --type cyclonedx "$stock"
-check "3 ociwf verify rejects the wrong key (exit 3)" \
-  bash -c '"$1" verify --plain-http --key "$2" "$3"; [[ $? -eq 3 ]]' _ "$ociwf" "$work/ociwf.pub" "$stock"
+check "3 cosign attest --type slsaprovenance1" \
+  cosign attest --key "$work/cosign.key" --tlog-upload=false --type slsaprovenance1 --predicate "$work/provenance.json" "$stock"
+check "3 cosign attest --type cyclonedx" \
+  cosign attest --key "$work/cosign.key" --tlog-upload=false --type cyclonedx --predicate "$work/stock/sbom.cdx.json" "$stock"
+cat > "$work/policy.yaml" <<EOF
+version: ociwf.dev/trust/v1
+trustPolicies:
+  - name: stock
+    registryScopes: [$reg/stock/workflow]
+    signers:
+      - {name: cosign, key: cosign.pub}   # relative to this file
+    require:
+      attestations: [slsaprovenance1, cyclonedx]
+EOF
+check "3 ociwf verify --policy accepts oras push + cosign sign + cosign attest" \
+  "$ociwf" verify --plain-http --policy "$work/policy.yaml" "$stock"
+check "3 ... every check passes but lifecycle (skipped)" \
+  contains "reference=pass manifest=pass blobs=pass signatures=pass attestations=pass sbom=pass reproducibility=pass lifecycle=skipped" \
+  statuses "$ociwf" verify --plain-http --policy "$work/policy.yaml" --output json "$stock"
+check "3 ociwf verify rejects the wrong key (exit 3, signatures)" \
+  fails signatures "$ociwf" verify --plain-http --key "$work/ociwf.pub" "$stock"
+printf 'name: plain\n' > "$work/plain.txt"
+check "3 oras push of a plain file" bash -c 'cd "$1" && oras push --plain-http "$2" plain.txt' _ "$work" "$reg/stock/plain:v1"
+plain="$reg/stock/plain@$(oras resolve --plain-http "$reg/stock/plain:v1")"
+check "3 cosign sign of the plain file" cosign sign --key "$work/cosign.key" --tlog-upload=false "$plain"
+check "3 ociwf verify rejects a signed non-workflow (exit 3, manifest)" \
+  fails manifest "$ociwf" verify --plain-http --key "$work/cosign.pub" --signature-only "$plain"
 
 # 4: cosign tree; crane copy keeps everything verifiable.
 check "4 cosign tree lists the signature" contains "Signatures for an image tag" cosign tree "$pinned"
@@ -84,12 +136,14 @@ check "4 cosign tree lists the attestations" contains "Attestations for an image
 check "4 crane copy --all-tags of the repository" crane copy --all-tags "$reg/workflows/release" "$reg/mirror/release"
 copied="$reg/mirror/release@${pinned#*@}"
 check "4 the copy verifies with stock cosign" verify_all "$work/ociwf.pub" "$copied"
-check "4 the copy verifies with ociwf" \
-  "$ociwf" verify --plain-http --key "$work/ociwf.pub" --type slsaprovenance1 --type cyclonedx --require-signed-tag "$reg/mirror/release:1.4.0"
+check "4 the copy verifies with ociwf, naming the original repository" \
+  "$ociwf" verify --plain-http --key "$work/ociwf.pub" --signed-identity "$reg/workflows/release" --require-signed-tag "$reg/mirror/release:1.4.0"
+check "4 ... and without --signed-identity it is a replay across repositories (exit 3, signatures)" \
+  fails signatures "$ociwf" verify --plain-http --key "$work/ociwf.pub" "$reg/mirror/release:1.4.0"
 
 # 5: keys across tools.
 check "5 stock cosign signs with an ociwf key" cosign sign --key "$work/ociwf.key" --tlog-upload=false "$stock"
-check "5 ... and ociwf verifies it" "$ociwf" verify --plain-http --key "$work/ociwf.pub" "$stock"
+check "5 ... and ociwf verifies it" "$ociwf" verify --plain-http --key "$work/ociwf.pub" --signature-only "$stock"
 other=$("$ociwf" publish --plain-http --offline --key "$work/cosign.key" testdata/workflows/fan-out-fan-in.yaml "$reg/workflows/fan:1.0.0" | tail -n1)
 check "5 ociwf publishes with a cosign key; stock cosign verifies" verify_all "$work/cosign.pub" "$other"
 
@@ -98,7 +152,7 @@ ref=$("$ociwf" publish --plain-http --offline --referrers --key "$work/ociwf.key
 check "6 cosign verify --experimental-oci11 finds the referrer signature" \
   cosign verify --experimental-oci11 --key "$work/ociwf.pub" --insecure-ignore-tlog "$ref"
 check "6 ociwf verify finds referrer signature and attestations" \
-  "$ociwf" verify --plain-http --key "$work/ociwf.pub" --type slsaprovenance1 --type cyclonedx "$ref"
+  "$ociwf" verify --plain-http --key "$work/ociwf.pub" "$ref"
 check "6 oras discover lists the referrers" contains "application/vnd.dev.cosign.artifact.sig.v1+json" oras discover --plain-http "$ref"
 
 printf '\ninterop ok: %d checks\n' "$checks"

@@ -3,8 +3,8 @@
 # serve` on loopback, makes a signing key, publishes the sample workflows
 # (compile, push, sign, attest SLSA provenance and SBOM, tag last; the nested
 # one last, so its `uses` references resolve to the two published before
-# it), shows that tags are write-once, verifies signature and attestations,
-# and pulls a workflow back by digest.
+# it), shows that tags are write-once, verifies signature and attestations
+# (and that the wrong key fails), and pulls a workflow back by digest.
 #
 #   scripts/quickstart.sh            # registry on 127.0.0.1:5001
 #   PORT=5002 scripts/quickstart.sh
@@ -48,10 +48,18 @@ set -e
 [[ $code -eq 4 ]] || { echo "expected exit 4, got $code" >&2; exit 1; }
 
 step "verify: signature by the key, the signed tag, SLSA provenance and SBOM attestations"
-"$ociwf" verify --plain-http --key "$pub" --require-signed-tag --type slsaprovenance1 --type cyclonedx "$reg/workflows/release-train:3.1.0"
+"$ociwf" verify --plain-http --key "$pub" --require-signed-tag "$reg/workflows/release-train:3.1.0"
 
-step "inspect and pull by digest (every blob re-verified)"
+step "a key nobody signed with fails verification (exit 3, naming the check)"
+"$ociwf" key generate --output-key-prefix "$work/other" >/dev/null
+set +e
+"$ociwf" verify --plain-http --key "$work/other.pub" "$pinned"
+code=$?
+set -e
+[[ $code -eq 3 ]] || { echo "expected exit 3, got $code" >&2; exit 1; }
+
+step "inspect, and pull by digest (verified first, as above)"
 "$ociwf" inspect --plain-http "$pinned"
-"$ociwf" pull --plain-http "$pinned" -o "$work/pulled"
+"$ociwf" pull --plain-http --key "$pub" "$pinned" -o "$work/pulled"
 grep -o '"uses":"[^"]*"' "$work/pulled/plan.json"
 printf '\nquickstart ok\n'
