@@ -56,13 +56,14 @@ type Opener struct {
 
 // New returns an Opener for opts.
 func New(opts Options) (*Opener, error) {
-	var tr http.RoundTripper = http.DefaultTransport
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	// Verifying many versions at once talks to one registry over many
+	// connections; keep them instead of redialling (the default keeps 2).
+	t.MaxIdleConnsPerHost = 64
 	if opts.Insecure {
-		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
-		tr = t
 	}
-	tr = counting{tr}
+	tr := counting{t}
 	client := &auth.Client{Client: &http.Client{Transport: retry.NewTransport(tr)}, Cache: auth.NewCache()}
 	if opts.UserAgent != "" {
 		client.SetUserAgent(opts.UserAgent)

@@ -108,6 +108,7 @@ func newApp(ctx context.Context, cfg Config) (app *handlers.App, err error) {
 	storage["delete"] = configuration.Parameters{"enabled": true}
 	storage["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}}
 	conf := &configuration.Configuration{Version: "0.1", Storage: storage}
+	conf.Middleware = map[string][]configuration.Middleware{"repository": {{Name: MiddlewareName}}}
 	conf.HTTP.Secret = hex.EncodeToString(secret)
 	conf.Log.Level = "warn"
 	defer func() {
