@@ -18,15 +18,15 @@ import (
 )
 
 // sandboxRelease publishes the sample workflow to a loopback registry the
-// way `ociwf publish` does, and returns the registry, the public key file
-// and the tag reference.
-func sandboxRelease() (host, pub, ref string, stop func(), err error) {
+// way `ociwf publish` does, and returns an Opener for the registry, its
+// host, the public key file and the tag reference.
+func sandboxRelease() (o *target.Opener, host, pub, ref string, stop func(), err error) {
 	ctx := context.Background()
 	host, keyFile, stop, err := attesttest.Sandbox()
 	if err != nil {
-		return "", "", "", nil, err
+		return nil, "", "", "", nil, err
 	}
-	o, err := target.New(target.Options{PlainHTTP: true})
+	o, err = target.New(target.Options{PlainHTTP: true})
 	if err == nil {
 		var dst *target.Target
 		ref = host + "/workflows/build-test-release:1.4.0"
@@ -44,9 +44,9 @@ func sandboxRelease() (host, pub, ref string, stop func(), err error) {
 	}
 	if err != nil {
 		stop()
-		return "", "", "", nil, err
+		return nil, "", "", "", nil, err
 	}
-	return host, strings.TrimSuffix(keyFile, ".key") + ".pub", ref, stop, nil
+	return o, host, strings.TrimSuffix(keyFile, ".key") + ".pub", ref, stop, nil
 }
 
 // A workflow engine fetches the plan it is about to run. Fetch resolves the
@@ -55,7 +55,7 @@ func sandboxRelease() (host, pub, ref string, stop func(), err error) {
 // comes back only when all of that held.
 func ExampleFetch() {
 	ctx := context.Background()
-	host, pub, ref, stop, err := sandboxRelease()
+	o, host, pub, ref, stop, err := sandboxRelease()
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -80,12 +80,6 @@ trustPolicies:
 		fmt.Println(err)
 		return
 	}
-	o, err := target.New(target.Options{PlainHTTP: true})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-
 	p, report, err := verify.Fetch(ctx, ref, policy, verify.Options{Opener: o})
 	if err != nil {
 		fmt.Println(err)
@@ -113,17 +107,12 @@ trustPolicies:
 // what it found; the error matches errdef.ErrVerification.
 func ExampleVerifier_Verify() {
 	ctx := context.Background()
-	host, pub, ref, stop, err := sandboxRelease()
+	o, host, pub, ref, stop, err := sandboxRelease()
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	defer stop()
-	o, err := target.New(target.Options{PlainHTTP: true})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
 	// The key is trusted for another repository only: the signature names
 	// workflows/build-test-release, so it cannot vouch for a copy elsewhere.
 	copied := host + "/mirror/build-test-release:1.4.0"

@@ -243,6 +243,14 @@ func proxy(t *testing.T, host string, rewrite func(*http.Response) error) string
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
+// throughProxy verifies repo+suffix through a proxy that rewrites the
+// registry's responses, under the --key policy for the proxied name.
+func throughProxy(t *testing.T, f *fixture, repo, suffix string, rewrite func(*http.Response) error) (string, *trust.Policy) {
+	t.Helper()
+	r := strings.Replace(repo, f.host, proxy(t, f.host, rewrite), 1)
+	return r + suffix, trust.KeyPolicy(f.pub, r, trust.KeyPolicyOptions{})
+}
+
 // replaceBody swaps a response body.
 func replaceBody(resp *http.Response, body []byte) {
 	resp.Body.Close()
@@ -296,10 +304,8 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	future := time.Now().Add(time.Hour)
 
 	type tc struct {
-		name string
-		// setup releases and tampers, returning the reference to verify
-		// and the policy to verify it under (nil: --key policy).
-		setup func(t *testing.T, f *fixture, repo string) (string, *trust.Policy)
+		name  string
+		setup setup
 		check string
 		want  string // in the failure's detail, expected or actual
 		opts  verify.Options
@@ -400,28 +406,14 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				return repo + ":1.4.0", nil
 			}},
 		{name: "key past its validity window", check: verify.CheckSignatures, want: "validity window",
-			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
-				f.release(t, repo+":1.4.0", recipe{})
-				pol := trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{})
-				pol.TrustPolicies[0].Signers[0].NotAfter = &past
-				return repo + ":1.4.0", pol
-			}},
+			setup: underPolicy(func(_ *fixture, s *trust.Scope) { s.Signers[0].NotAfter = &past })},
 		{name: "key before its validity window", check: verify.CheckSignatures, want: "validity window",
-			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
-				f.release(t, repo+":1.4.0", recipe{})
-				pol := trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{})
-				pol.TrustPolicies[0].Signers[0].NotBefore = &future
-				return repo + ":1.4.0", pol
-			}},
+			setup: underPolicy(func(_ *fixture, s *trust.Scope) { s.Signers[0].NotBefore = &future })},
 		{name: "two signers required, one signed", check: verify.CheckSignatures, want: "too few distinct trusted signers",
-			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
-				f.release(t, repo+":1.4.0", recipe{})
-				pol := trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{})
-				s := &pol.TrustPolicies[0]
+			setup: underPolicy(func(f *fixture, s *trust.Scope) {
 				s.Signers = append(s.Signers, trust.Signer{Name: "second", Key: f.otherPub})
 				s.Threshold = 2
-				return repo + ":1.4.0", pol
-			}},
+			})},
 		{name: "no trust policy covers the repository", check: verify.CheckSignatures, want: "no trust policy scope",
 			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
 				f.release(t, repo+":1.4.0", recipe{})
@@ -442,37 +434,13 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				return repo + ":1.4.0", nil
 			}},
 		{name: "provenance without the DSL digest", check: verify.CheckAttestations, want: "DSL layer",
-			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
-				f.release(t, repo+":1.4.0", recipe{provenance: func(p map[string]any) {
-					bd := p["buildDefinition"].(map[string]any)
-					deps := bd["resolvedDependencies"].([]any)
-					bd["resolvedDependencies"] = deps[1:]
-				}})
-				return repo + ":1.4.0", nil
-			}},
+			setup: withDependencies(func(deps []any) []any { return deps[1:] })},
 		{name: "provenance without a plan dependency", check: verify.CheckAttestations, want: "plan dependency",
-			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
-				f.release(t, repo+":1.4.0", recipe{provenance: func(p map[string]any) {
-					bd := p["buildDefinition"].(map[string]any)
-					deps := bd["resolvedDependencies"].([]any)
-					bd["resolvedDependencies"] = deps[:len(deps)-1]
-				}})
-				return repo + ":1.4.0", nil
-			}},
+			setup: withDependencies(func(deps []any) []any { return deps[:len(deps)-1] })},
 		{name: "provenance from a builder not allowed", check: verify.CheckAttestations, want: "builder.id https://ci.example/builders/1",
-			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
-				f.release(t, repo+":1.4.0", recipe{})
-				pol := trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{})
-				pol.TrustPolicies[0].Require.Builders = []string{"https://github.com/acme/**"}
-				return repo + ":1.4.0", pol
-			}},
+			setup: underPolicy(func(_ *fixture, s *trust.Scope) { s.Require.Builders = []string{"https://github.com/acme/**"} })},
 		{name: "provenance from a source not allowed", check: verify.CheckAttestations, want: "source uri",
-			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
-				f.release(t, repo+":1.4.0", recipe{})
-				pol := trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{})
-				pol.TrustPolicies[0].Require.Sources = []string{"git+https://github.com/acme/**"}
-				return repo + ":1.4.0", pol
-			}},
+			setup: underPolicy(func(_ *fixture, s *trust.Scope) { s.Require.Sources = []string{"git+https://github.com/acme/**"} })},
 		{name: "missing SBOM attestation", check: verify.CheckAttestations, want: "required attestation missing",
 			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
 				f.release(t, repo+":1.4.0", recipe{noSBOM: true})
@@ -510,34 +478,30 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		{name: "oversized manifest served", check: verify.CheckManifest, want: "too large",
 			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
 				f.release(t, repo+":1.4.0", recipe{})
-				host := proxy(t, f.host, func(resp *http.Response) error {
+				return throughProxy(t, f, repo, ":1.4.0", func(resp *http.Response) error {
 					if strings.Contains(resp.Request.URL.Path, "/manifests/1.4.0") {
-						big := bytes.Repeat([]byte{' '}, ociwf.MaxManifestBytes+1)
-						replaceBody(resp, big)
+						replaceBody(resp, bytes.Repeat([]byte{' '}, ociwf.MaxManifestBytes+1))
 					}
 					return nil
 				})
-				return strings.Replace(repo, f.host, host, 1) + ":1.4.0", trust.KeyPolicy(f.pub, strings.Replace(repo, f.host, host, 1), trust.KeyPolicyOptions{})
 			}},
 		{name: "registry serves another manifest for the digest", check: verify.CheckManifest, want: "differs from its descriptor",
 			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
 				subj := f.release(t, repo+":1.4.0", recipe{})
 				other, _ := os.ReadFile(f.blobPath(subj.Digest))
 				other = bytes.Replace(other, []byte(`"schemaVersion":2`), []byte(`"schemaVersion": 2`), 1)
-				host := proxy(t, f.host, func(resp *http.Response) error {
+				return throughProxy(t, f, repo, "@"+subj.Digest.String(), func(resp *http.Response) error {
 					if resp.Request.Method == http.MethodGet && strings.HasSuffix(resp.Request.URL.Path, "/manifests/"+subj.Digest.String()) {
 						replaceBody(resp, other)
 					}
 					return nil
 				})
-				r := strings.Replace(repo, f.host, host, 1)
-				return r + "@" + subj.Digest.String(), trust.KeyPolicy(f.pub, r, trust.KeyPolicyOptions{})
 			}},
 		{name: "registry serves other bytes for a blob digest", check: verify.CheckBlobs, want: "re-hashes to another digest",
 			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
 				subj := f.release(t, repo+":1.4.0", recipe{})
 				pd := f.manifest(t, subj).Plan.Digest
-				host := proxy(t, f.host, func(resp *http.Response) error {
+				return throughProxy(t, f, repo, ":1.4.0", func(resp *http.Response) error {
 					if resp.Request.Method == http.MethodGet && strings.HasSuffix(resp.Request.URL.Path, "/blobs/"+pd.String()) {
 						b, _ := io.ReadAll(resp.Body)
 						b[0] ^= 0x20
@@ -545,22 +509,18 @@ func TestVerifyDetectsTampering(t *testing.T) {
 					}
 					return nil
 				})
-				r := strings.Replace(repo, f.host, host, 1)
-				return r + ":1.4.0", trust.KeyPolicy(f.pub, r, trust.KeyPolicyOptions{})
 			}},
 		{name: "registry cuts a blob short", check: verify.CheckBlobs, want: "",
 			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
 				subj := f.release(t, repo+":1.4.0", recipe{})
 				sd := f.manifest(t, subj).SBOM.Digest
-				host := proxy(t, f.host, func(resp *http.Response) error {
+				return throughProxy(t, f, repo, ":1.4.0", func(resp *http.Response) error {
 					if resp.Request.Method == http.MethodGet && strings.HasSuffix(resp.Request.URL.Path, "/blobs/"+sd.String()) {
 						b, _ := io.ReadAll(resp.Body)
 						resp.Body = io.NopCloser(bytes.NewReader(b[:len(b)/2])) // Content-Length stays
 					}
 					return nil
 				})
-				r := strings.Replace(repo, f.host, host, 1)
-				return r + ":1.4.0", trust.KeyPolicy(f.pub, r, trust.KeyPolicyOptions{})
 			}},
 		{name: "blob deleted from storage", check: verify.CheckBlobs, want: "missing",
 			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
@@ -596,6 +556,33 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	}
 	if len(cases) < 20 {
 		t.Fatalf("%d tamper cases, want at least 20", len(cases))
+	}
+}
+
+// setup releases a version, tampers with something and returns the
+// reference to verify and the policy to verify it under (nil: --key).
+type setup func(t *testing.T, f *fixture, repo string) (string, *trust.Policy)
+
+// underPolicy releases a version intact and verifies it under the --key
+// policy as edit changes it.
+func underPolicy(edit func(*fixture, *trust.Scope)) setup {
+	return func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+		f.release(t, repo+":1.4.0", recipe{})
+		pol := trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{})
+		edit(f, &pol.TrustPolicies[0])
+		return repo + ":1.4.0", pol
+	}
+}
+
+// withDependencies releases a version whose provenance lists the
+// resolvedDependencies edit returns.
+func withDependencies(edit func([]any) []any) setup {
+	return func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+		f.release(t, repo+":1.4.0", recipe{provenance: func(p map[string]any) {
+			bd := p["buildDefinition"].(map[string]any)
+			bd["resolvedDependencies"] = edit(bd["resolvedDependencies"].([]any))
+		}})
+		return repo + ":1.4.0", nil
 	}
 }
 
