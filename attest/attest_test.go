@@ -18,6 +18,8 @@ import (
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
+	"ociwf.dev/policy/immutability"
+	"ociwf.dev/policy/registryext"
 	"ociwf.dev/policy/registryext/registrytest"
 )
 
@@ -93,7 +95,9 @@ func TestSignAttestVerifyRoundTrip(t *testing.T) {
 
 func TestSignAndAttestAreIdempotent(t *testing.T) {
 	ctx := context.Background()
-	host := registrytest.New(t)
+	// A registry without tag protection, as GHCR or plain Distribution:
+	// --replace rewrites the .att tag there.
+	host := registrytest.Start(t, registryext.Config{Rules: &immutability.Rules{Version: immutability.Version, Accessories: immutability.Mutable}}).Addr()
 	o := attesttest.Opener(t)
 	tg, subj := attesttest.Push(t, o, host+"/wf/idem:1.4.0", "build-test-release.yaml")
 	key, _ := attesttest.KeyPair(t, t.TempDir(), "k")
@@ -139,6 +143,21 @@ func TestSignAndAttestAreIdempotent(t *testing.T) {
 	}
 	if n := layers(t, tg, cosignTag(subj.Digest, ".att")); n != 2 {
 		t.Fatalf("%d attestations after replace, want 2 (custom + new cyclonedx)", n)
+	}
+
+	// ociwf's registry keeps cosign tags append-only: appending works,
+	// replacing is refused and changes nothing.
+	tg, subj = attesttest.Push(t, o, registrytest.New(t)+"/wf/idem:1.4.0", "build-test-release.yaml")
+	for _, d := range []attest.Duplicates{attest.KeepExisting, attest.Append} {
+		if _, err := reg.Attest(ctx, s, subj, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: []byte(cdx), Duplicates: d}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := reg.Attest(ctx, s, subj, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: []byte(cdx), Duplicates: attest.Replace}); err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Fatalf("replace on an append-only tag: %v", err)
+	}
+	if n := layers(t, tg, cosignTag(subj.Digest, ".att")); n != 2 {
+		t.Fatalf("%d attestations after a refused replace, want 2", n)
 	}
 }
 

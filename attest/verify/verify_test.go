@@ -31,6 +31,8 @@ import (
 	"ociwf.dev/ociwf/plan"
 	"ociwf.dev/ociwf/sbom"
 	"ociwf.dev/ociwf/target"
+	"ociwf.dev/policy/immutability"
+	"ociwf.dev/policy/registryext"
 	"ociwf.dev/policy/registryext/registrytest"
 	"ociwf.dev/policy/trust"
 )
@@ -57,9 +59,12 @@ type fixture struct {
 	o          *target.Opener
 }
 
+// newFixture starts a registry that protects no tags, like a registry
+// without ociwf's immutability rules, so tests can move tags.
 func newFixture(t *testing.T, k keys) *fixture {
 	root := t.TempDir()
-	return &fixture{keys: k, root: root, host: registrytest.NewAt(t, root), o: attesttest.Opener(t)}
+	srv := registrytest.Start(t, registryext.Config{Root: root, Rules: &immutability.Rules{Version: immutability.Version, Accessories: immutability.Mutable}})
+	return &fixture{keys: k, root: root, host: srv.Addr(), o: attesttest.Opener(t)}
 }
 
 // recipe says how to release one version, and what to get wrong.

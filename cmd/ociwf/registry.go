@@ -5,34 +5,71 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
+	"github.com/distribution/distribution/v3/configuration"
 	"github.com/spf13/cobra"
 
+	"ociwf.dev/policy/immutability"
 	"ociwf.dev/policy/registryext"
 )
 
 func (a *app) registryCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "registry", Short: "Run ociwf's own OCI registry"}
-	var addr, root string
+	var addr, root, config, rulesFile, auditLog, metricsAddr string
 	serve := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the CNCF Distribution registry with ociwf's extensions",
 		Long: `Serve runs the embedded CNCF Distribution registry on --addr (loopback by
-default) with filesystem storage under --root. It stops gracefully on
-SIGINT or SIGTERM. A health endpoint answers on ` + registryext.HealthPath + `.`,
+default) with filesystem storage under --root, or with everything a
+Distribution configuration file (--config) sets up: storage drivers (S3, GCS,
+Azure, ...), auth (htpasswd, token) and TLS.
+
+ociwf's repository middleware enforces tag immutability on the server: by
+default every semantic-version tag (v?MAJOR.MINOR.PATCH[-pre][+build]) is
+immutable and cosign's signature and attestation tags are append-only;
+--rules FILE sets other rules (docs/registry.md). Refused requests get 403
+DENIED naming the tag, its digest and the rule. --audit-log appends every
+mutating request to a hash-chained log (check it with ociwf audit verify);
+--metrics-addr serves Prometheus metrics on /metrics.
+
+It stops gracefully on SIGINT or SIGTERM. A health endpoint answers on ` + registryext.HealthPath + `.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level(a.verbose)}))
 			registryext.RouteDistributionLogs(log)
-			srv, err := registryext.New(cmd.Context(), registryext.Config{Addr: addr, Root: root, Logger: log})
+			cfg := registryext.Config{Addr: addr, Root: root, Logger: log, AuditLog: auditLog, MetricsAddr: metricsAddr}
+			if config != "" {
+				if cmd.Flags().Changed("root") {
+					return usagef("--root and --config are mutually exclusive: set the storage in the configuration file")
+				}
+				f, err := os.Open(config)
+				if err != nil {
+					return err
+				}
+				cfg.Distribution, err = configuration.Parse(f)
+				f.Close()
+				if err != nil {
+					return fmt.Errorf("distribution configuration %s: %w", config, err)
+				}
+				root = ""
+			}
+			if rulesFile != "" {
+				rules, err := immutability.Load(rulesFile)
+				if err != nil {
+					return err
+				}
+				cfg.Rules = rules
+			}
+			srv, err := registryext.New(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
 			done := make(chan error, 1)
 			go func() { done <- srv.Serve() }()
-			a.emit(map[string]string{"addr": srv.Addr(), "root": root}, func(w io.Writer) {
-				fmt.Fprintf(w, "Serving on http://%s (storage %s)\n", srv.Addr(), root)
+			a.emit(map[string]string{"addr": srv.Addr(), "root": root, "metrics": srv.MetricsAddr()}, func(w io.Writer) {
+				fmt.Fprintf(w, "Serving on http://%s (storage %s)\n", srv.Addr(), storageOf(root, config))
 			})
 			select {
 			case err := <-done:
@@ -49,8 +86,19 @@ SIGINT or SIGTERM. A health endpoint answers on ` + registryext.HealthPath + `.`
 	}
 	serve.Flags().StringVar(&addr, "addr", registryext.DefaultAddr, "listen address")
 	serve.Flags().StringVar(&root, "root", "./ociwf-registry", "storage directory")
+	serve.Flags().StringVar(&config, "config", "", "Distribution configuration file (storage, auth, TLS)")
+	serve.Flags().StringVar(&rulesFile, "rules", "", "immutability rules file (default: semantic-version tags immutable)")
+	serve.Flags().StringVar(&auditLog, "audit-log", "", "append every mutating request to this hash-chained JSON Lines file")
+	serve.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address")
 	cmd.AddCommand(serve)
 	return cmd
+}
+
+func storageOf(root, config string) string {
+	if config != "" {
+		return "from " + config
+	}
+	return root
 }
 
 func level(verbose bool) slog.Level {

@@ -98,7 +98,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.output, "output", "text", "output format: text or json")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log progress to stderr")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.compileCmd(), a.pushCmd(), a.pullCmd(), a.inspectCmd(), a.publishCmd(), a.signCmd(), a.attestCmd(), a.verifyCmd(), a.keyCmd(), a.registryCmd(), a.versionCmd())
+	root.AddCommand(a.compileCmd(), a.pushCmd(), a.pullCmd(), a.inspectCmd(), a.publishCmd(), a.signCmd(), a.attestCmd(), a.verifyCmd(), a.keyCmd(), a.registryCmd(), a.auditCmd(), a.versionCmd())
 	return root
 }
 

@@ -3,22 +3,34 @@ package registryext
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/manifest/manifestlist"
+	"github.com/distribution/distribution/v3/manifest/ocischema"
+	"github.com/distribution/distribution/v3/manifest/schema2"
 	repositorymiddleware "github.com/distribution/distribution/v3/registry/middleware/repository"
+	"github.com/distribution/distribution/v3/registry/api/errcode"
 	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"ociwf.dev/policy/immutability"
 )
 
 // MiddlewareName is the name ociwf's repository middleware is registered
-// under with Distribution; a Distribution configuration enables it with
-//
-//	middleware:
-//	  repository:
-//	    - name: ociwf
+// under with Distribution. ociwf registry serve adds it to the
+// configuration with the engine it needs (OptionEngine); it cannot be
+// enabled from a configuration file alone.
 const MiddlewareName = "ociwf"
+
+// OptionEngine is the middleware option that carries the shared state.
+const OptionEngine = "engine"
 
 // Registering with Distribution's middleware registry is how Distribution
 // extensions are wired; it happens once, when the package loads.
@@ -28,36 +40,300 @@ func init() {
 	}
 }
 
+// engine is what the middleware shares across the requests of one
+// registry: the rules, one lock per protected tag, the metrics and where
+// denials are logged.
+type engine struct {
+	rules   *immutability.Rules
+	log     *slog.Logger
+	metrics *metrics
+	locks   sync.Map // repository + ":" + tag -> *sync.Mutex
+}
+
+func (e *engine) lock(repo, tag string) func() {
+	m, _ := e.locks.LoadOrStore(repo+":"+tag, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// newRepository wraps a repository with ociwf's behaviour.
+func newRepository(_ context.Context, repo distribution.Repository, options map[string]any) (distribution.Repository, error) {
+	e, ok := options[OptionEngine].(*engine)
+	if !ok {
+		return nil, fmt.Errorf("repository middleware %s needs its engine: run it through ociwf registry serve", MiddlewareName)
+	}
+	return &repository{Repository: repo, e: e}, nil
+}
+
+type repository struct {
+	distribution.Repository
+	e *engine
+}
+
+func (r *repository) name() string { return r.Named().Name() }
+
+func (r *repository) Blobs(ctx context.Context) distribution.BlobStore {
+	return &blobs{BlobStore: r.Repository.Blobs(ctx), r: r}
+}
+
+func (r *repository) Manifests(ctx context.Context, options ...distribution.ManifestServiceOption) (distribution.ManifestService, error) {
+	ms, err := r.Repository.Manifests(ctx, options...)
+	if err != nil {
+		return nil, err
+	}
+	return &manifests{ManifestService: ms, r: r}, nil
+}
+
+func (r *repository) Tags(ctx context.Context) distribution.TagService {
+	return &tags{TagService: r.Repository.Tags(ctx), r: r}
+}
+
+// Denial is a request the rules refused.
+type Denial struct {
+	Repository string
+	Tag        string
+	Digest     digest.Digest
+	Rule       string
+	Message    string
+}
+
+// deny records a denial for the request in ctx (the front rewrites the
+// response and audits it) and returns Distribution's DENIED error.
+func (r *repository) deny(ctx context.Context, d Denial) error {
+	d.Repository = r.name()
+	if st := stateOf(ctx); st != nil {
+		st.setDenial(d)
+	}
+	r.e.metrics.denied(d.Rule)
+	r.e.log.Warn("denied", "repository", d.Repository, "tag", d.Tag, "digest", d.Digest.String(), "rule", d.Rule, "reason", d.Message)
+	return errcode.ErrorCodeDenied.WithMessage(d.Message)
+}
+
+type manifests struct {
+	distribution.ManifestService
+	r *repository
+}
+
+func tagOption(options []distribution.ManifestServiceOption) string {
+	for _, o := range options {
+		if t, ok := o.(distribution.WithTagOption); ok {
+			return t.Tag
+		}
+	}
+	return ""
+}
+
+// Put enforces the rules for a manifest PUT by tag. For a protected tag,
+// checking the tag, storing the manifest and tagging it happen under the
+// tag's lock, so of racing writers exactly one creates it; Distribution's
+// own Tag call afterwards finds the tag already set.
+func (m *manifests) Put(ctx context.Context, man distribution.Manifest, options ...distribution.ManifestServiceOption) (digest.Digest, error) {
+	tag := tagOption(options)
+	if tag == "" {
+		return m.ManifestService.Put(ctx, man, options...)
+	}
+	repo := m.r.name()
+	mode, rule := m.r.e.rules.Match(repo, tag)
+	if mode == immutability.Mutable {
+		return m.ManifestService.Put(ctx, man, options...)
+	}
+	mediaType, payload, err := man.Payload()
+	if err != nil {
+		return "", err
+	}
+	dgst := digest.FromBytes(payload)
+	defer m.r.e.lock(repo, tag)()
+	tags := m.r.Repository.Tags(ctx)
+	cur, err := tags.Get(ctx, tag)
+	var unknown distribution.ErrTagUnknown
+	switch {
+	case errors.As(err, &unknown):
+	case err != nil:
+		return "", err
+	case cur.Digest == dgst:
+		// Re-putting what the tag names is idempotent.
+	case mode == immutability.Immutable:
+		return "", m.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule.Name,
+			Message: fmt.Sprintf("tag %s of %s is immutable (rule %s) and names %s; push under a new tag", tag, repo, rule.Name, cur.Digest)})
+	default:
+		prev, err := m.ManifestService.Get(ctx, cur.Digest)
+		if err != nil {
+			return "", err
+		}
+		if missing := dropped(prev, man); len(missing) > 0 {
+			return "", m.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule.Name,
+				Message: fmt.Sprintf("tag %s of %s is append-only (rule %s): the new manifest drops %s of %s; keep every existing entry", tag, repo, rule.Name, missing[0], cur.Digest)})
+		}
+	}
+	got, err := m.ManifestService.Put(ctx, man, options...)
+	if err != nil {
+		return "", err
+	}
+	if err := tags.Tag(ctx, tag, v1.Descriptor{MediaType: mediaType, Digest: got, Size: int64(len(payload))}); err != nil {
+		return "", err
+	}
+	return got, nil
+}
+
+// entries are what append-only protects: the layers of an image manifest
+// (its config changes as layers are added) or the manifests of an index.
+func entries(m distribution.Manifest) []digest.Digest {
+	var ds []v1.Descriptor
+	switch m := m.(type) {
+	case *ocischema.DeserializedManifest:
+		ds = m.Layers
+	case *schema2.DeserializedManifest:
+		ds = m.Layers
+	case *ocischema.DeserializedImageIndex:
+		ds = m.Manifests
+	case *manifestlist.DeserializedManifestList:
+		for _, d := range m.Manifests {
+			ds = append(ds, d.Descriptor)
+		}
+	default:
+		ds = m.References()
+	}
+	out := make([]digest.Digest, len(ds))
+	for i, d := range ds {
+		out[i] = d.Digest
+	}
+	return out
+}
+
+// dropped lists the entries of prev that next lacks.
+func dropped(prev, next distribution.Manifest) []digest.Digest {
+	have := entries(next)
+	var out []digest.Digest
+	for _, d := range entries(prev) {
+		if !slices.Contains(have, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Delete refuses to delete a manifest a protected tag names, or that an
+// index named by one contains.
+func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
+	if tag, rule, err := m.r.protecting(ctx, func(man distribution.Manifest, d digest.Digest) bool {
+		return d == dgst || (isIndex(man) && slices.Contains(entries(man), dgst))
+	}); err != nil {
+		return err
+	} else if tag != "" {
+		return m.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule,
+			Message: fmt.Sprintf("manifest %s of %s is protected: tag %s (rule %s) reaches it", dgst, m.r.name(), tag, rule)})
+	}
+	return m.ManifestService.Delete(ctx, dgst)
+}
+
+func isIndex(m distribution.Manifest) bool {
+	switch m.(type) {
+	case *ocischema.DeserializedImageIndex, *manifestlist.DeserializedManifestList:
+		return true
+	}
+	return false
+}
+
+// protecting returns a protected tag of the repository whose manifest
+// satisfies reaches, with its rule, or "".
+func (r *repository) protecting(ctx context.Context, reaches func(distribution.Manifest, digest.Digest) bool) (string, string, error) {
+	ts := r.Repository.Tags(ctx)
+	all, err := ts.All(ctx)
+	var unknown distribution.ErrRepositoryUnknown
+	if errors.As(err, &unknown) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	ms, err := r.Repository.Manifests(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	for _, t := range all {
+		mode, rule := r.e.rules.Match(r.name(), t)
+		if mode == immutability.Mutable {
+			continue
+		}
+		desc, err := ts.Get(ctx, t)
+		if err != nil {
+			continue // untagged meanwhile
+		}
+		man, err := ms.Get(ctx, desc.Digest)
+		if err != nil {
+			continue
+		}
+		if reaches(man, desc.Digest) {
+			return t, rule.Name, nil
+		}
+	}
+	return "", "", nil
+}
+
+type tags struct {
+	distribution.TagService
+	r *repository
+}
+
+// Tag refuses to move a protected tag; ociwf's Put has already tagged, so
+// the handler's call after it names the same digest.
+func (t *tags) Tag(ctx context.Context, tag string, desc v1.Descriptor) error {
+	repo := t.r.name()
+	mode, rule := t.r.e.rules.Match(repo, tag)
+	if mode == immutability.Immutable {
+		if cur, err := t.TagService.Get(ctx, tag); err == nil && cur.Digest != desc.Digest {
+			return t.r.deny(ctx, Denial{Tag: tag, Digest: desc.Digest, Rule: rule.Name,
+				Message: fmt.Sprintf("tag %s of %s is immutable (rule %s) and names %s", tag, repo, rule.Name, cur.Digest)})
+		}
+	}
+	return t.TagService.Tag(ctx, tag, desc)
+}
+
+// Untag refuses to delete a protected tag.
+func (t *tags) Untag(ctx context.Context, tag string) error {
+	repo := t.r.name()
+	if mode, rule := t.r.e.rules.Match(repo, tag); mode != immutability.Mutable {
+		cur, _ := t.TagService.Get(ctx, tag)
+		return t.r.deny(ctx, Denial{Tag: tag, Digest: cur.Digest, Rule: rule.Name,
+			Message: fmt.Sprintf("tag %s of %s is %s (rule %s) and cannot be deleted", tag, repo, mode, rule.Name)})
+	}
+	return t.TagService.Untag(ctx, tag)
+}
+
+// blobs serves small blobs from memory and refuses to delete blobs that
+// protected tags reach.
+type blobs struct {
+	distribution.BlobStore
+	r *repository
+}
+
+// Delete refuses to unlink a blob a protected tag's manifest references.
+func (b *blobs) Delete(ctx context.Context, dgst digest.Digest) error {
+	if tag, rule, err := b.r.protecting(ctx, func(man distribution.Manifest, _ digest.Digest) bool {
+		return slices.ContainsFunc(man.References(), func(d v1.Descriptor) bool { return d.Digest == dgst })
+	}); err != nil {
+		return err
+	} else if tag != "" {
+		return b.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule,
+			Message: fmt.Sprintf("blob %s of %s is protected: tag %s (rule %s) references it", dgst, b.r.name(), tag, rule)})
+	}
+	return b.BlobStore.Delete(ctx, dgst)
+}
+
 // SmallBlobBytes is the size up to which the middleware serves a blob from
 // memory. Distribution reads every blob it serves through a 4 MiB buffer;
 // workflow blobs, signatures and attestations are a few KiB, and
 // allocating (and collecting) 4 MiB for each dominated the registry's CPU.
 const SmallBlobBytes = 1 << 20
 
-// newRepository wraps a repository with ociwf's behaviour.
-func newRepository(_ context.Context, repo distribution.Repository, _ map[string]any) (distribution.Repository, error) {
-	return &repository{Repository: repo}, nil
-}
-
-type repository struct {
-	distribution.Repository
-}
-
-func (r *repository) Blobs(ctx context.Context) distribution.BlobStore {
-	return smallBlobs{r.Repository.Blobs(ctx)}
-}
-
-// smallBlobs serves small blobs from memory; everything else, HEAD
-// requests and large blobs, goes to Distribution as before.
-type smallBlobs struct {
-	distribution.BlobStore
-}
-
 // blobMaxAge is Distribution's Cache-Control for blobs, which are
 // content-addressed.
 const blobMaxAge = 365 * 24 * time.Hour
 
-func (b smallBlobs) ServeBlob(ctx context.Context, w http.ResponseWriter, r *http.Request, dgst digest.Digest) error {
+// ServeBlob serves small blobs from memory; HEAD requests and large blobs
+// go to Distribution as before.
+func (b *blobs) ServeBlob(ctx context.Context, w http.ResponseWriter, r *http.Request, dgst digest.Digest) error {
 	if r.Method != http.MethodGet {
 		return b.BlobStore.ServeBlob(ctx, w, r, dgst)
 	}

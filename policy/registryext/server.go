@@ -1,7 +1,13 @@
 // Package registryext runs ociwf's registry: the CNCF Distribution registry,
-// embedded as a library with filesystem storage, behind a small HTTP front
-// that adds a health endpoint and graceful shutdown. It is the embedded
-// default for local use and tests (`ociwf registry serve`).
+// embedded as a library, with ociwf's repository middleware and a small
+// HTTP front. The middleware enforces tag immutability server-side
+// (package immutability: immutable and append-only tags, protected
+// manifests and blobs, atomic check-and-tag) and serves small blobs from
+// memory; the front reports denials as 403 DENIED, appends every mutating
+// request to a hash-chained audit log (package audit), counts requests for
+// Prometheus on a separate listener, answers a health endpoint and shuts
+// down gracefully. It is the embedded default for local use and tests
+// (`ociwf registry serve`).
 package registryext
 
 import (
@@ -13,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,6 +27,9 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the default storage
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"   // for tests
+
+	"ociwf.dev/policy/audit"
+	"ociwf.dev/policy/immutability"
 )
 
 // DefaultAddr is where Serve listens when Config.Addr is empty: loopback only.
@@ -38,14 +48,30 @@ type Config struct {
 	Root string
 	// Logger receives the server's own logs; nil discards them.
 	Logger *slog.Logger
+	// Rules are the immutability rules; nil means immutability.Default().
+	Rules *immutability.Rules
+	// AuditLog is the audit log file; empty means no audit log.
+	AuditLog string
+	// MetricsAddr, if set, serves Prometheus metrics on /metrics there.
+	MetricsAddr string
+	// Distribution, if set, is a Distribution configuration (storage
+	// driver, auth, TLS, ...) used instead of Root; ociwf's middleware is
+	// added to it.
+	Distribution *configuration.Configuration
 }
 
 // Server is a running registry.
 type Server struct {
-	ln   net.Listener
-	http *http.Server
-	app  *handlers.App
-	log  *slog.Logger
+	ln      net.Listener
+	http    *http.Server
+	app     *handlers.App
+	log     *slog.Logger
+	metrics *metrics
+	audit   *audit.Log
+	tls     *configuration.Configuration // with a certificate: serve TLS
+
+	metricsLn   net.Listener
+	metricsHTTP *http.Server
 
 	mu    sync.Mutex
 	fresh map[net.Conn]struct{} // accepted, no request read yet
@@ -59,8 +85,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	app, err := newApp(ctx, cfg)
+	rules := cfg.Rules
+	if rules == nil {
+		rules = immutability.Default()
+	}
+	m := newMetrics()
+	e := &engine{rules: rules, log: log, metrics: m}
+	var auditLog *audit.Log
+	if cfg.AuditLog != "" {
+		var err error
+		if auditLog, err = audit.Open(cfg.AuditLog); err != nil {
+			return nil, fmt.Errorf("registry: %w", err)
+		}
+	}
+	app, err := newApp(ctx, cfg, e)
 	if err != nil {
+		closeLog(auditLog)
 		return nil, err
 	}
 	addr := cfg.Addr
@@ -70,47 +110,89 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		_ = app.Shutdown()
+		closeLog(auditLog)
 		return nil, fmt.Errorf("registry: listen on %s: %w", addr, err)
+	}
+	s := &Server{
+		ln:      ln,
+		app:     app,
+		log:     log,
+		metrics: m,
+		audit:   auditLog,
+		http: &http.Server{
+			ReadHeaderTimeout: 30 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+		fresh: map[net.Conn]struct{}{},
+	}
+	if d := cfg.Distribution; d != nil && d.HTTP.TLS.Certificate != "" {
+		s.tls = d
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(HealthPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(http.StatusOK)
 	})
-	mux.Handle("/", app)
-	s := &Server{
-		ln:  ln,
-		app: app,
-		log: log,
-		http: &http.Server{
-			Handler:           mux,
-			ReadHeaderTimeout: 30 * time.Second,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		},
-		fresh: map[net.Conn]struct{}{},
-	}
+	mux.Handle("/", s.front(app))
+	s.http.Handler = mux
 	s.http.ConnState = s.track
+	if cfg.MetricsAddr != "" {
+		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			ln.Close()
+			_ = app.Shutdown()
+			closeLog(auditLog)
+			return nil, fmt.Errorf("registry: metrics: listen on %s: %w", cfg.MetricsAddr, err)
+		}
+		mm := http.NewServeMux()
+		mm.Handle("/metrics", m.handler())
+		s.metricsHTTP = &http.Server{Handler: mm, ReadHeaderTimeout: 30 * time.Second}
+	}
 	return s, nil
+}
+
+func closeLog(l *audit.Log) {
+	if l != nil {
+		_ = l.Close()
+	}
+}
+
+// MetricsAddr returns the address metrics are served on, or "".
+func (s *Server) MetricsAddr() string {
+	if s.metricsLn == nil {
+		return ""
+	}
+	return s.metricsLn.Addr().String()
 }
 
 // newApp builds Distribution's application from a configuration of ours.
 // Distribution reports configuration errors by panicking; they come back
 // here as errors.
-func newApp(ctx context.Context, cfg Config) (app *handlers.App, err error) {
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		return nil, err
+func newApp(ctx context.Context, cfg Config, e *engine) (app *handlers.App, err error) {
+	conf := cfg.Distribution
+	if conf == nil {
+		secret := make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, err
+		}
+		storage := configuration.Storage{"inmemory": configuration.Parameters{}}
+		if cfg.Root != "" {
+			storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": cfg.Root}}
+		}
+		storage["delete"] = configuration.Parameters{"enabled": true}
+		storage["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}}
+		conf = &configuration.Configuration{Version: "0.1", Storage: storage}
+		conf.HTTP.Secret = hex.EncodeToString(secret)
+		conf.Log.Level = "warn"
+	} else {
+		c := *conf
+		conf = &c
 	}
-	storage := configuration.Storage{"inmemory": configuration.Parameters{}}
-	if cfg.Root != "" {
-		storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": cfg.Root}}
+	mw := map[string][]configuration.Middleware{}
+	for k, v := range conf.Middleware {
+		mw[k] = v
 	}
-	storage["delete"] = configuration.Parameters{"enabled": true}
-	storage["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}}
-	conf := &configuration.Configuration{Version: "0.1", Storage: storage}
-	conf.Middleware = map[string][]configuration.Middleware{"repository": {{Name: MiddlewareName}}}
-	conf.HTTP.Secret = hex.EncodeToString(secret)
-	conf.Log.Level = "warn"
+	mw["repository"] = append(slices.Clone(mw["repository"]), configuration.Middleware{Name: MiddlewareName, Options: configuration.Parameters{OptionEngine: e}})
+	conf.Middleware = mw
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("registry: configure distribution: %v", r)
@@ -125,8 +207,21 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // Serve accepts requests until Shutdown; it returns nil after a clean
 // shutdown.
 func (s *Server) Serve() error {
-	s.log.Info("registry listening", "addr", s.Addr())
-	if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	s.log.Info("registry listening", "addr", s.Addr(), "metrics", s.MetricsAddr())
+	if s.metricsHTTP != nil {
+		go func() {
+			if err := s.metricsHTTP.Serve(s.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("metrics", "err", err)
+			}
+		}()
+	}
+	var err error
+	if s.tls != nil {
+		err = s.http.ServeTLS(s.ln, s.tls.HTTP.TLS.Certificate, s.tls.HTTP.TLS.Key)
+	} else {
+		err = s.http.Serve(s.ln)
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("registry: %w", err)
 	}
 	return nil
@@ -173,8 +268,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	err := s.http.Shutdown(ctx)
+	if s.metricsHTTP != nil {
+		if merr := s.metricsHTTP.Shutdown(ctx); err == nil {
+			err = merr
+		}
+	}
 	if aerr := s.app.Shutdown(); err == nil {
 		err = aerr
+	}
+	if s.audit != nil {
+		if lerr := s.audit.Close(); err == nil {
+			err = lerr
+		}
 	}
 	s.log.Info("registry stopped", "addr", s.Addr())
 	return err

@@ -20,9 +20,17 @@ func New(t testing.TB) string {
 // registry's storage (to tamper with a blob, say).
 func NewAt(t testing.TB, root string) string {
 	t.Helper()
+	return Start(t, registryext.Config{Root: root}).Addr()
+}
+
+// Start starts a registry configured by cfg on a random loopback port (Addr
+// is ignored) and stops it when the test ends.
+func Start(t testing.TB, cfg registryext.Config) *registryext.Server {
+	t.Helper()
 	registryext.RouteDistributionLogs(nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := registryext.New(ctx, registryext.Config{Addr: "127.0.0.1:0", Root: root})
+	cfg.Addr = "127.0.0.1:0"
+	srv, err := registryext.New(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatalf("start registry: %v", err)
@@ -34,5 +42,5 @@ func NewAt(t testing.TB, root string) string {
 		}
 		cancel()
 	})
-	return srv.Addr()
+	return srv
 }

@@ -1,0 +1,204 @@
+package registryext
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+
+	"ociwf.dev/policy/audit"
+)
+
+// requestState is what the middleware tells the front about one request.
+type requestState struct {
+	mu     sync.Mutex
+	denial *Denial
+}
+
+type stateKey struct{}
+
+// stateOf returns the state of the request ctx belongs to, or nil.
+// Distribution derives its handler contexts from the request's.
+func stateOf(ctx context.Context) *requestState {
+	st, _ := ctx.Value(stateKey{}).(*requestState)
+	return st
+}
+
+func (s *requestState) setDenial(d Denial) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.denial == nil {
+		s.denial = &d
+	}
+}
+
+func (s *requestState) denied() *Denial {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.denial
+}
+
+// route is what a /v2/ path names.
+type route struct {
+	repo, kind, ref string // kind: manifests, blobs, uploads, referrers
+}
+
+// parseRoute splits /v2/NAME/manifests/REF, /v2/NAME/blobs/DIGEST,
+// /v2/NAME/blobs/uploads/[ID] and /v2/NAME/referrers/DIGEST.
+func parseRoute(path string) (route, bool) {
+	rest, ok := strings.CutPrefix(path, "/v2/")
+	if !ok {
+		return route{}, false
+	}
+	for _, k := range []string{"/blobs/uploads", "/manifests/", "/blobs/", "/referrers/"} {
+		if i := strings.LastIndex(rest, k); i > 0 {
+			kind := strings.Trim(k, "/")
+			if k == "/blobs/uploads" {
+				kind = "uploads"
+			}
+			return route{repo: rest[:i], kind: kind, ref: strings.TrimPrefix(rest[i+len(k):], "/")}, true
+		}
+	}
+	return route{}, false
+}
+
+// recorder captures the status and, when the middleware denied the
+// request, replaces Distribution's error response (which for deletes is a
+// generic 500 or 405) with 403 DENIED and the reason.
+type recorder struct {
+	http.ResponseWriter
+	st        *requestState
+	status    int
+	rewritten bool
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status != 0 {
+		return
+	}
+	w.status = code
+	if d := w.st.denied(); d != nil && code >= 400 && code != http.StatusForbidden {
+		w.rewritten = true
+		w.status = http.StatusForbidden
+		body, _ := json.Marshal(map[string]any{"errors": []map[string]any{{
+			"code": "DENIED", "message": d.Message,
+			"detail": map[string]string{"repository": d.Repository, "tag": d.Tag, "digest": d.Digest.String(), "rule": d.Rule},
+		}}})
+		h := w.ResponseWriter.Header()
+		h.Set("Content-Type", "application/json")
+		h.Del("Content-Length")
+		w.ResponseWriter.WriteHeader(http.StatusForbidden)
+		_, _ = w.ResponseWriter.Write(body)
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.rewritten {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush passes flushes through (Distribution streams some responses).
+func (w *recorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok && !w.rewritten {
+		f.Flush()
+	}
+}
+
+func mutating(method string) bool {
+	switch method {
+	case http.MethodPut, http.MethodPost, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// front wraps Distribution: it gives each request a state the middleware
+// reports denials through, counts requests and audits every mutating one.
+func (s *Server) front(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := &requestState{}
+		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+		rw := &recorder{ResponseWriter: w, st: st}
+		next.ServeHTTP(rw, r)
+		if rw.status == 0 {
+			rw.status = http.StatusOK
+		}
+		s.metrics.request(r.Method, rw.status)
+		if mutating(r.Method) {
+			s.record(r, rw, st.denied())
+		}
+	})
+}
+
+// record appends the audit entry of a mutating request.
+func (s *Server) record(r *http.Request, w *recorder, d *Denial) {
+	rt, ok := parseRoute(r.URL.Path)
+	if !ok || s.audit == nil {
+		return
+	}
+	e := audit.Entry{Actor: actor(r), Repository: rt.repo, Status: w.status, Outcome: audit.OK}
+	switch {
+	case d != nil:
+		e.Outcome, e.Rule, e.Message = audit.Denied, d.Rule, d.Message
+	case w.status >= 400:
+		e.Outcome = audit.Failed
+	}
+	isDigest := digest.Digest(rt.ref).Validate() == nil
+	switch rt.kind {
+	case "manifests":
+		e.Operation = "manifest-put"
+		if r.Method == http.MethodDelete {
+			e.Operation = "manifest-delete"
+			if !isDigest {
+				e.Operation = "tag-delete"
+			}
+		}
+		if isDigest {
+			e.Digest = rt.ref
+		} else {
+			e.Tag = rt.ref
+		}
+	case "uploads":
+		e.Operation = "blob-upload"
+		e.Digest = r.URL.Query().Get("digest")
+	case "blobs":
+		e.Operation = "blob-delete"
+		e.Digest = rt.ref
+	default:
+		e.Operation = strings.ToLower(r.Method) + "-" + rt.kind
+	}
+	if dg := w.Header().Get("Docker-Content-Digest"); dg != "" && e.Digest == "" {
+		e.Digest = dg
+	}
+	if d != nil && e.Digest == "" && d.Digest != "" {
+		e.Digest = d.Digest.String()
+	}
+	if err := s.audit.Append(e); err != nil {
+		s.log.Error("audit log", "err", err)
+		return
+	}
+	s.metrics.audited.Inc()
+}
+
+// actor is the user a request authenticated as, or its client address.
+func actor(r *http.Request) string {
+	if u, _, ok := r.BasicAuth(); ok && u != "" {
+		return u
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return host
+}

@@ -1,0 +1,189 @@
+package registryext_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/registry/remote"
+
+	"ociwf.dev/policy/audit"
+	"ociwf.dev/policy/registryext"
+	"ociwf.dev/policy/registryext/registrytest"
+)
+
+// client talks plain HTTP to one repository of a test registry.
+type client struct {
+	t    *testing.T
+	base string
+	repo *remote.Repository
+}
+
+func newClient(t *testing.T, host, name string) *client {
+	repo, err := remote.NewRepository(host + "/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.PlainHTTP = true
+	return &client{t: t, base: "http://" + host + "/v2/" + name, repo: repo}
+}
+
+// blob pushes content and returns its descriptor.
+func (c *client) blob(content string) ocispec.Descriptor {
+	c.t.Helper()
+	d := ocispec.Descriptor{MediaType: "application/octet-stream", Digest: digest.FromString(content), Size: int64(len(content))}
+	if err := c.repo.Push(context.Background(), d, strings.NewReader(content)); err != nil {
+		c.t.Fatal(err)
+	}
+	return d
+}
+
+// manifest builds an OCI manifest with the given layers (pushed first).
+func (c *client) manifest(layers ...string) []byte {
+	c.t.Helper()
+	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: c.blob("{}")}
+	m.SchemaVersion = 2
+	for _, l := range layers {
+		m.Layers = append(m.Layers, c.blob(l))
+	}
+	b, _ := json.Marshal(m)
+	return b
+}
+
+type response struct {
+	status int
+	body   string
+}
+
+func (c *client) do(method, path string, body []byte) response {
+	c.t.Helper()
+	req, _ := http.NewRequest(method, c.base+path, bytes.NewReader(body))
+	if body != nil {
+		req.Header.Set("Content-Type", ocispec.MediaTypeImageManifest)
+	}
+	req.Header.Set("Accept", ocispec.MediaTypeImageManifest)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, string(b)}
+}
+
+func (c *client) put(tag string, m []byte) response { return c.do(http.MethodPut, "/manifests/"+tag, m) }
+
+func expect(t *testing.T, what string, r response, status int, body string) {
+	t.Helper()
+	if r.status != status || !strings.Contains(r.body, body) {
+		t.Fatalf("%s: %d %s; want %d with %q", what, r.status, r.body, status, body)
+	}
+}
+
+func TestImmutableTags(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "audit.jsonl")
+	srv := registrytest.Start(t, registryext.Config{Root: filepath.Join(dir, "root"), AuditLog: log, MetricsAddr: "127.0.0.1:0"})
+	c := newClient(t, srv.Addr(), "workflows/build")
+	a, b := c.manifest("a"), c.manifest("b")
+	da := digest.FromBytes(a)
+
+	expect(t, "create 1.0.0", c.put("1.0.0", a), http.StatusCreated, "")
+	expect(t, "re-put the same manifest", c.put("1.0.0", a), http.StatusCreated, "")
+	expect(t, "move 1.0.0", c.put("1.0.0", b), http.StatusForbidden, `"code":"DENIED"`)
+	expect(t, "move 1.0.0 (message)", c.put("1.0.0", b), http.StatusForbidden, "tag 1.0.0 of workflows/build is immutable (rule semver) and names "+da.String())
+	expect(t, "delete tag 1.0.0", c.do(http.MethodDelete, "/manifests/1.0.0", nil), http.StatusForbidden, "cannot be deleted")
+	expect(t, "delete its manifest", c.do(http.MethodDelete, "/manifests/"+da.String(), nil), http.StatusForbidden, "tag 1.0.0 (rule semver) reaches it")
+	layer := digest.FromString("a")
+	expect(t, "delete its layer", c.do(http.MethodDelete, "/blobs/"+layer.String(), nil), http.StatusForbidden, "references it")
+	expect(t, "the tag still names the first manifest", c.do(http.MethodGet, "/manifests/1.0.0", nil), http.StatusOK, `"digest":"`+layer.String()+`"`)
+
+	// Mutable tags move and go.
+	expect(t, "latest", c.put("latest", a), http.StatusCreated, "")
+	expect(t, "move latest", c.put("latest", b), http.StatusCreated, "")
+	expect(t, "delete latest", c.do(http.MethodDelete, "/manifests/latest", nil), http.StatusAccepted, "")
+
+	// Cosign's tags are append-only.
+	sig := "sha256-" + da.Encoded() + ".sig"
+	expect(t, "first signature", c.put(sig, c.manifest("sig1")), http.StatusCreated, "")
+	expect(t, "second signature added", c.put(sig, c.manifest("sig1", "sig2")), http.StatusCreated, "")
+	expect(t, "signature removed", c.put(sig, c.manifest("sig2")), http.StatusForbidden, "append-only (rule cosign-accessories): the new manifest drops "+digest.FromString("sig1").String())
+
+	// Metrics count the denials by rule.
+	resp, err := http.Get("http://" + srv.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`ociwf_registry_denials_total{rule="semver"} 5`, `ociwf_registry_denials_total{rule="cosign-accessories"} 1`, "ociwf_registry_audit_entries_total"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
+	// The audit log chains every mutating request, denials included.
+	raw, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := audit.Verify(bytes.NewReader(raw))
+	if err != nil || rep.Broken != nil || rep.Denied != 6 {
+		t.Fatalf("audit: %+v %v", rep, err)
+	}
+	if !bytes.Contains(raw, []byte(`"operation":"tag-delete","digest":"`+da.String()+`","tag":"1.0.0","status":403,"outcome":"denied","rule":"semver"`)) {
+		t.Fatalf("no denied tag-delete entry in\n%s", raw)
+	}
+}
+
+// Racing clients creating one immutable tag with different manifests:
+// exactly one wins, every other is refused.
+func TestImmutableTagRace(t *testing.T) {
+	srv := registrytest.Start(t, registryext.Config{})
+	c := newClient(t, srv.Addr(), "workflows/race")
+	const n = 50
+	ms := make([][]byte, n)
+	for i := range ms {
+		ms[i] = c.manifest(fmt.Sprintf("layer %d", i))
+	}
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			statuses[i] = c.put("3.0.0", ms[i]).status
+		}()
+	}
+	close(start)
+	wg.Wait()
+	won := -1
+	for i, s := range statuses {
+		switch {
+		case s == http.StatusCreated && won < 0:
+			won = i
+		case s == http.StatusCreated:
+			t.Fatalf("pushes %d and %d both created the tag", won, i)
+		case s != http.StatusForbidden:
+			t.Fatalf("push %d: status %d", i, s)
+		}
+	}
+	if won < 0 {
+		t.Fatal("no push created the tag")
+	}
+	if got := c.do(http.MethodGet, "/manifests/3.0.0", nil).body; got != string(ms[won]) {
+		t.Fatalf("tag names %s, want the winner's manifest", got)
+	}
+}
