@@ -81,7 +81,9 @@ func (c *client) do(method, path string, body []byte) response {
 	return response{resp.StatusCode, string(b)}
 }
 
-func (c *client) put(tag string, m []byte) response { return c.do(http.MethodPut, "/manifests/"+tag, m) }
+func (c *client) put(tag string, m []byte) response {
+	return c.do(http.MethodPut, "/manifests/"+tag, m)
+}
 
 func expect(t *testing.T, what string, r response, status int, body string) {
 	t.Helper()
