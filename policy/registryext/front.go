@@ -15,8 +15,9 @@ import (
 
 // requestState is what the middleware tells the front about one request.
 type requestState struct {
-	mu     sync.Mutex
-	denial *Denial
+	mu      sync.Mutex
+	denial  *Denial
+	subject digest.Digest // of a manifest stored with a subject
 }
 
 type stateKey struct{}
@@ -34,6 +35,18 @@ func (s *requestState) setDenial(d Denial) {
 	if s.denial == nil {
 		s.denial = &d
 	}
+}
+
+func (s *requestState) setSubject(d digest.Digest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subject = d
+}
+
+func (s *requestState) subjectOf() digest.Digest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.subject
 }
 
 func (s *requestState) denied() *Denial {
@@ -95,6 +108,9 @@ func (w *recorder) WriteHeader(code int) {
 		_, _ = w.ResponseWriter.Write(body)
 		return
 	}
+	if sub := w.st.subjectOf(); sub != "" && code == http.StatusCreated {
+		w.ResponseWriter.Header().Set("OCI-Subject", sub.String())
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
@@ -130,6 +146,11 @@ func (s *Server) front(next http.Handler) http.Handler {
 		st := &requestState{}
 		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 		rw := &recorder{ResponseWriter: w, st: st}
+		if rt, ok := parseRoute(r.URL.Path); ok && rt.kind == "referrers" {
+			s.serveReferrers(rw, r, rt)
+			s.metrics.request(r.Method, rw.status)
+			return
+		}
 		next.ServeHTTP(rw, r)
 		if rw.status == 0 {
 			rw.status = http.StatusOK

@@ -67,6 +67,22 @@ type response struct {
 
 func (c *client) do(method, path string, body []byte) response {
 	c.t.Helper()
+	resp := c.send(method, path, body)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, string(b)}
+}
+
+// putResponse PUTs a manifest and returns the whole response.
+func (c *client) putResponse(ref string, m []byte) *http.Response {
+	c.t.Helper()
+	resp := c.send(http.MethodPut, "/manifests/"+ref, m)
+	resp.Body.Close()
+	return resp
+}
+
+func (c *client) send(method, path string, body []byte) *http.Response {
+	c.t.Helper()
 	req, _ := http.NewRequest(method, c.base+path, bytes.NewReader(body))
 	if body != nil {
 		req.Header.Set("Content-Type", ocispec.MediaTypeImageManifest)
@@ -76,9 +92,7 @@ func (c *client) do(method, path string, body []byte) response {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, string(b)}
+	return resp
 }
 
 func (c *client) put(tag string, m []byte) response {

@@ -44,10 +44,11 @@ func init() {
 // registry: the rules, one lock per protected tag, the metrics and where
 // denials are logged.
 type engine struct {
-	rules   *immutability.Rules
-	log     *slog.Logger
-	metrics *metrics
-	locks   sync.Map // repository + ":" + tag -> *sync.Mutex
+	rules     *immutability.Rules
+	log       *slog.Logger
+	metrics   *metrics
+	referrers *referrers
+	locks     sync.Map // repository + ":" + tag -> *sync.Mutex
 }
 
 func (e *engine) lock(repo, tag string) func() {
@@ -129,6 +130,27 @@ func tagOption(options []distribution.ManifestServiceOption) string {
 // tag's lock, so of racing writers exactly one creates it; Distribution's
 // own Tag call afterwards finds the tag already set.
 func (m *manifests) Put(ctx context.Context, man distribution.Manifest, options ...distribution.ManifestServiceOption) (digest.Digest, error) {
+	got, err := m.put(ctx, man, options...)
+	if err != nil {
+		return got, err
+	}
+	// Index it by its subject for the referrers API.
+	mediaType, payload, err := man.Payload()
+	if err != nil {
+		return got, err
+	}
+	if subject, desc, ok := subjectOf(mediaType, payload); ok {
+		if err := m.r.e.referrers.add(ctx, m.r.name(), subject.Digest, desc); err != nil {
+			return got, fmt.Errorf("index referrer %s of %s: %w", got, subject.Digest, err)
+		}
+		if st := stateOf(ctx); st != nil {
+			st.setSubject(subject.Digest)
+		}
+	}
+	return got, nil
+}
+
+func (m *manifests) put(ctx context.Context, man distribution.Manifest, options ...distribution.ManifestServiceOption) (digest.Digest, error) {
 	tag := tagOption(options)
 	if tag == "" {
 		return m.ManifestService.Put(ctx, man, options...)
@@ -224,7 +246,19 @@ func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
 		return m.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule,
 			Message: fmt.Sprintf("manifest %s of %s is protected: tag %s (rule %s) reaches it", dgst, m.r.name(), tag, rule)})
 	}
-	return m.ManifestService.Delete(ctx, dgst)
+	var subject *v1.Descriptor
+	if man, err := m.ManifestService.Get(ctx, dgst); err == nil {
+		if mt, payload, err := man.Payload(); err == nil {
+			subject, _, _ = subjectOf(mt, payload)
+		}
+	}
+	if err := m.ManifestService.Delete(ctx, dgst); err != nil {
+		return err
+	}
+	if subject != nil {
+		return m.r.e.referrers.remove(ctx, m.r.name(), subject.Digest, dgst)
+	}
+	return nil
 }
 
 func isIndex(m distribution.Manifest) bool {

@@ -24,7 +24,11 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/auth"
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // auth from --config
+	_ "github.com/distribution/distribution/v3/registry/auth/token"
 	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the default storage
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"   // for tests
 
@@ -62,13 +66,15 @@ type Config struct {
 
 // Server is a running registry.
 type Server struct {
-	ln      net.Listener
-	http    *http.Server
-	app     *handlers.App
-	log     *slog.Logger
-	metrics *metrics
-	audit   *audit.Log
-	tls     *configuration.Configuration // with a certificate: serve TLS
+	ln        net.Listener
+	http      *http.Server
+	app       *handlers.App
+	log       *slog.Logger
+	metrics   *metrics
+	audit     *audit.Log
+	tls       *configuration.Configuration // with a certificate: serve TLS
+	referrers *referrers
+	access    auth.AccessController // nil: no auth configured
 
 	metricsLn   net.Listener
 	metricsHTTP *http.Server
@@ -89,16 +95,29 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if rules == nil {
 		rules = immutability.Default()
 	}
+	conf, err := distributionConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d, err := factory.Create(ctx, conf.Storage.Type(), conf.Storage.Parameters())
+	if err != nil {
+		return nil, fmt.Errorf("registry: storage for the referrers index: %w", err)
+	}
+	var access auth.AccessController
+	for name, params := range conf.Auth {
+		if access, err = auth.GetAccessController(name, params); err != nil {
+			return nil, fmt.Errorf("registry: auth %s: %w", name, err)
+		}
+	}
 	m := newMetrics()
-	e := &engine{rules: rules, log: log, metrics: m}
+	e := &engine{rules: rules, log: log, metrics: m, referrers: &referrers{d: d}}
 	var auditLog *audit.Log
 	if cfg.AuditLog != "" {
-		var err error
 		if auditLog, err = audit.Open(cfg.AuditLog); err != nil {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
-	app, err := newApp(ctx, cfg, e)
+	app, err := newApp(ctx, conf, e)
 	if err != nil {
 		closeLog(auditLog)
 		return nil, err
@@ -114,11 +133,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("registry: listen on %s: %w", addr, err)
 	}
 	s := &Server{
-		ln:      ln,
-		app:     app,
-		log:     log,
-		metrics: m,
-		audit:   auditLog,
+		ln:        ln,
+		app:       app,
+		log:       log,
+		metrics:   m,
+		audit:     auditLog,
+		referrers: e.referrers,
+		access:    access,
 		http: &http.Server{
 			ReadHeaderTimeout: 30 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -164,10 +185,9 @@ func (s *Server) MetricsAddr() string {
 	return s.metricsLn.Addr().String()
 }
 
-// newApp builds Distribution's application from a configuration of ours.
-// Distribution reports configuration errors by panicking; they come back
-// here as errors.
-func newApp(ctx context.Context, cfg Config, e *engine) (app *handlers.App, err error) {
+// distributionConfig returns the Distribution configuration for cfg: a
+// copy of cfg.Distribution, or one for filesystem (or in-memory) storage.
+func distributionConfig(cfg Config) (*configuration.Configuration, error) {
 	conf := cfg.Distribution
 	if conf == nil {
 		secret := make([]byte, 32)
@@ -183,10 +203,21 @@ func newApp(ctx context.Context, cfg Config, e *engine) (app *handlers.App, err 
 		conf = &configuration.Configuration{Version: "0.1", Storage: storage}
 		conf.HTTP.Secret = hex.EncodeToString(secret)
 		conf.Log.Level = "warn"
+		// Manifests may name non-distributable layers by URL.
+		conf.Validation.Manifests.URLs.Allow = []string{"^https?://"}
 	} else {
 		c := *conf
 		conf = &c
 	}
+	return conf, nil
+}
+
+// newApp builds Distribution's application with ociwf's middleware added
+// to conf. Distribution reports configuration errors by panicking; they
+// come back here as errors.
+func newApp(ctx context.Context, conf *configuration.Configuration, e *engine) (app *handlers.App, err error) {
+	c := *conf
+	conf = &c
 	mw := map[string][]configuration.Middleware{}
 	for k, v := range conf.Middleware {
 		mw[k] = v
