@@ -252,6 +252,18 @@ func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
 			subject, _, _ = subjectOf(mt, payload)
 		}
 	}
+	if subject != nil {
+		// Referrers of a protected manifest are append-only too: a
+		// signature or attestation of it stays.
+		tag, rule, err := m.r.protecting(ctx, func(_ distribution.Manifest, d digest.Digest) bool { return d == subject.Digest })
+		if err != nil {
+			return err
+		}
+		if tag != "" {
+			return m.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule,
+				Message: fmt.Sprintf("manifest %s of %s refers to %s, which tag %s (rule %s) protects: its referrers are append-only", dgst, m.r.name(), subject.Digest, tag, rule)})
+		}
+	}
 	if err := m.ManifestService.Delete(ctx, dgst); err != nil {
 		return err
 	}

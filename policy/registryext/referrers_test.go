@@ -75,10 +75,22 @@ func TestReferrers(t *testing.T) {
 	if resp.Header.Get("OCI-Filters-Applied") != "artifactType" || len(idx.Manifests) != 1 || idx.Manifests[0].Digest != digest.FromBytes(sbom) {
 		t.Fatalf("filtered: %v %+v", resp.Header, idx)
 	}
-	// Deleting a referrer drops it from the index.
-	expect(t, "delete the SBOM", c.do(http.MethodDelete, "/manifests/"+digest.FromBytes(sbom).String(), nil), http.StatusAccepted, "")
-	if _, idx = c.referrers(subject, ""); len(idx.Manifests) != 1 || idx.Manifests[0].Digest != digest.FromBytes(sig) {
+	// Referrers of a protected manifest stay.
+	expect(t, "delete a referrer of 1.0.0", c.do(http.MethodDelete, "/manifests/"+digest.FromBytes(sbom).String(), nil), http.StatusForbidden, "its referrers are append-only")
+	// Deleting a referrer of an unprotected manifest drops it from the index.
+	draft := c.manifest("draft")
+	expect(t, "push a draft", c.put("draft", draft), http.StatusCreated, "")
+	note := c.referrer(draft, "application/vnd.example.note", "note")
+	expect(t, "annotate the draft", c.put(digest.FromBytes(note).String(), note), http.StatusCreated, "")
+	if _, idx = c.referrers(draft, ""); len(idx.Manifests) != 1 {
+		t.Fatalf("draft referrers: %+v", idx)
+	}
+	expect(t, "delete the note", c.do(http.MethodDelete, "/manifests/"+digest.FromBytes(note).String(), nil), http.StatusAccepted, "")
+	if _, idx = c.referrers(draft, ""); len(idx.Manifests) != 0 {
 		t.Fatalf("after delete: %+v", idx)
+	}
+	if _, idx = c.referrers(subject, ""); len(idx.Manifests) != 2 {
+		t.Fatalf("1.0.0 referrers after the refused delete: %+v", idx)
 	}
 	if resp, _ := c.referrers([]byte("x"), ""); resp.StatusCode != 200 {
 		t.Fatal(resp.StatusCode)
