@@ -19,10 +19,10 @@ import (
 	"os"
 	"regexp"
 
-	"github.com/bmatcuk/doublestar/v4"
 	"go.yaml.in/yaml/v3"
 
 	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/policy/internal/pattern"
 )
 
 // Version is the rules file format version.
@@ -133,7 +133,7 @@ func Parse(file string, src []byte) (*Rules, error) {
 			return nil, fmt.Errorf("%s: rules[%d] (%s): mode %q, want %s or %s: %w", file, i, r.Name, r.Mode, Immutable, AppendOnly, errdef.ErrInvalid)
 		}
 		for _, p := range append(append([]string{}, r.Repositories...), r.Tags...) {
-			if !doublestar.ValidatePattern(p) {
+			if !pattern.Valid(p) {
 				return nil, fmt.Errorf("%s: rules[%d] (%s): invalid pattern %q: %w", file, i, r.Name, p, errdef.ErrInvalid)
 			}
 		}
@@ -142,25 +142,13 @@ func Parse(file string, src []byte) (*Rules, error) {
 }
 
 func (r Rule) matches(repo, tag string) bool {
-	if !anyMatch(r.Repositories, repo) {
+	if !pattern.Any(r.Repositories, repo) {
 		return false
 	}
 	if r.tagRegexp != nil {
 		return r.tagRegexp.MatchString(tag)
 	}
-	return anyMatch(r.Tags, tag)
-}
-
-func anyMatch(patterns []string, s string) bool {
-	if len(patterns) == 0 {
-		return true
-	}
-	for _, p := range patterns {
-		if ok, _ := doublestar.Match(p, s); ok {
-			return true
-		}
-	}
-	return false
+	return pattern.Any(r.Tags, tag)
 }
 
 // Match returns how tag in repository repo (a name without the registry

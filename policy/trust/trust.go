@@ -22,7 +22,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bmatcuk/doublestar/v4"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/sigstore/cosign/v2/cmd/cosign/cli/options"
 	"go.yaml.in/yaml/v3"
@@ -30,6 +29,7 @@ import (
 	"golang.org/x/text/message"
 
 	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/policy/internal/pattern"
 )
 
 // Version is the only policy format version so far.
@@ -117,22 +117,10 @@ type Requirements struct {
 }
 
 // BuilderAllowed reports whether a provenance builder.id is allowed.
-func (r Requirements) BuilderAllowed(id string) bool { return anyMatch(r.Builders, id) }
+func (r Requirements) BuilderAllowed(id string) bool { return pattern.Any(r.Builders, id) }
 
 // SourceAllowed reports whether a provenance source URI is allowed.
-func (r Requirements) SourceAllowed(uri string) bool { return anyMatch(r.Sources, uri) }
-
-func anyMatch(patterns []string, s string) bool {
-	if len(patterns) == 0 {
-		return true
-	}
-	for _, p := range patterns {
-		if ok, _ := doublestar.Match(p, s); ok {
-			return true
-		}
-	}
-	return false
-}
+func (r Requirements) SourceAllowed(uri string) bool { return pattern.Any(r.Sources, uri) }
 
 // Action is what a lifecycle state means for verification.
 type Action string
@@ -321,7 +309,7 @@ func (p *Policy) check(file string) error {
 				return fail(fmt.Sprintf("%s/registryScopes/%d", at, j), "scope %q is already in policy %q", sc, other)
 			}
 			scopes[sc] = s.Name
-			if sc != "*" && (!doublestar.ValidatePattern(sc) || strings.Contains(sc, "://") || !strings.Contains(sc, "/")) {
+			if sc != "*" && (!pattern.Valid(sc) || strings.Contains(sc, "://") || !strings.Contains(sc, "/")) {
 				return fail(fmt.Sprintf("%s/registryScopes/%d", at, j), "scope %q: want registry/repository, * or ** patterns, or \"*\"", sc)
 			}
 		}
@@ -359,7 +347,7 @@ func (p *Policy) check(file string) error {
 			pats []string
 		}{{"builders", s.Require.Builders}, {"sources", s.Require.Sources}} {
 			for j, pat := range list.pats {
-				if !doublestar.ValidatePattern(pat) {
+				if !pattern.Valid(pat) {
 					return fail(fmt.Sprintf("%s/require/%s/%d", at, list.name, j), "bad pattern %q", pat)
 				}
 			}
@@ -388,7 +376,7 @@ func (p *Policy) For(repo string) (*Scope, error) {
 			case sc == "*":
 				rank = 0
 			default:
-				if ok, _ := doublestar.Match(sc, repo); ok {
+				if pattern.Any([]string{sc}, repo) {
 					rank = 1 + literalPrefix(sc)
 				}
 			}
