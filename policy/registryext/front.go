@@ -80,8 +80,9 @@ func parseRoute(path string) (route, bool) {
 }
 
 // recorder captures the status and, when the middleware denied the
-// request, replaces Distribution's error response (which for deletes is a
-// generic 500 or 405) with 403 DENIED and the reason.
+// request, replaces Distribution's error response (for deletes a generic
+// 500 or 405, for pushes a 403 with the message only) with 403 DENIED, the
+// reason and its details.
 type recorder struct {
 	http.ResponseWriter
 	st        *requestState
@@ -94,7 +95,7 @@ func (w *recorder) WriteHeader(code int) {
 		return
 	}
 	w.status = code
-	if d := w.st.denied(); d != nil && code >= 400 && code != http.StatusForbidden {
+	if d := w.st.denied(); d != nil && code >= 400 {
 		w.rewritten = true
 		w.status = http.StatusForbidden
 		body, _ := json.Marshal(map[string]any{"errors": []map[string]any{{

@@ -116,7 +116,7 @@ func TestImmutableTags(t *testing.T) {
 
 	expect(t, "create 1.0.0", c.put("1.0.0", a), http.StatusCreated, "")
 	expect(t, "re-put the same manifest", c.put("1.0.0", a), http.StatusCreated, "")
-	expect(t, "move 1.0.0", c.put("1.0.0", b), http.StatusForbidden, `"code":"DENIED"`)
+	expect(t, "move 1.0.0", c.put("1.0.0", b), http.StatusForbidden, `"code":"DENIED","detail":{"digest":"`+digest.FromBytes(b).String()+`","repository":"workflows/build","rule":"semver","tag":"1.0.0"}`)
 	expect(t, "move 1.0.0 (message)", c.put("1.0.0", b), http.StatusForbidden, "tag 1.0.0 of workflows/build is immutable (rule semver) and names "+da.String())
 	expect(t, "delete tag 1.0.0", c.do(http.MethodDelete, "/manifests/1.0.0", nil), http.StatusForbidden, "cannot be deleted")
 	expect(t, "delete its manifest", c.do(http.MethodDelete, "/manifests/"+da.String(), nil), http.StatusForbidden, "tag 1.0.0 (rule semver) reaches it")

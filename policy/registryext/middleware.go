@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -48,12 +49,17 @@ type engine struct {
 	log       *slog.Logger
 	metrics   *metrics
 	referrers *referrers
-	locks     sync.Map // repository + ":" + tag -> *sync.Mutex
+	// locks serialise check-and-tag per tag: a tag hashes to one of a
+	// fixed set, so memory stays bounded however many tags there are.
+	locks [256]sync.Mutex
 }
 
 func (e *engine) lock(repo, tag string) func() {
-	m, _ := e.locks.LoadOrStore(repo+":"+tag, new(sync.Mutex))
-	mu := m.(*sync.Mutex)
+	h := fnv.New32a()
+	h.Write([]byte(repo))
+	h.Write([]byte{':'})
+	h.Write([]byte(tag))
+	mu := &e.locks[h.Sum32()%uint32(len(e.locks))]
 	mu.Lock()
 	return mu.Unlock
 }
@@ -177,7 +183,7 @@ func (m *manifests) put(ctx context.Context, man distribution.Manifest, options 
 		// Re-putting what the tag names is idempotent.
 	case mode == immutability.Immutable:
 		return "", m.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule.Name,
-			Message: fmt.Sprintf("tag %s of %s is immutable (rule %s) and names %s; push under a new tag", tag, repo, rule.Name, cur.Digest)})
+			Message: fmt.Sprintf("tag %s of %s is immutable (rule %s) and names %s, not %s; push under a new tag", tag, repo, rule.Name, cur.Digest, dgst)})
 	default:
 		prev, err := m.ManifestService.Get(ctx, cur.Digest)
 		if err != nil {
@@ -322,15 +328,20 @@ type tags struct {
 	r *repository
 }
 
-// Tag refuses to move a protected tag; ociwf's Put has already tagged, so
-// the handler's call after it names the same digest.
+// Tag refuses to move an immutable tag. For a protected tag, ociwf's Put
+// has already tagged under the tag's lock, so the handler's call after it
+// names the same digest and writes nothing again.
 func (t *tags) Tag(ctx context.Context, tag string, desc v1.Descriptor) error {
 	repo := t.r.name()
 	mode, rule := t.r.e.rules.Match(repo, tag)
-	if mode == immutability.Immutable {
-		if cur, err := t.TagService.Get(ctx, tag); err == nil && cur.Digest != desc.Digest {
+	if mode != immutability.Mutable {
+		cur, err := t.TagService.Get(ctx, tag)
+		switch {
+		case err == nil && cur.Digest == desc.Digest:
+			return nil
+		case err == nil && mode == immutability.Immutable:
 			return t.r.deny(ctx, Denial{Tag: tag, Digest: desc.Digest, Rule: rule.Name,
-				Message: fmt.Sprintf("tag %s of %s is immutable (rule %s) and names %s", tag, repo, rule.Name, cur.Digest)})
+				Message: fmt.Sprintf("tag %s of %s is immutable (rule %s) and names %s, not %s", tag, repo, rule.Name, cur.Digest, desc.Digest)})
 		}
 	}
 	return t.TagService.Tag(ctx, tag, desc)
