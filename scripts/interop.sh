@@ -15,7 +15,17 @@
 #   5. a key from `ociwf key generate` works in stock cosign, and a key from
 #      `cosign generate-key-pair` works in ociwf;
 #   6. signatures stored as OCI 1.1 referrers (--referrers) verify with
-#      `cosign verify --experimental-oci11` and with ociwf.
+#      `cosign verify --experimental-oci11` and with ociwf;
+#   7. the registry's default rules hold against stock clients: an
+#      immutable (semver) tag pushed with `oras push` cannot be overwritten
+#      (`oras push`), moved (`oras tag`, `crane tag`) or deleted (`crane
+#      delete`, `oras manifest delete`), nor can the manifest it names;
+#      each is refused with 403 DENIED and the tag keeps its digest; a
+#      second `cosign sign` with another key appends to the append-only
+#      .sig tag (both signatures verify) and the .sig tag cannot be moved
+#      to a manifest that drops them; re-pushing the identical manifest
+#      (`oras manifest push` of the fetched bytes; `oras tag` and `crane
+#      tag` of it, which PUT it again) is idempotent.
 # Any miss fails the script with the failing check named.
 #
 #   scripts/interop.sh            # registry on a free loopback port
@@ -53,6 +63,36 @@ fails() { # check command...: verification fails with exit 3 naming the check
   out=$("$@" 2>&1) || rc=$?
   [[ $rc -eq 3 ]] || { printf 'exit %d, want 3:\n%s\n' "$rc" "$out"; return 1; }
   grep -qF -- "$name check failed" <<<"$out" || { printf 'missing "%s check failed" in:\n%s\n' "$name" "$out"; return 1; }
+}
+refused() { # needle command...: the command fails, refused with DENIED naming needle
+  local needle=$1; shift
+  local out rc=0
+  out=$("$@" 2>&1) || rc=$?
+  [[ $rc -ne 0 ]] || { printf 'exit 0, want a refusal:\n%s\n' "$out"; return 1; }
+  grep -qi -- "denied" <<<"$out" || { printf 'missing "denied" in:\n%s\n' "$out"; return 1; }
+  grep -qF -- "$needle" <<<"$out" || { printf 'missing %q in:\n%s\n' "$needle" "$out"; return 1; }
+}
+resolves() { # ref digest: ref still names digest
+  local got
+  got=$(oras resolve --plain-http "$1") || return 1
+  [[ $got == "$2" ]] || { printf '%s resolves to %s, want %s\n' "$1" "$got" "$2"; return 1; }
+}
+put_reaches() { # path command...: the command PUTs path and the registry answers 201
+  local path=$1; shift
+  local before after
+  before=$(puts "$path")
+  "$@" || return 1
+  for _ in $(seq 20); do   # the access log line may trail the response
+    after=$(puts "$path")
+    [[ $after -gt $before ]] && return 0
+    sleep 0.05
+  done
+  printf 'no PUT %s answered 201 in the registry log\n' "$path"
+  return 1
+}
+puts() { # path: PUTs of path the registry answered 201
+  grep -F '"http.request.method":"PUT"' "$work/registry.log" | grep -F "\"http.request.uri\":\"$1\"" |
+    grep -cF '"http.response.status":201' || true
 }
 statuses() { # command...: the checks of an --output json report, as name=status
   "$@" | tr -d ' \n' | grep -oE '"name":"[a-z]+","status":"[a-z]+"' |
@@ -154,5 +194,57 @@ check "6 cosign verify --experimental-oci11 finds the referrer signature" \
 check "6 ociwf verify finds referrer signature and attestations" \
   "$ociwf" verify --plain-http --key "$work/ociwf.pub" "$ref"
 check "6 oras discover lists the referrers" contains "application/vnd.dev.cosign.artifact.sig.v1+json" oras discover --plain-http "$ref"
+
+# 7: the default rules against stock clients. 1.0.0 is a semantic-version
+#    tag, so immutable; "draft" is mutable; sha256-<hex>.sig is append-only.
+mkdir -p "$work/protected"
+printf 'name: protected\nversion: 1\n' > "$work/protected/one.yaml"
+printf 'name: protected\nversion: 2\n' > "$work/protected/two.yaml"
+push_file() { # file ref: oras push of one file from $work/protected
+  (cd "$work/protected" && oras push --plain-http "$2" "$1")
+}
+prot="$reg/protected/wf"
+check "7 oras push to an immutable tag" push_file one.yaml "$prot:1.0.0"
+orig=$(oras resolve --plain-http "$prot:1.0.0")
+check "7 oras push of different content to it is refused (DENIED, immutable)" \
+  refused "tag 1.0.0 of protected/wf is immutable" push_file two.yaml "$prot:1.0.0"
+check "7 oras push of another manifest to a mutable tag" push_file two.yaml "$prot:draft"
+draft=$(oras resolve --plain-http "$prot:draft")
+check "7 oras tag of another manifest onto the immutable tag is refused" \
+  refused "tag 1.0.0 of protected/wf is immutable" oras tag --plain-http "$prot:draft" 1.0.0
+check "7 crane tag onto the immutable tag is refused" \
+  refused "tag 1.0.0 of protected/wf is immutable" crane tag "$prot:draft" 1.0.0
+check "7 crane delete of the manifest by digest is refused" \
+  refused "manifest $orig of protected/wf is protected: tag 1.0.0" crane delete "$prot@$orig"
+check "7 oras manifest delete of the tag is refused" \
+  refused "manifest $orig of protected/wf is protected: tag 1.0.0" oras manifest delete --plain-http --force "$prot:1.0.0"
+check "7 crane delete of the tag is refused" \
+  refused "tag 1.0.0 of protected/wf is immutable (rule semver) and cannot be deleted" crane delete "$prot:1.0.0"
+check "7 the tag still names the original digest" resolves "$prot:1.0.0" "$orig"
+check "7 cosign sign of the protected manifest (ociwf key)" \
+  cosign sign --key "$work/ociwf.key" --tlog-upload=false "$prot@$orig"
+check "7 cosign sign adds a second signature (cosign key) to the append-only .sig tag" \
+  cosign sign --key "$work/cosign.key" --tlog-upload=false "$prot@$orig"
+check "7 cosign verify with the ociwf key" cosign verify --key "$work/ociwf.pub" --insecure-ignore-tlog "$prot@$orig"
+check "7 cosign verify with the cosign key" cosign verify --key "$work/cosign.pub" --insecure-ignore-tlog "$prot@$orig"
+sig="sha256-${orig#sha256:}.sig"
+check "7 crane tag of a manifest dropping the signatures onto the .sig tag is refused (append-only)" \
+  refused "tag $sig of protected/wf is append-only" crane tag "$prot:draft" "$sig"
+check "7 ... and both signatures still verify" \
+  bash -c 'cosign verify --key "$1" --insecure-ignore-tlog "$3" && cosign verify --key "$2" --insecure-ignore-tlog "$3"' \
+  _ "$work/ociwf.pub" "$work/cosign.pub" "$prot@$orig"
+check "7 oras manifest fetch of the immutable tag" \
+  bash -c 'oras manifest fetch --plain-http "$1" > "$2"' _ "$prot:1.0.0" "$work/protected/manifest.json"
+check "7 oras manifest push of the identical manifest to it succeeds" \
+  oras manifest push --plain-http "$prot:1.0.0" "$work/protected/manifest.json"
+# oras sees the tag already names that digest and skips the PUT; oras tag
+# and crane tag of the same manifest PUT its bytes, so the registry's
+# idempotent path answers.
+check "7 oras tag of the same manifest onto the immutable tag is idempotent (PUT 201)" \
+  put_reaches /v2/protected/wf/manifests/1.0.0 oras tag --plain-http "$prot@$orig" 1.0.0
+check "7 crane tag of the same manifest onto the immutable tag is idempotent (PUT 201)" \
+  put_reaches /v2/protected/wf/manifests/1.0.0 crane tag "$prot@$orig" 1.0.0
+check "7 after all that the tag still names the original digest" resolves "$prot:1.0.0" "$orig"
+check "7 ... and the mutable tag its own" resolves "$prot:draft" "$draft"
 
 printf '\ninterop ok: %d checks\n' "$checks"
