@@ -3,8 +3,8 @@
 # through ociwf's registry (Distribution + ociwf's middleware and front)
 # against plain Distribution configured the same way, both in one process
 # (BenchmarkRegistry in policy/registryext). Rounds alternate which server
-# goes first so both see the same machine state; the figures are medians
-# over the rounds, the ratios medians of the rounds' ours/plain ratios.
+# goes first so both see the same machine state; the percentiles are over
+# the requests of all rounds together, the ratios ours/plain of those.
 # BenchmarkRegistry/audit repeats it with ociwf's audit log on.
 # Target: p99 ours <= 1.10 x plain for PUT and for GET (default
 # configuration); the exit status is 1 if it is missed.
