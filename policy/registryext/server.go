@@ -29,8 +29,11 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/auth/token"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/azure"      // storage from --config
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the default storage
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"   // for tests
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/gcs"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory" // for tests
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 
 	"ociwf.dev/policy/audit"
 	"ociwf.dev/policy/immutability"

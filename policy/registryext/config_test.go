@@ -1,0 +1,97 @@
+package registryext_test
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/crypto/bcrypt"
+
+	"ociwf.dev/policy/audit"
+	"ociwf.dev/policy/registryext"
+	"ociwf.dev/policy/registryext/registrytest"
+)
+
+// A Distribution configuration file with htpasswd auth: Distribution
+// authenticates every request, the referrers API included, and the audit
+// log names the user.
+func TestDistributionConfigWithAuth(t *testing.T) {
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	htpasswd := filepath.Join(dir, "htpasswd")
+	os.WriteFile(htpasswd, []byte("ci:"+string(hash)+"\n"), 0o600)
+	conf, err := configuration.Parse(strings.NewReader(`version: 0.1
+storage:
+  filesystem:
+    rootdirectory: ` + filepath.Join(dir, "data") + `
+  delete:
+    enabled: true
+auth:
+  htpasswd:
+    realm: ociwf
+    path: ` + htpasswd + `
+http:
+  secret: not-a-real-secret
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(dir, "audit.jsonl")
+	srv := registrytest.Start(t, registryext.Config{Distribution: conf, AuditLog: log})
+	base := "http://" + srv.Addr() + "/v2/"
+
+	get := func(path string, auth bool) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		if auth {
+			req.SetBasicAuth("ci", "s3cret")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	ref := "workflows/a/referrers/" + digest.FromString("x").String()
+	if got := get("", false); got != http.StatusUnauthorized {
+		t.Fatalf("anonymous /v2/: %d", got)
+	}
+	if got := get(ref, false); got != http.StatusUnauthorized {
+		t.Fatalf("anonymous referrers: %d", got)
+	}
+	if got := get(ref, true); got != http.StatusOK {
+		t.Fatalf("authenticated referrers: %d", got)
+	}
+
+	c := newClient(t, srv.Addr(), "workflows/a")
+	c.repo.Client = authClient{}
+	m := c.manifest("a")
+	req, _ := http.NewRequest(http.MethodPut, base+"workflows/a/manifests/1.0.0", strings.NewReader(string(m)))
+	req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	req.SetBasicAuth("ci", "s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("authenticated push: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	raw, _ := os.ReadFile(log)
+	if rep, err := audit.Verify(strings.NewReader(string(raw))); err != nil || rep.Broken != nil || !strings.Contains(string(raw), `"actor":"ci","repository":"workflows/a","operation":"manifest-put"`) {
+		t.Fatalf("audit %+v %v\n%s", rep, err, raw)
+	}
+}
+
+// authClient sends basic auth on every request, for oras-go's blob pushes.
+type authClient struct{}
+
+func (authClient) Do(req *http.Request) (*http.Response, error) {
+	req.SetBasicAuth("ci", "s3cret")
+	return http.DefaultClient.Do(req)
+}
