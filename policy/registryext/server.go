@@ -28,8 +28,8 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // auth from --config
 	_ "github.com/distribution/distribution/v3/registry/auth/token"
 	"github.com/distribution/distribution/v3/registry/handlers"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/azure" // storage from --config
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/azure"      // storage from --config
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the default storage
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/gcs"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory" // for tests
