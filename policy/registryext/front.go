@@ -125,6 +125,9 @@ func (w *recorder) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Unwrap gives http.ResponseController the underlying writer.
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // Flush passes flushes through (Distribution streams some responses).
 func (w *recorder) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok && !w.rewritten {
