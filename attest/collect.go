@@ -17,6 +17,8 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	"github.com/sigstore/cosign/v2/pkg/types"
 	"golang.org/x/sync/errgroup"
+
+	"ociwf.dev/ociwf/errdef"
 )
 
 // kind is what collect gathers: signatures or attestations.
@@ -87,6 +89,9 @@ func (r *Registry) collect(ctx context.Context, d name.Digest, ropts []ociremote
 	}
 	if idx == nil {
 		return out, nil
+	}
+	if len(idx.Manifests) > MaxReferrers {
+		return nil, fmt.Errorf("%s has %d referrers, over the %d read: %w", d, len(idx.Manifests), MaxReferrers, errdef.ErrTooLarge)
 	}
 	found := make([][][]oci.Signature, len(kinds)) // per kind, per referrer
 	for i, k := range kinds {

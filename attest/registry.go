@@ -87,7 +87,7 @@ func NewRegistry(o *target.Opener, opts RegistryOptions) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{opener: o, mode: opts.Mode, log: log, transport: o.Transport()}
+	return &Registry{opener: o, mode: opts.Mode, log: log, transport: bounded{o.Transport()}}
 }
 
 // Mode returns where r writes.

@@ -121,6 +121,10 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 			"a scope whose registryScopes match "+tgt.Name, "none")
 	}
 	if err := wait(); err != nil {
+		if errors.Is(err, errdef.ErrTooLarge) {
+			return nil, rep.fail(CheckSignatures, "the registry serves oversized signatures or attestations",
+				fmt.Sprintf("at most %d bytes per response and %d referrers", attest.MaxAccessoryBytes, attest.MaxReferrers), err.Error())
+		}
 		return nil, fmt.Errorf("verify %s: read signatures: %w", ref, err)
 	}
 	signers, err := r.v.signers(ctx, r.scope)

@@ -527,6 +527,16 @@ func TestVerifyDetectsTampering(t *testing.T) {
 					return nil
 				})
 			}},
+		{name: "registry serves an oversized signature manifest", check: verify.CheckSignatures, want: "oversized signatures",
+			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
+				subj := f.release(t, repo+":1.4.0", recipe{})
+				return throughProxy(t, f, repo, ":1.4.0", func(resp *http.Response) error {
+					if strings.HasSuffix(resp.Request.URL.Path, "/manifests/"+sigTag(subj.Digest, ".sig")) {
+						replaceBody(resp, bytes.Repeat([]byte{' '}, attest.MaxAccessoryBytes+1))
+					}
+					return nil
+				})
+			}},
 		{name: "blob deleted from storage", check: verify.CheckBlobs, want: "missing",
 			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
 				subj := f.release(t, repo+":1.4.0", recipe{})

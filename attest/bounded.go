@@ -1,0 +1,63 @@
+package attest
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+
+	"ociwf.dev/ociwf/errdef"
+)
+
+// Limits on what is read from a registry for signatures and attestations,
+// so that a hostile registry cannot exhaust memory: cosign's readers keep
+// whole manifests and layers in memory.
+const (
+	// MaxAccessoryBytes bounds one response: a signature or attestation
+	// manifest, a layer, a referrers list.
+	MaxAccessoryBytes = 32 << 20
+	// MaxReferrers bounds the referrers of one subject that are read.
+	MaxReferrers = 1000
+)
+
+// bounded fails responses over MaxAccessoryBytes, by their Content-Length
+// or while they are read.
+type bounded struct{ next http.RoundTripper }
+
+func (b bounded) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := b.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.ContentLength > MaxAccessoryBytes {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s %s: response of %d bytes, over the %d byte limit for signatures and attestations: %w", req.Method, req.URL.Redacted(), resp.ContentLength, MaxAccessoryBytes, errdef.ErrTooLarge)
+	}
+	resp.Body = &limitedBody{rc: resp.Body, left: MaxAccessoryBytes, url: req.URL.Redacted()}
+	return resp, nil
+}
+
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+	url  string
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		// One byte more tells a body that ends exactly at the limit from
+		// one that goes on.
+		var one [1]byte
+		if n, _ := l.rc.Read(one[:]); n > 0 {
+			return 0, fmt.Errorf("%s: response over the %d byte limit for signatures and attestations: %w", l.url, MaxAccessoryBytes, errdef.ErrTooLarge)
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.rc.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+func (l *limitedBody) Close() error { return l.rc.Close() }
