@@ -631,3 +631,26 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A scope that skips verification still re-hashes the content, passes the
+// rest as skipped and says so in a warning; a deprecated version passes
+// with a warning.
+func TestVerifySkipAndWarn(t *testing.T) {
+	f := newFixture(t, newKeys(t))
+	repo := f.host + "/wf/release"
+	f.release(t, repo+":1.4.0", recipe{unsigned: true})
+	pol := &trust.Policy{Version: trust.Version, TrustPolicies: []trust.Scope{{Name: "scratch", RegistryScopes: []string{"*"}, Skip: true}}}
+	wf, rep, err := f.verifier(t, pol, verify.Options{}).Verify(context.Background(), repo+":1.4.0")
+	if err != nil || wf == nil || !rep.Verified || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], `trust policy "scratch" skips verification`) {
+		t.Fatalf("skip: %v %+v", err, rep)
+	}
+	if rep.Check(verify.CheckBlobs).Status != verify.Pass || rep.Check(verify.CheckSignatures).Status != verify.Skipped {
+		t.Fatalf("checks %+v", rep.Checks)
+	}
+
+	f.release(t, repo+":1.5.0", recipe{build: rebuildVersion(t)})
+	_, rep, err = f.verifier(t, trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{}), verify.Options{Lifecycle: lifecycleState("deprecated")}).Verify(context.Background(), repo+":1.5.0")
+	if err != nil || !rep.Verified || rep.Check(verify.CheckLifecycle).Status != verify.Warn || len(rep.Warnings) != 1 {
+		t.Fatalf("deprecated: %v %+v", err, rep)
+	}
+}
