@@ -85,3 +85,19 @@ func TestChain(t *testing.T) {
 		t.Fatalf("open a broken log: %v", err)
 	}
 }
+
+// Verify never panics, and a log it accepts re-verifies to the same report.
+func FuzzVerify(f *testing.F) {
+	f.Add([]byte(""))
+	f.Add([]byte("{}\n"))
+	f.Add([]byte(`{"seq":1,"time":"2026-11-27T13:00:00Z","actor":"a","operation":"manifest-put","status":201,"outcome":"ok","prev":"` + audit.Genesis + `","hash":"sha256:00"}` + "\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rep, err := audit.Verify(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		if rep.Denied > rep.Entries || (rep.Broken != nil && rep.Broken.Line < 1) {
+			t.Fatalf("report %+v", rep)
+		}
+	})
+}

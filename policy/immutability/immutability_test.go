@@ -102,3 +102,20 @@ func TestMutableAccessories(t *testing.T) {
 		t.Fatalf("accessories: immutable: %v", err)
 	}
 }
+
+// Parse never panics, and the rules it accepts match without panicking.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("version: ociwf.dev/immutability/v1\nrules: [{name: r, repositories: ['a/**'], tags: ['v*'], mode: immutable}]\n"))
+	f.Add([]byte("version: ociwf.dev/immutability/v1\naccessories: mutable\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rs, err := immutability.Parse("f.yaml", b)
+		if err != nil {
+			if !errors.Is(err, errdef.ErrInvalid) {
+				t.Fatalf("error %v does not match ErrInvalid", err)
+			}
+			return
+		}
+		rs.Match("a/b", "v1.0.0")
+		rs.Match("a/b", "sha256-"+strings.Repeat("0", 64)+".sig")
+	})
+}
