@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"path"
 	"slices"
-	"strings"
 
 	"github.com/distribution/distribution/v3/registry/auth"
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -166,9 +165,4 @@ func (s *Server) serveReferrers(w http.ResponseWriter, r *http.Request, rt route
 	if r.Method == http.MethodGet {
 		_, _ = w.Write(b)
 	}
-}
-
-// isReferrersPath reports whether a path is a referrers API request.
-func isReferrersPath(p string) bool {
-	return strings.HasPrefix(p, "/v2/") && strings.Contains(p, "/referrers/")
 }
