@@ -399,12 +399,18 @@ func literalPrefix(pattern string) int {
 }
 
 // SignedReference returns the repository a signature for repo must name
-// under s's signed identity rule.
+// under s's signed identity rule. Remapping applies at path-segment boundaries only: prefix reg/team
+// remaps reg/team and reg/team/wf, never reg/team-evil/wf.
 func (s *Scope) SignedReference(repo string) string {
-	if s.SignedIdentity.Type == Remap && strings.HasPrefix(repo, s.SignedIdentity.Prefix) {
-		return s.SignedIdentity.SignedPrefix + strings.TrimPrefix(repo, s.SignedIdentity.Prefix)
+	if s.SignedIdentity.Type != Remap {
+		return repo
 	}
-	return repo
+	prefix := strings.TrimSuffix(s.SignedIdentity.Prefix, "/")
+	rest, ok := strings.CutPrefix(repo, prefix)
+	if !ok || (rest != "" && !strings.HasPrefix(rest, "/")) {
+		return repo
+	}
+	return strings.TrimSuffix(s.SignedIdentity.SignedPrefix, "/") + rest
 }
 
 // AcceptsIdentity reports whether a signed docker-reference is acceptable

@@ -137,6 +137,25 @@ func TestSignedIdentity(t *testing.T) {
 	}
 }
 
+// Remapping respects path-segment boundaries.
+func TestRemapBoundary(t *testing.T) {
+	s := &trust.Scope{SignedIdentity: trust.SignedIdentity{Type: trust.Remap, Prefix: "mirror.internal/team", SignedPrefix: "registry.example.com/team"}}
+	cases := []struct {
+		repo, signed string
+		want         bool
+	}{
+		{"mirror.internal/team/wf", "registry.example.com/team/wf", true},
+		{"mirror.internal/team", "registry.example.com/team", true},
+		{"mirror.internal/team-evil/wf", "registry.example.com/team-evil/wf", false},
+		{"mirror.internal/team-evil/wf", "mirror.internal/team-evil/wf", true}, // outside the prefix: exact
+	}
+	for _, c := range cases {
+		if got := s.AcceptsIdentity(c.repo, c.signed); got != c.want {
+			t.Errorf("%s signed as %s: %v, want %v", c.repo, c.signed, got, c.want)
+		}
+	}
+}
+
 func TestRequirements(t *testing.T) {
 	r := load(t).TrustPolicies[0].Require
 	if !r.BuilderAllowed("https://github.com/acme/workflows/.github/workflows/release.yml@refs/heads/main") || r.BuilderAllowed("https://github.com/evil/workflows/.github/workflows/release.yml@refs/heads/main") {
