@@ -71,13 +71,14 @@ func (r *run) signatures(ctx context.Context, signers []signer) error {
 	now := r.v.opts.Now()
 	repo := r.subj.Repository
 	want := r.scope.SignedReference(repo)
-	accepted := map[string]bool{}
+	accepted := map[int]bool{} // by index into signers
 	var best *rejection
 	for _, s := range r.found.Signatures {
 		var by *signer
+		byIndex := -1
 		for i := range signers {
 			if s.Verify(ctx, signers[i].v) == nil {
-				by = &signers[i]
+				by, byIndex = &signers[i], i
 				break
 			}
 		}
@@ -106,15 +107,15 @@ func (r *run) signatures(ctx context.Context, signers []signer) error {
 				window(by.Signer), "verification at " + now.UTC().Format(time.RFC3339)})
 			continue
 		}
-		accepted[by.Name] = true
+		accepted[byIndex] = true
 		if t, ok := p.Optional[attest.AnnotationTag].(string); ok && !slices.Contains(r.signedTags, t) {
 			r.signedTags = append(r.signedTags, t)
 		}
 	}
 	threshold := max(1, r.scope.Threshold)
 	names := make([]string, 0, len(accepted))
-	for _, s := range signers {
-		if accepted[s.Name] {
+	for i, s := range signers {
+		if accepted[i] {
 			names = append(names, s.Name)
 		}
 	}

@@ -81,6 +81,9 @@ func New(policy *trust.Policy, opts Options) (*Verifier, error) {
 	if policy == nil {
 		return nil, fmt.Errorf("verify: no trust policy: %w", errdef.ErrInvalid)
 	}
+	if err := policy.Validate(); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
 	if opts.Opener == nil {
 		return nil, fmt.Errorf("verify: no registry opener: %w", errdef.ErrInvalid)
 	}

@@ -654,3 +654,15 @@ func TestVerifySkipAndWarn(t *testing.T) {
 		t.Fatalf("deprecated: %v %+v", err, rep)
 	}
 }
+
+// Policies built in code are validated as files are: two signers under
+// one name could otherwise count twice towards a threshold.
+func TestNewValidatesThePolicy(t *testing.T) {
+	pol := trust.KeyPolicy("a.pub", "r.example/wf", trust.KeyPolicyOptions{})
+	s := &pol.TrustPolicies[0]
+	s.Signers = append(s.Signers, trust.Signer{Name: s.Signers[0].Name, Key: "b.pub"})
+	s.Threshold = 2
+	if _, err := verify.New(pol, verify.Options{Opener: attesttest.Opener(t)}); !errors.Is(err, errdef.ErrInvalid) {
+		t.Fatalf("duplicate signer names: %v", err)
+	}
+}

@@ -292,6 +292,16 @@ func schemaError(file string, err error) error {
 }
 
 // check enforces what the schema cannot express.
+// Validate checks the rules Parse enforces beyond the schema (unique
+// names and scopes, valid patterns, windows, thresholds), for policies
+// built in code.
+func (p *Policy) Validate() error {
+	if p.Version != Version {
+		return &Error{File: "policy", Path: "/version", Msg: fmt.Sprintf("version %q, want %q", p.Version, Version)}
+	}
+	return p.check("policy")
+}
+
 func (p *Policy) check(file string) error {
 	fail := func(path, format string, args ...any) error {
 		return &Error{File: file, Path: path, Msg: fmt.Sprintf(format, args...)}
