@@ -18,6 +18,8 @@ type requestState struct {
 	mu      sync.Mutex
 	denial  *Denial
 	subject digest.Digest // of a manifest stored with a subject
+	tagged  string        // tag@digest the middleware's Put tagged
+	actor   string        // the user Distribution authenticated
 }
 
 type stateKey struct{}
@@ -41,6 +43,18 @@ func (s *requestState) setSubject(d digest.Digest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.subject = d
+}
+
+func (s *requestState) setTagged(tag string, d digest.Digest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tagged = tag + "@" + d.String()
+}
+
+func (s *requestState) alreadyTagged(tag string, d digest.Digest) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tagged == tag+"@"+d.String()
 }
 
 func (s *requestState) subjectOf() digest.Digest {

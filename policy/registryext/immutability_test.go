@@ -135,6 +135,26 @@ func TestImmutableTags(t *testing.T) {
 	expect(t, "second signature added", c.put(sig, c.manifest("sig1", "sig2")), http.StatusCreated, "")
 	expect(t, "signature removed", c.put(sig, c.manifest("sig2")), http.StatusForbidden, "append-only (rule cosign-accessories): the new manifest drops "+digest.FromString("sig1").String())
 
+	// Signatures of one payload share a layer digest and differ in their
+	// annotation: replacing one is dropping it.
+	payload := c.blob("payload")
+	signed := func(sigs ...string) []byte {
+		m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: c.blob("{}")}
+		m.SchemaVersion = 2
+		for _, s := range sigs {
+			l := payload
+			l.Annotations = map[string]string{"dev.cosignproject.cosign/signature": s}
+			m.Layers = append(m.Layers, l)
+		}
+		b, _ := json.Marshal(m)
+		return b
+	}
+	sig2 := "sha256-" + digest.FromBytes(b).Encoded() + ".sig"
+	expect(t, "two signatures of one payload", c.put(sig2, signed("alice", "bob")), http.StatusCreated, "")
+	expect(t, "both replaced by one", c.put(sig2, signed("garbage")), http.StatusForbidden, "append-only")
+	expect(t, "one of two dropped", c.put(sig2, signed("alice", "alice")), http.StatusForbidden, "append-only")
+	expect(t, "a third added", c.put(sig2, signed("alice", "bob", "carol")), http.StatusCreated, "")
+
 	// Metrics count the denials by rule.
 	resp, err := http.Get("http://" + srv.MetricsAddr() + "/metrics")
 	if err != nil {
@@ -142,7 +162,7 @@ func TestImmutableTags(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`ociwf_registry_denials_total{rule="semver"} 5`, `ociwf_registry_denials_total{rule="cosign-accessories"} 1`, "ociwf_registry_audit_entries_total"} {
+	for _, want := range []string{`ociwf_registry_denials_total{rule="semver"} 5`, `ociwf_registry_denials_total{rule="cosign-accessories"} 3`, "ociwf_registry_audit_entries_total"} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %q", want)
 		}
@@ -154,7 +174,7 @@ func TestImmutableTags(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := audit.Verify(bytes.NewReader(raw))
-	if err != nil || rep.Broken != nil || rep.Denied != 6 {
+	if err != nil || rep.Broken != nil || rep.Denied != 8 {
 		t.Fatalf("audit: %+v %v", rep, err)
 	}
 	if !bytes.Contains(raw, []byte(`"operation":"tag-delete","digest":"`+da.String()+`","tag":"1.0.0","status":403,"outcome":"denied","rule":"semver"`)) {

@@ -3,6 +3,7 @@ package registryext
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -201,12 +202,17 @@ func (m *manifests) put(ctx context.Context, man distribution.Manifest, options 
 	if err := tags.Tag(ctx, tag, v1.Descriptor{MediaType: mediaType, Digest: got, Size: int64(len(payload))}); err != nil {
 		return "", err
 	}
+	if st := stateOf(ctx); st != nil {
+		st.setTagged(tag, got)
+	}
 	return got, nil
 }
 
 // entries are what append-only protects: the layers of an image manifest
-// (its config changes as layers are added) or the manifests of an index.
-func entries(m distribution.Manifest) []digest.Digest {
+// (its config changes as layers are added) or the manifests of an index,
+// whole descriptors: a cosign signature is a layer annotation, and several
+// signatures of one payload share the layer digest.
+func entries(m distribution.Manifest) []v1.Descriptor {
 	var ds []v1.Descriptor
 	switch m := m.(type) {
 	case *ocischema.DeserializedManifest:
@@ -222,21 +228,30 @@ func entries(m distribution.Manifest) []digest.Digest {
 	default:
 		ds = m.References()
 	}
-	out := make([]digest.Digest, len(ds))
-	for i, d := range ds {
-		out[i] = d.Digest
-	}
-	return out
+	return ds
 }
 
-// dropped lists the entries of prev that next lacks.
+// entryKey identifies an entry by everything that describes it.
+func entryKey(d v1.Descriptor) string {
+	b, _ := json.Marshal(v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, ArtifactType: d.ArtifactType, Annotations: d.Annotations, URLs: d.URLs})
+	return string(b)
+}
+
+// dropped lists the entries of prev that next lacks, counting repeats:
+// next must hold every entry of prev, as often as prev does.
 func dropped(prev, next distribution.Manifest) []digest.Digest {
-	have := entries(next)
+	have := map[string]int{}
+	for _, d := range entries(next) {
+		have[entryKey(d)]++
+	}
 	var out []digest.Digest
 	for _, d := range entries(prev) {
-		if !slices.Contains(have, d) {
-			out = append(out, d)
+		k := entryKey(d)
+		if have[k] == 0 {
+			out = append(out, d.Digest)
+			continue
 		}
+		have[k]--
 	}
 	return out
 }
@@ -245,7 +260,7 @@ func dropped(prev, next distribution.Manifest) []digest.Digest {
 // index named by one contains.
 func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
 	if tag, rule, err := m.r.protecting(ctx, func(man distribution.Manifest, d digest.Digest) bool {
-		return d == dgst || (isIndex(man) && slices.Contains(entries(man), dgst))
+		return d == dgst || (isIndex(man) && slices.ContainsFunc(entries(man), func(e v1.Descriptor) bool { return e.Digest == dgst }))
 	}); err != nil {
 		return err
 	} else if tag != "" {
@@ -328,20 +343,47 @@ type tags struct {
 	r *repository
 }
 
-// Tag refuses to move an immutable tag. For a protected tag, ociwf's Put
-// has already tagged under the tag's lock, so the handler's call after it
-// names the same digest and writes nothing again.
+// Tag applies the rules to a protected tag under the tag's lock. The
+// handler's call after ociwf's Put, which has already tagged under that
+// lock, writes nothing: by then another client may have moved an
+// append-only tag on, and re-tagging would roll it back.
 func (t *tags) Tag(ctx context.Context, tag string, desc v1.Descriptor) error {
 	repo := t.r.name()
 	mode, rule := t.r.e.rules.Match(repo, tag)
-	if mode != immutability.Mutable {
-		cur, err := t.TagService.Get(ctx, tag)
-		switch {
-		case err == nil && cur.Digest == desc.Digest:
-			return nil
-		case err == nil && mode == immutability.Immutable:
+	if mode == immutability.Mutable {
+		return t.TagService.Tag(ctx, tag, desc)
+	}
+	if st := stateOf(ctx); st != nil && st.alreadyTagged(tag, desc.Digest) {
+		return nil
+	}
+	defer t.r.e.lock(repo, tag)()
+	cur, err := t.TagService.Get(ctx, tag)
+	var unknown distribution.ErrTagUnknown
+	switch {
+	case errors.As(err, &unknown):
+	case err != nil:
+		return err
+	case cur.Digest == desc.Digest:
+		return nil
+	case mode == immutability.Immutable:
+		return t.r.deny(ctx, Denial{Tag: tag, Digest: desc.Digest, Rule: rule.Name,
+			Message: fmt.Sprintf("tag %s of %s is immutable (rule %s) and names %s, not %s", tag, repo, rule.Name, cur.Digest, desc.Digest)})
+	default:
+		ms, err := t.r.Repository.Manifests(ctx)
+		if err != nil {
+			return err
+		}
+		prev, err := ms.Get(ctx, cur.Digest)
+		if err != nil {
+			return err
+		}
+		next, err := ms.Get(ctx, desc.Digest)
+		if err != nil {
+			return err
+		}
+		if missing := dropped(prev, next); len(missing) > 0 {
 			return t.r.deny(ctx, Denial{Tag: tag, Digest: desc.Digest, Rule: rule.Name,
-				Message: fmt.Sprintf("tag %s of %s is immutable (rule %s) and names %s, not %s", tag, repo, rule.Name, cur.Digest, desc.Digest)})
+				Message: fmt.Sprintf("tag %s of %s is append-only (rule %s): %s drops %s of %s", tag, repo, rule.Name, desc.Digest, missing[0], cur.Digest)})
 		}
 	}
 	return t.TagService.Tag(ctx, tag, desc)
