@@ -92,6 +92,12 @@ func (r *Registry) Attest(ctx context.Context, s *Signer, subj Subject, opts Att
 // Prefetch of the same subject, saves reading what is already there; nil
 // reads it.
 func (r *Registry) AttestAll(ctx context.Context, s *Signer, subj Subject, all []AttestOptions, pre *Stored) ([]*Result, error) {
+	return r.attestAll(ctx, s, subj, all, pre, true)
+}
+
+// attestAll is AttestAll; retry allows one more round after a refused
+// write.
+func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all []AttestOptions, pre *Stored, retry bool) ([]*Result, error) {
 	d, err := r.digestRef(subj)
 	if err != nil {
 		return nil, err
@@ -183,6 +189,10 @@ func (r *Registry) AttestAll(ctx context.Context, s *Signer, subj Subject, all [
 			return nil, err
 		}
 		if err := ociremote.WriteAttestations(d.Repository, se, ropts...); err != nil {
+			if retry && refused(err) && len(replace) == 0 {
+				// As in sign: read what is stored now and try once more.
+				return r.attestAll(ctx, s, subj, all, nil, false)
+			}
 			return nil, storeError("attestation", subj, err)
 		}
 	}

@@ -5,7 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
@@ -45,6 +49,11 @@ type Result struct {
 // idempotent for a key: when the same key already signed the same payload
 // (digest and annotations), nothing new is written.
 func (r *Registry) Sign(ctx context.Context, s *Signer, subj Subject, opts SignOptions) (*Result, error) {
+	return r.sign(ctx, s, subj, opts, true)
+}
+
+// sign is Sign; retry allows one more round after a refused write.
+func (r *Registry) sign(ctx context.Context, s *Signer, subj Subject, opts SignOptions, retry bool) (*Result, error) {
 	d, err := r.digestRef(subj)
 	if err != nil {
 		return nil, err
@@ -128,11 +137,24 @@ func (r *Registry) Sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 			return nil, err
 		}
 		if err := ociremote.WriteSignatures(d.Repository, se, ropts...); err != nil {
+			if retry && refused(err) {
+				// An append-only registry refuses a manifest that lacks a
+				// signature stored since the read, such as a write an
+				// interrupted earlier run left in flight: read again.
+				opts.Stored = nil
+				return r.sign(ctx, s, subj, opts, false)
+			}
 			return nil, storeError("signature", subj, err)
 		}
 	}
 	r.log.Debug("signed", "subject", subj.String(), "mode", r.mode.String())
 	return res, nil
+}
+
+// refused reports a write the registry denied (HTTP 403).
+func refused(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && te.StatusCode == http.StatusForbidden
 }
 
 // storeError explains a refused write.
