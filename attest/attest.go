@@ -171,7 +171,7 @@ func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all [
 			return nil, err
 		}
 		if err := ociremote.WriteAttestationsReferrer(d, se, ropts...); err != nil {
-			return nil, storeError("attestation", subj, err)
+			return nil, r.settle(storeError("attestation", subj, err))
 		}
 	default:
 		keep := stored[:0:0]
@@ -193,7 +193,7 @@ func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all [
 				// As in sign: read what is stored now and try once more.
 				return r.attestAll(ctx, s, subj, all, nil, false)
 			}
-			return nil, storeError("attestation", subj, err)
+			return nil, r.settle(storeError("attestation", subj, err))
 		}
 	}
 	r.log.Debug("attested", "subject", subj.String(), "count", len(fresh), "mode", r.mode.String())

@@ -62,6 +62,11 @@ func (r *Registry) writeScheme() where {
 // their layers' media type, not only by the artifact type a registry
 // reports for them.
 func (r *Registry) collect(ctx context.Context, d name.Digest, ropts []ociremote.Option, w where, kinds ...kind) ([][]oci.Signature, error) {
+	out, err := r.collectFrom(ctx, d, ropts, w, kinds...)
+	return out, r.settle(err)
+}
+
+func (r *Registry) collectFrom(ctx context.Context, d name.Digest, ropts []ociremote.Option, w where, kinds ...kind) ([][]oci.Signature, error) {
 	out := make([][]oci.Signature, len(kinds))
 	var g errgroup.Group
 	if w.tags {

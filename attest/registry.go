@@ -2,6 +2,7 @@ package attest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -77,8 +78,8 @@ type Registry struct {
 
 	// One puller and pusher serve every operation, so pings, connections
 	// and tokens are shared instead of renegotiated per call.
-	once  sync.Once
-	reuse []remote.Option
+	mu    sync.Mutex
+	reuse []remote.Option // nil until built, and after a cancelled operation
 }
 
 // NewRegistry returns a Registry that connects like o.
@@ -121,24 +122,36 @@ func (k keychain) ResolveContext(ctx context.Context, res authn.Resource) (authn
 
 // options returns cosign registry options for one operation under ctx.
 func (r *Registry) options(ctx context.Context) []ociremote.Option {
-	r.once.Do(func() {
+	r.mu.Lock()
+	if r.reuse == nil {
 		// The shared puller and pusher resolve credentials beyond any one
 		// operation's context.
 		shared := r.base(context.WithoutCancel(ctx))
-		pl, err := remote.NewPuller(shared...)
-		if err != nil {
-			return
+		if pl, err := remote.NewPuller(shared...); err == nil {
+			if ps, err := remote.NewPusher(shared...); err == nil {
+				r.reuse = []remote.Option{remote.Reuse(pl), remote.Reuse(ps)}
+			}
 		}
-		ps, err := remote.NewPusher(shared...)
-		if err != nil {
-			return
-		}
-		r.reuse = []remote.Option{remote.Reuse(pl), remote.Reuse(ps)}
-	})
+	}
+	reuse := r.reuse
+	r.mu.Unlock()
 	return []ociremote.Option{
-		ociremote.WithRemoteOptions(append(r.base(ctx), r.reuse...)...),
+		ociremote.WithRemoteOptions(append(r.base(ctx), reuse...)...),
 		ociremote.WithNameOptions(r.nameOptions()...),
 	}
+}
+
+// settle drops the shared puller and pusher after an operation ended by
+// its context: they keep the connection setup of each repository, and one
+// interrupted midway would fail every later operation there. It returns
+// err.
+func (r *Registry) settle(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		r.mu.Lock()
+		r.reuse = nil
+		r.mu.Unlock()
+	}
+	return err
 }
 
 // base returns the connection options of one operation under ctx.

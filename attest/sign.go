@@ -129,7 +129,7 @@ func (r *Registry) sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 			return nil, err
 		}
 		if err := ociremote.WriteSignaturesExperimentalOCI(d, se, ropts...); err != nil {
-			return nil, storeError("signature", subj, err)
+			return nil, r.settle(storeError("signature", subj, err))
 		}
 	default:
 		se, err := holding(d, append(stored, newSig), nil)
@@ -144,7 +144,7 @@ func (r *Registry) sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 				opts.Stored = nil
 				return r.sign(ctx, s, subj, opts, false)
 			}
-			return nil, storeError("signature", subj, err)
+			return nil, r.settle(storeError("signature", subj, err))
 		}
 	}
 	r.log.Debug("signed", "subject", subj.String(), "mode", r.mode.String())

@@ -77,8 +77,9 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 
 	// Signatures and attestations are read while the manifest and blobs
 	// are checked; nothing read is trusted before its check.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// Find is not cancelled when a check fails first: cancelling a read
+	// midway would leave the shared registry client with a failed
+	// connection setup for the repository. A failure waits for it instead.
 	findDone := make(chan error, 1)
 	if !r.scope.Skip && !noScope {
 		go func() {
@@ -90,15 +91,11 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 		findDone <- nil
 	}
 	wait := func() error {
-		select {
-		case err := <-findDone:
-			findDone <- err
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		err := <-findDone
+		findDone <- err
+		return err
 	}
-	defer func() { cancel(); _ = wait() }()
+	defer func() { _ = wait() }()
 
 	// 2. Manifest.
 	if err := r.manifest(ctx, tgt.Store, desc); err != nil {

@@ -666,3 +666,33 @@ func TestNewValidatesThePolicy(t *testing.T) {
 		t.Fatalf("duplicate signer names: %v", err)
 	}
 }
+
+// A check failing while signatures are still being read does not break
+// later verifications of the same repository with the same Verifier.
+func TestFailureLeavesTheVerifierUsable(t *testing.T) {
+	f := newFixture(t, newKeys(t))
+	repo := f.host + "/wf/release"
+	subj := f.release(t, repo+":1.4.0", recipe{})
+	m := f.manifest(t, subj).Manifest
+	m.Layers = m.Layers[:2]
+	f.pushManifest(t, repo, "bad", m)
+	for i := 0; i < 10; i++ {
+		v := f.verifier(t, trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{}), verify.Options{})
+		if _, _, err := v.Verify(context.Background(), repo+":bad"); !errors.Is(err, errdef.ErrVerification) {
+			t.Fatalf("bad: %v", err)
+		}
+		if _, _, err := v.Verify(context.Background(), repo+":1.4.0"); err != nil {
+			t.Fatalf("round %d: the good version after a failed one: %v", i, err)
+		}
+	}
+	// A cancelled verification does not break the next one either.
+	v := f.verifier(t, trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{}), verify.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := v.Verify(ctx, repo+":1.4.0"); err == nil {
+		t.Fatal("a cancelled verification passed")
+	}
+	if _, _, err := v.Verify(context.Background(), repo+":1.4.0"); err != nil {
+		t.Fatalf("after a cancelled verification: %v", err)
+	}
+}
