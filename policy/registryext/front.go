@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 
+	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
 	"ociwf.dev/policy/audit"
@@ -45,6 +47,28 @@ func (s *requestState) setSubject(d digest.Digest) {
 	s.subject = d
 }
 
+// distributionUserName is the context key under which Distribution's
+// handlers put the authenticated user's name (registry/handlers).
+const distributionUserName = "auth.user.name"
+
+// noteUser records the user Distribution authenticated, from a context it
+// derived for the request.
+func (s *requestState) noteUser(ctx context.Context) {
+	name, _ := ctx.Value(distributionUserName).(string)
+	if name == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.actor = name
+}
+
+func (s *requestState) user() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.actor
+}
+
 func (s *requestState) setTagged(tag string, d digest.Digest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -74,20 +98,27 @@ type route struct {
 	repo, kind, ref string // kind: manifests, blobs, uploads, referrers
 }
 
+// Routes as Distribution's router matches them (registry/api/v2): the
+// name is a repository name, never a path with "." or ".." components.
+var (
+	nameRe      = "(" + reference.NameRegexp.String() + ")"
+	uploadsRe   = regexp.MustCompile(`^/v2/` + nameRe + `/blobs/uploads/?([^/]*)$`)
+	manifestsRe = regexp.MustCompile(`^/v2/` + nameRe + `/manifests/(` + reference.TagRegexp.String() + `|` + reference.DigestRegexp.String() + `)$`)
+	blobsRe     = regexp.MustCompile(`^/v2/` + nameRe + `/blobs/(` + reference.DigestRegexp.String() + `)$`)
+	referrersRe = regexp.MustCompile(`^/v2/` + nameRe + `/referrers/([^/]+)$`)
+)
+
 // parseRoute splits /v2/NAME/manifests/REF, /v2/NAME/blobs/DIGEST,
-// /v2/NAME/blobs/uploads/[ID] and /v2/NAME/referrers/DIGEST.
-func parseRoute(path string) (route, bool) {
-	rest, ok := strings.CutPrefix(path, "/v2/")
-	if !ok {
-		return route{}, false
-	}
-	for _, k := range []string{"/blobs/uploads", "/manifests/", "/blobs/", "/referrers/"} {
-		if i := strings.LastIndex(rest, k); i > 0 {
-			kind := strings.Trim(k, "/")
-			if k == "/blobs/uploads" {
-				kind = "uploads"
-			}
-			return route{repo: rest[:i], kind: kind, ref: strings.TrimPrefix(rest[i+len(k):], "/")}, true
+// /v2/NAME/blobs/uploads/[ID] and /v2/NAME/referrers/DIGEST; prefix is
+// Distribution's http.prefix.
+func parseRoute(prefix, path string) (route, bool) {
+	path = strings.TrimPrefix(path, strings.TrimSuffix(prefix, "/"))
+	for _, r := range []struct {
+		re   *regexp.Regexp
+		kind string
+	}{{uploadsRe, "uploads"}, {manifestsRe, "manifests"}, {blobsRe, "blobs"}, {referrersRe, "referrers"}} {
+		if m := r.re.FindStringSubmatch(path); m != nil {
+			return route{repo: m[1], kind: r.kind, ref: m[len(m)-1]}, true
 		}
 	}
 	return route{}, false
@@ -164,7 +195,7 @@ func (s *Server) front(next http.Handler) http.Handler {
 		st := &requestState{}
 		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 		rw := &recorder{ResponseWriter: w, st: st}
-		if rt, ok := parseRoute(r.URL.Path); ok && rt.kind == "referrers" {
+		if rt, ok := parseRoute(s.prefix, r.URL.Path); ok && rt.kind == "referrers" {
 			s.serveReferrers(rw, r, rt)
 			s.metrics.request(r.Method, rw.status)
 			return
@@ -182,11 +213,15 @@ func (s *Server) front(next http.Handler) http.Handler {
 
 // record appends the audit entry of a mutating request.
 func (s *Server) record(r *http.Request, w *recorder, d *Denial) {
-	rt, ok := parseRoute(r.URL.Path)
-	if !ok || s.audit == nil {
+	if s.audit == nil {
 		return
 	}
-	e := audit.Entry{Actor: actor(r), Repository: rt.repo, Status: w.status, Outcome: audit.OK}
+	rt, ok := parseRoute(s.prefix, r.URL.Path)
+	if !ok {
+		// Distribution answers no other mutating route; record it anyway.
+		rt = route{kind: "unknown", ref: r.URL.Path}
+	}
+	e := audit.Entry{Actor: actor(r, w.st), Repository: rt.repo, Status: w.status, Outcome: audit.OK}
 	switch {
 	case d != nil:
 		e.Outcome, e.Rule, e.Message = audit.Denied, d.Rule, d.Message
@@ -216,6 +251,7 @@ func (s *Server) record(r *http.Request, w *recorder, d *Denial) {
 		e.Digest = rt.ref
 	default:
 		e.Operation = strings.ToLower(r.Method) + "-" + rt.kind
+		e.Message = r.URL.Path
 	}
 	if dg := w.Header().Get("Docker-Content-Digest"); dg != "" && e.Digest == "" {
 		e.Digest = dg
@@ -230,9 +266,11 @@ func (s *Server) record(r *http.Request, w *recorder, d *Denial) {
 	s.metrics.audited.Inc()
 }
 
-// actor is the user a request authenticated as, or its client address.
-func actor(r *http.Request) string {
-	if u, _, ok := r.BasicAuth(); ok && u != "" {
+// actor is the user Distribution authenticated the request as, or the
+// client's address. A claimed user name that Distribution did not
+// authenticate (no auth configured, a refused login) is not recorded.
+func actor(r *http.Request, st *requestState) string {
+	if u := st.user(); u != "" {
 		return u
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -155,8 +155,33 @@ func TestImmutableTags(t *testing.T) {
 	expect(t, "one of two dropped", c.put(sig2, signed("alice", "alice")), http.StatusForbidden, "append-only")
 	expect(t, "a third added", c.put(sig2, signed("alice", "bob", "carol")), http.StatusCreated, "")
 
+	// A user name nobody authenticated is not recorded.
+	req, _ := http.NewRequest(http.MethodPut, c.base+"/manifests/claimed", bytes.NewReader(a))
+	req.Header.Set("Content-Type", ocispec.MediaTypeImageManifest)
+	req.SetBasicAuth("release-manager", "whatever")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT with a claimed user: %v %v", resp, err)
+	}
+	// Repository names that look like routes are audited as what they are.
+	odd := newClient(t, srv.Addr(), "x/blobs/uploads")
+	expect(t, "a repository named x/blobs/uploads", odd.put("latest", odd.manifest("odd")), http.StatusCreated, "")
+	refs := newClient(t, srv.Addr(), "x/referrers")
+	expect(t, "tags of a repository named x/referrers", refs.do(http.MethodGet, "/tags/list", nil), http.StatusNotFound, "NAME_UNKNOWN")
+	// The referrers API takes repository names, not paths.
+	req, _ = http.NewRequest(http.MethodGet, "http://"+srv.Addr()+"/", nil)
+	req.URL.Opaque = "//" + srv.Addr() + "/v2/workflows/%2E%2E/build/referrers/" + da.String()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Fatal("a referrers path with .. was answered")
+	}
+
 	// Metrics count the denials by rule.
-	resp, err := http.Get("http://" + srv.MetricsAddr() + "/metrics")
+	resp, err = http.Get("http://" + srv.MetricsAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +204,12 @@ func TestImmutableTags(t *testing.T) {
 	}
 	if !bytes.Contains(raw, []byte(`"operation":"tag-delete","digest":"`+da.String()+`","tag":"1.0.0","status":403,"outcome":"denied","rule":"semver"`)) {
 		t.Fatalf("no denied tag-delete entry in\n%s", raw)
+	}
+	if bytes.Contains(raw, []byte("release-manager")) || !bytes.Contains(raw, []byte(`"actor":"127.0.0.1","repository":"workflows/build","operation":"manifest-put","digest":"`+da.String()+`","tag":"claimed"`)) {
+		t.Fatalf("claimed user recorded, or the PUT missing:\n%s", raw)
+	}
+	if !bytes.Contains(raw, []byte(`"repository":"x/blobs/uploads","operation":"manifest-put"`)) {
+		t.Fatalf("x/blobs/uploads audited wrongly:\n%s", raw)
 	}
 }
 

@@ -81,11 +81,22 @@ type repository struct {
 
 func (r *repository) name() string { return r.Named().Name() }
 
+// noteUser passes the user Distribution authenticated to the front, for
+// the audit log; the repository's services are asked for with the
+// request's context.
+func noteUser(ctx context.Context) {
+	if st := stateOf(ctx); st != nil {
+		st.noteUser(ctx)
+	}
+}
+
 func (r *repository) Blobs(ctx context.Context) distribution.BlobStore {
+	noteUser(ctx)
 	return &blobs{BlobStore: r.Repository.Blobs(ctx), r: r}
 }
 
 func (r *repository) Manifests(ctx context.Context, options ...distribution.ManifestServiceOption) (distribution.ManifestService, error) {
+	noteUser(ctx)
 	ms, err := r.Repository.Manifests(ctx, options...)
 	if err != nil {
 		return nil, err
@@ -94,6 +105,7 @@ func (r *repository) Manifests(ctx context.Context, options ...distribution.Mani
 }
 
 func (r *repository) Tags(ctx context.Context) distribution.TagService {
+	noteUser(ctx)
 	return &tags{TagService: r.Repository.Tags(ctx), r: r}
 }
 

@@ -78,6 +78,7 @@ type Server struct {
 	tls       *configuration.Configuration // with a certificate: serve TLS
 	referrers *referrers
 	access    auth.AccessController // nil: no auth configured
+	prefix    string                // Distribution's http.prefix
 
 	metricsLn   net.Listener
 	metricsHTTP *http.Server
@@ -143,6 +144,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		audit:     auditLog,
 		referrers: e.referrers,
 		access:    access,
+		prefix:    conf.HTTP.Prefix,
 		http: &http.Server{
 			ReadHeaderTimeout: 30 * time.Second,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
