@@ -85,9 +85,9 @@ func (c *client) send(method, path string, body []byte) *http.Response {
 	c.t.Helper()
 	req, _ := http.NewRequest(method, c.base+path, bytes.NewReader(body))
 	if body != nil {
-		req.Header.Set("Content-Type", ocispec.MediaTypeImageManifest)
+		req.Header.Set("Content-Type", childType(body))
 	}
-	req.Header.Set("Accept", ocispec.MediaTypeImageManifest)
+	req.Header.Set("Accept", ocispec.MediaTypeImageManifest+", "+ocispec.MediaTypeImageIndex)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)
@@ -253,4 +253,44 @@ func TestImmutableTagRace(t *testing.T) {
 	if got := c.do(http.MethodGet, "/manifests/3.0.0", nil).body; got != string(ms[won]) {
 		t.Fatalf("tag names %s, want the winner's manifest", got)
 	}
+}
+
+// Protection reaches through nested indexes and referrers: tag 2.0.0 →
+// index → index → manifest → layer, and a signature of the manifest.
+func TestDeepProtection(t *testing.T) {
+	srv := registrytest.Start(t, registryext.Config{})
+	c := newClient(t, srv.Addr(), "workflows/deep")
+	leaf := c.manifest("leaf layer")
+	expect(t, "push the leaf", c.put(digest.FromBytes(leaf).String(), leaf), http.StatusCreated, "")
+	index := func(child []byte) []byte {
+		idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(child), Size: int64(len(child))}}}
+		idx.SchemaVersion = 2
+		b, _ := json.Marshal(idx)
+		b = bytes.Replace(b, []byte(`"mediaType":"application/vnd.oci.image.manifest.v1+json","digest"`), []byte(`"mediaType":"`+childType(child)+`","digest"`), 1)
+		return b
+	}
+	inner := index(leaf)
+	expect(t, "push the inner index", c.put(digest.FromBytes(inner).String(), inner), http.StatusCreated, "")
+	outer := index(inner)
+	expect(t, "tag the outer index", c.put("2.0.0", outer), http.StatusCreated, "")
+	sig := c.referrer(leaf, "application/vnd.dev.cosign.artifact.sig.v1+json", "signature")
+	expect(t, "sign the leaf", c.put(digest.FromBytes(sig).String(), sig), http.StatusCreated, "")
+
+	expect(t, "delete the leaf's layer", c.do(http.MethodDelete, "/blobs/"+digest.FromString("leaf layer").String(), nil), http.StatusForbidden, "tag 2.0.0")
+	expect(t, "delete the leaf", c.do(http.MethodDelete, "/manifests/"+digest.FromBytes(leaf).String(), nil), http.StatusForbidden, "tag 2.0.0")
+	expect(t, "delete the inner index", c.do(http.MethodDelete, "/manifests/"+digest.FromBytes(inner).String(), nil), http.StatusForbidden, "tag 2.0.0")
+	expect(t, "delete the leaf's signature", c.do(http.MethodDelete, "/manifests/"+digest.FromBytes(sig).String(), nil), http.StatusForbidden, "tag 2.0.0")
+	expect(t, "delete the signature's layer", c.do(http.MethodDelete, "/blobs/"+digest.FromString("signature").String(), nil), http.StatusForbidden, "tag 2.0.0")
+
+	// Unprotected content still goes.
+	loose := c.manifest("loose")
+	expect(t, "push a loose manifest", c.put(digest.FromBytes(loose).String(), loose), http.StatusCreated, "")
+	expect(t, "delete it", c.do(http.MethodDelete, "/manifests/"+digest.FromBytes(loose).String(), nil), http.StatusAccepted, "")
+}
+
+// childType is the media type of a manifest or index.
+func childType(b []byte) string {
+	var m struct{ MediaType string }
+	json.Unmarshal(b, &m)
+	return m.MediaType
 }

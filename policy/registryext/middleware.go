@@ -9,7 +9,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -268,12 +267,11 @@ func dropped(prev, next distribution.Manifest) []digest.Digest {
 	return out
 }
 
-// Delete refuses to delete a manifest a protected tag names, or that an
-// index named by one contains.
+// Delete refuses to delete a manifest that a protected tag reaches:
+// the manifest it names, everything an index contains, at any depth, and
+// the referrers (signatures, attestations) of all of those.
 func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
-	if tag, rule, err := m.r.protecting(ctx, func(man distribution.Manifest, d digest.Digest) bool {
-		return d == dgst || (isIndex(man) && slices.ContainsFunc(entries(man), func(e v1.Descriptor) bool { return e.Digest == dgst }))
-	}); err != nil {
+	if tag, rule, err := m.r.protecting(ctx, dgst); err != nil {
 		return err
 	} else if tag != "" {
 		return m.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule,
@@ -285,18 +283,6 @@ func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
 			subject, _, _ = subjectOf(mt, payload)
 		}
 	}
-	if subject != nil {
-		// Referrers of a protected manifest are append-only too: a
-		// signature or attestation of it stays.
-		tag, rule, err := m.r.protecting(ctx, func(_ distribution.Manifest, d digest.Digest) bool { return d == subject.Digest })
-		if err != nil {
-			return err
-		}
-		if tag != "" {
-			return m.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule,
-				Message: fmt.Sprintf("manifest %s of %s refers to %s, which tag %s (rule %s) protects: its referrers are append-only", dgst, m.r.name(), subject.Digest, tag, rule)})
-		}
-	}
 	if err := m.ManifestService.Delete(ctx, dgst); err != nil {
 		return err
 	}
@@ -306,17 +292,17 @@ func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
 	return nil
 }
 
-func isIndex(m distribution.Manifest) bool {
-	switch m.(type) {
-	case *ocischema.DeserializedImageIndex, *manifestlist.DeserializedManifestList:
-		return true
-	}
-	return false
-}
+// maxReach bounds the manifests and blobs one protected tag's walk visits;
+// a graph larger than that protects everything (deletes are refused).
+const maxReach = 10000
 
-// protecting returns a protected tag of the repository whose manifest
-// satisfies reaches, with its rule, or "".
-func (r *repository) protecting(ctx context.Context, reaches func(distribution.Manifest, digest.Digest) bool) (string, string, error) {
+// protecting returns a protected tag of the repository that reaches dgst,
+// with its rule, or "". A tag reaches the manifest it names, every
+// manifest and blob that manifest references (an index's manifests, at
+// any depth, and their configs and layers), and the referrers of each of
+// those manifests with what they reference. Content that cannot be read
+// for another reason than its absence counts as reached.
+func (r *repository) protecting(ctx context.Context, dgst digest.Digest) (string, string, error) {
 	ts := r.Repository.Tags(ctx)
 	all, err := ts.All(ctx)
 	var unknown distribution.ErrRepositoryUnknown
@@ -330,6 +316,7 @@ func (r *repository) protecting(ctx context.Context, reaches func(distribution.M
 	if err != nil {
 		return "", "", err
 	}
+	seen := map[digest.Digest]bool{} // walked already, from any protected tag
 	for _, t := range all {
 		mode, rule := r.e.rules.Match(r.name(), t)
 		if mode == immutability.Mutable {
@@ -339,15 +326,54 @@ func (r *repository) protecting(ctx context.Context, reaches func(distribution.M
 		if err != nil {
 			continue // untagged meanwhile
 		}
-		man, err := ms.Get(ctx, desc.Digest)
-		if err != nil {
-			continue
-		}
-		if reaches(man, desc.Digest) {
-			return t, rule.Name, nil
+		found, err := r.reaches(ctx, ms, desc.Digest, dgst, seen)
+		if err != nil || found {
+			return t, rule.Name, err
 		}
 	}
 	return "", "", nil
+}
+
+// reaches walks from root and reports whether it gets to target.
+func (r *repository) reaches(ctx context.Context, ms distribution.ManifestService, root, target digest.Digest, seen map[digest.Digest]bool) (bool, error) {
+	queue := []digest.Digest{root}
+	for len(queue) > 0 {
+		d := queue[0]
+		queue = queue[1:]
+		if d == target {
+			return true, nil
+		}
+		if seen[d] {
+			continue
+		}
+		if seen[d] = true; len(seen) > maxReach {
+			return true, nil
+		}
+		man, err := ms.Get(ctx, d)
+		var unknownRev distribution.ErrManifestUnknownRevision
+		var unknown distribution.ErrManifestUnknown
+		switch {
+		case errors.As(err, &unknownRev), errors.As(err, &unknown), errors.Is(err, distribution.ErrBlobUnknown):
+			continue // a blob, or gone
+		case err != nil:
+			var blob distribution.ErrManifestBlobUnknown
+			if errors.As(err, &blob) {
+				continue
+			}
+			return true, nil
+		}
+		for _, ref := range man.References() {
+			queue = append(queue, ref.Digest)
+		}
+		refs, err := r.e.referrers.list(ctx, r.name(), d)
+		if err != nil {
+			return true, nil
+		}
+		for _, ref := range refs {
+			queue = append(queue, ref.Digest)
+		}
+	}
+	return false, nil
 }
 
 type tags struct {
@@ -419,11 +445,9 @@ type blobs struct {
 	r *repository
 }
 
-// Delete refuses to unlink a blob a protected tag's manifest references.
+// Delete refuses to unlink a blob that a protected tag reaches.
 func (b *blobs) Delete(ctx context.Context, dgst digest.Digest) error {
-	if tag, rule, err := b.r.protecting(ctx, func(man distribution.Manifest, _ digest.Digest) bool {
-		return slices.ContainsFunc(man.References(), func(d v1.Descriptor) bool { return d.Digest == dgst })
-	}); err != nil {
+	if tag, rule, err := b.r.protecting(ctx, dgst); err != nil {
 		return err
 	} else if tag != "" {
 		return b.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule,

@@ -76,7 +76,7 @@ func TestReferrers(t *testing.T) {
 		t.Fatalf("filtered: %v %+v", resp.Header, idx)
 	}
 	// Referrers of a protected manifest stay.
-	expect(t, "delete a referrer of 1.0.0", c.do(http.MethodDelete, "/manifests/"+digest.FromBytes(sbom).String(), nil), http.StatusForbidden, "its referrers are append-only")
+	expect(t, "delete a referrer of 1.0.0", c.do(http.MethodDelete, "/manifests/"+digest.FromBytes(sbom).String(), nil), http.StatusForbidden, "tag 1.0.0 (rule semver) reaches it")
 	// Deleting a referrer of an unprotected manifest drops it from the index.
 	draft := c.manifest("draft")
 	expect(t, "push a draft", c.put("draft", draft), http.StatusCreated, "")
