@@ -17,6 +17,9 @@ const (
 	MaxAccessoryBytes = 32 << 20
 	// MaxReferrers bounds the referrers of one subject that are read.
 	MaxReferrers = 1000
+	// MaxSignatures bounds the signatures or attestations read from one
+	// manifest (a cosign tag or a referrer).
+	MaxSignatures = 1000
 )
 
 // bounded fails responses over MaxAccessoryBytes, by their Content-Length

@@ -99,6 +99,7 @@ func (r *Registry) collectFrom(ctx context.Context, d name.Digest, ropts []ocire
 		return nil, fmt.Errorf("%s has %d referrers, over the %d read: %w", d, len(idx.Manifests), MaxReferrers, errdef.ErrTooLarge)
 	}
 	found := make([][][]oci.Signature, len(kinds)) // per kind, per referrer
+	g.SetLimit(8)
 	for i, k := range kinds {
 		found[i] = make([][]oci.Signature, len(idx.Manifests))
 		keep := func(s oci.Signature) bool {
@@ -146,6 +147,9 @@ func load(ref name.Reference, ropts []ociremote.Option, keep func(oci.Signature)
 		return nil, fmt.Errorf("read %s: %w", ref, err)
 	}
 	got = slices.DeleteFunc(got, func(s oci.Signature) bool { return !keep(s) })
+	if len(got) > MaxSignatures {
+		return nil, fmt.Errorf("read %s: %d signatures or attestations, over the %d read: %w", ref, len(got), MaxSignatures, errdef.ErrTooLarge)
+	}
 	out := make([]oci.Signature, len(got))
 	var g errgroup.Group
 	g.SetLimit(8)
