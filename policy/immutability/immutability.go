@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -141,14 +142,19 @@ func Parse(file string, src []byte) (*Rules, error) {
 	return &rs, nil
 }
 
+// matches reports whether the rule covers tag in repo. Tags are compared
+// as written and in lower case, so that on storage that folds case
+// (a case-insensitive file system) V1.0.0 cannot overwrite v1.0.0.
 func (r Rule) matches(repo, tag string) bool {
 	if !pattern.Any(r.Repositories, repo) {
 		return false
 	}
-	if r.tagRegexp != nil {
-		return r.tagRegexp.MatchString(tag)
+	for _, t := range []string{tag, strings.ToLower(tag)} {
+		if r.tagRegexp != nil && r.tagRegexp.MatchString(t) || r.tagRegexp == nil && pattern.Any(r.Tags, t) {
+			return true
+		}
 	}
-	return pattern.Any(r.Tags, tag)
+	return false
 }
 
 // Match returns how tag in repository repo (a name without the registry

@@ -29,6 +29,8 @@ func TestDefaultRules(t *testing.T) {
 		{sig + ".sbom", immutability.AppendOnly},
 		{sig, immutability.AppendOnly},
 		{sig + ".other", immutability.Mutable},
+		{"V1.4.0", immutability.Immutable},                       // case-folding storage
+		{strings.ToUpper(sig) + ".SIG", immutability.AppendOnly}, // likewise
 	}
 	for _, c := range cases {
 		if got, _ := rs.Match("any/repo", c.tag); got != c.want {

@@ -95,3 +95,14 @@ func (authClient) Do(req *http.Request) (*http.Response, error) {
 	req.SetBasicAuth("ci", "s3cret")
 	return http.DefaultClient.Do(req)
 }
+
+// A pull-through cache tags beneath the middleware; it is refused.
+func TestProxyConfigRefused(t *testing.T) {
+	conf, err := configuration.Parse(strings.NewReader("version: 0.1\nstorage:\n  inmemory: {}\nproxy:\n  remoteurl: https://registry.example.com\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := registryext.New(t.Context(), registryext.Config{Addr: "127.0.0.1:0", Distribution: conf}); err == nil || !strings.Contains(err.Error(), "pull-through cache") {
+		t.Fatalf("proxy configuration: %v", err)
+	}
+}

@@ -260,7 +260,8 @@ func (s *Server) record(r *http.Request, w *recorder, d *Denial) {
 		e.Digest = d.Digest.String()
 	}
 	if err := s.audit.Append(e); err != nil {
-		s.log.Error("audit log", "err", err)
+		s.metrics.auditErrs.Inc()
+		s.log.Error("audit log: a mutating request went unrecorded", "err", err, "repository", e.Repository, "operation", e.Operation)
 		return
 	}
 	s.metrics.audited.Inc()

@@ -16,6 +16,7 @@ type metrics struct {
 	requests  *prometheus.CounterVec
 	denials   *prometheus.CounterVec
 	audited   prometheus.Counter
+	auditErrs prometheus.Counter
 	referrers prometheus.Counter
 }
 
@@ -34,12 +35,16 @@ func newMetrics() *metrics {
 			Namespace: "ociwf", Subsystem: "registry", Name: "audit_entries_total",
 			Help: "Entries appended to the audit log.",
 		}),
+		auditErrs: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ociwf", Subsystem: "registry", Name: "audit_errors_total",
+			Help: "Mutating requests that could not be appended to the audit log; alert on any.",
+		}),
 		referrers: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ociwf", Subsystem: "registry", Name: "referrers_served_total",
 			Help: "Referrers API responses served.",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.denials, m.audited, m.referrers,
+	m.reg.MustRegister(m.requests, m.denials, m.audited, m.auditErrs, m.referrers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

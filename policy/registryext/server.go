@@ -103,6 +103,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if conf.Proxy.RemoteURL != "" {
+		// A pull-through cache tags what the upstream registry says,
+		// beneath the middleware: immutability cannot hold there.
+		return nil, fmt.Errorf("registry: the configuration sets up a pull-through cache (proxy.remoteurl); ociwf's immutability rules cannot hold for one: serve it with plain Distribution")
+	}
 	d, err := factory.Create(ctx, conf.Storage.Type(), conf.Storage.Parameters())
 	if err != nil {
 		return nil, fmt.Errorf("registry: storage for the referrers index: %w", err)
