@@ -49,7 +49,7 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 	}
 	// A repository no scope covers has nothing trusted: the signatures
 	// check fails, after the content checks ran.
-	scope, err := r.v.policy.For(tgt.Name)
+	scope, err := r.v.policy.For(scopeName(tgt.Name))
 	if err != nil && !isNoScope(err) {
 		return nil, err
 	}
@@ -223,6 +223,17 @@ func (r *run) blobs(ctx context.Context, store oras.ReadOnlyTarget) error {
 	}
 	r.rep.pass(CheckBlobs, "config and 3 layers (%d bytes) re-hashed; config and plan decode and name the layers", total)
 	return nil
+}
+
+// scopeName is the repository as trust scopes match it: host names are
+// case-insensitive, so LOCALHOST:5000/wf is governed by the scope for
+// localhost:5000/wf.
+func scopeName(repo string) string {
+	host, path, ok := strings.Cut(repo, "/")
+	if !ok {
+		return repo
+	}
+	return strings.ToLower(host) + "/" + path
 }
 
 // mismatch is content that is not what its descriptor says.
