@@ -54,6 +54,20 @@ type engine struct {
 	locks [256]sync.Mutex
 }
 
+// lockAll takes every tag lock, in order, so that a delete's check and the
+// delete itself see no protected tag created in between. Deletes are rare;
+// a PUT holds one lock and takes no other, so this cannot deadlock.
+func (e *engine) lockAll() func() {
+	for i := range e.locks {
+		e.locks[i].Lock()
+	}
+	return func() {
+		for i := range e.locks {
+			e.locks[i].Unlock()
+		}
+	}
+}
+
 func (e *engine) lock(repo, tag string) func() {
 	h := fnv.New32a()
 	h.Write([]byte(repo))
@@ -271,6 +285,7 @@ func dropped(prev, next distribution.Manifest) []digest.Digest {
 // the manifest it names, everything an index contains, at any depth, and
 // the referrers (signatures, attestations) of all of those.
 func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
+	defer m.r.e.lockAll()()
 	if tag, rule, err := m.r.protecting(ctx, dgst); err != nil {
 		return err
 	} else if tag != "" {
@@ -447,6 +462,7 @@ type blobs struct {
 
 // Delete refuses to unlink a blob that a protected tag reaches.
 func (b *blobs) Delete(ctx context.Context, dgst digest.Digest) error {
+	defer b.r.e.lockAll()()
 	if tag, rule, err := b.r.protecting(ctx, dgst); err != nil {
 		return err
 	} else if tag != "" {
