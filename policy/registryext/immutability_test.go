@@ -187,7 +187,7 @@ func TestImmutableTags(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`ociwf_registry_denials_total{rule="semver"} 5`, `ociwf_registry_denials_total{rule="cosign-accessories"} 3`, "ociwf_registry_audit_entries_total"} {
+	for _, want := range []string{`ociwf_registry_requests_total{code="403",method="PUT"}`, `ociwf_registry_requests_total{code="201",method="PUT"}`, `ociwf_registry_denials_total{rule="semver"} 5`, `ociwf_registry_denials_total{rule="cosign-accessories"} 3`, "ociwf_registry_audit_entries_total"} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %q", want)
 		}

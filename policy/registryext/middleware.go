@@ -286,11 +286,8 @@ func dropped(prev, next distribution.Manifest) []digest.Digest {
 // the referrers (signatures, attestations) of all of those.
 func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
 	defer m.r.e.lockAll()()
-	if tag, rule, err := m.r.protecting(ctx, dgst); err != nil {
+	if err := m.r.refuseProtected(ctx, "manifest", dgst, "reaches it"); err != nil {
 		return err
-	} else if tag != "" {
-		return m.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule,
-			Message: fmt.Sprintf("manifest %s of %s is protected: tag %s (rule %s) reaches it", dgst, m.r.name(), tag, rule)})
 	}
 	var subject *v1.Descriptor
 	if man, err := m.ManifestService.Get(ctx, dgst); err == nil {
@@ -305,6 +302,18 @@ func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
 		return m.r.e.referrers.remove(ctx, m.r.name(), subject.Digest, dgst)
 	}
 	return nil
+}
+
+// refuseProtected denies deleting dgst (what: a manifest or a blob) when a
+// protected tag reaches it; how says so in the message. The caller holds
+// every tag lock.
+func (r *repository) refuseProtected(ctx context.Context, what string, dgst digest.Digest, how string) error {
+	tag, rule, err := r.protecting(ctx, dgst)
+	if err != nil || tag == "" {
+		return err
+	}
+	return r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule,
+		Message: fmt.Sprintf("%s %s of %s is protected: tag %s (rule %s) %s", what, dgst, r.name(), tag, rule, how)})
 }
 
 // maxReach bounds the manifests and blobs one protected tag's walk visits;
@@ -463,11 +472,8 @@ type blobs struct {
 // Delete refuses to unlink a blob that a protected tag reaches.
 func (b *blobs) Delete(ctx context.Context, dgst digest.Digest) error {
 	defer b.r.e.lockAll()()
-	if tag, rule, err := b.r.protecting(ctx, dgst); err != nil {
+	if err := b.r.refuseProtected(ctx, "blob", dgst, "references it"); err != nil {
 		return err
-	} else if tag != "" {
-		return b.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule,
-			Message: fmt.Sprintf("blob %s of %s is protected: tag %s (rule %s) references it", dgst, b.r.name(), tag, rule)})
 	}
 	return b.BlobStore.Delete(ctx, dgst)
 }

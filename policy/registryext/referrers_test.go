@@ -2,7 +2,9 @@ package registryext_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -41,7 +43,7 @@ func (c *client) referrers(subject []byte, query string) (*http.Response, ocispe
 }
 
 func TestReferrers(t *testing.T) {
-	srv := registrytest.Start(t, registryext.Config{})
+	srv := registrytest.Start(t, registryext.Config{MetricsAddr: "127.0.0.1:0"})
 	c := newClient(t, srv.Addr(), "workflows/ref")
 	subject := c.manifest("subject")
 	sig := c.referrer(subject, "application/vnd.dev.cosign.artifact.sig.v1+json", "sig")
@@ -98,5 +100,14 @@ func TestReferrers(t *testing.T) {
 	bad, _ := http.Get(c.base + "/referrers/sha256:nothex")
 	if bad.StatusCode != http.StatusBadRequest {
 		t.Fatalf("bad digest: %d", bad.StatusCode)
+	}
+	resp, err := http.Get("http://" + srv.MetricsAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "ociwf_registry_referrers_served_total 7\n") {
+		t.Fatalf("referrers served:\n%s", metrics)
 	}
 }
