@@ -91,6 +91,12 @@ func Default() *Rules {
 	return &Rules{Version: Version, Rules: []Rule{SemverRule()}}
 }
 
+// IsAccessoryTag reports whether tag is a name cosign and the OCI
+// referrers fallback reserve for a digest's accessories: sha256-<hex>
+// (the referrers fallback index) and sha256-<hex>.sig, .att and .sbom
+// (sha512 likewise), in any case.
+func IsAccessoryTag(tag string) bool { return accessory.MatchString(strings.ToLower(tag)) }
+
 // IsSemver reports whether tag is a semantic version (with optional v).
 func IsSemver(tag string) bool { return semver.MatchString(tag) }
 
