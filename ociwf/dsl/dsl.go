@@ -105,6 +105,10 @@ type Step struct {
 	Pos      Pos // position of the step
 	ImagePos Pos // position of the image or uses value
 	WhenPos  Pos // position of the when value
+	WithPos  Pos // position of the with key
+	// WithKeys and WithValues hold the position of each with key and of
+	// its value.
+	WithKeys, WithValues map[string]Pos
 }
 
 // Output declares a value a step produces for later conditions.

@@ -237,6 +237,12 @@ func (p *parser) strList(n *yaml.Node, what string) []string {
 // strMap reads a mapping of string keys to scalar values, checking keys
 // against keyRE when it is not nil.
 func (p *parser) strMap(n *yaml.Node, what string, keyRE *regexp.Regexp, keyRule string) map[string]string {
+	return p.strMapAt(n, what, keyRE, keyRule, nil, nil)
+}
+
+// strMapAt is strMap that also records where each key and value is, in
+// keys and values when they are not nil.
+func (p *parser) strMapAt(n *yaml.Node, what string, keyRE *regexp.Regexp, keyRule string, keys, values map[string]Pos) map[string]string {
 	if n = p.node(n); n == nil {
 		return nil
 	}
@@ -266,6 +272,10 @@ func (p *parser) strMap(n *yaml.Node, what string, keyRE *regexp.Regexp, keyRule
 		}
 		if v, ok := p.str(n.Content[i+1], fmt.Sprintf("%s.%s", what, key)); ok {
 			out[key] = v
+			if keys != nil {
+				keys[key] = posOf(k)
+				values[key] = posOf(n.Content[i+1])
+			}
 		}
 	}
 	return out
@@ -446,6 +456,17 @@ func (p *parser) param(n *yaml.Node, i int) Param {
 	return prm
 }
 
+// keyPos returns the position of key in mapping n, or that of its value v
+// when n does not hold it directly (n is an alias).
+func keyPos(n *yaml.Node, key string, v *yaml.Node) Pos {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key && n.Content[i+1] == v {
+			return posOf(n.Content[i])
+		}
+	}
+	return posOf(v)
+}
+
 func hasKey(n *yaml.Node, key string) bool {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == key {
@@ -498,7 +519,9 @@ func (p *parser) step(n *yaml.Node, i int) Step {
 			st.ImagePos = posOf(v)
 		case "with":
 			withNode = v
-			st.With = p.strMap(v, what+".with", identRE, identRule)
+			st.WithPos = keyPos(n, "with", v)
+			st.WithKeys, st.WithValues = map[string]Pos{}, map[string]Pos{}
+			st.With = p.strMapAt(v, what+".with", identRE, identRule, st.WithKeys, st.WithValues)
 		case "run":
 			st.Run, _ = p.str(v, what+".run")
 		case "args":

@@ -78,10 +78,18 @@ func normalizeValues(p *Plan) {
 		}
 		return v
 	}
-	for i := range p.Params {
-		p.Params[i].Default = conv(p.Params[i].Default)
-		for j := range p.Params[i].Enum {
-			p.Params[i].Enum[j] = conv(p.Params[i].Enum[j])
+	params := func(ps []Param) {
+		for i := range ps {
+			ps[i].Default = conv(ps[i].Default)
+			for j := range ps[i].Enum {
+				ps[i].Enum[j] = conv(ps[i].Enum[j])
+			}
+		}
+	}
+	params(p.Params)
+	for _, d := range p.Dependencies {
+		if d.Workflow != nil {
+			params(d.Workflow.Params)
 		}
 	}
 }
@@ -102,6 +110,9 @@ func (p *Plan) Validate() error {
 	}
 	if _, err := digest.Parse(p.Source.Digest); err != nil || p.Source.Size < 0 {
 		return invalid("source digest %q: want a digest and a size", p.Source.Digest)
+	}
+	if err := checkParams(p.Params); err != nil {
+		return err
 	}
 	if len(p.Steps) == 0 {
 		return invalid("no steps")
@@ -155,6 +166,14 @@ func (p *Plan) Validate() error {
 		if !ok || d.Kind != kind {
 			return invalid("step %q: %s %q is not in the dependency manifest", st.ID, kind, ref)
 		}
+		if len(st.With) > 0 && st.Uses == "" {
+			return invalid("step %q: with without uses", st.ID)
+		}
+		if d.Workflow != nil {
+			if _, probs := bindParams(d.Workflow.Params, st.With); len(probs) > 0 {
+				return invalid("step %q: with does not bind the params of workflow %s %s: %s", st.ID, d.Workflow.Name, d.Workflow.Version, probs[0])
+			}
+		}
 		used[ref] = true
 	}
 	if len(used) != len(deps) {
@@ -200,6 +219,17 @@ func (d Dependency) check() error {
 	}
 	if _, err := reference.ParseNamed(name); err != nil {
 		return invalid("dependency %q: pinned repository %q: %v", d.Ref, name, err)
+	}
+	if w := d.Workflow; w != nil {
+		if d.Kind != KindWorkflow {
+			return invalid("image dependency %q records a workflow interface", d.Ref)
+		}
+		if w.Name == "" || w.Version == "" {
+			return invalid("dependency %q: the sub-workflow's name and version are required", d.Ref)
+		}
+		if err := checkParams(w.Params); err != nil {
+			return fmt.Errorf("dependency %q: %w", d.Ref, err)
+		}
 	}
 	return nil
 }

@@ -130,6 +130,9 @@ func Compile(ctx context.Context, wf *dsl.Workflow, src []byte, r Resolver) (*Pl
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if list := checkWith(wf, func(uses string) *Dependency { return refs[key{KindWorkflow, uses}] }); len(list) > 0 {
+		return nil, list
+	}
 
 	p := &Plan{
 		APIVersion: APIVersion,
@@ -189,6 +192,55 @@ func Compile(ctx context.Context, wf *dsl.Workflow, src []byte, r Resolver) (*Pl
 		return nil, fmt.Errorf("compile: %w", err)
 	}
 	return p, nil
+}
+
+// checkWith checks the with of every step that uses a sub-workflow whose
+// interface the resolver read against that sub-workflow's params, and
+// reports each problem at the with key, value or uses it is about.
+func checkWith(wf *dsl.Workflow, dep func(uses string) *Dependency) dsl.ErrorList {
+	var list dsl.ErrorList
+	for _, st := range wf.Steps {
+		if st.Uses == "" {
+			continue
+		}
+		iface := dep(st.Uses).Workflow
+		if iface == nil {
+			continue
+		}
+		_, probs := bindParams(iface.Params, st.With)
+		of := "workflow " + iface.Name + " " + iface.Version
+		for _, pr := range probs {
+			var pos dsl.Pos
+			var msg string
+			switch pr.kind {
+			case problemUnknown:
+				names := make([]string, len(iface.Params))
+				for i, prm := range iface.Params {
+					names[i] = prm.Name
+				}
+				its := "it has no params"
+				if len(names) > 0 {
+					its = "its params: " + strings.Join(names, ", ")
+				}
+				pos, msg = st.WithKeys[pr.param], fmt.Sprintf("with: %s has no param %q (%s)", of, pr.param, its)
+			case problemMissing:
+				pos, msg = st.WithPos, fmt.Sprintf("with: %s requires param %q", of, pr.param)
+				if pos.Line == 0 {
+					pos = st.ImagePos
+				}
+			case problemValue:
+				pos, msg = st.WithValues[pr.param], fmt.Sprintf("with.%s: %s for param %s of %s", pr.param, pr.msg, pr.param, of)
+			default:
+				pos, msg = st.WithValues[pr.param], fmt.Sprintf("with.%s: %s (param %s of %s)", pr.param, pr.msg, pr.param, of)
+			}
+			list = append(list, &dsl.Error{File: wf.File, Line: pos.Line, Column: pos.Column, Msg: fmt.Sprintf("step %q: %s", st.ID, msg)})
+		}
+	}
+	list.Sort()
+	if len(list) > dsl.MaxErrors {
+		list = list[:dsl.MaxErrors]
+	}
+	return list
 }
 
 func sorted(s []string) []string {

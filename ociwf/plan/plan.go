@@ -99,4 +99,25 @@ type Dependency struct {
 	Pinned string `json:"pinned"`
 	// Digest is the pinned digest alone.
 	Digest string `json:"digest"`
+	// Workflow, for a workflow dependency, is the interface of the pinned
+	// sub-workflow as compilation read it from that workflow's own plan;
+	// the with values of every step that uses it were checked against its
+	// params. It is nil when the resolver could not read the sub-workflow
+	// (offline compilation): then nothing about with was checked beyond
+	// its shape. Always nil for an image.
+	Workflow *Interface `json:"workflow,omitempty"`
+}
+
+// Interface is what a parent workflow sees of a sub-workflow: its identity
+// and the params a with binds.
+type Interface struct {
+	Name    string  `json:"name"`
+	Version string  `json:"version"`
+	Params  []Param `json:"params,omitempty"`
+}
+
+// Interface returns the interface of p as a sub-workflow: its name, version
+// and params.
+func (p *Plan) Interface() *Interface {
+	return &Interface{Name: p.Workflow.Name, Version: p.Workflow.Version, Params: p.Params}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/content/oci"
 	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
@@ -180,7 +181,9 @@ func splitLayoutRef(ref string) (string, string) {
 
 // Resolve pins a dependency for plan.Compile. References that carry a digest
 // are taken as they are; tags are resolved against their registry. A uses
-// reference must resolve to an ociwf workflow artifact.
+// reference must resolve to an ociwf workflow artifact; its plan layer is
+// read (digest checked, decoded strictly) and its interface recorded in
+// Dependency.Workflow, so the compiler checks with against its params.
 func (o *Opener) Resolve(ctx context.Context, kind plan.Kind, ref string) (plan.Dependency, error) {
 	name, dg, err := plan.SplitRef(kind, ref)
 	if err != nil {
@@ -200,18 +203,26 @@ func (o *Opener) Resolve(ctx context.Context, kind plan.Kind, ref string) (plan.
 			lookup = tagOf(ref)
 		}
 		if kind == plan.KindWorkflow {
-			desc, _, err := ociwf.FetchManifest(ctx, repo, lookup)
+			desc, m, err := ociwf.FetchManifest(ctx, repo, lookup)
 			if err != nil {
 				return plan.Dependency{}, fmt.Errorf("workflow %q: %w", ref, err)
 			}
-			dg = desc.Digest
-		} else {
-			desc, err := repo.Resolve(ctx, lookup)
+			// The sub-workflow's own plan says which params its with binds.
+			b, err := content.FetchAll(ctx, repo, m.Plan)
 			if err != nil {
-				return plan.Dependency{}, fmt.Errorf("image %q: resolve %s: %w", ref, lookup, err)
+				return plan.Dependency{}, fmt.Errorf("workflow %q: plan layer %s: %w", ref, m.Plan.Digest, err)
 			}
-			dg = desc.Digest
+			sub, err := plan.Decode(b)
+			if err != nil {
+				return plan.Dependency{}, fmt.Errorf("workflow %q: plan layer %s: %w", ref, m.Plan.Digest, err)
+			}
+			return plan.Dependency{Kind: kind, Ref: ref, Pinned: name + "@" + desc.Digest.String(), Digest: desc.Digest.String(), Workflow: sub.Interface()}, nil
 		}
+		desc, err := repo.Resolve(ctx, lookup)
+		if err != nil {
+			return plan.Dependency{}, fmt.Errorf("image %q: resolve %s: %w", ref, lookup, err)
+		}
+		dg = desc.Digest
 	}
 	return plan.Dependency{Kind: kind, Ref: ref, Pinned: name + "@" + dg.String(), Digest: dg.String()}, nil
 }
