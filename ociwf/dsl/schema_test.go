@@ -54,7 +54,7 @@ func TestSchemaAgreesWithParser(t *testing.T) {
 			t.Errorf("%s: valid sample fails the schema: %v", f, err)
 		}
 	}
-	for _, name := range []string{"unknown-field", "bad-version", "bad-api-version", "both-image-uses", "bad-default"} {
+	for _, name := range []string{"unknown-field", "bad-version", "bad-api-version", "both-image-uses", "bad-default", "uses-env-outputs"} {
 		if check(filepath.Join("../../testdata/workflows/invalid", name+".yaml")) == nil {
 			t.Errorf("%s: invalid sample passes the schema", name)
 		}

@@ -97,6 +97,12 @@ func validateRef(p *parser, st *Step) {
 		if st.Run != "" || len(st.Args) > 0 {
 			p.errorAt(st.Pos, "step %q: run and args are not allowed with uses; pass values with with", st.ID)
 		}
+		if len(st.Env) > 0 {
+			p.errorAt(st.Pos, "step %q: env is not allowed with uses; pass values with with", st.ID)
+		}
+		if len(st.Outputs) > 0 {
+			p.errorAt(st.Pos, "step %q: outputs are not allowed with uses; a workflow has no outputs", st.ID)
+		}
 	}
 }
 
