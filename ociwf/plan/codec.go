@@ -169,6 +169,9 @@ func (p *Plan) Validate() error {
 		if len(st.With) > 0 && st.Uses == "" {
 			return invalid("step %q: with without uses", st.ID)
 		}
+		if st.Uses != "" && (st.Run != "" || len(st.Args) > 0 || len(st.Env) > 0 || len(st.Outputs) > 0) {
+			return invalid("step %q: run, args, env or outputs with uses", st.ID)
+		}
 		if d.Workflow != nil {
 			if _, probs := bindParams(d.Workflow.Params, st.With); len(probs) > 0 {
 				return invalid("step %q: with does not bind the params of workflow %s %s: %s", st.ID, d.Workflow.Name, d.Workflow.Version, probs[0])
