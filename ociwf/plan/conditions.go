@@ -3,6 +3,9 @@ package plan
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -193,6 +196,60 @@ func (s *Step) ParseOutputs(raw map[string]string) (map[string]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// OutputsEnv names the environment variable through which an engine tells
+// a step where to write its outputs: a directory, empty when the attempt
+// starts, in which the step writes one file per declared output, named
+// after it.
+const OutputsEnv = "OCIWF_OUTPUTS"
+
+// MaxOutputBytes bounds one output file.
+const MaxOutputBytes = 1 << 20
+
+// ReadOutputs reads the outputs a step wrote into dir (the directory
+// OutputsEnv named): one regular file per declared output, named after
+// it, holding the value as ParseValue reads it, with one trailing newline
+// ("\n" or "\r\n") removed. A declared output without its file, any other
+// entry in dir, or a value that does not parse is an error wrapping
+// errdef.ErrInvalid; a file over MaxOutputBytes wraps errdef.ErrTooLarge.
+func (s *Step) ReadOutputs(dir string) (map[string]any, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("step %q outputs: %w", s.ID, err)
+	}
+	raw := make(map[string]string, len(entries))
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !slices.ContainsFunc(s.Outputs, func(o Output) bool { return o.Name == e.Name() }) {
+			return nil, fmt.Errorf("step %q wrote %q, which is not a file of a declared output: %w", s.ID, e.Name(), errdef.ErrInvalid)
+		}
+		v, err := readOutput(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("step %q output %s: %w", s.ID, e.Name(), err)
+		}
+		raw[e.Name()] = v
+	}
+	return s.ParseOutputs(raw)
+}
+
+func readOutput(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxOutputBytes+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > MaxOutputBytes {
+		return "", fmt.Errorf("over %d bytes: %w", MaxOutputBytes, errdef.ErrTooLarge)
+	}
+	v := strings.TrimSuffix(string(b), "\n")
+	if len(v) < len(b) {
+		v = strings.TrimSuffix(v, "\r")
+	}
+	return v, nil
 }
 
 // Command returns how an engine starts the container of an image step.

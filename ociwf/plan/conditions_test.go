@@ -3,6 +3,8 @@ package plan_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -257,5 +259,41 @@ func TestStepCommand(t *testing.T) {
 		if !slices.Equal(ep, c.entrypoint) || !slices.Equal(args, c.args) {
 			t.Errorf("%s: Command() = %q, %q; want %q, %q", c.step.ID, ep, args, c.entrypoint, c.args)
 		}
+	}
+}
+
+func TestReadOutputs(t *testing.T) {
+	st := &plan.Step{ID: "build", Outputs: []plan.Output{{Name: "version", Type: "string"}, {Name: "warnings", Type: "int"}, {Name: "files", Type: "list"}}}
+	write := func(t *testing.T, files map[string]string) string {
+		t.Helper()
+		dir := t.TempDir()
+		for name, content := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	got, err := st.ReadOutputs(write(t, map[string]string{"version": "1.4.0\n", "warnings": "3", "files": "[\"a\"]\r\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `map[string]interface {}{"files":[]string{"a"}, "version":"1.4.0", "warnings":3}`; fmt.Sprintf("%#v", got) != want {
+		t.Errorf("outputs %#v, want %s", got, want)
+	}
+	if got, err := st.ReadOutputs(write(t, map[string]string{"version": "two\nlines\n\n", "warnings": "0", "files": "[]"})); err != nil || got["version"] != "two\nlines\n" {
+		t.Errorf("only one trailing newline is removed: %q, %v", got["version"], err)
+	}
+	for name, files := range map[string]map[string]string{
+		"missing":    {"version": "1", "warnings": "3"},
+		"ill-typed":  {"version": "1", "warnings": "three", "files": "[]"},
+		"undeclared": {"version": "1", "warnings": "3", "files": "[]", "extra": "x"},
+		"too large":  {"version": strings.Repeat("x", plan.MaxOutputBytes+1), "warnings": "3", "files": "[]"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := st.ReadOutputs(write(t, files)); !errors.Is(err, errdef.ErrInvalid) && !errors.Is(err, errdef.ErrTooLarge) {
+				t.Fatalf("err = %v, want ErrInvalid or ErrTooLarge", err)
+			}
+		})
 	}
 }
