@@ -7,6 +7,12 @@
 // encoding is canonical (RFC 8785 JSON Canonicalization Scheme), so the same
 // workflow with the same resolutions yields the same bytes, and so the same
 // digest, on any machine.
+//
+// For engines that run a plan, the package implements the runtime contract
+// of docs/dsl.md: BindParams binds a run's params (and a sub-workflow's
+// with), Conditions evaluates when conditions in the CEL environment the
+// compiler checked them in, Step.ReadOutputs reads what a step emitted, and
+// Step.Command says how run and args start its container.
 package plan
 
 // APIVersion identifies the plan format.
