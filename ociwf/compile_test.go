@@ -206,6 +206,15 @@ steps:
 						t.Errorf("workflow dependency %s records params %+v, want the sub-workflow's two", d.Ref, d.Workflow)
 					}
 				}
+				// The plan's own dependencies reproduce it without a
+				// registry, as the verifier recompiles it.
+				again, err := ociwf.Compile(ctx, parent(c.src), ociwf.CompileOptions{File: "parent.yaml", Resolver: recorded(b.Plan.Dependencies)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(again.PlanJSON, b.PlanJSON) {
+					t.Fatalf("recompiling from the plan's dependencies gives another plan:\n%s\n%s", again.PlanJSON, b.PlanJSON)
+				}
 				return
 			}
 			if err == nil {
@@ -219,6 +228,18 @@ steps:
 			}
 		})
 	}
+}
+
+// recorded resolves references as a plan recorded them.
+type recorded []plan.Dependency
+
+func (r recorded) Resolve(ctx context.Context, kind plan.Kind, ref string) (plan.Dependency, error) {
+	for _, d := range r {
+		if d.Kind == kind && d.Ref == ref {
+			return d, nil
+		}
+	}
+	return plan.Offline{}.Resolve(ctx, kind, ref)
 }
 
 // TestOfflineCompileRecordsUncheckedWith compiles a parent whose uses is
