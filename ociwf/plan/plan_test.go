@@ -84,6 +84,13 @@ func TestDecodeRejects(t *testing.T) {
 		"empty":           nil,
 		"wrong stage num": bytes.Replace(good, []byte(`"run":"cat /reports/*.xml > /out/junit.xml","stage":2`), []byte(`"run":"cat /reports/*.xml > /out/junit.xml","stage":1`), 1),
 	}
+	decodeRejects(t, good, cases)
+}
+
+// decodeRejects checks that Decode refuses every case, each an edit of
+// the good plan, with errdef.ErrInvalid.
+func decodeRejects(t *testing.T, good []byte, cases map[string][]byte) {
+	t.Helper()
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
 			if bytes.Equal(b, good) {
@@ -112,6 +119,21 @@ func FuzzDecode(f *testing.F) {
 		_, b := compile(f, sample(f, name))
 		f.Add(b)
 	}
+	// A plan that records a sub-workflow's interface.
+	parent := []byte("apiVersion: ociwf.dev/v1\nkind: Workflow\nmetadata: {name: p, version: 1.0.0}\nsteps:\n  - id: sub\n    uses: r.example.com/w:1\n    with: {n: \"2\"}\n")
+	wf, err := dsl.Parse("p.yaml", parent)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, err := plan.Compile(context.Background(), wf, parent, pinned{&plan.Interface{Name: "w", Version: "1.0.0", Params: []plan.Param{{Name: "n", Type: "int", Enum: []any{int64(2)}}}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	b, err := p.Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
 	f.Add([]byte(`{"apiVersion":"ociwf.dev/plan/v1"}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, b []byte) {
