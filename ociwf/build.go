@@ -30,7 +30,8 @@ type CompileOptions struct {
 	// File names the source in error messages.
 	File string
 	// Resolver pins image and uses references. Nil means plan.Offline:
-	// every reference must already carry a digest.
+	// every reference must already carry a digest, and no with is checked
+	// against its sub-workflow's params (target.Opener reads them).
 	Resolver plan.Resolver
 	// Created, if not zero, is recorded in the SBOM (set it from
 	// SOURCE_DATE_EPOCH for reproducible output).
