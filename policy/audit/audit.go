@@ -43,13 +43,15 @@ type Entry struct {
 	Actor      string `json:"actor"`
 	Repository string `json:"repository,omitempty"`
 	// Operation names what was asked: manifest-put, manifest-delete,
-	// tag-delete, blob-upload, blob-delete.
+	// tag-delete, blob-upload (each step of one), blob-upload-cancel,
+	// blob-delete.
 	Operation string `json:"operation"`
 	// Digest is what the request committed or removed, as the registry
 	// determined it; for a denied request, the digest the rule refused.
 	Digest string `json:"digest,omitempty"`
-	// Asked is the digest a failed or denied request named, as the client
-	// sent it: nothing was committed under it.
+	// Asked is a digest the request named, as the client sent it, that it
+	// did not commit or remove: that of a failed or denied request, or of
+	// an upload step before the last.
 	Asked   string `json:"asked,omitempty"`
 	Tag     string `json:"tag,omitempty"`
 	Status  int    `json:"status"`

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/crypto/bcrypt"
 
+	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/audit"
 	"ociwf.dev/policy/registryext"
 	"ociwf.dev/policy/registryext/registrytest"
@@ -285,5 +287,23 @@ func TestAuditRecordsWhatWasCommitted(t *testing.T) {
 		if strings.Contains(l, `"digest":"`+claimed.String()+`"`) {
 			t.Errorf("a digest nothing committed is recorded as the entry's digest:\n%s", l)
 		}
+	}
+}
+
+// The registry does not append to a broken audit log; the error names the
+// first break and what to do.
+func TestAuditBrokenLogRefused(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "audit.jsonl")
+	srv := registrytest.Start(t, registryext.Config{AuditLog: log})
+	for i := 0; i < 3; i++ {
+		raw(t, srv.Addr(), http.MethodPost, "/v2/wf/a/blobs/uploads/", nil, "")
+	}
+	lines := verifyLog(t, log, 3)
+	lines[1] = strings.Replace(lines[1], `"wf/a"`, `"wf/b"`, 1)
+	os.WriteFile(log, []byte(strings.Join(lines, "\n")+"\n"), 0o640)
+	_, err := registryext.New(t.Context(), registryext.Config{Addr: "127.0.0.1:0", AuditLog: log})
+	if !errors.Is(err, errdef.ErrVerification) || !strings.Contains(err.Error(), log+" line 2: hash") || !strings.Contains(err.Error(), "move it aside") {
+		t.Fatalf("a broken audit log: %v", err)
 	}
 }
