@@ -236,21 +236,18 @@ func (rep *Report) addBreak(line int, format string, args ...any) {
 // link is what one line claims: its place in the chain, and whether the
 // line itself is sound.
 type link struct {
-	line      int
-	decoded   bool
-	seq       int64
-	prev      string
-	hash      string // claimed
-	problem   string // why the line itself is not sound, or ""
-	denied    bool
-	tooLong   bool
-	truncated bool
+	decoded bool
+	seq     int64
+	prev    string
+	hash    string // claimed
+	problem string // why the line itself is not sound, or ""
+	denied  bool
 }
 
 // parse reads one line (without its newline): it decodes strictly, ends
 // in the written form, and hashes to the hash it claims.
-func parse(n int, raw []byte) link {
-	l := link{line: n}
+func parse(raw []byte) link {
+	var l link
 	var e Entry
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -263,7 +260,7 @@ func parse(n int, raw []byte) link {
 		return l
 	}
 	l.decoded, l.seq, l.prev, l.hash, l.denied = true, e.Seq, e.Prev, e.Hash, e.Outcome == Denied
-	n = len(raw)
+	n := len(raw)
 	if n < 1+lineTail || string(raw[n-lineTail:n-lineTail+len(hashKey)]) != hashKey || string(raw[n-2:]) != `"}` ||
 		string(raw[n-2-hashValueLen:n-2]) != e.Hash || !validHash(e.Hash) {
 		l.problem = "the line does not end in its hash as the log writes it: the entry was edited"
@@ -352,9 +349,9 @@ func Verify(r io.Reader) (*Report, error) {
 		var l link
 		switch {
 		case tooLong:
-			l = link{line: n, problem: fmt.Sprintf("line over %d bytes", MaxLineBytes)}
+			l = link{problem: fmt.Sprintf("line over %d bytes", MaxLineBytes)}
 		default:
-			l = parse(n, raw)
+			l = parse(raw)
 			if !complete && l.problem == "" {
 				l.problem = "the line has no newline: the write was cut short or the file edited"
 			}

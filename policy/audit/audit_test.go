@@ -39,6 +39,26 @@ func writeLog(t *testing.T, n int) string {
 	return path
 }
 
+// reopen opens the log at path, appends one entry and returns the file.
+func reopen(t *testing.T, path string) []byte {
+	t.Helper()
+	l, err := audit.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(audit.Entry{Actor: "a", Operation: "tag-delete", Status: 202, Outcome: audit.OK}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func verify(t *testing.T, b []byte) *audit.Report {
 	t.Helper()
 	rep, err := audit.Verify(bytes.NewReader(b))
@@ -51,15 +71,7 @@ func verify(t *testing.T, b []byte) *audit.Report {
 func TestChain(t *testing.T) {
 	path := writeLog(t, 6)
 	// Reopening continues the chain.
-	l, err := audit.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Append(audit.Entry{Actor: "a", Operation: "tag-delete", Status: 202, Outcome: audit.OK}); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
-	b, _ := os.ReadFile(path)
+	b := reopen(t, path)
 	rep := verify(t, b)
 	if rep.Broken != nil || rep.Entries != 7 || rep.Denied != 2 {
 		t.Fatalf("report %+v", rep)
@@ -200,14 +212,7 @@ func TestHostileFields(t *testing.T) {
 		t.Errorf("invalid bytes not written as \\xHH:\n%s", lines[8])
 	}
 	// The server reopens the log it wrote.
-	l, err = audit.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Append(audit.Entry{Actor: "a", Operation: "tag-delete", Status: 202, Outcome: audit.OK}); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
+	reopen(t, path)
 }
 
 // A log written before entries were hashed over their bytes as written
@@ -223,15 +228,7 @@ func TestOldLog(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
 	os.WriteFile(path, old, 0o640)
-	l, err := audit.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Append(audit.Entry{Actor: "a", Operation: "tag-delete", Status: 202, Outcome: audit.OK}); err != nil {
-		t.Fatal(err)
-	}
-	l.Close()
-	b, _ := os.ReadFile(path)
+	b := reopen(t, path)
 	if rep := verify(t, b); rep.Broken != nil || rep.Entries != 6 {
 		t.Fatalf("report %+v", rep)
 	}
