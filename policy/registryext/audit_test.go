@@ -251,7 +251,7 @@ func TestAuditRecordsWhatWasCommitted(t *testing.T) {
 		t.Fatalf("PUT of a form naming the wrong digest: %+v", r)
 	}
 	// Cancelling an upload is not an upload.
-	if r := raw(t, addr, http.MethodDelete, start(), nil, ""); r.status != http.StatusNoContent {
+	if r := raw(t, addr, http.MethodDelete, start()+"&digest="+claimed.String(), nil, ""); r.status != http.StatusNoContent {
 		t.Fatalf("cancel an upload: %+v", r)
 	}
 	// A mount commits the blob it names.

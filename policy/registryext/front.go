@@ -253,7 +253,8 @@ func (s *Server) record(r *http.Request, w *recorder, d *Denial) {
 	case "uploads":
 		e.Operation = "blob-upload"
 		if r.Method == http.MethodDelete {
-			e.Operation = "blob-upload-cancel"
+			e.Operation = "blob-upload-cancel" // removes no blob, whatever the query says
+			break
 		}
 		q := r.URL.Query()
 		if named = q.Get("digest"); named == "" {
