@@ -68,8 +68,8 @@ type Entry struct {
 const MaxLineBytes = 1 << 20
 
 // MaxFieldBytes bounds one string field of an entry, after invalid UTF-8
-// is escaped; Append cuts longer values. Eight fields at the limit, each
-// byte escaped by JSON into six, stay under MaxLineBytes.
+// is escaped; Append cuts longer values. All nine string fields at the
+// limit, each byte escaped by JSON into six, stay under MaxLineBytes.
 const MaxFieldBytes = 16 << 10
 
 // MaxBreaks bounds the breaks a Report lists; further ones are counted.
