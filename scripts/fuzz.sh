@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs each fuzz target for FUZZTIME (default 2m): the DSL parser, the plan
-# decoder, the immutability rules parser and the audit log verifier. New
+# decoder, the immutability rules parser, the audit log verifier and the
+# audit log writer (hostile fields through Append and Verify). New
 # crashers land in the packages' testdata/fuzz folders.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,3 +10,4 @@ go test ./ociwf/dsl -run '^$' -fuzz '^FuzzParse$' -fuzztime "$t"
 go test ./ociwf/plan -run '^$' -fuzz '^FuzzDecode$' -fuzztime "$t"
 go test ./policy/immutability -run '^$' -fuzz '^FuzzParse$' -fuzztime "$t"
 go test ./policy/audit -run '^$' -fuzz '^FuzzVerify$' -fuzztime "$t"
+go test ./policy/audit -run '^$' -fuzz '^FuzzAppend$' -fuzztime "$t"

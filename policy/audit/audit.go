@@ -1,8 +1,10 @@
 // Package audit keeps the registry's audit log: one JSON object per line,
 // each entry carrying the hash of the entry before it, so that editing,
-// removing or reordering any line breaks the chain from there on. Verify
-// walks a log and names the first broken link; entries with outcome
-// "denied" are the policy violations.
+// removing or reordering any line breaks the chain there. An entry's hash
+// covers the exact bytes of its line as written (see Append), so no field
+// value can make the writer and the verifier hash different bytes. Verify
+// walks a log and names every broken link; entries with outcome "denied"
+// are the policy violations.
 package audit
 
 import (
@@ -15,8 +17,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	"ociwf.dev/ociwf/errdef"
 )
 
 // Genesis is the previous-entry hash of the first entry.
@@ -37,28 +43,93 @@ type Entry struct {
 	Actor      string `json:"actor"`
 	Repository string `json:"repository,omitempty"`
 	// Operation names what was asked: manifest-put, manifest-delete,
-	// tag-delete, blob-upload, blob-delete.
+	// tag-delete, blob-upload (each step of one), blob-upload-cancel,
+	// blob-delete.
 	Operation string `json:"operation"`
-	Digest    string `json:"digest,omitempty"`
-	Tag       string `json:"tag,omitempty"`
-	Status    int    `json:"status"`
-	Outcome   string `json:"outcome"`
+	// Digest is what the request committed or removed, as the registry
+	// determined it; for a denied request, the digest the rule refused.
+	Digest string `json:"digest,omitempty"`
+	// Asked is a digest the request named, as the client sent it, that it
+	// did not commit or remove: that of a failed or denied request, or of
+	// an upload step before the last.
+	Asked   string `json:"asked,omitempty"`
+	Tag     string `json:"tag,omitempty"`
+	Status  int    `json:"status"`
+	Outcome string `json:"outcome"`
 	// Rule and Message say why a request was denied.
 	Rule    string `json:"rule,omitempty"`
 	Message string `json:"message,omitempty"`
 	Prev    string `json:"prev"`
-	Hash    string `json:"hash"`
+	// Hash is the last member of the line; see Append.
+	Hash string `json:"hash"`
 }
 
-// hash computes e's hash: SHA-256 over its JSON encoding with Hash empty.
-func (e Entry) hash() (string, error) {
+// MaxLineBytes bounds one line.
+const MaxLineBytes = 1 << 20
+
+// MaxFieldBytes bounds one string field of an entry, after invalid UTF-8
+// is escaped; Append cuts longer values. All nine string fields at the
+// limit, each byte escaped by JSON into six, stay under MaxLineBytes.
+const MaxFieldBytes = 16 << 10
+
+// MaxBreaks bounds the breaks a Report lists; further ones are counted.
+const MaxBreaks = 1000
+
+// The written form of a line: `{…,"hash":"sha256:<64 hex>"}`.
+const (
+	hashKey      = `,"hash":"`
+	hashValueLen = len("sha256:") + sha256.Size*2
+	lineTail     = len(hashKey) + hashValueLen + len(`"}`)
+)
+
+// clean makes s valid UTF-8 of at most MaxFieldBytes bytes: each byte
+// that is not part of a UTF-8 sequence becomes the four characters \xHH,
+// and a longer value is cut at a character boundary and ends in a note of
+// how many bytes were cut.
+func clean(s string) string {
+	if len(s) <= MaxFieldBytes && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		piece := s[i : i+size]
+		if r == utf8.RuneError && size == 1 {
+			piece = fmt.Sprintf(`\x%02x`, s[i])
+		}
+		if b.Len()+len(piece) > MaxFieldBytes {
+			fmt.Fprintf(&b, "…[%d bytes cut]", len(s)-i)
+			break
+		}
+		b.WriteString(piece)
+		i += size
+	}
+	return b.String()
+}
+
+// encode returns e's line (with its newline) and hash. The entry is
+// encoded with Hash empty, as compact JSON ending in `"hash":""}`; the
+// hash is SHA-256 over exactly those bytes, and the line is them with the
+// hash written into the empty value.
+func (e Entry) encode() ([]byte, string, error) {
 	e.Hash = ""
 	b, err := json.Marshal(e)
 	if err != nil {
-		return "", err
+		return nil, "", err
+	}
+	if !bytes.HasSuffix(b, []byte(`"hash":""}`)) {
+		return nil, "", fmt.Errorf("entry encodes without its hash last")
 	}
 	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:]), nil
+	h := "sha256:" + hex.EncodeToString(sum[:])
+	line := make([]byte, 0, len(b)+len(h)+1)
+	line = append(line, b[:len(b)-2]...)
+	line = append(line, h...)
+	line = append(line, `"}`+"\n"...)
+	if len(line)-1 > MaxLineBytes {
+		return nil, "", fmt.Errorf("entry of %d bytes is over %d: %w", len(line)-1, MaxLineBytes, errdef.ErrTooLarge)
+	}
+	return line, h, nil
 }
 
 // Log appends entries to a file. It is safe for concurrent use.
@@ -69,8 +140,9 @@ type Log struct {
 	seq  int64
 }
 
-// Open opens (or creates) the log at path and continues its chain; a log
-// whose chain is broken is not appended to.
+// Open opens (or creates) the log at path and continues its chain. A log
+// with a broken chain is not appended to: the error names its first break
+// and wraps errdef.ErrVerification.
 func Open(path string) (*Log, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o640)
 	if err != nil {
@@ -78,17 +150,25 @@ func Open(path string) (*Log, error) {
 	}
 	rep, err := Verify(f)
 	if err == nil && rep.Broken != nil {
-		err = fmt.Errorf("%s line %d: %s; move it aside to start a new log", path, rep.Broken.Line, rep.Broken.Reason)
+		n := len(rep.Breaks) + rep.MoreBreaks
+		breaks := "1 break"
+		if n > 1 {
+			breaks = fmt.Sprintf("%d breaks", n)
+		}
+		err = fmt.Errorf("%s line %d: %s (%s in all); see them with ociwf audit verify %s, then move it aside to start a new log: %w",
+			path, rep.Broken.Line, rep.Broken.Reason, breaks, path, errdef.ErrVerification)
 	}
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
-	return &Log{f: f, prev: rep.Last, seq: int64(rep.Entries)}, nil
+	return &Log{f: f, prev: rep.Last, seq: rep.Seq}, nil
 }
 
 // Append chains e to the log and writes it as one line. Seq, Prev and Hash
-// are set here; a zero Time is set to now.
+// are set here; a zero Time is set to now. String fields are made valid
+// UTF-8 and bounded first (invalid bytes written as \xHH, values over
+// MaxFieldBytes cut), so the line is valid UTF-8 JSON for any input.
 func (l *Log) Append(e Entry) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -96,24 +176,18 @@ func (l *Log) Append(e Entry) error {
 		e.Time = time.Now()
 	}
 	e.Time = e.Time.UTC()
-	l.seq++
-	e.Seq, e.Prev = l.seq, l.prev
-	h, err := e.hash()
+	for _, s := range []*string{&e.Actor, &e.Repository, &e.Operation, &e.Digest, &e.Asked, &e.Tag, &e.Outcome, &e.Rule, &e.Message} {
+		*s = clean(*s)
+	}
+	e.Seq, e.Prev = l.seq+1, l.prev
+	line, h, err := e.encode()
 	if err != nil {
-		l.seq--
 		return fmt.Errorf("audit log: %w", err)
 	}
-	e.Hash = h
-	b, err := json.Marshal(e)
-	if err != nil {
-		l.seq--
+	if _, err := l.f.Write(line); err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
-	if _, err := l.f.Write(append(b, '\n')); err != nil {
-		l.seq--
-		return fmt.Errorf("audit log: %w", err)
-	}
-	l.prev = h
+	l.seq, l.prev = e.Seq, h
 	return nil
 }
 
@@ -124,7 +198,7 @@ func (l *Log) Close() error {
 	return l.f.Close()
 }
 
-// Break is the first broken link of a chain.
+// Break is one broken link of a chain.
 type Break struct {
 	// Line is 1-based.
 	Line   int    `json:"line"`
@@ -133,65 +207,212 @@ type Break struct {
 
 // Report is what Verify found.
 type Report struct {
-	// Entries counts the entries before the first break (all, if none).
+	// Entries counts the entries that verified: every line that decodes,
+	// follows the entry before and hashes to its own hash.
 	Entries int `json:"entries"`
-	// Denied counts denied requests: policy violations.
+	// Denied counts denied requests among them: policy violations.
 	Denied int `json:"denied"`
-	// Last is the hash of the last good entry (Genesis for an empty log).
-	Last   string `json:"last"`
+	// Seq and Last are the sequence number and hash of the last entry
+	// (0 and Genesis for an empty log): the next entry follows them.
+	Seq  int64  `json:"seq"`
+	Last string `json:"last"`
+	// Broken is the first break, nil if the chain is intact.
 	Broken *Break `json:"broken,omitempty"`
+	// Breaks lists every break in line order, at most MaxBreaks of them;
+	// MoreBreaks counts those left off.
+	Breaks     []Break `json:"breaks,omitempty"`
+	MoreBreaks int     `json:"more_breaks,omitempty"`
 }
 
-// MaxLineBytes bounds one entry.
-const MaxLineBytes = 1 << 20
+func (rep *Report) addBreak(line int, format string, args ...any) {
+	if len(rep.Breaks) == MaxBreaks {
+		rep.MoreBreaks++
+		return
+	}
+	rep.Breaks = append(rep.Breaks, Break{Line: line, Reason: fmt.Sprintf(format, args...)})
+	rep.Broken = &rep.Breaks[0]
+}
 
-// Verify reads a log from r and checks every link: each line decodes, its
-// sequence number follows, its prev is the hash of the line before and its
-// hash is its own. It stops at the first break. The error is for a log
-// that cannot be read.
-func Verify(r io.Reader) (*Report, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), MaxLineBytes)
-	rep := &Report{Last: Genesis}
-	line := 0
-	for sc.Scan() {
-		line++
-		broken := func(format string, args ...any) (*Report, error) {
-			rep.Broken = &Break{Line: line, Reason: fmt.Sprintf(format, args...)}
-			return rep, nil
-		}
-		raw := sc.Bytes()
-		var e Entry
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&e); err != nil {
-			return broken("not an audit entry: %v", err)
-		}
-		if e.Seq != int64(rep.Entries+1) {
-			return broken("sequence %d, want %d (an entry was removed or moved)", e.Seq, rep.Entries+1)
-		}
-		if e.Prev != rep.Last {
-			return broken("prev %s does not match the hash %s of the entry before", e.Prev, rep.Last)
-		}
-		h, err := e.hash()
-		if err != nil {
-			return nil, err
-		}
-		if h != e.Hash {
-			return broken("hash %s does not match the entry's content (%s): the entry was edited", e.Hash, h)
-		}
-		rep.Entries++
-		rep.Last = h
-		if e.Outcome == Denied {
-			rep.Denied++
+// link is what one line claims: its place in the chain, and whether the
+// line itself is sound.
+type link struct {
+	decoded bool
+	seq     int64
+	prev    string
+	hash    string // claimed
+	problem string // why the line itself is not sound, or ""
+	denied  bool
+}
+
+// parse reads one line (without its newline): it decodes strictly, ends
+// in the written form, and hashes to the hash it claims.
+func parse(raw []byte) link {
+	var l link
+	var e Entry
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&e)
+	if err == nil && dec.More() {
+		err = errors.New("data after the entry")
+	}
+	if err != nil {
+		l.problem = fmt.Sprintf("not an audit entry: %v", err)
+		return l
+	}
+	l.decoded, l.seq, l.prev, l.hash, l.denied = true, e.Seq, e.Prev, e.Hash, e.Outcome == Denied
+	n := len(raw)
+	if n < 1+lineTail || string(raw[n-lineTail:n-lineTail+len(hashKey)]) != hashKey || string(raw[n-2:]) != `"}` ||
+		string(raw[n-2-hashValueLen:n-2]) != e.Hash || !validHash(e.Hash) {
+		l.problem = "the line does not end in its hash as the log writes it: the entry was edited"
+		return l
+	}
+	body := make([]byte, 0, n-hashValueLen)
+	body = append(body, raw[:n-2-hashValueLen]...)
+	body = append(body, `"}`...)
+	sum := sha256.Sum256(body)
+	if h := "sha256:" + hex.EncodeToString(sum[:]); h != e.Hash {
+		l.problem = fmt.Sprintf("hash %s does not match the entry's content (%s): the entry was edited", e.Hash, h)
+	}
+	return l
+}
+
+func validHash(h string) bool {
+	if len(h) != hashValueLen || !strings.HasPrefix(h, "sha256:") {
+		return false
+	}
+	for _, c := range h[len("sha256:"):] {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
 		}
 	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			rep.Broken = &Break{Line: line + 1, Reason: fmt.Sprintf("line over %d bytes", MaxLineBytes)}
-			return rep, nil
+	return true
+}
+
+// chain is where verification stands: the sequence number the next entry
+// must carry and the hash it must name ("" after a line that did not
+// decode: any).
+type chain struct {
+	seq  int64
+	prev string
+}
+
+func (c chain) links(l link) bool {
+	return l.decoded && l.seq == c.seq && (c.prev == "" || l.prev == c.prev)
+}
+
+func (c chain) after(l link) chain { return chain{l.seq + 1, l.hash} }
+
+// Verify reads a log from r and checks every link: each line decodes, ends
+// in its hash as Append writes it, its hash is SHA-256 over the line's own
+// bytes with the hash value empty, its sequence number follows and its
+// prev is the hash of the entry before. It reports every break, each once:
+//
+//   - a line whose content was edited is one break; the chain continues
+//     from the hash the line claims, so the line after it is not a break;
+//   - a line that does not follow the entry before (removed, inserted,
+//     moved) is one break; if the line after it follows the entry before,
+//     the line was inserted and the chain continues from the entry before,
+//     otherwise from the line's own sequence number and hash. A removed
+//     line breaks the chain at the line after it; a line moved elsewhere
+//     breaks it twice, where it is and where it was;
+//   - a line that does not decode (garbage, an empty line, a line over
+//     MaxLineBytes) is one break, and the line after it is taken to follow
+//     whatever it names;
+//   - a last line without its newline (a write cut short) is a break.
+//
+// Removing lines at the end leaves no break: compare Seq and Last with a
+// copy kept elsewhere. The error is for a log that cannot be read.
+func Verify(r io.Reader) (*Report, error) {
+	rep := &Report{Last: Genesis}
+	c := chain{seq: 1, prev: Genesis}
+	var pending *link // broke the chain; resync decided by the next line
+	settle := func(next *link) {
+		if pending == nil {
+			return
 		}
-		return nil, fmt.Errorf("read audit log: %w", err)
+		if next == nil || !c.links(*next) {
+			c = c.after(*pending)
+		}
+		pending = nil
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	var buf []byte
+	for n := 1; ; n++ {
+		raw, complete, tooLong, err := readLine(br, buf[:0])
+		if err != nil {
+			return nil, fmt.Errorf("read audit log: %w", err)
+		}
+		if raw == nil && !tooLong {
+			break
+		}
+		buf = raw
+		var l link
+		switch {
+		case tooLong:
+			l = link{problem: fmt.Sprintf("line over %d bytes", MaxLineBytes)}
+		default:
+			l = parse(raw)
+			if !complete && l.problem == "" {
+				l.problem = "the line has no newline: the write was cut short or the file edited"
+			}
+		}
+		settle(&l)
+		switch {
+		case !l.decoded:
+			rep.addBreak(n, "%s", l.problem)
+			c = chain{seq: c.seq + 1}
+		case l.seq != c.seq:
+			rep.addBreak(n, "sequence %d, want %d (an entry was removed, inserted or moved)", l.seq, c.seq)
+			pending = &l
+		case c.prev != "" && l.prev != c.prev:
+			rep.addBreak(n, "prev %s does not match the hash %s of the entry before (an entry was removed, inserted or moved)", l.prev, c.prev)
+			pending = &l
+		case l.problem != "":
+			rep.addBreak(n, "%s", l.problem)
+			c = c.after(l)
+		default:
+			rep.Entries++
+			if l.denied {
+				rep.Denied++
+			}
+			c = c.after(l)
+		}
+	}
+	settle(nil)
+	rep.Seq, rep.Last = c.seq-1, c.prev
+	if rep.Last == "" {
+		rep.Last = Genesis
 	}
 	return rep, nil
+}
+
+// readLine reads one line into buf without its newline. It returns a nil
+// line at the end of r; complete is false for a last line without a
+// newline; a line over MaxLineBytes is skipped and reported as tooLong.
+func readLine(br *bufio.Reader, buf []byte) (line []byte, complete, tooLong bool, err error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if !tooLong {
+			if len(buf)+len(chunk) > MaxLineBytes+1 {
+				tooLong, buf = true, buf[:0]
+			} else {
+				buf = append(buf, chunk...)
+			}
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			if len(buf) == 0 && !tooLong {
+				return nil, false, false, nil
+			}
+			return buf, false, tooLong, nil
+		case err != nil:
+			return nil, false, false, err
+		}
+		if tooLong {
+			return buf, true, true, nil
+		}
+		return buf[:len(buf)-1], true, false, nil
+	}
 }

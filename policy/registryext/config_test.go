@@ -9,7 +9,6 @@ import (
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/crypto/bcrypt"
 
 	"ociwf.dev/policy/audit"
 	"ociwf.dev/policy/registryext"
@@ -21,28 +20,7 @@ import (
 // log names the user.
 func TestDistributionConfigWithAuth(t *testing.T) {
 	dir := t.TempDir()
-	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	htpasswd := filepath.Join(dir, "htpasswd")
-	os.WriteFile(htpasswd, []byte("ci:"+string(hash)+"\n"), 0o600)
-	conf, err := configuration.Parse(strings.NewReader(`version: 0.1
-storage:
-  filesystem:
-    rootdirectory: ` + filepath.Join(dir, "data") + `
-  delete:
-    enabled: true
-auth:
-  htpasswd:
-    realm: ociwf
-    path: ` + htpasswd + `
-http:
-  secret: not-a-real-secret
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conf := authConfig(t, dir, map[string]string{"ci": "s3cret"})
 	log := filepath.Join(dir, "audit.jsonl")
 	srv := registrytest.Start(t, registryext.Config{Distribution: conf, AuditLog: log})
 	base := "http://" + srv.Addr() + "/v2/"

@@ -3,6 +3,7 @@ package registryext
 import (
 	"context"
 	"encoding/json"
+	"mime"
 	"net"
 	"net/http"
 	"regexp"
@@ -211,7 +212,13 @@ func (s *Server) front(next http.Handler) http.Handler {
 	})
 }
 
-// record appends the audit entry of a mutating request.
+// record appends the audit entry of a mutating request. Its digest is
+// what the request committed or removed, as Distribution answered it: the
+// Docker-Content-Digest of a 201 (Distribution reads an upload's digest
+// from a form body before the query, so the query may name another), the
+// digest a successful delete names; for a denial, the digest the rule
+// refused. A digest the request named without committing or removing it
+// is recorded as asked.
 func (s *Server) record(r *http.Request, w *recorder, d *Denial) {
 	if s.audit == nil {
 		return
@@ -228,36 +235,53 @@ func (s *Server) record(r *http.Request, w *recorder, d *Denial) {
 	case w.status >= 400:
 		e.Outcome = audit.Failed
 	}
-	isDigest := digest.Digest(rt.ref).Validate() == nil
+	var named string // the digest the request names
 	switch rt.kind {
 	case "manifests":
 		e.Operation = "manifest-put"
 		if r.Method == http.MethodDelete {
 			e.Operation = "manifest-delete"
-			if !isDigest {
+		}
+		if digest.Digest(rt.ref).Validate() == nil {
+			named = rt.ref
+		} else {
+			e.Tag = rt.ref
+			if r.Method == http.MethodDelete {
 				e.Operation = "tag-delete"
 			}
 		}
-		if isDigest {
-			e.Digest = rt.ref
-		} else {
-			e.Tag = rt.ref
-		}
 	case "uploads":
 		e.Operation = "blob-upload"
-		e.Digest = r.URL.Query().Get("digest")
+		if r.Method == http.MethodDelete {
+			e.Operation = "blob-upload-cancel" // removes no blob, whatever the query says
+			break
+		}
+		q := r.URL.Query()
+		if named = q.Get("digest"); named == "" {
+			named = q.Get("mount")
+		}
 	case "blobs":
 		e.Operation = "blob-delete"
-		e.Digest = rt.ref
+		named = rt.ref
 	default:
 		e.Operation = strings.ToLower(r.Method) + "-" + rt.kind
 		e.Message = r.URL.Path
 	}
-	if dg := w.Header().Get("Docker-Content-Digest"); dg != "" && e.Digest == "" {
-		e.Digest = dg
-	}
-	if d != nil && e.Digest == "" && d.Digest != "" {
-		e.Digest = d.Digest.String()
+	switch {
+	case d != nil:
+		if d.Digest != "" {
+			e.Digest = d.Digest.String()
+		}
+		e.Asked = named
+	case w.status == http.StatusCreated && w.Header().Get("Docker-Content-Digest") != "":
+		e.Digest = w.Header().Get("Docker-Content-Digest")
+	case r.Method == http.MethodDelete && w.status < 300:
+		e.Digest = named
+	default:
+		e.Asked = named
+		if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); rt.kind == "uploads" && ct == "application/x-www-form-urlencoded" {
+			e.Message = "the body is a form, whose digest Distribution reads before the query's; asked is the query's"
+		}
 	}
 	if err := s.audit.Append(e); err != nil {
 		s.metrics.auditErrs.Inc()
