@@ -135,9 +135,18 @@ func (e Entry) encode() ([]byte, string, error) {
 // Log appends entries to a file. It is safe for concurrent use.
 type Log struct {
 	mu   sync.Mutex
-	f    *os.File
+	f    logFile
+	size int64 // bytes of whole lines in f
+	err  error // set once a failed write could not be undone
 	prev string
 	seq  int64
+}
+
+// logFile is what Log needs of its file.
+type logFile interface {
+	Write([]byte) (int, error)
+	Truncate(size int64) error
+	Close() error
 }
 
 // Open opens (or creates) the log at path and continues its chain. A log
@@ -162,7 +171,12 @@ func Open(path string) (*Log, error) {
 		f.Close()
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
-	return &Log{f: f, prev: rep.Last, seq: rep.Seq}, nil
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	return &Log{f: f, size: size, prev: rep.Last, seq: rep.Seq}, nil
 }
 
 // Append chains e to the log and writes it as one line. Seq, Prev and Hash
@@ -184,9 +198,22 @@ func (l *Log) Append(e Entry) error {
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
-	if _, err := l.f.Write(line); err != nil {
+	if l.err != nil {
+		return l.err
+	}
+	if n, err := l.f.Write(line); err != nil {
+		if n > 0 {
+			// Cut the partial line off, so the next entry does not
+			// continue it; if that fails too, write nothing more: an
+			// entry glued to a partial line would break the chain.
+			if terr := l.f.Truncate(l.size); terr != nil {
+				l.err = fmt.Errorf("audit log: a partial entry could not be removed (%v); the log takes no more entries: %w", terr, err)
+				return l.err
+			}
+		}
 		return fmt.Errorf("audit log: %w", err)
 	}
+	l.size += int64(len(line))
 	l.seq, l.prev = e.Seq, h
 	return nil
 }
