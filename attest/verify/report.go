@@ -70,6 +70,9 @@ type Report struct {
 	SignedTags []string `json:"signedTags,omitempty"`
 	// Attestations are the accepted attestations.
 	Attestations []Attestation `json:"attestations,omitempty"`
+	// Malformed counts the stored signatures and attestations that do
+	// not parse as cosign's and were skipped; Warnings names each.
+	Malformed int `json:"malformed,omitempty"`
 	// Warnings are things a user must hear about even though the
 	// verification passed (a skipped scope, a deprecated version).
 	Warnings []string `json:"warnings,omitempty"`

@@ -124,6 +124,10 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 		}
 		return nil, fmt.Errorf("verify %s: read signatures: %w", ref, err)
 	}
+	for _, m := range r.found.Malformed {
+		rep.Malformed++
+		rep.Warnings = append(rep.Warnings, m.String())
+	}
 	signers, err := r.v.signers(ctx, r.scope)
 	if err != nil {
 		return nil, err

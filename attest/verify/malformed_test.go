@@ -1,0 +1,163 @@
+package verify_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+
+	"ociwf.dev/attest"
+	"ociwf.dev/attest/internal/attesttest"
+	"ociwf.dev/attest/provenance"
+	"ociwf.dev/attest/publish"
+	"ociwf.dev/attest/verify"
+	"ociwf.dev/policy/trust"
+)
+
+const (
+	simpleSigning = "application/vnd.dev.cosign.simplesigning.v1+json"
+	dsse          = "application/vnd.dsse.envelope.v1+json"
+	sigArtifact   = "application/vnd.dev.cosign.artifact.sig.v1+json"
+)
+
+// publishVersion runs the publication ceremony for the sample at ref.
+func (f *fixture) publishVersion(t *testing.T, ref string, mode attest.Mode) attest.Subject {
+	t.Helper()
+	ctx := context.Background()
+	dst, err := f.o.Open(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := publish.Publish(ctx, dst, attesttest.Sample(t, sample), publish.Options{
+		Registry:   attest.NewRegistry(f.o, attest.RegistryOptions{Mode: mode}),
+		Signer:     f.signer,
+		Tag:        dst.Reference,
+		Provenance: provenance.Options{BuilderID: "https://ci.example/builders/1", SourceURI: "git+https://example.com/acme/wf"},
+		Now:        func() time.Time { return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) },
+	})
+	if err != nil {
+		t.Fatalf("publish %s: %v", ref, err)
+	}
+	return attest.Subject{Repository: dst.Name, Digest: res.Descriptor.Digest, Tag: res.Tag}
+}
+
+// appendLayer appends a layer of media type mt holding body, without
+// cosign's signature annotation, to the manifest tagged tag.
+func (f *fixture) appendLayer(t *testing.T, repo, tag, mt string, body []byte) {
+	t.Helper()
+	ctx := context.Background()
+	tg, err := f.o.Open(ctx, repo+":"+tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, raw, err := oras.FetchBytes(ctx, tg.Store, tag, oras.DefaultFetchBytesOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m ocispec.Manifest
+	must(t, json.Unmarshal(raw, &m))
+	layer, err := oras.PushBytes(ctx, tg.Store, mt, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Layers = append(m.Layers, layer)
+	f.pushManifest(t, repo, tag, m)
+}
+
+// attach stores a referrer of subj as `oras attach --artifact-type
+// artifactType` does: one layer of media type mt holding body, no cosign
+// annotations.
+func (f *fixture) attach(t *testing.T, subj attest.Subject, artifactType, mt string, body []byte) {
+	t.Helper()
+	ctx := context.Background()
+	tg, err := f.o.Open(ctx, subj.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := oras.PushBytes(ctx, tg.Store, mt, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer.Annotations = map[string]string{ocispec.AnnotationTitle: "note.txt"}
+	desc, err := tg.Store.Resolve(ctx, subj.Digest.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oras.PackManifest(ctx, tg.Store, oras.PackManifestVersion1_1, artifactType, oras.PackManifestOptions{
+		Subject: &desc,
+		Layers:  []ocispec.Descriptor{layer},
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// One malformed signature or attestation entry, which anyone with push
+// access to a plain registry can add to any version, is skipped and
+// reported; the valid ones still verify, and signing and publishing again
+// still work.
+func TestMalformedAccessoriesAreSkipped(t *testing.T) {
+	k := newKeys(t)
+	cases := []struct {
+		name    string
+		mode    attest.Mode
+		tamper  func(t *testing.T, f *fixture, repo string, subj attest.Subject)
+		skipped int
+	}{
+		{name: "tag scheme, layers without the signature annotation", mode: attest.TagScheme, skipped: 2,
+			tamper: func(t *testing.T, f *fixture, repo string, subj attest.Subject) {
+				f.appendLayer(t, repo, sigTag(subj.Digest, ".sig"), simpleSigning, []byte(`{"critical":{}}`))
+				f.appendLayer(t, repo, sigTag(subj.Digest, ".att"), dsse, []byte(`{}`))
+			}},
+		{name: "referrers, attached without cosign annotations", mode: attest.Referrers, skipped: 2,
+			tamper: func(t *testing.T, f *fixture, repo string, subj attest.Subject) {
+				f.attach(t, subj, sigArtifact, simpleSigning, []byte(`{"critical":{}}`))
+				f.attach(t, subj, sigArtifact, "application/vnd.oci.image.layer.v1.tar", []byte("hello"))
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, k)
+			repo := f.host + "/wf/release"
+			subj := f.publishVersion(t, repo+":1.4.0", tc.mode)
+			tc.tamper(t, f, repo, subj)
+
+			v := f.verifier(t, trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{}), verify.Options{})
+			_, rep, err := v.Verify(ctx, repo+":1.4.0")
+			if err != nil || !rep.Verified {
+				t.Fatalf("verify: %v\n%+v", err, rep)
+			}
+			if rep.Malformed != tc.skipped || !strings.Contains(strings.Join(rep.Warnings, "\n"), "skipped") {
+				t.Fatalf("skipped %d, want %d; warnings %q", rep.Malformed, tc.skipped, rep.Warnings)
+			}
+			raw, err := json.Marshal(rep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var doc struct{ Malformed int }
+			must(t, json.Unmarshal(raw, &doc))
+			if doc.Malformed != tc.skipped {
+				t.Fatalf("JSON report counts %d skipped: %s", doc.Malformed, raw)
+			}
+
+			// Signing again finds the stored signature despite the
+			// malformed entry and writes nothing.
+			reg := attest.NewRegistry(f.o, attest.RegistryOptions{Mode: tc.mode})
+			res, err := reg.Sign(ctx, f.signer, subj, attest.SignOptions{})
+			if err != nil || !res.Existing {
+				t.Fatalf("sign again: %+v %v", res, err)
+			}
+			// So does publishing again.
+			if again := f.publishVersion(t, repo+":1.4.0", tc.mode); again.Digest != subj.Digest {
+				t.Fatalf("published again as %s", again.Digest)
+			}
+			if _, rep, err := v.Verify(ctx, subj.String()); err != nil || rep.Malformed != tc.skipped {
+				t.Fatalf("verify after publishing again: %v\n%+v", err, rep)
+			}
+		})
+	}
+}
