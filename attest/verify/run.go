@@ -111,6 +111,11 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 			rep.skip(c, "%s", msg)
 		}
 		rep.Warnings = append(rep.Warnings, msg)
+		rep.Skipped = true
+		r.v.log.WarnContext(ctx, "trust policy scope skips verification", "reference", ref, "scope", r.scope.Name, "accepted", r.v.opts.AllowSkipped)
+		if !r.v.opts.AllowSkipped {
+			return nil, &SkippedScope{Reference: ref, Scope: r.scope.Name}
+		}
 		return &r.wf, nil
 	}
 	if noScope {

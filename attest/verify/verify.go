@@ -55,7 +55,13 @@ type Options struct {
 	// records that tag (dev.ociwf.tag, which ociwf sign and publish write).
 	// Without it, only a signed tag that differs fails.
 	RequireSignedTag bool
-	// Logger receives debug output; nil discards it.
+	// AllowSkipped accepts versions whose trust policy scope skips
+	// verification (trust.Scope.Skip): Verify and Fetch then return their
+	// content, re-hashed but otherwise unchecked, with a report that is
+	// not Verified and says Skipped. Without it such a version is refused
+	// with a *SkippedScope error: nothing vouches for it.
+	AllowSkipped bool
+	// Logger receives debug output and warnings; nil discards them.
 	Logger *slog.Logger
 }
 
@@ -121,8 +127,10 @@ type Workflow struct {
 }
 
 // Fetch verifies ref under policy and returns its plan only if every check
-// passed. It is the one call a runtime needs; build a Verifier to verify
-// many references with the same keys.
+// passed, or, with opts.AllowSkipped, if ref's trust policy scope skips
+// verification (the report then says Skipped, not Verified). It is the one
+// call a runtime needs; build a Verifier to verify many references with
+// the same keys.
 func Fetch(ctx context.Context, ref string, policy *trust.Policy, opts Options) (*plan.Plan, *Report, error) {
 	v, err := New(policy, opts)
 	if err != nil {
@@ -131,7 +139,8 @@ func Fetch(ctx context.Context, ref string, policy *trust.Policy, opts Options) 
 	return v.Fetch(ctx, ref)
 }
 
-// Fetch verifies ref and returns its plan only if every check passed.
+// Fetch verifies ref and returns its plan only if every check passed (or
+// its scope skips verification and Options.AllowSkipped accepts that).
 func (v *Verifier) Fetch(ctx context.Context, ref string) (*plan.Plan, *Report, error) {
 	wf, rep, err := v.Verify(ctx, ref)
 	if err != nil {
@@ -145,7 +154,10 @@ func (v *Verifier) Fetch(ctx context.Context, ref string) (*plan.Plan, *Report, 
 // is nil, the error is a *Failure (matching errdef.ErrVerification) and
 // the report says which check failed; other errors (an unreachable
 // registry, a tag that does not exist) are returned as they are, with the
-// report so far.
+// report so far. A version whose trust policy scope skips verification is
+// refused with a *SkippedScope (matching errdef.ErrVerification) unless
+// Options.AllowSkipped is set; then its workflow is returned with a report
+// that is Skipped and not Verified.
 func (v *Verifier) Verify(ctx context.Context, ref string) (*Workflow, *Report, error) {
 	start := time.Now()
 	ctx, requests := target.CountRequests(ctx)
@@ -159,7 +171,7 @@ func (v *Verifier) Verify(ctx context.Context, ref string) (*Workflow, *Report, 
 	if err != nil {
 		return nil, rep, err
 	}
-	rep.Verified = true
+	rep.Verified = !rep.Skipped
 	return wf, rep, nil
 }
 
