@@ -18,7 +18,7 @@ import (
 func LoadVerifier(ctx context.Context, keyRef string) (signature.Verifier, error) {
 	v, err := sigs.PublicKeyFromKeyRef(ctx, keyRef)
 	if err != nil {
-		return nil, fmt.Errorf("load public key %s: %v (want a PEM public key file or a KMS URI): %w", keyRef, err, ErrKey)
+		return nil, fmt.Errorf("load public key %s: %w (want a PEM public key file or a KMS URI): %w", keyRef, err, ErrKey)
 	}
 	return v, nil
 }

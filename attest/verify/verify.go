@@ -66,7 +66,7 @@ type Options struct {
 }
 
 // Verifier verifies workflows under one trust policy. It is safe for
-// concurrent use; keys are loaded once, on first use.
+// concurrent use; keys are loaded on first use and kept once loaded.
 type Verifier struct {
 	policy *trust.Policy
 	opts   Options
@@ -74,12 +74,7 @@ type Verifier struct {
 	log    *slog.Logger
 
 	mu   sync.Mutex
-	keys map[string]keyResult
-}
-
-type keyResult struct {
-	v   signature.Verifier
-	err error
+	keys map[string]signature.Verifier // loaded keys, by reference
 }
 
 // New returns a Verifier for policy.
@@ -108,7 +103,7 @@ func New(policy *trust.Policy, opts Options) (*Verifier, error) {
 		opts:   opts,
 		reg:    attest.NewRegistry(opts.Opener, attest.RegistryOptions{Logger: log}),
 		log:    log,
-		keys:   map[string]keyResult{},
+		keys:   map[string]signature.Verifier{},
 	}, nil
 }
 
@@ -175,16 +170,21 @@ func (v *Verifier) Verify(ctx context.Context, ref string) (*Workflow, *Report, 
 	return wf, rep, nil
 }
 
-// verifier returns the loaded key of a signer.
+// verifier returns the loaded key of a signer. Only loaded keys are kept:
+// a failure (a key file not written yet, a KMS out of reach, a cancelled
+// context) is tried again by the next call.
 func (v *Verifier) verifier(ctx context.Context, key string) (signature.Verifier, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if k, ok := v.keys[key]; ok {
-		return k.v, k.err
+	if sv, ok := v.keys[key]; ok {
+		return sv, nil
 	}
 	sv, err := attest.LoadVerifier(ctx, key)
-	v.keys[key] = keyResult{sv, err}
-	return sv, err
+	if err != nil {
+		return nil, err
+	}
+	v.keys[key] = sv
+	return sv, nil
 }
 
 // signer is a trusted signer with its loaded key.

@@ -746,3 +746,23 @@ func TestSkippedScopeIsRefused(t *testing.T) {
 		t.Fatalf("VerifyAll: %v %+v", err, sum)
 	}
 }
+
+// A key that cannot be loaded yet (a file not written yet, a KMS that is
+// down) is loaded again by the next verification on the same Verifier.
+func TestKeyLoadFailureIsNotCached(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, newKeys(t))
+	repo := f.host + "/wf/release"
+	f.release(t, repo+":1.4.0", recipe{})
+	later := filepath.Join(t.TempDir(), "later.pub")
+	v := f.verifier(t, trust.KeyPolicy(later, repo, trust.KeyPolicyOptions{}), verify.Options{})
+	if _, _, err := v.Verify(ctx, repo+":1.4.0"); !errors.Is(err, attest.ErrKey) {
+		t.Fatalf("missing key file: %v", err)
+	}
+	pub, err := os.ReadFile(f.pub)
+	must(t, err)
+	must(t, os.WriteFile(later, pub, 0o644))
+	if _, rep, err := v.Verify(ctx, repo+":1.4.0"); err != nil || !rep.Verified {
+		t.Fatalf("after the key file appeared: %v", err)
+	}
+}
