@@ -116,7 +116,7 @@ func (r *Registry) collect(ctx context.Context, d name.Digest, ropts []ociremote
 	}
 	for _, h := range out {
 		for _, m := range h.malformed {
-			r.log.Warn("malformed entry skipped", "subject", d.String(), "mode", m.Mode.String(), "kind", m.Kind, "manifest", m.Manifest, "layer", m.Layer, "reason", m.Reason)
+			r.log.WarnContext(ctx, "malformed entry skipped", "subject", d.String(), "mode", m.Mode.String(), "kind", m.Kind, "manifest", m.Manifest, "layer", m.Layer, "reason", m.Reason)
 		}
 	}
 	return out, nil

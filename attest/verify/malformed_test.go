@@ -1,9 +1,12 @@
 package verify_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,5 +162,77 @@ func TestMalformedAccessoriesAreSkipped(t *testing.T) {
 				t.Fatalf("verify after publishing again: %v\n%+v", err, rep)
 			}
 		})
+	}
+}
+
+// records collects log records as JSON lines.
+type records struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (r *records) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.buf.Write(p)
+}
+
+// find returns the records at level whose message is msg.
+func (r *records) find(t *testing.T, level slog.Level, msg string) []map[string]any {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []map[string]any
+	for _, line := range bytes.Split(bytes.TrimSpace(r.buf.Bytes()), []byte("\n")) {
+		var m map[string]any
+		must(t, json.Unmarshal(line, &m))
+		if m["level"] == level.String() && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// The verifier logs each check's result and the requests at debug, and
+// warns about skipped malformed entries and scopes that skip verification.
+func TestVerifierLogs(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, newKeys(t))
+	repo := f.host + "/wf/release"
+	subj := f.publishVersion(t, repo+":1.4.0", attest.TagScheme)
+	f.appendLayer(t, repo, sigTag(subj.Digest, ".sig"), simpleSigning, []byte(`{"critical":{}}`))
+	var rec records
+	log := slog.New(slog.NewJSONHandler(&rec, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	pol := trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{})
+	pol.TrustPolicies = append(pol.TrustPolicies, trust.Scope{Name: "rest", RegistryScopes: []string{"*"}, Skip: true})
+	v := f.verifier(t, pol, verify.Options{Logger: log})
+	if _, _, err := v.Verify(ctx, repo+":1.4.0"); err != nil {
+		t.Fatal(err)
+	}
+	checks := rec.find(t, slog.LevelDebug, "check")
+	if len(checks) != len(verify.Checks()) {
+		t.Fatalf("%d check records, want %d:\n%s", len(checks), len(verify.Checks()), rec.buf.String())
+	}
+	for i, c := range checks {
+		if c["check"] != verify.Checks()[i] || c["status"] == nil || c["reference"] != repo+":1.4.0" {
+			t.Fatalf("check record %v", c)
+		}
+	}
+	if done := rec.find(t, slog.LevelDebug, "verified"); len(done) != 1 || done[0]["requests"].(float64) < 1 {
+		t.Fatalf("summary records %v", done)
+	}
+	if w := rec.find(t, slog.LevelWarn, "malformed entry skipped"); len(w) != 1 || w[0]["manifest"] == nil {
+		t.Fatalf("malformed warnings %v", w)
+	}
+
+	f.release(t, f.host+"/wf/scratch:1", recipe{unsigned: true})
+	if _, _, err := v.Verify(ctx, f.host+"/wf/scratch:1"); err == nil {
+		t.Fatal("a skipping scope was accepted")
+	}
+	if w := rec.find(t, slog.LevelWarn, "trust policy scope skips verification"); len(w) != 1 || w[0]["scope"] != "rest" {
+		t.Fatalf("skip warnings %v", w)
+	}
+	if done := rec.find(t, slog.LevelDebug, "not verified"); len(done) != 1 || done[0]["error"] == nil {
+		t.Fatalf("summary records %v", done)
 	}
 }

@@ -163,11 +163,39 @@ func (v *Verifier) Verify(ctx context.Context, ref string) (*Workflow, *Report, 
 	}()
 	r := &run{v: v, rep: rep}
 	wf, err := r.run(ctx, ref)
+	if err == nil {
+		rep.Verified = !rep.Skipped
+	}
+	v.logReport(ctx, rep, requests(), time.Since(start), err)
 	if err != nil {
 		return nil, rep, err
 	}
-	rep.Verified = !rep.Skipped
 	return wf, rep, nil
+}
+
+// logReport logs each check's result and the outcome at debug.
+func (v *Verifier) logReport(ctx context.Context, rep *Report, requests int64, took time.Duration, err error) {
+	if !v.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	for _, c := range rep.Checks {
+		attrs := []any{"reference", rep.Reference, "check", c.Name, "status", string(c.Status), "detail", c.Detail}
+		if c.Status == Fail {
+			attrs = append(attrs, "expected", c.Expected, "actual", c.Actual)
+		}
+		v.log.DebugContext(ctx, "check", attrs...)
+	}
+	attrs := []any{"reference", rep.Reference, "digest", rep.Digest.String(), "scope", rep.Scope, "signers", rep.Signers,
+		"skipped", rep.Skipped, "malformed", rep.Malformed, "requests", requests, "duration", took}
+	if err != nil {
+		v.log.DebugContext(ctx, "not verified", append(attrs, "error", err.Error())...)
+		return
+	}
+	msg := "verified"
+	if rep.Skipped {
+		msg = "not verified"
+	}
+	v.log.DebugContext(ctx, msg, attrs...)
 }
 
 // verifier returns the loaded key of a signer. Only loaded keys are kept:
