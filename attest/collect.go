@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 
@@ -174,8 +176,13 @@ func (r *Registry) collectFrom(ctx context.Context, d name.Digest, ropts []ocire
 			if !slices.Contains(k.artifacts, m.ArtifactType) {
 				continue
 			}
+			ref := d.Repository.Digest(m.Digest.String())
+			if m.MediaType != ocispec.MediaTypeImageManifest {
+				found[i][j].malformed = []Malformed{{Mode: Referrers, Kind: k.name(), Manifest: ref.String(),
+					Reason: fmt.Sprintf("a referrer of media type %s, not an image manifest", m.MediaType)}}
+				continue
+			}
 			g.Go(func() error {
-				ref := d.Repository.Digest(m.Digest.String())
 				h, err := load(ref, Referrers, k, ropts, keep, cp)
 				if err == nil && len(h.all) == 0 && m.ArtifactType == k.artifacts[0] {
 					// Of the artifact type cosign gives its own, yet
@@ -216,12 +223,16 @@ func (k kind) name() string {
 // fail the load.
 func load(ref name.Reference, m Mode, k kind, ropts []ociremote.Option, keep func(oci.Signature) bool, copy func(oci.Signature) (oci.Signature, error)) (haul, error) {
 	sigs, err := ociremote.Signatures(ref, ropts...)
-	if err != nil {
-		return haul{}, fmt.Errorf("read %s: %w", ref, err)
+	var got []oci.Signature
+	if err == nil {
+		got, err = sigs.Get()
 	}
-	got, err := sigs.Get()
 	if err != nil {
-		return haul{}, fmt.Errorf("read %s: %w", ref, err)
+		if readError(err) {
+			return haul{}, fmt.Errorf("read %s: %w", ref, err)
+		}
+		// The manifest itself is not one cosign writes (an index, say).
+		return haul{malformed: []Malformed{{Mode: m, Kind: k.name(), Manifest: ref.String(), Reason: err.Error()}}}, nil
 	}
 	got = slices.DeleteFunc(got, func(s oci.Signature) bool { return !keep(s) })
 	if len(got) > MaxSignatures {
@@ -316,6 +327,16 @@ func reattest(s oci.Signature) (oci.Signature, error) {
 // asSignatures wraps sigs for cosign functions that take oci.Signatures.
 func asSignatures(sigs []oci.Signature) (oci.Signatures, error) {
 	return mutate.AppendSignatures(empty.Signatures(), false, sigs...)
+}
+
+// readError reports a failure to read from the registry (refused,
+// unreachable, cut short, cancelled, over a limit), as opposed to content
+// that was read and does not parse.
+func readError(err error) bool {
+	var te *transport.Error
+	var ne net.Error
+	return errors.As(err, &te) || errors.As(err, &ne) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, errdef.ErrTooLarge) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func notFound(err error) bool {

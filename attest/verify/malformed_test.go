@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 
@@ -52,6 +53,12 @@ func (f *fixture) publishVersion(t *testing.T, ref string, mode attest.Mode) att
 // cosign's signature annotation, to the manifest tagged tag.
 func (f *fixture) appendLayer(t *testing.T, repo, tag, mt string, body []byte) {
 	t.Helper()
+	f.appendDescriptor(t, repo, tag, mt, body, nil)
+}
+
+// appendDescriptor is appendLayer with the layer's descriptor edited.
+func (f *fixture) appendDescriptor(t *testing.T, repo, tag, mt string, body []byte, edit func(*ocispec.Descriptor)) {
+	t.Helper()
 	ctx := context.Background()
 	tg, err := f.o.Open(ctx, repo+":"+tag)
 	if err != nil {
@@ -66,6 +73,9 @@ func (f *fixture) appendLayer(t *testing.T, repo, tag, mt string, body []byte) {
 	layer, err := oras.PushBytes(ctx, tg.Store, mt, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(&layer)
 	}
 	m.Layers = append(m.Layers, layer)
 	f.pushManifest(t, repo, tag, m)
@@ -98,6 +108,27 @@ func (f *fixture) attach(t *testing.T, subj attest.Subject, artifactType, mt str
 	}
 }
 
+// attachIndex stores an empty image index of artifactType as a referrer
+// of subj.
+func (f *fixture) attachIndex(t *testing.T, subj attest.Subject, artifactType string) {
+	t.Helper()
+	ctx := context.Background()
+	tg, err := f.o.Open(ctx, subj.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := tg.Store.Resolve(ctx, subj.Digest.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, ArtifactType: artifactType, Subject: &desc, Manifests: []ocispec.Descriptor{}}
+	raw, err := json.Marshal(idx)
+	must(t, err)
+	if _, err := oras.PushBytes(ctx, tg.Store, ocispec.MediaTypeImageIndex, raw); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // One malformed signature or attestation entry, which anyone with push
 // access to a plain registry can add to any version, is skipped and
 // reported; the valid ones still verify, and signing and publishing again
@@ -110,15 +141,20 @@ func TestMalformedAccessoriesAreSkipped(t *testing.T) {
 		tamper  func(t *testing.T, f *fixture, repo string, subj attest.Subject)
 		skipped int
 	}{
-		{name: "tag scheme, layers without the signature annotation", mode: attest.TagScheme, skipped: 2,
+		{name: "tag scheme, layers without the signature annotation or oversized", mode: attest.TagScheme, skipped: 3,
 			tamper: func(t *testing.T, f *fixture, repo string, subj attest.Subject) {
 				f.appendLayer(t, repo, sigTag(subj.Digest, ".sig"), simpleSigning, []byte(`{"critical":{}}`))
+				f.appendDescriptor(t, repo, sigTag(subj.Digest, ".sig"), simpleSigning, []byte(`{}`), func(d *ocispec.Descriptor) {
+					d.Size = attest.MaxAccessoryBytes + 1
+					d.Annotations = map[string]string{"dev.cosignproject.cosign/signature": "c2ln"}
+				})
 				f.appendLayer(t, repo, sigTag(subj.Digest, ".att"), dsse, []byte(`{}`))
 			}},
-		{name: "referrers, attached without cosign annotations", mode: attest.Referrers, skipped: 2,
+		{name: "referrers, attached without cosign annotations", mode: attest.Referrers, skipped: 3,
 			tamper: func(t *testing.T, f *fixture, repo string, subj attest.Subject) {
 				f.attach(t, subj, sigArtifact, simpleSigning, []byte(`{"critical":{}}`))
 				f.attach(t, subj, sigArtifact, "application/vnd.oci.image.layer.v1.tar", []byte("hello"))
+				f.attachIndex(t, subj, sigArtifact)
 			}},
 	}
 	for _, tc := range cases {
@@ -145,6 +181,14 @@ func TestMalformedAccessoriesAreSkipped(t *testing.T) {
 			must(t, json.Unmarshal(raw, &doc))
 			if doc.Malformed != tc.skipped {
 				t.Fatalf("JSON report counts %d skipped: %s", doc.Malformed, raw)
+			}
+
+			// The other verification path agrees.
+			key, err := attest.LoadVerifier(ctx, f.pub)
+			must(t, err)
+			ver, err := attest.NewRegistry(f.o, attest.RegistryOptions{}).Verify(ctx, subj, attest.VerifyOptions{Verifier: key, Types: trust.DefaultAttestations(), Tag: subj.Tag})
+			if err != nil || len(ver.Malformed) != tc.skipped {
+				t.Fatalf("attest.Registry.Verify: %v %+v", err, ver)
 			}
 
 			// Signing again finds the stored signature despite the
