@@ -177,7 +177,7 @@ func (r *Registry) collectFrom(ctx context.Context, d name.Digest, ropts []ocire
 				continue
 			}
 			ref := d.Repository.Digest(m.Digest.String())
-			if m.MediaType != ocispec.MediaTypeImageManifest {
+			if m.MediaType.IsIndex() {
 				found[i][j].malformed = []Malformed{{Mode: Referrers, Kind: k.name(), Manifest: ref.String(),
 					Reason: fmt.Sprintf("a referrer of media type %s, not an image manifest", m.MediaType)}}
 				continue
