@@ -146,7 +146,7 @@ func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all [
 	replace := map[string]*Result{} // predicate type -> the result counting replacements
 	for i, p := range todo {
 		results[i] = &Result{Subject: subj, Mode: r.mode}
-		if all[i].Duplicates == KeepExisting && s.keyed && r.attested(s, stored, subj, p.uri) {
+		if all[i].Duplicates == KeepExisting && s.keyed && r.attested(s, stored.ok, subj, p.uri) {
 			r.log.Debug("already attested", "subject", subj.String(), "predicateType", p.uri)
 			results[i].Existing = true
 			continue
@@ -174,8 +174,10 @@ func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all [
 			return nil, r.settle(storeError("attestation", subj, err))
 		}
 	default:
-		keep := stored[:0:0]
-		for _, old := range stored {
+		// Every stored entry is kept, those that do not parse too, except
+		// the attestations replaced.
+		keep := stored.all[:0:0]
+		for _, old := range stored.all {
 			if len(replace) > 0 {
 				if st, err := statementOf(old); err == nil && replace[st.PredicateType] != nil {
 					replace[st.PredicateType].Replaced++

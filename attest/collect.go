@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 
@@ -56,18 +58,74 @@ func (r *Registry) writeScheme() where {
 	return where{tags: true}
 }
 
-// collect gathers the stored signatures or attestations of d, one list
+// haul is what one read found of one kind.
+type haul struct {
+	// ok are the entries that parse, copied into memory.
+	ok []oci.Signature
+	// all are every entry in stored order: ok's copies and the malformed
+	// entries as read. A tag scheme rewrite keeps all, so an entry ociwf
+	// cannot parse is neither dropped nor fatal.
+	all []oci.Signature
+	// malformed describes the entries that do not parse.
+	malformed []Malformed
+}
+
+func (h *haul) add(o haul) {
+	h.ok = append(h.ok, o.ok...)
+	h.all = append(h.all, o.all...)
+	h.malformed = append(h.malformed, o.malformed...)
+}
+
+// Malformed is a stored entry that does not parse as a cosign signature or
+// attestation, such as a layer without cosign's signature annotation that
+// anyone with push access can append to a version's .sig manifest. It is
+// skipped: it counts for nothing, and does not keep the valid entries from
+// counting.
+type Malformed struct {
+	// Mode is where it was found.
+	Mode Mode `json:"mode"`
+	// Kind is "signature" or "attestation".
+	Kind string `json:"kind"`
+	// Manifest is the manifest holding it: a cosign tag or a referrer.
+	Manifest string `json:"manifest"`
+	// Layer is the layer's digest; empty when the manifest, a referrer
+	// of a signature or attestation artifact type, holds no layer of
+	// that kind at all.
+	Layer string `json:"layer,omitempty"`
+	// Reason says what is wrong with it.
+	Reason string `json:"reason"`
+}
+
+// String describes the entry in one line.
+func (m Malformed) String() string {
+	at := m.Manifest
+	if m.Layer != "" {
+		at = "layer " + m.Layer + " of " + m.Manifest
+	}
+	return fmt.Sprintf("malformed %s %s (%s) skipped: %s", m.Mode, m.Kind, at, m.Reason)
+}
+
+// collect gathers the stored signatures or attestations of d, one haul
 // per kind asked for, from the chosen schemes: each kind's cosign tag, and
 // one listing of the referrers for all kinds. Referrers are recognised by
 // their layers' media type, not only by the artifact type a registry
-// reports for them.
-func (r *Registry) collect(ctx context.Context, d name.Digest, ropts []ociremote.Option, w where, kinds ...kind) ([][]oci.Signature, error) {
+// reports for them. Entries that do not parse are skipped, logged and
+// listed in the haul's malformed.
+func (r *Registry) collect(ctx context.Context, d name.Digest, ropts []ociremote.Option, w where, kinds ...kind) ([]haul, error) {
 	out, err := r.collectFrom(ctx, d, ropts, w, kinds...)
-	return out, r.settle(err)
+	if err != nil {
+		return nil, r.settle(err)
+	}
+	for _, h := range out {
+		for _, m := range h.malformed {
+			r.log.WarnContext(ctx, "malformed entry skipped", "subject", d.String(), "mode", m.Mode.String(), "kind", m.Kind, "manifest", m.Manifest, "layer", m.Layer, "reason", m.Reason)
+		}
+	}
+	return out, nil
 }
 
-func (r *Registry) collectFrom(ctx context.Context, d name.Digest, ropts []ociremote.Option, w where, kinds ...kind) ([][]oci.Signature, error) {
-	out := make([][]oci.Signature, len(kinds))
+func (r *Registry) collectFrom(ctx context.Context, d name.Digest, ropts []ociremote.Option, w where, kinds ...kind) ([]haul, error) {
+	out := make([]haul, len(kinds))
 	var g errgroup.Group
 	if w.tags {
 		for i, k := range kinds {
@@ -76,8 +134,8 @@ func (r *Registry) collectFrom(ctx context.Context, d name.Digest, ropts []ocire
 				if err != nil {
 					return err
 				}
-				got, err := load(tag, ropts, func(oci.Signature) bool { return true }, static.Copy)
-				out[i] = append(out[i], got...)
+				got, err := load(tag, TagScheme, k, ropts, func(oci.Signature) bool { return true }, static.Copy)
+				out[i].add(got)
 				return err
 			})
 		}
@@ -98,10 +156,10 @@ func (r *Registry) collectFrom(ctx context.Context, d name.Digest, ropts []ocire
 	if len(idx.Manifests) > MaxReferrers {
 		return nil, fmt.Errorf("%s has %d referrers, over the %d read: %w", d, len(idx.Manifests), MaxReferrers, errdef.ErrTooLarge)
 	}
-	found := make([][][]oci.Signature, len(kinds)) // per kind, per referrer
+	found := make([][]haul, len(kinds)) // per kind, per referrer
 	g.SetLimit(8)
 	for i, k := range kinds {
-		found[i] = make([][]oci.Signature, len(idx.Manifests))
+		found[i] = make([]haul, len(idx.Manifests))
 		keep := func(s oci.Signature) bool {
 			mt, err := s.MediaType()
 			return err == nil && string(mt) == k.layer
@@ -118,8 +176,21 @@ func (r *Registry) collectFrom(ctx context.Context, d name.Digest, ropts []ocire
 			if !slices.Contains(k.artifacts, m.ArtifactType) {
 				continue
 			}
-			g.Go(func() (err error) {
-				found[i][j], err = load(d.Repository.Digest(m.Digest.String()), ropts, keep, cp)
+			ref := d.Repository.Digest(m.Digest.String())
+			if m.MediaType.IsIndex() {
+				found[i][j].malformed = []Malformed{{Mode: Referrers, Kind: k.name(), Manifest: ref.String(),
+					Reason: fmt.Sprintf("a referrer of media type %s, not an image manifest", m.MediaType)}}
+				continue
+			}
+			g.Go(func() error {
+				h, err := load(ref, Referrers, k, ropts, keep, cp)
+				if err == nil && len(h.all) == 0 && m.ArtifactType == k.artifacts[0] {
+					// Of the artifact type cosign gives its own, yet
+					// holding nothing cosign could have written.
+					h.malformed = append(h.malformed, Malformed{Mode: Referrers, Kind: k.name(), Manifest: ref.String(),
+						Reason: fmt.Sprintf("a referrer of artifact type %s with no %s layer", m.ArtifactType, k.layer)})
+				}
+				found[i][j] = h
 				return err
 			})
 		}
@@ -128,42 +199,120 @@ func (r *Registry) collectFrom(ctx context.Context, d name.Digest, ropts []ocire
 		return nil, err
 	}
 	for i := range kinds {
-		out[i] = slices.Concat(append([][]oci.Signature{out[i]}, found[i]...)...)
+		for _, h := range found[i] {
+			out[i].add(h)
+		}
 	}
 	return out, ctx.Err()
 }
 
-// load reads the signature layers of one manifest; a missing manifest has
-// none. Layers are fetched once, concurrently, and kept in memory (remote
-// layers would otherwise be downloaded again on every look at them): keep
-// selects the layers wanted, and copy makes the in-memory copy.
-func load(ref name.Reference, ropts []ociremote.Option, keep func(oci.Signature) bool, copy func(oci.Signature) (oci.Signature, error)) ([]oci.Signature, error) {
-	sigs, err := ociremote.Signatures(ref, ropts...)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", ref, err)
+// name is "signature" or "attestation".
+func (k kind) name() string {
+	if k.suffix == attKind.suffix {
+		return "attestation"
 	}
-	got, err := sigs.Get()
+	return "signature"
+}
+
+// load reads the signature layers of one manifest, found in mode m; a
+// missing manifest has none. Layers are fetched once, concurrently, and
+// kept in memory (remote layers would otherwise be downloaded again on
+// every look at them): keep selects the layers wanted, and copy makes the
+// in-memory copy. A layer whose descriptor does not parse as cosign's is
+// malformed: it is not fetched, and is returned as read. Failures to read
+// fail the load.
+func load(ref name.Reference, m Mode, k kind, ropts []ociremote.Option, keep func(oci.Signature) bool, copy func(oci.Signature) (oci.Signature, error)) (haul, error) {
+	sigs, err := ociremote.Signatures(ref, ropts...)
+	var got []oci.Signature
+	if err == nil {
+		got, err = sigs.Get()
+	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", ref, err)
+		if readError(err) {
+			return haul{}, fmt.Errorf("read %s: %w", ref, err)
+		}
+		// The manifest itself is not one cosign writes (an index, say).
+		return haul{malformed: []Malformed{{Mode: m, Kind: k.name(), Manifest: ref.String(), Reason: err.Error()}}}, nil
 	}
 	got = slices.DeleteFunc(got, func(s oci.Signature) bool { return !keep(s) })
 	if len(got) > MaxSignatures {
-		return nil, fmt.Errorf("read %s: %d signatures or attestations, over the %d read: %w", ref, len(got), MaxSignatures, errdef.ErrTooLarge)
+		return haul{}, fmt.Errorf("read %s: %d signatures or attestations, over the %d read: %w", ref, len(got), MaxSignatures, errdef.ErrTooLarge)
 	}
-	out := make([]oci.Signature, len(got))
+	// reattest reads only the payload: referrer attestations carry no
+	// cosign annotations to check.
+	annotated := k.suffix == sigKind.suffix || m == TagScheme
+	all := make([]oci.Signature, len(got))
+	bad := make([]*Malformed, len(got))
 	var g errgroup.Group
 	g.SetLimit(8)
 	for i, s := range got {
+		if why := malformed(s, annotated); why != "" {
+			all[i] = s
+			bad[i] = &Malformed{Mode: m, Kind: k.name(), Manifest: ref.String(), Layer: layerDigest(s), Reason: why}
+			continue
+		}
 		g.Go(func() error {
 			c, err := copy(s)
 			if err != nil {
 				return fmt.Errorf("read %s: %w", ref, err)
 			}
-			out[i] = c
+			all[i] = c
 			return nil
 		})
 	}
-	return out, g.Wait()
+	if err := g.Wait(); err != nil {
+		return haul{}, err
+	}
+	h := haul{all: all}
+	for i, s := range all {
+		if bad[i] != nil {
+			h.malformed = append(h.malformed, *bad[i])
+			continue
+		}
+		h.ok = append(h.ok, s)
+	}
+	return h, nil
+}
+
+// malformed says why the descriptor of a stored layer is not one cosign
+// writes, or returns "". It reads nothing from the registry: a layer's
+// annotations and size are in its manifest. With annotated, the layer must
+// carry cosign's signature annotation, and any certificate, chain, bundle
+// or timestamp annotation must parse.
+func malformed(s oci.Signature, annotated bool) string {
+	if size, err := s.Size(); err != nil {
+		return err.Error()
+	} else if size > MaxAccessoryBytes {
+		return fmt.Sprintf("a layer of %d bytes, over the %d byte limit for signatures and attestations", size, MaxAccessoryBytes)
+	}
+	if !annotated {
+		return ""
+	}
+	if _, err := s.Base64Signature(); err != nil {
+		return err.Error()
+	}
+	if _, err := s.Cert(); err != nil {
+		return fmt.Sprintf("certificate annotation: %v", err)
+	}
+	if _, err := s.Chain(); err != nil {
+		return fmt.Sprintf("chain annotation: %v", err)
+	}
+	if _, err := s.Bundle(); err != nil {
+		return fmt.Sprintf("bundle annotation: %v", err)
+	}
+	if _, err := s.RFC3161Timestamp(); err != nil {
+		return fmt.Sprintf("timestamp annotation: %v", err)
+	}
+	return ""
+}
+
+// layerDigest is s's layer digest, or "" when it has none.
+func layerDigest(s oci.Signature) string {
+	d, err := s.Digest()
+	if err != nil {
+		return ""
+	}
+	return d.String()
 }
 
 // reattest rebuilds an attestation layer read from a referrer.
@@ -178,6 +327,16 @@ func reattest(s oci.Signature) (oci.Signature, error) {
 // asSignatures wraps sigs for cosign functions that take oci.Signatures.
 func asSignatures(sigs []oci.Signature) (oci.Signatures, error) {
 	return mutate.AppendSignatures(empty.Signatures(), false, sigs...)
+}
+
+// readError reports a failure to read from the registry (refused,
+// unreachable, cut short, cancelled, over a limit), as opposed to content
+// that was read and does not parse.
+func readError(err error) bool {
+	var te *transport.Error
+	var ne net.Error
+	return errors.As(err, &te) || errors.As(err, &ne) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, errdef.ErrTooLarge) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 func notFound(err error) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/in-toto/in-toto-golang/in_toto"
@@ -23,6 +24,9 @@ type Found struct {
 	Subject      Subject
 	Signatures   []FoundSignature
 	Attestations []FoundAttestation
+	// Malformed are the stored entries that do not parse as cosign's,
+	// skipped.
+	Malformed []Malformed
 }
 
 // FoundSignature is one stored cosign signature, not yet checked.
@@ -45,6 +49,8 @@ type FoundAttestation struct {
 // Find reads every signature and attestation of subj from both storage
 // schemes: the cosign tags and one listing of the OCI 1.1 referrers.
 // Nothing is verified; see FoundSignature.Verify and FoundAttestation.Verify.
+// Entries that do not parse as cosign's are skipped and listed in
+// Found.Malformed.
 func (r *Registry) Find(ctx context.Context, subj Subject) (*Found, error) {
 	d, err := r.digestRef(subj)
 	if err != nil {
@@ -52,7 +58,7 @@ func (r *Registry) Find(ctx context.Context, subj Subject) (*Found, error) {
 	}
 	ropts := r.options(ctx)
 	modes := []Mode{TagScheme, Referrers}
-	got := make([][][]oci.Signature, len(modes))
+	got := make([][]haul, len(modes))
 	var g errgroup.Group
 	for i, m := range modes {
 		g.Go(func() (err error) {
@@ -66,7 +72,7 @@ func (r *Registry) Find(ctx context.Context, subj Subject) (*Found, error) {
 	out := &Found{Subject: subj}
 	for i, m := range modes {
 		got := got[i]
-		for _, s := range got[0] {
+		for _, s := range got[0].ok {
 			fs := FoundSignature{Mode: m, sig: s}
 			if raw, err := s.Payload(); err == nil {
 				var p sigpayload.SimpleContainerImage
@@ -76,9 +82,10 @@ func (r *Registry) Find(ctx context.Context, subj Subject) (*Found, error) {
 			}
 			out.Signatures = append(out.Signatures, fs)
 		}
-		for _, a := range got[1] {
+		for _, a := range got[1].ok {
 			out.Attestations = append(out.Attestations, FoundAttestation{Mode: m, sig: a})
 		}
+		out.Malformed = slices.Concat(out.Malformed, got[0].malformed, got[1].malformed)
 	}
 	return out, nil
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
-	"github.com/sigstore/cosign/v2/pkg/oci"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 
 	"ociwf.dev/ociwf/errdef"
@@ -191,7 +190,7 @@ func (r *Registry) digestRef(s Subject) (name.Digest, error) {
 type Stored struct {
 	subj       Subject
 	mode       Mode
-	sigs, atts []oci.Signature
+	sigs, atts haul
 }
 
 // Prefetch reads the signatures and attestations already stored for subj
@@ -213,7 +212,7 @@ func (r *Registry) Prefetch(ctx context.Context, subj Subject) (*Stored, error) 
 
 // stored returns what is stored for d of kind k where r writes: from st
 // when it was prefetched for the same digest and mode, else read now.
-func (r *Registry) stored(ctx context.Context, d name.Digest, ropts []ociremote.Option, k kind, st *Stored) ([]oci.Signature, error) {
+func (r *Registry) stored(ctx context.Context, d name.Digest, ropts []ociremote.Option, k kind, st *Stored) (haul, error) {
 	if st != nil && st.mode == r.mode && st.subj.Repository == d.Repository.Name() && st.subj.Digest.String() == d.DigestStr() {
 		if k.suffix == sigKind.suffix {
 			return st.sigs, nil
@@ -222,7 +221,7 @@ func (r *Registry) stored(ctx context.Context, d name.Digest, ropts []ociremote.
 	}
 	got, err := r.collect(ctx, d, ropts, r.writeScheme(), k)
 	if err != nil {
-		return nil, err
+		return haul{}, err
 	}
 	return got[0], nil
 }

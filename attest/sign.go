@@ -86,7 +86,7 @@ func (r *Registry) sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 	if err != nil {
 		return nil, err
 	}
-	existing, err := asSignatures(stored)
+	existing, err := asSignatures(stored.ok)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +132,9 @@ func (r *Registry) sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 			return nil, r.settle(storeError("signature", subj, err))
 		}
 	default:
-		se, err := holding(d, append(stored, newSig), nil)
+		// Every stored entry is kept, those that do not parse too: the
+		// write only appends.
+		se, err := holding(d, append(stored.all, newSig), nil)
 		if err != nil {
 			return nil, err
 		}

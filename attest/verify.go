@@ -18,7 +18,7 @@ import (
 func LoadVerifier(ctx context.Context, keyRef string) (signature.Verifier, error) {
 	v, err := sigs.PublicKeyFromKeyRef(ctx, keyRef)
 	if err != nil {
-		return nil, fmt.Errorf("load public key %s: %v (want a PEM public key file or a KMS URI): %w", keyRef, err, ErrKey)
+		return nil, fmt.Errorf("load public key %s: %w (want a PEM public key file or a KMS URI): %w", keyRef, err, ErrKey)
 	}
 	return v, nil
 }
@@ -61,6 +61,9 @@ type Verification struct {
 	Attestations []VerifiedAttestation `json:"attestations,omitempty"`
 	// TagSigned reports that a valid signature records VerifyOptions.Tag.
 	TagSigned bool `json:"tagSigned"`
+	// Malformed are the stored entries that do not parse as cosign's;
+	// they were skipped.
+	Malformed []Malformed `json:"malformed,omitempty"`
 }
 
 // Verify checks subj's signatures and attestations, stored under either
@@ -77,7 +80,7 @@ func (r *Registry) Verify(ctx context.Context, subj Subject, opts VerifyOptions)
 	if err != nil {
 		return nil, err
 	}
-	out := &Verification{Subject: subj}
+	out := &Verification{Subject: subj, Malformed: found.Malformed}
 	var failures []error
 	for _, s := range found.Signatures {
 		if err := s.Verify(ctx, opts.Verifier); err != nil {

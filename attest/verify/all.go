@@ -29,6 +29,9 @@ type Outcome struct {
 	Tag      string        `json:"tag"`
 	Digest   digest.Digest `json:"digest,omitempty"`
 	Verified bool          `json:"verified"`
+	// Skipped is true when the version's trust policy scope skips
+	// verification.
+	Skipped bool `json:"skipped,omitempty"`
 	// Check is the failed check, if one failed.
 	Check string `json:"check,omitempty"`
 	// Error says what failed.
@@ -42,10 +45,13 @@ type Summary struct {
 	Repository string `json:"repository"`
 	Versions   int    `json:"versions"`
 	Verified   int    `json:"verified"`
-	// Failed counts versions that failed a check; Errors, versions that
-	// could not be verified at all (an unreachable registry, a tag deleted
-	// meanwhile).
+	// Failed counts versions that failed a check or, without
+	// Options.AllowSkipped, were refused because their scope skips
+	// verification; Skipped counts the versions in such scopes; Errors,
+	// versions that could not be verified at all (an unreachable
+	// registry, a tag deleted meanwhile).
 	Failed            int           `json:"failed"`
+	Skipped           int           `json:"skipped"`
 	Errors            int           `json:"errors"`
 	Requests          int64         `json:"requests"`
 	Duration          time.Duration `json:"durationNanos"`
@@ -101,7 +107,7 @@ func (v *Verifier) VerifyAll(ctx context.Context, repo string, opts AllOptions) 
 			_, rep, err := v.Verify(gctx, tgt.Name+":"+tag)
 			out := Outcome{Tag: tag}
 			if rep != nil {
-				out.Digest, out.Verified, out.Warnings, out.Requests = rep.Digest, rep.Verified, rep.Warnings, rep.Requests
+				out.Digest, out.Verified, out.Skipped, out.Warnings, out.Requests = rep.Digest, rep.Verified, rep.Skipped, rep.Warnings, rep.Requests
 			}
 			if err != nil {
 				out.Error = err.Error()
@@ -122,10 +128,16 @@ func (v *Verifier) VerifyAll(ctx context.Context, repo string, opts AllOptions) 
 	}
 	for _, o := range sum.Outcomes {
 		sum.Requests += o.Requests
+		if o.Skipped {
+			sum.Skipped++
+		}
 		switch {
 		case o.Verified:
 			sum.Verified++
-		case o.Check != "":
+		case o.Skipped && o.Error == "":
+			// Accepted unverified (Options.AllowSkipped): counted in
+			// Skipped only.
+		case o.Check != "" || o.Skipped:
 			sum.Failed++
 		default:
 			sum.Errors++

@@ -60,8 +60,13 @@ type Report struct {
 	Digest     digest.Digest `json:"digest,omitempty"`
 	// Scope is the name of the trust policy scope applied.
 	Scope string `json:"scope,omitempty"`
-	// Verified is true when no check failed.
+	// Verified is true when every check ran and passed (the lifecycle
+	// check may be skipped for want of a lifecycle source).
 	Verified bool `json:"verified"`
+	// Skipped is true when the trust policy scope skips verification:
+	// only the reference, the manifest and the blobs were checked, and
+	// Verified is false.
+	Skipped bool `json:"skipped,omitempty"`
 	// Checks has one entry per check, in order.
 	Checks []Check `json:"checks"`
 	// Signers are the trusted signers whose signatures were accepted.
@@ -70,6 +75,9 @@ type Report struct {
 	SignedTags []string `json:"signedTags,omitempty"`
 	// Attestations are the accepted attestations.
 	Attestations []Attestation `json:"attestations,omitempty"`
+	// Malformed counts the stored signatures and attestations that do
+	// not parse as cosign's and were skipped; Warnings names each.
+	Malformed int `json:"malformed,omitempty"`
 	// Warnings are things a user must hear about even though the
 	// verification passed (a skipped scope, a deprecated version).
 	Warnings []string `json:"warnings,omitempty"`
@@ -165,3 +173,19 @@ func (f *Failure) Error() string {
 
 // Unwrap makes a Failure match errdef.ErrVerification.
 func (f *Failure) Unwrap() error { return errdef.ErrVerification }
+
+// SkippedScope is the error of a version whose trust policy scope skips
+// verification, when the caller did not accept that (Options.AllowSkipped).
+// It matches errdef.ErrVerification.
+type SkippedScope struct {
+	Reference string
+	// Scope is the name of the scope that skips verification.
+	Scope string
+}
+
+func (e *SkippedScope) Error() string {
+	return fmt.Sprintf("verify %s: trust policy %q skips verification: signatures and attestations were not checked, so the content is refused", e.Reference, e.Scope)
+}
+
+// Unwrap makes a SkippedScope match errdef.ErrVerification.
+func (e *SkippedScope) Unwrap() error { return errdef.ErrVerification }

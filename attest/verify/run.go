@@ -111,6 +111,11 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 			rep.skip(c, "%s", msg)
 		}
 		rep.Warnings = append(rep.Warnings, msg)
+		rep.Skipped = true
+		r.v.log.WarnContext(ctx, "trust policy scope skips verification", "reference", ref, "scope", r.scope.Name, "accepted", r.v.opts.AllowSkipped)
+		if !r.v.opts.AllowSkipped {
+			return nil, &SkippedScope{Reference: ref, Scope: r.scope.Name}
+		}
 		return &r.wf, nil
 	}
 	if noScope {
@@ -123,6 +128,10 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 				fmt.Sprintf("at most %d bytes per response and %d referrers", attest.MaxAccessoryBytes, attest.MaxReferrers), err.Error())
 		}
 		return nil, fmt.Errorf("verify %s: read signatures: %w", ref, err)
+	}
+	for _, m := range r.found.Malformed {
+		rep.Malformed++
+		rep.Warnings = append(rep.Warnings, m.String())
 	}
 	signers, err := r.v.signers(ctx, r.scope)
 	if err != nil {

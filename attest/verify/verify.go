@@ -55,12 +55,18 @@ type Options struct {
 	// records that tag (dev.ociwf.tag, which ociwf sign and publish write).
 	// Without it, only a signed tag that differs fails.
 	RequireSignedTag bool
-	// Logger receives debug output; nil discards it.
+	// AllowSkipped accepts versions whose trust policy scope skips
+	// verification (trust.Scope.Skip): Verify and Fetch then return their
+	// content, re-hashed but otherwise unchecked, with a report that is
+	// not Verified and says Skipped. Without it such a version is refused
+	// with a *SkippedScope error: nothing vouches for it.
+	AllowSkipped bool
+	// Logger receives debug output and warnings; nil discards them.
 	Logger *slog.Logger
 }
 
 // Verifier verifies workflows under one trust policy. It is safe for
-// concurrent use; keys are loaded once, on first use.
+// concurrent use; keys are loaded on first use and kept once loaded.
 type Verifier struct {
 	policy *trust.Policy
 	opts   Options
@@ -68,12 +74,7 @@ type Verifier struct {
 	log    *slog.Logger
 
 	mu   sync.Mutex
-	keys map[string]keyResult
-}
-
-type keyResult struct {
-	v   signature.Verifier
-	err error
+	keys map[string]signature.Verifier // loaded keys, by reference
 }
 
 // New returns a Verifier for policy.
@@ -102,7 +103,7 @@ func New(policy *trust.Policy, opts Options) (*Verifier, error) {
 		opts:   opts,
 		reg:    attest.NewRegistry(opts.Opener, attest.RegistryOptions{Logger: log}),
 		log:    log,
-		keys:   map[string]keyResult{},
+		keys:   map[string]signature.Verifier{},
 	}, nil
 }
 
@@ -121,8 +122,10 @@ type Workflow struct {
 }
 
 // Fetch verifies ref under policy and returns its plan only if every check
-// passed. It is the one call a runtime needs; build a Verifier to verify
-// many references with the same keys.
+// passed, or, with opts.AllowSkipped, if ref's trust policy scope skips
+// verification (the report then says Skipped, not Verified). It is the one
+// call a runtime needs; build a Verifier to verify many references with
+// the same keys.
 func Fetch(ctx context.Context, ref string, policy *trust.Policy, opts Options) (*plan.Plan, *Report, error) {
 	v, err := New(policy, opts)
 	if err != nil {
@@ -131,7 +134,8 @@ func Fetch(ctx context.Context, ref string, policy *trust.Policy, opts Options) 
 	return v.Fetch(ctx, ref)
 }
 
-// Fetch verifies ref and returns its plan only if every check passed.
+// Fetch verifies ref and returns its plan only if every check passed (or
+// its scope skips verification and Options.AllowSkipped accepts that).
 func (v *Verifier) Fetch(ctx context.Context, ref string) (*plan.Plan, *Report, error) {
 	wf, rep, err := v.Verify(ctx, ref)
 	if err != nil {
@@ -145,7 +149,10 @@ func (v *Verifier) Fetch(ctx context.Context, ref string) (*plan.Plan, *Report, 
 // is nil, the error is a *Failure (matching errdef.ErrVerification) and
 // the report says which check failed; other errors (an unreachable
 // registry, a tag that does not exist) are returned as they are, with the
-// report so far.
+// report so far. A version whose trust policy scope skips verification is
+// refused with a *SkippedScope (matching errdef.ErrVerification) unless
+// Options.AllowSkipped is set; then its workflow is returned with a report
+// that is Skipped and not Verified.
 func (v *Verifier) Verify(ctx context.Context, ref string) (*Workflow, *Report, error) {
 	start := time.Now()
 	ctx, requests := target.CountRequests(ctx)
@@ -156,23 +163,56 @@ func (v *Verifier) Verify(ctx context.Context, ref string) (*Workflow, *Report, 
 	}()
 	r := &run{v: v, rep: rep}
 	wf, err := r.run(ctx, ref)
+	if err == nil {
+		rep.Verified = !rep.Skipped
+	}
+	v.logReport(ctx, rep, requests(), time.Since(start), err)
 	if err != nil {
 		return nil, rep, err
 	}
-	rep.Verified = true
 	return wf, rep, nil
 }
 
-// verifier returns the loaded key of a signer.
+// logReport logs each check's result and the outcome at debug.
+func (v *Verifier) logReport(ctx context.Context, rep *Report, requests int64, took time.Duration, err error) {
+	if !v.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	for _, c := range rep.Checks {
+		attrs := []any{"reference", rep.Reference, "check", c.Name, "status", string(c.Status), "detail", c.Detail}
+		if c.Status == Fail {
+			attrs = append(attrs, "expected", c.Expected, "actual", c.Actual)
+		}
+		v.log.DebugContext(ctx, "check", attrs...)
+	}
+	attrs := []any{"reference", rep.Reference, "digest", rep.Digest.String(), "scope", rep.Scope, "signers", rep.Signers,
+		"skipped", rep.Skipped, "malformed", rep.Malformed, "requests", requests, "duration", took}
+	if err != nil {
+		v.log.DebugContext(ctx, "not verified", append(attrs, "error", err.Error())...)
+		return
+	}
+	msg := "verified"
+	if rep.Skipped {
+		msg = "not verified"
+	}
+	v.log.DebugContext(ctx, msg, attrs...)
+}
+
+// verifier returns the loaded key of a signer. Only loaded keys are kept:
+// a failure (a key file not written yet, a KMS out of reach, a cancelled
+// context) is tried again by the next call.
 func (v *Verifier) verifier(ctx context.Context, key string) (signature.Verifier, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if k, ok := v.keys[key]; ok {
-		return k.v, k.err
+	if sv, ok := v.keys[key]; ok {
+		return sv, nil
 	}
 	sv, err := attest.LoadVerifier(ctx, key)
-	v.keys[key] = keyResult{sv, err}
-	return sv, err
+	if err != nil {
+		return nil, err
+	}
+	v.keys[key] = sv
+	return sv, nil
 }
 
 // signer is a trusted signer with its loaded key.

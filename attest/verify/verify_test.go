@@ -634,16 +634,17 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// A scope that skips verification still re-hashes the content, passes the
-// rest as skipped and says so in a warning; a deprecated version passes
-// with a warning.
+// A scope that skips verification, when the caller accepts that, still
+// re-hashes the content, reports the rest as skipped, the version as not
+// verified, and says so in a warning; a deprecated version passes with a
+// warning.
 func TestVerifySkipAndWarn(t *testing.T) {
 	f := newFixture(t, newKeys(t))
 	repo := f.host + "/wf/release"
 	f.release(t, repo+":1.4.0", recipe{unsigned: true})
 	pol := &trust.Policy{Version: trust.Version, TrustPolicies: []trust.Scope{{Name: "scratch", RegistryScopes: []string{"*"}, Skip: true}}}
-	wf, rep, err := f.verifier(t, pol, verify.Options{}).Verify(context.Background(), repo+":1.4.0")
-	if err != nil || wf == nil || !rep.Verified || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], `trust policy "scratch" skips verification`) {
+	wf, rep, err := f.verifier(t, pol, verify.Options{AllowSkipped: true}).Verify(context.Background(), repo+":1.4.0")
+	if err != nil || wf == nil || rep.Verified || !rep.Skipped || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], `trust policy "scratch" skips verification`) {
 		t.Fatalf("skip: %v %+v", err, rep)
 	}
 	if rep.Check(verify.CheckBlobs).Status != verify.Pass || rep.Check(verify.CheckSignatures).Status != verify.Skipped {
@@ -696,5 +697,72 @@ func TestFailureLeavesTheVerifierUsable(t *testing.T) {
 	}
 	if _, _, err := v.Verify(context.Background(), repo+":1.4.0"); err != nil {
 		t.Fatalf("after a cancelled verification: %v", err)
+	}
+}
+
+// Unless the caller opts in, a scope that skips verification hands out no
+// content: nothing vouches for it. With the opt-in, the content comes with
+// a report that says it is not verified.
+func TestSkippedScopeIsRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, newKeys(t))
+	repo := f.host + "/wf/release"
+	f.release(t, repo+":1.4.0", recipe{unsigned: true})
+	pol := &trust.Policy{Version: trust.Version, TrustPolicies: []trust.Scope{
+		{Name: "release", RegistryScopes: []string{repo + "-signed"}, Signers: []trust.Signer{{Name: "k", Key: f.pub}}},
+		{Name: "rest", RegistryScopes: []string{"*"}, Skip: true},
+	}}
+	notVerified := func(t *testing.T, rep *verify.Report) {
+		t.Helper()
+		if rep == nil || rep.Verified || !rep.Skipped || len(rep.Signers) != 0 || len(rep.Warnings) != 1 {
+			t.Fatalf("report %+v", rep)
+		}
+		for _, c := range rep.Checks[3:] {
+			if c.Status != verify.Skipped || !strings.Contains(c.Detail, "skips verification") {
+				t.Fatalf("check %+v", c)
+			}
+		}
+	}
+	p, rep, err := verify.Fetch(ctx, repo+":1.4.0", pol, verify.Options{Opener: f.o})
+	var sk *verify.SkippedScope
+	if p != nil || !errors.Is(err, errdef.ErrVerification) || !errors.As(err, &sk) || sk.Scope != "rest" {
+		t.Fatalf("Fetch under a skipping scope: plan %v, %v", p != nil, err)
+	}
+	notVerified(t, rep)
+	wf, rep, err := f.verifier(t, pol, verify.Options{}).Verify(ctx, repo+":1.4.0")
+	if wf != nil || !errors.As(err, &sk) {
+		t.Fatalf("Verify under a skipping scope: %v", err)
+	}
+	notVerified(t, rep)
+
+	p, rep, err = verify.Fetch(ctx, repo+":1.4.0", pol, verify.Options{Opener: f.o, AllowSkipped: true})
+	if err != nil || p == nil {
+		t.Fatalf("Fetch with AllowSkipped: %v", err)
+	}
+	notVerified(t, rep)
+
+	sum, err := f.verifier(t, pol, verify.Options{}).VerifyAll(ctx, repo, verify.AllOptions{})
+	if err != nil || sum.Versions != 1 || sum.Verified != 0 || sum.Failed != 1 || sum.Skipped != 1 || !sum.Outcomes[0].Skipped {
+		t.Fatalf("VerifyAll: %v %+v", err, sum)
+	}
+}
+
+// A key that cannot be loaded yet (a file not written yet, a KMS that is
+// down) is loaded again by the next verification on the same Verifier.
+func TestKeyLoadFailureIsNotCached(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, newKeys(t))
+	repo := f.host + "/wf/release"
+	f.release(t, repo+":1.4.0", recipe{})
+	later := filepath.Join(t.TempDir(), "later.pub")
+	v := f.verifier(t, trust.KeyPolicy(later, repo, trust.KeyPolicyOptions{}), verify.Options{})
+	if _, _, err := v.Verify(ctx, repo+":1.4.0"); !errors.Is(err, attest.ErrKey) {
+		t.Fatalf("missing key file: %v", err)
+	}
+	pub, err := os.ReadFile(f.pub)
+	must(t, err)
+	must(t, os.WriteFile(later, pub, 0o644))
+	if _, rep, err := v.Verify(ctx, repo+":1.4.0"); err != nil || !rep.Verified {
+		t.Fatalf("after the key file appeared: %v", err)
 	}
 }

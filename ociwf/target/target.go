@@ -46,6 +46,12 @@ type Options struct {
 	OCILayout bool
 	// UserAgent is sent to registries.
 	UserAgent string
+	// Transport sends the requests; nil means http.DefaultTransport. An
+	// *http.Transport is cloned and tuned (idle connections, Insecure);
+	// any other RoundTripper, such as the instrumented one an application
+	// installs as http.DefaultTransport, is used as it is, and then
+	// Insecure cannot be honoured.
+	Transport http.RoundTripper
 }
 
 // Opener opens targets with one shared, authenticated HTTP client.
@@ -57,14 +63,11 @@ type Opener struct {
 
 // New returns an Opener for opts.
 func New(opts Options) (*Opener, error) {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	// Verifying many versions at once talks to one registry over many
-	// connections; keep them instead of redialling (the default keeps 2).
-	t.MaxIdleConnsPerHost = 64
-	if opts.Insecure {
-		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
+	base, err := baseTransport(opts)
+	if err != nil {
+		return nil, err
 	}
-	tr := counting{t}
+	tr := counting{base}
 	client := &auth.Client{Client: &http.Client{Transport: retry.NewTransport(tr)}, Cache: auth.NewCache()}
 	if opts.UserAgent != "" {
 		client.SetUserAgent(opts.UserAgent)
@@ -87,6 +90,31 @@ func New(opts Options) (*Opener, error) {
 		client.Credential = credentials.Credential(store)
 	}
 	return &Opener{opts: opts, client: client, transport: tr}, nil
+}
+
+// baseTransport returns the transport that sends an Opener's requests:
+// opts.Transport or http.DefaultTransport, tuned when it is an
+// *http.Transport, as it is otherwise.
+func baseTransport(opts Options) (http.RoundTripper, error) {
+	rt := opts.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	t, ok := rt.(*http.Transport)
+	if !ok {
+		if opts.Insecure {
+			return nil, fmt.Errorf("skipping TLS verification needs an *http.Transport, and the HTTP transport is a %T: %w", rt, errdef.ErrInvalid)
+		}
+		return rt, nil
+	}
+	t = t.Clone()
+	// Verifying many versions at once talks to one registry over many
+	// connections; keep them instead of redialling (the default keeps 2).
+	t.MaxIdleConnsPerHost = 64
+	if opts.Insecure {
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
+	}
+	return t, nil
 }
 
 // Transport returns the HTTP transport under the Opener's client: TLS as

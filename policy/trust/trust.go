@@ -177,7 +177,7 @@ func (e *Error) Error() string {
 func (e *Error) Is(target error) bool { return target == errdef.ErrInvalid }
 
 // Load reads and parses the policy file at path. Relative key files are
-// resolved against the policy file's directory.
+// resolved against the policy file's directory and become absolute paths.
 func Load(path string) (*Policy, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -192,7 +192,12 @@ func Load(path string) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(path)
+	// The directory is made absolute now: relative to the working
+	// directory, it would name another one after a chdir.
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("trust policy %s: %w", path, err)
+	}
 	for i := range p.TrustPolicies {
 		for j := range p.TrustPolicies[i].Signers {
 			k := &p.TrustPolicies[i].Signers[j].Key

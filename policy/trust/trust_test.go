@@ -234,3 +234,34 @@ func TestOversizedPolicy(t *testing.T) {
 		t.Fatalf("got %v, want ErrTooLarge", err)
 	}
 }
+
+// Relative key files become absolute, against the policy file's directory,
+// however the policy file was named: a later chdir does not change which
+// key is trusted.
+func TestLoadMakesKeyPathsAbsolute(t *testing.T) {
+	dir, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(dir, "etc")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := "version: ociwf.dev/trust/v1\ntrustPolicies:\n  - name: a\n    registryScopes: ['*']\n    signers: [{name: k, key: keys/k.pub}]\n"
+	if err := os.WriteFile(filepath.Join(sub, "policy.yaml"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(sub, "keys", "k.pub")
+	t.Chdir(dir)
+	for _, path := range []string{"etc/policy.yaml", "./etc/policy.yaml", filepath.Join(sub, "policy.yaml"), "etc/../etc/policy.yaml"} {
+		t.Run(path, func(t *testing.T) {
+			p, err := trust.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.TrustPolicies[0].Signers[0].Key; got != want {
+				t.Fatalf("key %s, want %s", got, want)
+			}
+		})
+	}
+}
