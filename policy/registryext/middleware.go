@@ -172,7 +172,7 @@ func (m *manifests) Put(ctx context.Context, man distribution.Manifest, options 
 		return got, err
 	}
 	if subject, desc, ok := subjectOf(mediaType, payload); ok {
-		if err := m.r.e.referrers.add(ctx, m.r.name(), subject.Digest, desc); err != nil {
+		if err := m.r.e.referrers.add(ctx, m.r.e.log, m.r.name(), subject.Digest, desc); err != nil {
 			return got, fmt.Errorf("index referrer %s of %s: %w", got, subject.Digest, err)
 		}
 		if st := stateOf(ctx); st != nil {
@@ -299,7 +299,7 @@ func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
 		return err
 	}
 	if subject != nil {
-		return m.r.e.referrers.remove(ctx, m.r.name(), subject.Digest, dgst)
+		return m.r.e.referrers.remove(ctx, m.r.e.log, m.r.name(), subject.Digest, dgst)
 	}
 	return nil
 }
@@ -389,13 +389,11 @@ func (r *repository) reaches(ctx context.Context, ms distribution.ManifestServic
 		for _, ref := range man.References() {
 			queue = append(queue, ref.Digest)
 		}
-		refs, err := r.e.referrers.list(ctx, r.name(), d)
+		refs, err := r.e.referrers.digests(ctx, r.e.log, r.name(), d)
 		if err != nil {
 			return true, nil
 		}
-		for _, ref := range refs {
-			queue = append(queue, ref.Digest)
-		}
+		queue = append(queue, refs...)
 	}
 	return false, nil
 }
