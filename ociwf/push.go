@@ -38,7 +38,8 @@ type PushOptions struct {
 // digest; the tag is applied last with TagOnce, so a failure never leaves the
 // tag pointing at a half-published artifact and an existing tag is never
 // moved. An empty tag publishes by digest only; any other tag must pass
-// ValidateTag. It returns the manifest descriptor.
+// ValidateTag. Every blob and the manifest are checked against their size
+// limits before anything is written. It returns the manifest descriptor.
 func Push(ctx context.Context, dst oras.Target, b *Build, tag string, opts PushOptions) (ocispec.Descriptor, error) {
 	if tag != "" {
 		if err := ValidateTag(tag); err != nil {
@@ -62,6 +63,9 @@ func Push(ctx context.Context, dst oras.Target, b *Build, tag string, opts PushO
 		}
 	}
 	cg := oras.DefaultCopyGraphOptions
+	// Pack checked the manifest against MaxManifestBytes; oras-go's own
+	// limit on the manifests it reads while copying is the same one.
+	cg.MaxMetadataBytes = MaxManifestBytes
 	if opts.Concurrency > 0 {
 		cg.Concurrency = opts.Concurrency
 	}
