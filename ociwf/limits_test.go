@@ -40,7 +40,7 @@ func TestSizeLimitsHoldEndToEnd(t *testing.T) {
 			if _, err := ociwf.Push(ctx, dst.Store, b, "1.0.0", ociwf.PushOptions{}); err != nil {
 				t.Fatalf("push at the limit: %v", err)
 			}
-			if _, err := ociwf.Pull(ctx, dst.Store, "1.0.0", t.TempDir()); err != nil {
+			if _, err := ociwf.Pull(ctx, dst.Store, "1.0.0", t.TempDir(), ociwf.WriteOptions{}); err != nil {
 				t.Fatalf("pull at the limit: %v", err)
 			}
 
