@@ -11,7 +11,10 @@
 // docs/dsl.md.
 package ociwf
 
-import "ociwf.dev/ociwf/dsl"
+import (
+	"ociwf.dev/ociwf/dsl"
+	"ociwf.dev/ociwf/plan"
+)
 
 // Media types and layer titles of the workflow artifact.
 const (
@@ -43,7 +46,7 @@ const (
 	// MaxSourceBytes bounds the DSL layer (the DSL's own limit).
 	MaxSourceBytes = dsl.MaxSourceBytes
 	// MaxPlanBytes bounds the plan layer.
-	MaxPlanBytes = 64 << 20
+	MaxPlanBytes = plan.MaxBytes
 	// MaxSBOMBytes bounds the SBOM layer.
 	MaxSBOMBytes = 64 << 20
 )
