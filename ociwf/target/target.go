@@ -138,62 +138,59 @@ type Source struct {
 // created if it does not exist. A reference that does not parse is an error
 // matching errdef.ErrInvalidReference.
 func (o *Opener) Open(ctx context.Context, ref string) (*Target, error) {
-	if o.opts.OCILayout {
-		r, err := parseLayoutRef(ref)
-		if err != nil {
-			return nil, err
-		}
-		store, err := oci.NewWithContext(ctx, r.Name)
-		if err != nil {
-			return nil, fmt.Errorf("open OCI layout %s: %w", r.Name, err)
-		}
-		return &Target{Store: store, Ref: r}, nil
-	}
-	repo, r, err := o.openRepository(ref)
-	if err != nil {
+	r, repo, err := o.parse(ref)
+	switch {
+	case err != nil:
 		return nil, err
+	case repo != nil:
+		return &Target{Store: repo, Ref: r}, nil
 	}
-	return &Target{Store: repo, Ref: r}, nil
+	store, err := oci.NewWithContext(ctx, r.Name)
+	if err != nil {
+		return nil, fmt.Errorf("open OCI layout %s: %w", r.Name, err)
+	}
+	return &Target{Store: store, Ref: r}, nil
 }
 
 // OpenReadOnly parses ref as Open does and opens it for reading only: it
 // never writes, and a layout directory must already hold an OCI layout.
 func (o *Opener) OpenReadOnly(ctx context.Context, ref string) (*Source, error) {
-	if o.opts.OCILayout {
-		r, err := parseLayoutRef(ref)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := os.Stat(filepath.Join(r.Name, ocispec.ImageLayoutFile)); err != nil {
-			return nil, fmt.Errorf("no OCI layout at %s: %w", r.Name, err)
-		}
-		store, err := oci.NewFromFS(ctx, os.DirFS(r.Name))
-		if err != nil {
-			return nil, fmt.Errorf("open OCI layout %s: %w", r.Name, err)
-		}
-		return &Source{Store: store, Ref: r}, nil
-	}
-	repo, r, err := o.openRepository(ref)
-	if err != nil {
+	r, repo, err := o.parse(ref)
+	switch {
+	case err != nil:
 		return nil, err
+	case repo != nil:
+		return &Source{Store: repo, Ref: r}, nil
 	}
-	return &Source{Store: repo, Ref: r}, nil
+	if _, err := os.Stat(filepath.Join(r.Name, ocispec.ImageLayoutFile)); err != nil {
+		return nil, fmt.Errorf("no OCI layout at %s: %w", r.Name, err)
+	}
+	store, err := oci.NewFromFS(ctx, os.DirFS(r.Name))
+	if err != nil {
+		return nil, fmt.Errorf("open OCI layout %s: %w", r.Name, err)
+	}
+	return &Source{Store: store, Ref: r}, nil
 }
 
-// openRepository parses a registry reference and returns its repository.
-func (o *Opener) openRepository(ref string) (*remote.Repository, Ref, error) {
+// parse parses ref and, for a registry reference, returns its repository
+// client too (nil for a layout, which the caller opens as it needs).
+func (o *Opener) parse(ref string) (Ref, *remote.Repository, error) {
+	if o.opts.OCILayout {
+		r, err := parseLayoutRef(ref)
+		return r, nil, err
+	}
 	parsed, err := registry.ParseReference(ref)
 	if err != nil {
-		return nil, Ref{}, fmt.Errorf("reference %q: want registry/repository[:tag|@digest]: %v: %w", ref, err, errdef.ErrInvalidReference)
+		return Ref{}, nil, fmt.Errorf("reference %q: want registry/repository[:tag|@digest]: %v: %w", ref, err, errdef.ErrInvalidReference)
 	}
 	if _, path, _ := strings.Cut(ref, "/"); parsed.Reference == "" && strings.ContainsAny(path, ":@") {
-		return nil, Ref{}, fmt.Errorf("reference %q: empty tag or digest after %q: %w", ref, ref[len(ref)-1:], errdef.ErrInvalidReference)
+		return Ref{}, nil, fmt.Errorf("reference %q: empty tag or digest after %q: %w", ref, ref[len(ref)-1:], errdef.ErrInvalidReference)
 	}
 	repo, err := o.Repository(parsed)
 	if err != nil {
-		return nil, Ref{}, err
+		return Ref{}, nil, err
 	}
-	return repo, Ref{Name: parsed.Registry + "/" + parsed.Repository, Reference: parsed.Reference}, nil
+	return Ref{Name: parsed.Registry + "/" + parsed.Repository, Reference: parsed.Reference}, repo, nil
 }
 
 // parseLayoutRef parses dir[:tag|@digest], checking the tag or digest as
