@@ -39,11 +39,7 @@ func listDir(t *testing.T, dir string) map[string]string {
 func TestPullAllOrNothing(t *testing.T) {
 	host := registrytest.New(t)
 	repo := host + "/workflows/pull"
-	keys := filepath.Join(t.TempDir(), "k")
-	t.Setenv("COSIGN_PASSWORD", "pw")
-	if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", keys); code != 0 {
-		t.Fatal(stderr)
-	}
+	keys := newKeys(t)
 	out, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", repo)
 	if code != 0 {
 		t.Fatalf("publish: exit %d: %s", code, stderr)
