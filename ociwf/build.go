@@ -2,6 +2,7 @@ package ociwf
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -58,7 +59,9 @@ type ConfigParam struct {
 	Required bool   `json:"required,omitempty"`
 }
 
-// Compile parses, validates and compiles workflow source into a Build.
+// Compile parses, validates and compiles workflow source into a Build. A
+// Build whose layers or config would be over their limits (see
+// MaxSourceBytes) is refused here already, matching errdef.ErrTooLarge.
 func Compile(ctx context.Context, src []byte, opts CompileOptions) (*Build, error) {
 	file := opts.File
 	if file == "" {
@@ -93,5 +96,9 @@ func Compile(ctx context.Context, src []byte, opts CompileOptions) (*Build, erro
 	if err != nil {
 		return nil, err
 	}
-	return &Build{Workflow: wf, Plan: p, Source: src, PlanJSON: planJSON, SBOM: bom, Config: cfgJSON}, nil
+	b := &Build{Workflow: wf, Plan: p, Source: src, PlanJSON: planJSON, SBOM: bom, Config: cfgJSON}
+	if err := checkSizes(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return b, nil
 }

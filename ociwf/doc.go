@@ -11,6 +11,11 @@
 // docs/dsl.md.
 package ociwf
 
+import (
+	"ociwf.dev/ociwf/dsl"
+	"ociwf.dev/ociwf/plan"
+)
+
 // Media types and layer titles of the workflow artifact.
 const (
 	// ArtifactType is the manifest artifactType of every workflow version.
@@ -31,16 +36,17 @@ const (
 	SBOMTitle   = "sbom.cdx.json"
 )
 
-// Size limits enforced when reading an artifact back.
+// Size limits of an artifact's parts. Pack and Push refuse a Build over any
+// of them before writing anything, and reads enforce the same ones.
 const (
 	// MaxManifestBytes bounds a manifest (the Distribution default).
 	MaxManifestBytes = 4 << 20
 	// MaxConfigBytes bounds the config blob.
 	MaxConfigBytes = 1 << 20
 	// MaxSourceBytes bounds the DSL layer (the DSL's own limit).
-	MaxSourceBytes = 4 << 20
+	MaxSourceBytes = dsl.MaxSourceBytes
 	// MaxPlanBytes bounds the plan layer.
-	MaxPlanBytes = 64 << 20
+	MaxPlanBytes = plan.MaxBytes
 	// MaxSBOMBytes bounds the SBOM layer.
 	MaxSBOMBytes = 64 << 20
 )

@@ -69,7 +69,7 @@ func ExamplePush() {
 		fmt.Println(err)
 		return
 	}
-	pulled, err := ociwf.Pull(ctx, store, desc.Digest.String(), filepath.Join(dir, "out"))
+	pulled, err := ociwf.Pull(ctx, store, desc.Digest.String(), filepath.Join(dir, "out"), ociwf.WriteOptions{})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -11,6 +11,8 @@ import (
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
 	orasdef "oras.land/oras-go/v2/errdef"
+
+	"ociwf.dev/ociwf/errdef"
 )
 
 // PackOptions tune Pack. The zero value is valid and reproducible.
@@ -29,8 +31,14 @@ type PackOptions struct {
 }
 
 // Pack pushes the config, the three layers and the manifest of b to pusher
-// (typically an in-memory store) and returns the manifest descriptor.
+// (typically an in-memory store) and returns the manifest descriptor. A
+// layer, the config or the manifest over its limit (MaxSourceBytes and the
+// rest) is refused before anything is pushed, with an error matching
+// errdef.ErrTooLarge.
 func Pack(ctx context.Context, pusher content.Pusher, b *Build, opts PackOptions) (ocispec.Descriptor, error) {
+	if err := checkSizes(b); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("pack: %w", err)
+	}
 	layers := []struct {
 		mediaType, title string
 		data             []byte
@@ -80,7 +88,30 @@ func Pack(ctx context.Context, pusher content.Pusher, b *Build, opts PackOptions
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("pack manifest: %w", err)
 	}
+	if desc.Size > MaxManifestBytes {
+		return ocispec.Descriptor{}, fmt.Errorf("pack: the manifest would be %d bytes, over the %d-byte limit (its annotations hold metadata.description and every --annotation): %w", desc.Size, MaxManifestBytes, errdef.ErrTooLarge)
+	}
 	return desc, nil
+}
+
+// checkSizes refuses a Build whose layers or config are over the limits a
+// reader enforces, so nothing is published that cannot be read back.
+func checkSizes(b *Build) error {
+	for _, p := range []struct {
+		what string
+		size int
+		max  int64
+	}{
+		{"the workflow source (" + SourceTitle + ")", len(b.Source), MaxSourceBytes},
+		{"the plan (" + PlanTitle + ")", len(b.PlanJSON), MaxPlanBytes},
+		{"the SBOM (" + SBOMTitle + ")", len(b.SBOM), MaxSBOMBytes},
+		{"the config blob (it holds metadata.description)", len(b.Config), MaxConfigBytes},
+	} {
+		if int64(p.size) > p.max {
+			return fmt.Errorf("%s is %d bytes, over the %d-byte limit: %w", p.what, p.size, p.max, errdef.ErrTooLarge)
+		}
+	}
+	return nil
 }
 
 func pushBytes(ctx context.Context, pusher content.Pusher, d ocispec.Descriptor, data []byte) error {

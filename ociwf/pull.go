@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,12 +28,22 @@ type Pulled struct {
 	Files []string `json:"files"`
 }
 
+// WriteOptions tune how Pull and WriteLayers install the three files. The
+// zero value refuses to replace existing files.
+type WriteOptions struct {
+	// Force replaces existing files of the same names. A directory or
+	// other non-regular file in the way is never replaced.
+	Force bool
+}
+
 // Pull resolves ref on src once, then fetches the manifest, the config and
 // the three layers by digest, re-checking every digest and size while
-// streaming, and writes the layers into dir under their titles. Files appear
-// only after all three verified; a failure leaves dir as it was.
-// Verification failures wrap errdef.ErrVerification.
-func Pull(ctx context.Context, src oras.ReadOnlyTarget, ref, dir string) (*Pulled, error) {
+// streaming, and writes the layers into dir under their titles. The files
+// appear all three or none: every destination is checked before any is
+// replaced, and a failure midway puts back what was there. An existing file
+// is an error matching fs.ErrExist unless opts.Force. Verification failures
+// wrap errdef.ErrVerification.
+func Pull(ctx context.Context, src oras.ReadOnlyTarget, ref, dir string, opts WriteOptions) (*Pulled, error) {
 	desc, m, err := FetchManifest(ctx, src, ref)
 	if err != nil {
 		return nil, err
@@ -41,60 +52,143 @@ func Pull(ctx context.Context, src oras.ReadOnlyTarget, ref, dir string) (*Pulle
 	if err != nil {
 		return nil, err
 	}
+	layers := []ocispec.Descriptor{m.Source, m.Plan, m.SBOM}
+	// Refuse before fetching the layers; install checks again.
+	if _, err := destinations(dir, layers, opts); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
-	layers := []ocispec.Descriptor{m.Source, m.Plan, m.SBOM}
 	temps := make([]string, 0, len(layers))
-	defer func() {
-		for _, t := range temps {
-			os.Remove(t)
-		}
-	}()
 	for _, l := range layers {
 		tmp, err := fetchToTemp(ctx, src, l, dir)
 		if tmp != "" {
 			temps = append(temps, tmp)
 		}
 		if err != nil {
-			return nil, err
+			return nil, cleanup(temps, err)
 		}
 	}
-	files, err := install(dir, layers, temps)
-	temps = nil
+	files, err := install(dir, layers, temps, opts)
 	if err != nil {
 		return nil, err
 	}
 	return &Pulled{Descriptor: desc, Config: *cfg, Files: files}, nil
 }
 
-// install renames each layer's temporary file to its title in dir; the
-// temporary files are gone afterwards.
-func install(dir string, layers []ocispec.Descriptor, temps []string) ([]string, error) {
+// destination is where one layer's file goes and whether a file is there.
+type destination struct {
+	path   string
+	exists bool
+}
+
+// destinations checks where each layer's file goes in dir: a directory or
+// other non-regular file there is an error, and so is an existing file
+// unless opts.Force.
+func destinations(dir string, layers []ocispec.Descriptor, opts WriteOptions) ([]destination, error) {
+	out := make([]destination, 0, len(layers))
+	for _, l := range layers {
+		path := filepath.Join(dir, l.Annotations[ocispec.AnnotationTitle])
+		fi, err := os.Lstat(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			out = append(out, destination{path: path})
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("pull: %w", err)
+		case !fi.Mode().IsRegular():
+			return nil, fmt.Errorf("pull: %s is in the way and is not a regular file (%s); nothing was written: %w", path, fi.Mode().Type(), fs.ErrExist)
+		case !opts.Force:
+			return nil, fmt.Errorf("pull: %s exists; nothing was written (choose another --output-dir or pass --force to replace it): %w", path, fs.ErrExist)
+		}
+		out = append(out, destination{path: path, exists: true})
+	}
+	return out, nil
+}
+
+// install renames each layer's temporary file to its title in dir, all or
+// none: every destination is checked first, the files being replaced are
+// moved aside until all three new ones are in place, and a failure midway
+// removes what was installed and puts the old files back. The temporary
+// files are gone afterwards.
+func install(dir string, layers []ocispec.Descriptor, temps []string, opts WriteOptions) (files []string, err error) {
+	defer cleanup(temps, nil)
+	dsts, err := destinations(dir, layers, opts)
+	if err != nil {
+		return nil, err
+	}
+	backups := make([]string, len(dsts))
+	installed := 0
 	defer func() {
-		for _, t := range temps {
-			os.Remove(t)
+		if err != nil {
+			for i := installed - 1; i >= 0; i-- {
+				os.Remove(dsts[i].path)
+			}
+		}
+		for i, b := range backups {
+			switch {
+			case b == "":
+			case err == nil:
+				os.Remove(b)
+			default:
+				if rerr := os.Rename(b, dsts[i].path); rerr != nil {
+					err = fmt.Errorf("%w; put back %s from %s: %w", err, dsts[i].path, b, rerr)
+				}
+			}
 		}
 	}()
-	files := make([]string, 0, len(layers))
-	for i, l := range layers {
-		path := filepath.Join(dir, l.Annotations[ocispec.AnnotationTitle])
-		if err := os.Rename(temps[i], path); err != nil {
+	for i, d := range dsts {
+		if !d.exists {
+			continue
+		}
+		b, err := reserveName(dir, ".ociwf-old-*")
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Rename(d.path, b); err != nil {
+			os.Remove(b)
 			return nil, fmt.Errorf("pull: %w", err)
 		}
-		files = append(files, path)
+		backups[i] = b
+	}
+	files = make([]string, 0, len(dsts))
+	for i, d := range dsts {
+		if err := os.Rename(temps[i], d.path); err != nil {
+			return nil, fmt.Errorf("pull: %w", err)
+		}
+		installed++
+		files = append(files, d.path)
 	}
 	return files, nil
 }
 
+// reserveName creates an empty file with a fresh name in dir and returns
+// the name, for a rename to replace.
+func reserveName(dir, pattern string) (string, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", fmt.Errorf("pull: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("pull: %w", err)
+	}
+	return f.Name(), nil
+}
+
 // WriteLayers writes the source, plan and SBOM of m, already fetched and
 // verified, into dir under their titles. Each goes to a temporary file
-// first; the files appear only when all three are written.
-func WriteLayers(dir string, m *Manifest, source, planJSON, sbom []byte) ([]string, error) {
+// first; as with Pull, the files appear all three or none, and existing
+// files are replaced only with opts.Force.
+func WriteLayers(dir string, m *Manifest, source, planJSON, sbom []byte, opts WriteOptions) ([]string, error) {
+	layers := []ocispec.Descriptor{m.Source, m.Plan, m.SBOM}
+	if _, err := destinations(dir, layers, opts); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("pull: %w", err)
 	}
-	layers := []ocispec.Descriptor{m.Source, m.Plan, m.SBOM}
 	temps := make([]string, 0, len(layers))
 	for _, b := range [][]byte{source, planJSON, sbom} {
 		f, err := os.CreateTemp(dir, ".ociwf-pull-*")
@@ -113,7 +207,7 @@ func WriteLayers(dir string, m *Manifest, source, planJSON, sbom []byte) ([]stri
 			return nil, cleanup(temps, fmt.Errorf("pull: %w", err))
 		}
 	}
-	return install(dir, layers, temps)
+	return install(dir, layers, temps, opts)
 }
 
 // cleanup removes temporary files and returns err.

@@ -16,6 +16,7 @@ import (
 	"oras.land/oras-go/v2/registry"
 
 	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/policy/immutability"
 )
 
 // PushOptions tune Push. The zero value is valid.
@@ -36,9 +37,15 @@ type PushOptions struct {
 // Push packs b and publishes it to dst: every blob, then the manifest, by
 // digest; the tag is applied last with TagOnce, so a failure never leaves the
 // tag pointing at a half-published artifact and an existing tag is never
-// moved. An empty tag publishes by digest only. It returns the manifest
-// descriptor.
+// moved. An empty tag publishes by digest only; any other tag must pass
+// ValidateTag. Every blob and the manifest are checked against their size
+// limits before anything is written. It returns the manifest descriptor.
 func Push(ctx context.Context, dst oras.Target, b *Build, tag string, opts PushOptions) (ocispec.Descriptor, error) {
+	if tag != "" {
+		if err := ValidateTag(tag); err != nil {
+			return ocispec.Descriptor{}, err
+		}
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -56,6 +63,9 @@ func Push(ctx context.Context, dst oras.Target, b *Build, tag string, opts PushO
 		}
 	}
 	cg := oras.DefaultCopyGraphOptions
+	// Pack checked the manifest against MaxManifestBytes; oras-go's own
+	// limit on the manifests it reads while copying is the same one.
+	cg.MaxMetadataBytes = MaxManifestBytes
 	if opts.Concurrency > 0 {
 		cg.Concurrency = opts.Concurrency
 	}
@@ -99,6 +109,21 @@ func Push(ctx context.Context, dst oras.Target, b *Build, tag string, opts PushO
 	return desc, nil
 }
 
+// ValidateTag checks a workflow version tag: it must be a valid OCI tag and
+// not one of the names cosign and the OCI referrers fallback reserve for a
+// digest's accessories (sha256-<hex>, sha256-<hex>.sig, .att, .sbom), which
+// a version tag would take before the digest is signed. Failures match
+// errdef.ErrInvalidReference.
+func ValidateTag(tag string) error {
+	if err := (registry.Reference{Reference: tag}).ValidateReferenceAsTag(); err != nil {
+		return fmt.Errorf("version tag %q: %v: %w", tag, err, errdef.ErrInvalidReference)
+	}
+	if immutability.IsAccessoryTag(tag) {
+		return fmt.Errorf("version tag %q: reserved for a digest's signatures, attestations and SBOMs; choose another tag: %w", tag, errdef.ErrInvalidReference)
+	}
+	return nil
+}
+
 // ImmutableError reports an attempt to move a write-once tag. It matches
 // errdef.ErrImmutable with errors.Is.
 type ImmutableError struct {
@@ -133,7 +158,8 @@ func checkTag(ctx context.Context, dst oras.ReadOnlyTarget, desc ocispec.Descrip
 
 // TagOnce applies tag to desc on dst with write-once semantics: if tag
 // already names desc it succeeds without writing; if it names another digest
-// it fails with an *ImmutableError and leaves the tag as it is. src holds the
+// it fails with an *ImmutableError and leaves the tag as it is. tag must
+// pass ValidateTag. src holds the
 // manifest bytes, so registries get a single manifest PUT by tag.
 //
 // On registries without server-side immutability a race remains between the
@@ -142,6 +168,9 @@ func checkTag(ctx context.Context, dst oras.ReadOnlyTarget, desc ocispec.Descrip
 // that enforces immutable tags itself closes that window; see
 // docs/artifact-format.md.
 func TagOnce(ctx context.Context, dst oras.Target, src content.Fetcher, desc ocispec.Descriptor, tag string) error {
+	if err := ValidateTag(tag); err != nil {
+		return err
+	}
 	exists, err := checkTag(ctx, dst, desc, tag)
 	if err != nil || exists {
 		return err

@@ -74,7 +74,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 				}
 
 				dir := t.TempDir()
-				pulled, err := ociwf.Pull(ctx, dst.Store, tag, dir)
+				pulled, err := ociwf.Pull(ctx, dst.Store, tag, dir, ociwf.WriteOptions{})
 				if err != nil {
 					t.Fatalf("pull: %v", err)
 				}
@@ -169,7 +169,7 @@ func TestPullDetectsTamperedBlobs(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			_, err = ociwf.Pull(ctx, dst.Store, "1.4.0", dir)
+			_, err = ociwf.Pull(ctx, dst.Store, "1.4.0", dir, ociwf.WriteOptions{})
 			if !errors.Is(err, errdef.ErrVerification) {
 				t.Fatalf("pull of a tampered plan: err = %v, want ErrVerification", err)
 			}
@@ -226,7 +226,7 @@ func TestPullRefusesHostileManifests(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			parent := t.TempDir()
 			dir := filepath.Join(parent, "out")
-			_, err := ociwf.Pull(ctx, dst.Store, desc.Digest.String(), dir)
+			_, err := ociwf.Pull(ctx, dst.Store, desc.Digest.String(), dir, ociwf.WriteOptions{})
 			if !errors.Is(err, errdef.ErrNotWorkflow) {
 				t.Fatalf("err = %v, want ErrNotWorkflow", err)
 			}
@@ -360,7 +360,7 @@ func BenchmarkPushPull(b *testing.B) {
 		if _, err := ociwf.Push(ctx, dst.Store, build, tag, ociwf.PushOptions{}); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := ociwf.Pull(ctx, dst.Store, tag, dir); err != nil {
+		if _, err := ociwf.Pull(ctx, dst.Store, tag, dir, ociwf.WriteOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/dsl"
+	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/plan"
 )
 
@@ -58,6 +59,13 @@ func readSource(file string) ([]byte, error) {
 	src, err := io.ReadAll(io.LimitReader(f, dsl.MaxSourceBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read workflow %s: %w", file, err)
+	}
+	if len(src) > dsl.MaxSourceBytes {
+		size := "over the limit"
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = fmt.Sprintf("%d bytes", fi.Size())
+		}
+		return nil, fmt.Errorf("workflow %s is %s; the limit is %d bytes (4 MiB): %w", file, size, dsl.MaxSourceBytes, errdef.ErrTooLarge)
 	}
 	return src, nil
 }

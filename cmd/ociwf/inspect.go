@@ -23,7 +23,7 @@ func (a *app) inspectCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			src, err := o.Open(cmd.Context(), argv[0])
+			src, err := o.OpenReadOnly(cmd.Context(), argv[0])
 			if err != nil {
 				return err
 			}

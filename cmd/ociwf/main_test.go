@@ -28,14 +28,22 @@ func cliIn(t *testing.T, stdin string, args ...string) (string, string, int) {
 	return out.String(), errb.String(), code
 }
 
-func TestExitCodes(t *testing.T) {
-	host := registrytest.New(t)
-	repo := host + "/workflows/cli"
+// newKeys generates a key pair with password "pw", which COSIGN_PASSWORD
+// is set to, and returns its prefix (PREFIX.key, PREFIX.pub).
+func newKeys(t *testing.T) string {
+	t.Helper()
 	keys := filepath.Join(t.TempDir(), "k")
 	t.Setenv("COSIGN_PASSWORD", "pw")
 	if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", keys); code != 0 {
 		t.Fatal(stderr)
 	}
+	return keys
+}
+
+func TestExitCodes(t *testing.T) {
+	host := registrytest.New(t)
+	repo := host + "/workflows/cli"
+	keys := newKeys(t)
 	cases := []struct {
 		name string
 		args []string

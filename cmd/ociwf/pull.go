@@ -13,7 +13,7 @@ func (a *app) pullCmd() *cobra.Command {
 	var remote remoteFlags
 	var t trustFlags
 	var dir string
-	var skipVerify bool
+	var skipVerify, force bool
 	cmd := &cobra.Command{
 		Use:   "pull REF (--key PUB | --policy FILE)",
 		Short: "Verify a workflow, then write its source, plan and SBOM",
@@ -21,6 +21,8 @@ func (a *app) pullCmd() *cobra.Command {
 (--policy FILE, or --key PUB for one key) and only when all pass writes the
 three layers under their titles into the output directory. Nothing is
 written unless verification passed; a failure exits 3 and names the check.
+The three files appear together or not at all. Existing files of the same
+names are left alone (pull exits 1) unless --force replaces them.
 
 --insecure-skip-verify pulls without any signature, attestation or policy
 check: only digests and sizes are re-checked. It prints a warning every time.
@@ -34,7 +36,10 @@ Use it for artifacts nobody signed, never for what a runtime executes.`,
 					return usagef("--insecure-skip-verify contradicts --key and --policy")
 				}
 				fmt.Fprintln(a.stderr, "WARNING: --insecure-skip-verify: signatures, attestations and the trust policy are NOT checked; only digests are.")
-				return a.pullUnverified(cmd, &remote, argv[0], dir)
+				return a.pullUnverified(cmd, &remote, argv[0], dir, ociwf.WriteOptions{Force: force})
+			}
+			if remote.opts.OCILayout {
+				return usagef("pull --oci-layout reads no signatures (they live in registries): add --insecure-skip-verify to pull from an OCI layout")
 			}
 			if t.key == "" && t.policy == "" {
 				return usagef("pull verifies first: name what to trust with --key PUBLIC_KEY or --policy FILE (or, for unsigned artifacts, --insecure-skip-verify)")
@@ -51,7 +56,7 @@ Use it for artifacts nobody signed, never for what a runtime executes.`,
 				}
 				return err
 			}
-			files, err := ociwf.WriteLayers(dir, wf.Manifest, wf.Source, wf.PlanJSON, wf.SBOM)
+			files, err := ociwf.WriteLayers(dir, wf.Manifest, wf.Source, wf.PlanJSON, wf.SBOM, ociwf.WriteOptions{Force: force})
 			if err != nil {
 				return err
 			}
@@ -74,6 +79,7 @@ Use it for artifacts nobody signed, never for what a runtime executes.`,
 		},
 	}
 	cmd.Flags().StringVarP(&dir, "output-dir", "o", ".", "directory to write the files into")
+	cmd.Flags().BoolVar(&force, "force", false, "replace existing workflow.yaml, plan.json and sbom.cdx.json in the output directory")
 	cmd.Flags().BoolVar(&skipVerify, "insecure-skip-verify", false, "pull without verifying signatures, attestations or policy (digests are still checked)")
 	t.register(cmd)
 	remote.register(cmd.Flags(), true)
@@ -81,19 +87,19 @@ Use it for artifacts nobody signed, never for what a runtime executes.`,
 }
 
 // pullUnverified pulls with digest checks only.
-func (a *app) pullUnverified(cmd *cobra.Command, remote *remoteFlags, ref, dir string) error {
+func (a *app) pullUnverified(cmd *cobra.Command, remote *remoteFlags, ref, dir string, wo ociwf.WriteOptions) error {
 	o, err := remote.opener(a.stdin)
 	if err != nil {
 		return err
 	}
-	src, err := o.Open(cmd.Context(), ref)
+	src, err := o.OpenReadOnly(cmd.Context(), ref)
 	if err != nil {
 		return err
 	}
 	if src.Reference == "" {
 		return usagef("name a tag or a digest: %s:TAG or %s@sha256:...", ref, ref)
 	}
-	pulled, err := ociwf.Pull(cmd.Context(), src.Store, src.Reference, dir)
+	pulled, err := ociwf.Pull(cmd.Context(), src.Store, src.Reference, dir, wo)
 	if err != nil {
 		return err
 	}

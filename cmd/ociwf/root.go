@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,13 +35,15 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
-// exitCode maps an error to the documented exit codes.
+// exitCode maps an error to the documented exit codes; it is the only place
+// that does. Usage errors are flag and argument mistakes and references or
+// tags the library refused (errdef.ErrInvalidReference).
 func exitCode(err error) int {
 	var ue usageError
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, errdef.ErrInvalidReference):
 		return exitUsage
 	case errors.Is(err, errdef.ErrImmutable):
 		return exitImmutable
@@ -76,10 +79,28 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, "Run 'ociwf --help' for usage.")
 	}
 	var done reported
-	if a.output == "json" && !errors.As(err, &done) {
+	if (a.output == "json" || outputArg(args) == "json") && !errors.As(err, &done) {
 		a.emitJSON(map[string]any{"error": err.Error(), "exitCode": code})
 	}
 	return code
+}
+
+// outputArg returns the last --output value on the command line, read
+// without cobra: a command line cobra could not parse (an unknown flag
+// before --output, say) still asks for JSON.
+func outputArg(args []string) string {
+	out := ""
+	for i, arg := range args {
+		switch {
+		case arg == "--":
+			return out
+		case arg == "--output" && i+1 < len(args):
+			out = args[i+1]
+		case strings.HasPrefix(arg, "--output="):
+			out = strings.TrimPrefix(arg, "--output=")
+		}
+	}
+	return out
 }
 
 func (a *app) rootCmd() *cobra.Command {
@@ -99,7 +120,38 @@ func (a *app) rootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log progress to stderr")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.compileCmd(), a.pushCmd(), a.pullCmd(), a.inspectCmd(), a.publishCmd(), a.signCmd(), a.attestCmd(), a.verifyCmd(), a.keyCmd(), a.registryCmd(), a.auditCmd(), a.versionCmd())
+	// Add cobra's own completion and help commands now, so that they
+	// refuse unknown subcommands too.
+	root.InitDefaultCompletionCmd()
+	root.InitDefaultHelpCmd()
+	refuseUnknownCommands(root)
 	return root
+}
+
+// refuseUnknownCommands makes c and every command under it that has
+// subcommands refuse an unknown subcommand as a usage error, and print
+// its help when called alone. Cobra checks only below the root, with an
+// untyped error, and shows help for "ociwf key bogus".
+func refuseUnknownCommands(c *cobra.Command) {
+	if !c.HasSubCommands() {
+		return
+	}
+	c.Args = func(cmd *cobra.Command, argv []string) error {
+		if len(argv) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", argv[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(argv[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return usageError{errors.New(msg)}
+	}
+	if c.Run == nil && c.RunE == nil {
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
+	for _, sub := range c.Commands() {
+		refuseUnknownCommands(sub)
+	}
 }
 
 // args wraps a cobra positional-args check so its failures are usage errors.

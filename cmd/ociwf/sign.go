@@ -97,7 +97,7 @@ func (a *app) openSubject(ctx context.Context, r *remoteFlags, ref string) (*tar
 	if err != nil {
 		return nil, attest.Subject{}, err
 	}
-	t, err := o.Open(ctx, ref)
+	t, err := o.OpenReadOnly(ctx, ref)
 	if err != nil {
 		return nil, attest.Subject{}, err
 	}

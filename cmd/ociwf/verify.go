@@ -70,9 +70,9 @@ func (a *app) verifier(ctx context.Context, r *remoteFlags, t *trustFlags, ref s
 	if err != nil {
 		return nil, err
 	}
-	tg, err := o.Open(ctx, ref)
+	tg, err := o.OpenReadOnly(ctx, ref)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, err
 	}
 	switch {
 	case all && tg.Reference != "":

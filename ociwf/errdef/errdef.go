@@ -30,3 +30,18 @@ var (
 	// ErrTooLarge reports content over one of the documented size limits.
 	ErrTooLarge = errors.New("content too large")
 )
+
+// ErrInvalidReference reports a reference or tag the caller gave that does
+// not parse or may not be used: a malformed repository, tag or digest, an
+// empty tag after the colon, a name cosign reserves for a digest's
+// accessories used as a version tag. It matches ErrInvalid too. These are
+// mistakes in how a command was called (the CLI exits 2), unlike invalid
+// content read from a file or a registry.
+var ErrInvalidReference error = invalidReference{}
+
+type invalidReference struct{}
+
+func (invalidReference) Error() string { return "invalid reference" }
+
+// Is makes ErrInvalidReference match ErrInvalid.
+func (invalidReference) Is(target error) bool { return target == ErrInvalid }

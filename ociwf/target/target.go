@@ -10,9 +10,12 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/content/oci"
@@ -122,11 +125,9 @@ func baseTransport(opts Options) (http.RoundTripper, error) {
 // (cosign's) use it so that both speak alike.
 func (o *Opener) Transport() http.RoundTripper { return o.transport }
 
-// Target is an opened place plus the tag or digest the reference named.
-type Target struct {
-	// Store is the opened repository (*remote.Repository) or layout
-	// (*oci.Store).
-	Store oras.GraphTarget
+// Ref is what a parsed reference names: a place and, optionally, a tag or
+// digest in it.
+type Ref struct {
 	// Name is the repository (registry/path) or the layout directory.
 	Name string
 	// Reference is the tag or digest, or empty when the reference named
@@ -135,38 +136,113 @@ type Target struct {
 }
 
 // Pinned returns Name@dgst, the reference printed after a push.
-func (t *Target) Pinned(dgst digest.Digest) string { return t.Name + "@" + dgst.String() }
+func (r Ref) Pinned(dgst digest.Digest) string { return r.Name + "@" + dgst.String() }
 
 // IsDigest reports whether the reference names a digest rather than a tag.
-func (t *Target) IsDigest() bool {
-	_, err := digest.Parse(t.Reference)
+func (r Ref) IsDigest() bool {
+	_, err := digest.Parse(r.Reference)
 	return err == nil
 }
 
+// Target is a place opened for writing plus the tag or digest the reference
+// named.
+type Target struct {
+	// Store is the opened repository (*remote.Repository) or layout
+	// (*oci.Store).
+	Store oras.GraphTarget
+	Ref
+}
+
+// Source is a place opened for reading only plus the tag or digest the
+// reference named.
+type Source struct {
+	// Store is the opened repository (*remote.Repository) or layout
+	// (*oci.ReadOnlyStore).
+	Store oras.ReadOnlyGraphTarget
+	Ref
+}
+
 // Open parses ref (registry/repository[:tag|@digest], or with OCILayout
-// dir[:tag|@digest]) and opens it.
+// dir[:tag|@digest]) and opens it for writing; a layout directory is
+// created if it does not exist. A reference that does not parse is an error
+// matching errdef.ErrInvalidReference.
 func (o *Opener) Open(ctx context.Context, ref string) (*Target, error) {
+	r, repo, err := o.parse(ref)
+	switch {
+	case err != nil:
+		return nil, err
+	case repo != nil:
+		return &Target{Store: repo, Ref: r}, nil
+	}
+	store, err := oci.NewWithContext(ctx, r.Name)
+	if err != nil {
+		return nil, fmt.Errorf("open OCI layout %s: %w", r.Name, err)
+	}
+	return &Target{Store: store, Ref: r}, nil
+}
+
+// OpenReadOnly parses ref as Open does and opens it for reading only: it
+// never writes, and a layout directory must already hold an OCI layout.
+func (o *Opener) OpenReadOnly(ctx context.Context, ref string) (*Source, error) {
+	r, repo, err := o.parse(ref)
+	switch {
+	case err != nil:
+		return nil, err
+	case repo != nil:
+		return &Source{Store: repo, Ref: r}, nil
+	}
+	if _, err := os.Stat(filepath.Join(r.Name, ocispec.ImageLayoutFile)); err != nil {
+		return nil, fmt.Errorf("no OCI layout at %s: %w", r.Name, err)
+	}
+	store, err := oci.NewFromFS(ctx, os.DirFS(r.Name))
+	if err != nil {
+		return nil, fmt.Errorf("open OCI layout %s: %w", r.Name, err)
+	}
+	return &Source{Store: store, Ref: r}, nil
+}
+
+// parse parses ref and, for a registry reference, returns its repository
+// client too (nil for a layout, which the caller opens as it needs).
+func (o *Opener) parse(ref string) (Ref, *remote.Repository, error) {
 	if o.opts.OCILayout {
-		dir, reference := splitLayoutRef(ref)
-		if dir == "" {
-			return nil, fmt.Errorf("OCI layout reference %q: want DIR[:TAG|@DIGEST]: %w", ref, errdef.ErrInvalid)
-		}
-		store, err := oci.NewWithContext(ctx, dir)
-		if err != nil {
-			return nil, fmt.Errorf("open OCI layout %s: %w", dir, err)
-		}
-		return &Target{Store: store, Name: dir, Reference: reference}, nil
+		r, err := parseLayoutRef(ref)
+		return r, nil, err
 	}
 	parsed, err := registry.ParseReference(ref)
 	if err != nil {
-		return nil, fmt.Errorf("reference %q: want registry/repository[:tag|@digest]: %v: %w", ref, err, errdef.ErrInvalid)
+		return Ref{}, nil, fmt.Errorf("reference %q: want registry/repository[:tag|@digest]: %v: %w", ref, err, errdef.ErrInvalidReference)
+	}
+	if _, path, _ := strings.Cut(ref, "/"); parsed.Reference == "" && strings.ContainsAny(path, ":@") {
+		return Ref{}, nil, fmt.Errorf("reference %q: empty tag or digest after %q: %w", ref, ref[len(ref)-1:], errdef.ErrInvalidReference)
 	}
 	repo, err := o.Repository(parsed)
 	if err != nil {
-		return nil, err
+		return Ref{}, nil, err
 	}
-	name := parsed.Registry + "/" + parsed.Repository
-	return &Target{Store: repo, Name: name, Reference: parsed.Reference}, nil
+	return Ref{Name: parsed.Registry + "/" + parsed.Repository, Reference: parsed.Reference}, repo, nil
+}
+
+// parseLayoutRef parses dir[:tag|@digest], checking the tag or digest as
+// registry references are checked.
+func parseLayoutRef(ref string) (Ref, error) {
+	dir, reference, sep := splitLayoutRef(ref)
+	switch {
+	case dir == "":
+		return Ref{}, fmt.Errorf("OCI layout reference %q: want DIR[:TAG|@DIGEST]: %w", ref, errdef.ErrInvalidReference)
+	case sep != "" && reference == "":
+		return Ref{}, fmt.Errorf("OCI layout reference %q: empty tag or digest after %q: %w", ref, sep, errdef.ErrInvalidReference)
+	}
+	if reference != "" {
+		r := registry.Reference{Reference: reference}
+		check := r.ValidateReferenceAsTag
+		if sep == "@" {
+			check = r.ValidateReferenceAsDigest
+		}
+		if err := check(); err != nil {
+			return Ref{}, fmt.Errorf("OCI layout reference %q: %v: %w", ref, err, errdef.ErrInvalidReference)
+		}
+	}
+	return Ref{Name: dir, Reference: reference}, nil
 }
 
 // Options returns the options the Opener was made with. The password is
@@ -194,17 +270,18 @@ func (o *Opener) Repository(ref registry.Reference) (*remote.Repository, error) 
 	return repo, nil
 }
 
-// splitLayoutRef splits dir:tag or dir@digest; a colon inside the last path
-// element's prefix (a Windows drive, say) is not taken for a tag separator.
-func splitLayoutRef(ref string) (string, string) {
+// splitLayoutRef splits dir:tag or dir@digest and returns the separator
+// found, if any; a colon inside the last path element's prefix (a Windows
+// drive, say) is not taken for a tag separator.
+func splitLayoutRef(ref string) (dir, reference, sep string) {
 	if i := strings.LastIndex(ref, "@"); i > 0 {
-		return ref[:i], ref[i+1:]
+		return ref[:i], ref[i+1:], "@"
 	}
 	i := strings.LastIndex(ref, ":")
 	if i > 0 && !strings.ContainsAny(ref[i+1:], `/\`) {
-		return ref[:i], ref[i+1:]
+		return ref[:i], ref[i+1:], ":"
 	}
-	return ref, ""
+	return ref, "", ""
 }
 
 // Resolve pins a dependency for plan.Compile. References that carry a digest
