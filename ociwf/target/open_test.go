@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"oras.land/oras-go/v2/content/oci"
+
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
 )
@@ -24,6 +26,10 @@ func TestOpenParsesReferences(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	layout := filepath.Join(dir, "layout")
+	// Open no longer creates a layout; OpenReadOnly needs one.
+	if _, err := oci.New(layout); err != nil {
+		t.Fatal(err)
+	}
 	dgst := "sha256:" + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	cases := []struct {
 		layout          bool

@@ -147,8 +147,8 @@ func (r Ref) IsDigest() bool {
 // Target is a place opened for writing plus the tag or digest the reference
 // named.
 type Target struct {
-	// Store is the opened repository (*remote.Repository) or layout
-	// (*oci.Store).
+	// Store is the opened repository (*remote.Repository) or layout (an
+	// oci.Store created on the first write).
 	Store oras.GraphTarget
 	Ref
 }
@@ -164,7 +164,8 @@ type Source struct {
 
 // Open parses ref (registry/repository[:tag|@digest], or with OCILayout
 // dir[:tag|@digest]) and opens it for writing; a layout directory is
-// created if it does not exist. A reference that does not parse is an error
+// created by the first write to it, so nothing is made for a push that
+// fails before writing. A reference that does not parse is an error
 // matching errdef.ErrInvalidReference.
 func (o *Opener) Open(ctx context.Context, ref string) (*Target, error) {
 	r, repo, err := o.parse(ref)
@@ -174,11 +175,7 @@ func (o *Opener) Open(ctx context.Context, ref string) (*Target, error) {
 	case repo != nil:
 		return &Target{Store: repo, Ref: r}, nil
 	}
-	store, err := oci.NewWithContext(ctx, r.Name)
-	if err != nil {
-		return nil, fmt.Errorf("open OCI layout %s: %w", r.Name, err)
-	}
-	return &Target{Store: store, Ref: r}, nil
+	return &Target{Store: &layout{dir: r.Name}, Ref: r}, nil
 }
 
 // OpenReadOnly parses ref as Open does and opens it for reading only: it

@@ -1,0 +1,100 @@
+package target
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content/oci"
+	orasErrdef "oras.land/oras-go/v2/errdef"
+)
+
+// layout is an OCI image layout opened for writing that is created on its
+// first write, not when it is opened: a push that fails before writing (a
+// refused tag, a workflow that does not compile) leaves no directory
+// behind. Until then, reads find nothing, or the layout already there.
+type layout struct {
+	dir string
+
+	mu    sync.Mutex
+	store *oci.Store
+}
+
+// open returns the store, creating the layout when create is set; without
+// it and without a layout on disk it returns nil.
+func (l *layout) open(ctx context.Context, create bool) (*oci.Store, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.store != nil {
+		return l.store, nil
+	}
+	if !create {
+		if _, err := os.Stat(filepath.Join(l.dir, ocispec.ImageLayoutFile)); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	s, err := oci.NewWithContext(ctx, l.dir)
+	if err != nil {
+		return nil, fmt.Errorf("open OCI layout %s: %w", l.dir, err)
+	}
+	l.store = s
+	return s, nil
+}
+
+func (l *layout) notFound(what string) error {
+	return fmt.Errorf("%s: no OCI layout at %s yet: %w", what, l.dir, orasErrdef.ErrNotFound)
+}
+
+func (l *layout) Fetch(ctx context.Context, target ocispec.Descriptor) (io.ReadCloser, error) {
+	s, err := l.open(ctx, false)
+	if err != nil || s == nil {
+		return nil, errors.Join(err, l.notFound(target.Digest.String()))
+	}
+	return s.Fetch(ctx, target)
+}
+
+func (l *layout) Exists(ctx context.Context, target ocispec.Descriptor) (bool, error) {
+	s, err := l.open(ctx, false)
+	if err != nil || s == nil {
+		return false, err
+	}
+	return s.Exists(ctx, target)
+}
+
+func (l *layout) Resolve(ctx context.Context, reference string) (ocispec.Descriptor, error) {
+	s, err := l.open(ctx, false)
+	if err != nil || s == nil {
+		return ocispec.Descriptor{}, errors.Join(err, l.notFound(reference))
+	}
+	return s.Resolve(ctx, reference)
+}
+
+func (l *layout) Predecessors(ctx context.Context, node ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+	s, err := l.open(ctx, false)
+	if err != nil || s == nil {
+		return nil, err
+	}
+	return s.Predecessors(ctx, node)
+}
+
+func (l *layout) Push(ctx context.Context, expected ocispec.Descriptor, r io.Reader) error {
+	s, err := l.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	return s.Push(ctx, expected, r)
+}
+
+func (l *layout) Tag(ctx context.Context, desc ocispec.Descriptor, reference string) error {
+	s, err := l.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	return s.Tag(ctx, desc, reference)
+}
