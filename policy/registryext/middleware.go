@@ -188,15 +188,25 @@ func (m *manifests) put(ctx context.Context, man distribution.Manifest, options 
 		return m.ManifestService.Put(ctx, man, options...)
 	}
 	repo := m.r.name()
-	mode, rule := m.r.e.rules.Match(repo, tag)
-	if mode == immutability.Mutable {
-		return m.ManifestService.Put(ctx, man, options...)
-	}
 	mediaType, payload, err := man.Payload()
 	if err != nil {
 		return "", err
 	}
 	dgst := digest.FromBytes(payload)
+	if immutability.IsAccessoryTag(tag) {
+		msg, err := m.notAccessory(ctx, tag, man)
+		if err != nil {
+			return "", err
+		}
+		if msg != "" {
+			return "", m.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: immutability.AccessoryRule().Name,
+				Message: msg + "; push other content under a tag cosign does not reserve"})
+		}
+	}
+	mode, rule := m.r.e.rules.Match(repo, tag)
+	if mode == immutability.Mutable {
+		return m.ManifestService.Put(ctx, man, options...)
+	}
 	defer m.r.e.lock(repo, tag)()
 	tags := m.r.Repository.Tags(ctx)
 	cur, err := tags.Get(ctx, tag)
@@ -233,11 +243,19 @@ func (m *manifests) put(ctx context.Context, man distribution.Manifest, options 
 	return got, nil
 }
 
+// entry is one of what append-only protects: its digest and a key made of
+// every field of its descriptor.
+type entry struct {
+	digest digest.Digest
+	key    string
+}
+
 // entries are what append-only protects: the layers of an image manifest
 // (its config changes as layers are added) or the manifests of an index,
-// whole descriptors: a cosign signature is a layer annotation, and several
-// signatures of one payload share the layer digest.
-func entries(m distribution.Manifest) []v1.Descriptor {
+// whole descriptors: a cosign signature is a layer annotation, several
+// signatures of one payload share the layer digest, and a descriptor's
+// embedded data (or platform) is what a client reads instead of the blob.
+func entries(m distribution.Manifest) []entry {
 	var ds []v1.Descriptor
 	switch m := m.(type) {
 	case *ocischema.DeserializedManifest:
@@ -247,18 +265,26 @@ func entries(m distribution.Manifest) []v1.Descriptor {
 	case *ocischema.DeserializedImageIndex:
 		ds = m.Manifests
 	case *manifestlist.DeserializedManifestList:
+		out := make([]entry, 0, len(m.Manifests))
 		for _, d := range m.Manifests {
-			ds = append(ds, d.Descriptor)
+			out = append(out, entry{d.Digest, entryKey(d)})
 		}
+		return out
 	default:
 		ds = m.References()
 	}
-	return ds
+	out := make([]entry, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, entry{d.Digest, entryKey(d)})
+	}
+	return out
 }
 
-// entryKey identifies an entry by everything that describes it.
-func entryKey(d v1.Descriptor) string {
-	b, _ := json.Marshal(v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, ArtifactType: d.ArtifactType, Annotations: d.Annotations, URLs: d.URLs})
+// entryKey identifies an entry by everything that describes it: every
+// field the image-spec (or, for a Docker manifest list, Distribution)
+// defines for a descriptor, annotations, data and platform included.
+func entryKey(d any) string {
+	b, _ := json.Marshal(d)
 	return string(b)
 }
 
@@ -266,17 +292,16 @@ func entryKey(d v1.Descriptor) string {
 // next must hold every entry of prev, as often as prev does.
 func dropped(prev, next distribution.Manifest) []digest.Digest {
 	have := map[string]int{}
-	for _, d := range entries(next) {
-		have[entryKey(d)]++
+	for _, e := range entries(next) {
+		have[e.key]++
 	}
 	var out []digest.Digest
-	for _, d := range entries(prev) {
-		k := entryKey(d)
-		if have[k] == 0 {
-			out = append(out, d.Digest)
+	for _, e := range entries(prev) {
+		if have[e.key] == 0 {
+			out = append(out, e.digest)
 			continue
 		}
-		have[k]--
+		have[e.key]--
 	}
 	return out
 }
