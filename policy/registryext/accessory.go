@@ -9,7 +9,6 @@ import (
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/manifest/ocischema"
-	"github.com/distribution/distribution/v3/manifest/schema2"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -69,13 +68,8 @@ func (m *manifests) notAccessory(ctx context.Context, tag string, man distributi
 	}
 	kind := accessoryKinds[suffix]
 	reserved += fmt.Sprintf("cosign's %s of %s", kind.what, subject)
-	var layers []v1.Descriptor
-	switch man := man.(type) {
-	case *ocischema.DeserializedManifest:
-		layers = man.Layers
-	case *schema2.DeserializedManifest:
-		layers = man.Layers
-	default:
+	layers, ok := layersOf(man)
+	if !ok {
 		return reserved + ": the manifest is not an image manifest", nil
 	}
 	if len(layers) == 0 {

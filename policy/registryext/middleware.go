@@ -266,12 +266,8 @@ type entry struct {
 // signatures of one payload share the layer digest, and a descriptor's
 // embedded data (or platform) is what a client reads instead of the blob.
 func entries(m distribution.Manifest) []entry {
-	var ds []v1.Descriptor
+	ds, image := layersOf(m)
 	switch m := m.(type) {
-	case *ocischema.DeserializedManifest:
-		ds = m.Layers
-	case *schema2.DeserializedManifest:
-		ds = m.Layers
 	case *ocischema.DeserializedImageIndex:
 		ds = m.Manifests
 	case *manifestlist.DeserializedManifestList:
@@ -281,13 +277,27 @@ func entries(m distribution.Manifest) []entry {
 		}
 		return out
 	default:
-		ds = m.References()
+		if !image {
+			ds = m.References()
+		}
 	}
 	out := make([]entry, 0, len(ds))
 	for _, d := range ds {
 		out = append(out, entry{d.Digest, entryKey(d)})
 	}
 	return out
+}
+
+// layersOf returns the layers of an image manifest (OCI or Docker) and
+// whether m is one.
+func layersOf(m distribution.Manifest) ([]v1.Descriptor, bool) {
+	switch m := m.(type) {
+	case *ocischema.DeserializedManifest:
+		return m.Layers, true
+	case *schema2.DeserializedManifest:
+		return m.Layers, true
+	}
+	return nil, false
 }
 
 // entryKey identifies an entry by everything that describes it: every
