@@ -150,7 +150,9 @@ func tagOption(options []distribution.ManifestServiceOption) string {
 // Put enforces the rules for a manifest PUT by tag. For a protected tag,
 // checking the tag, storing the manifest and tagging it happen under the
 // tag's lock, so of racing writers exactly one creates it; Distribution's
-// own Tag call afterwards finds the tag already set.
+// own Tag call afterwards finds the tag already set. A protected write
+// (see protectedWrite) holds its repository's lock shared throughout, so
+// no delete of that repository checks and deletes in between.
 func (m *manifests) Put(ctx context.Context, man distribution.Manifest, options ...distribution.ManifestServiceOption) (digest.Digest, error) {
 	if m.protectedWrite(man, tagOption(options)) {
 		defer m.r.e.repos.shared(m.r.name())()
