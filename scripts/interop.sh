@@ -23,7 +23,8 @@
 #      each is refused with 403 DENIED and the tag keeps its digest; a
 #      second `cosign sign` with another key appends to the append-only
 #      .sig tag (both signatures verify) and the .sig tag cannot be moved
-#      to a manifest that drops them; re-pushing the identical manifest
+#      to a manifest that drops them, nor hold a workflow; `cosign attach
+#      sbom` stores an SBOM in the .sbom tag, which holds nothing else; re-pushing the identical manifest
 #      (`oras manifest push` of the fetched bytes; `oras tag` and `crane
 #      tag` of it, which PUT it again) is idempotent.
 # Any miss fails the script with the failing check named.
@@ -228,8 +229,17 @@ check "7 cosign sign adds a second signature (cosign key) to the append-only .si
 check "7 cosign verify with the ociwf key" cosign verify --key "$work/ociwf.pub" --insecure-ignore-tlog "$prot@$orig"
 check "7 cosign verify with the cosign key" cosign verify --key "$work/cosign.pub" --insecure-ignore-tlog "$prot@$orig"
 sig="sha256-${orig#sha256:}.sig"
-check "7 crane tag of a manifest dropping the signatures onto the .sig tag is refused (append-only)" \
-  refused "tag $sig of protected/wf is append-only" crane tag "$prot:draft" "$sig"
+check "7 crane tag of a workflow onto the .sig tag is refused (reserved for signatures)" \
+  refused "tag $sig of protected/wf is reserved for cosign's signatures of $orig" crane tag "$prot:draft" "$sig"
+check "7 cosign sign of the mutable manifest" \
+  cosign sign --key "$work/cosign.key" --tlog-upload=false "$prot@$draft"
+check "7 crane tag of its signatures, dropping the others, onto the .sig tag is refused (append-only)" \
+  refused "tag $sig of protected/wf is append-only" crane tag "$prot:sha256-${draft#sha256:}.sig" "$sig"
+printf '{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"protected","dataLicense":"CC0-1.0"}\n' > "$work/protected/sbom.spdx.json"
+check "7 cosign attach sbom stores an SBOM in the .sbom tag" \
+  cosign attach sbom --sbom "$work/protected/sbom.spdx.json" --type spdx "$prot@$orig"
+check "7 crane tag of a workflow onto the .sbom tag is refused (reserved for SBOMs)" \
+  refused "is reserved for cosign's SBOMs of $orig" crane tag "$prot:draft" "sha256-${orig#sha256:}.sbom"
 check "7 ... and both signatures still verify" \
   bash -c 'cosign verify --key "$1" --insecure-ignore-tlog "$3" && cosign verify --key "$2" --insecure-ignore-tlog "$3"' \
   _ "$work/ociwf.pub" "$work/cosign.pub" "$prot@$orig"

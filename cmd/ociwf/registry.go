@@ -39,29 +39,12 @@ It stops gracefully on SIGINT or SIGTERM. A health endpoint answers on ` + regis
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level(a.verbose)}))
 			registryext.RouteDistributionLogs(log)
-			cfg := registryext.Config{Addr: addr, Root: root, Logger: log, AuditLog: auditLog, MetricsAddr: metricsAddr}
-			if config != "" {
-				if cmd.Flags().Changed("root") {
-					return usagef("--root and --config are mutually exclusive: set the storage in the configuration file")
-				}
-				f, err := os.Open(config)
-				if err != nil {
-					return err
-				}
-				cfg.Distribution, err = configuration.Parse(f)
-				f.Close()
-				if err != nil {
-					return fmt.Errorf("distribution configuration %s: %w", config, err)
-				}
-				root = ""
+			cfg, err := storageConfig(cmd, root, config, rulesFile)
+			if err != nil {
+				return err
 			}
-			if rulesFile != "" {
-				rules, err := immutability.Load(rulesFile)
-				if err != nil {
-					return err
-				}
-				cfg.Rules = rules
-			}
+			cfg.Addr, cfg.Logger, cfg.AuditLog, cfg.MetricsAddr = addr, log, auditLog, metricsAddr
+			root = cfg.Root
 			srv, err := registryext.New(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -90,8 +73,84 @@ It stops gracefully on SIGINT or SIGTERM. A health endpoint answers on ` + regis
 	serve.Flags().StringVar(&rulesFile, "rules", "", "immutability rules file (default: semantic-version tags immutable)")
 	serve.Flags().StringVar(&auditLog, "audit-log", "", "append every mutating request to this hash-chained JSON Lines file")
 	serve.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address")
-	cmd.AddCommand(serve)
+	cmd.AddCommand(serve, a.registryGCCmd())
 	return cmd
+}
+
+func (a *app) registryGCCmd() *cobra.Command {
+	var root, config, rulesFile string
+	var opts registryext.GCOptions
+	gc := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove unreferenced content from the registry's storage, keeping what the rules protect",
+		Long: `Gc removes the blobs no manifest references from the storage under --root
+(or the storage a Distribution configuration file, --config, sets up), with
+Distribution's mark and sweep. With --delete-untagged it first deletes the
+manifests no tag keeps: a tag keeps the manifest it names, the manifests an
+index contains and the referrers (signatures, attestations, SBOMs) of all of
+those. Stock "registry garbage-collect --delete-untagged" deletes those
+referrers even when a protected tag reaches them: do not run it on storage
+ociwf registry serve protects.
+
+Run it while no registry serves the storage, as Distribution requires.
+--dry-run reports the counts and deletes nothing.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := storageConfig(cmd, root, config, rulesFile)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = a.logger()
+			res, err := registryext.GarbageCollect(cmd.Context(), cfg, opts)
+			if err != nil {
+				return err
+			}
+			a.emit(res, func(w io.Writer) {
+				verb := "deleted"
+				if res.DryRun {
+					verb = "would delete"
+				}
+				fmt.Fprintf(w, "Manifests: %s %d, kept %d (%d protected)\nBlobs: %s %d, kept %d\n",
+					verb, res.ManifestsDeleted, res.ManifestsKept, res.ManifestsProtected, verb, res.BlobsDeleted, res.BlobsKept)
+			})
+			return nil
+		},
+	}
+	gc.Flags().StringVar(&root, "root", "./ociwf-registry", "storage directory")
+	gc.Flags().StringVar(&config, "config", "", "Distribution configuration file (storage)")
+	gc.Flags().StringVar(&rulesFile, "rules", "", "immutability rules file (default: semantic-version tags immutable)")
+	gc.Flags().BoolVarP(&opts.DryRun, "dry-run", "d", false, "report what would be deleted; delete nothing")
+	gc.Flags().BoolVarP(&opts.DeleteUntagged, "delete-untagged", "m", false, "delete the manifests no tag keeps")
+	return gc
+}
+
+// storageConfig is the registry configuration the --root, --config and
+// --rules flags of cmd describe.
+func storageConfig(cmd *cobra.Command, root, config, rulesFile string) (registryext.Config, error) {
+	cfg := registryext.Config{Root: root}
+	if config != "" {
+		if cmd.Flags().Changed("root") {
+			return cfg, usagef("--root and --config are mutually exclusive: set the storage in the configuration file")
+		}
+		f, err := os.Open(config)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Distribution, err = configuration.Parse(f)
+		f.Close()
+		if err != nil {
+			return cfg, fmt.Errorf("distribution configuration %s: %w", config, err)
+		}
+		cfg.Root = ""
+	}
+	if rulesFile != "" {
+		rules, err := immutability.Load(rulesFile)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Rules = rules
+	}
+	return cfg, nil
 }
 
 func storageOf(root, config string) string {

@@ -16,6 +16,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/registry/remote"
+
+	"ociwf.dev/policy/registryext"
 )
 
 // serve runs ociwf registry serve with args until the test ends and
@@ -103,5 +105,65 @@ func TestRegistryServeBadConfig(t *testing.T) {
 	}
 	if _, stderr, code := cli(t, "registry", "serve", "--config", bad, "--root", dir); code != exitUsage {
 		t.Fatalf("--config with --root: exit %d %s", code, stderr)
+	}
+}
+
+// ociwf registry gc, run with the registry stopped, keeps the tagged
+// manifest and deletes the untagged one and an orphan blob.
+func TestRegistryGC(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "data")
+	srv, err := registryext.New(context.Background(), registryext.Config{Addr: "127.0.0.1:0", Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	repo, err := remote.NewRepository(srv.Addr() + "/workflows/gc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.PlainHTTP = true
+	ctx := context.Background()
+	for _, tag := range []string{"1.0.0", ""} {
+		l, err := oras.PushBytes(ctx, repo, "application/octet-stream", []byte("layer "+tag))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := oras.PackManifestOptions{Layers: []ocispec.Descriptor{l}}
+		if tag != "" {
+			opts.ManifestAnnotations = map[string]string{"tag": tag}
+		}
+		m, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, "application/vnd.example", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tag != "" {
+			if err := repo.Tag(ctx, m, tag); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := oras.PushBytes(ctx, repo, "application/octet-stream", []byte("orphan")); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, dry := range []bool{true, false} {
+		args := []string{"registry", "gc", "--root", root, "--delete-untagged", "--output", "json"}
+		if dry {
+			args = append(args, "--dry-run")
+		}
+		out, stderr, code := cli(t, args...)
+		var res registryext.GCResult
+		if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
+			t.Fatalf("registry gc: exit %d %s %s", code, out, stderr)
+		}
+		// Deleted: the untagged manifest, its layer and the orphan.
+		if res.DryRun != dry || res.ManifestsDeleted != 1 || res.ManifestsKept != 1 || res.ManifestsProtected != 1 || res.BlobsDeleted != 3 {
+			t.Fatalf("dry run %v: %s", dry, out)
+		}
+	}
+	if _, _, code := cli(t, "registry", "gc", "--root", root, "--config", "x.yml"); code != exitUsage {
+		t.Fatalf("--root with --config: exit %d", code)
 	}
 }

@@ -9,7 +9,8 @@
 // with optional -pre-release and +build) in every repository is immutable.
 // Cosign's signature, attestation and SBOM tags (sha256-<hex>.sig, .att,
 // .sbom) and the OCI referrers fallback tags (sha256-<hex>) are always
-// append-only.
+// append-only, and a registry stores only such accessories under them
+// (IsAccessoryTag names them).
 package immutability
 
 import (

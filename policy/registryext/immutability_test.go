@@ -131,9 +131,9 @@ func TestImmutableTags(t *testing.T) {
 
 	// Cosign's tags are append-only.
 	sig := "sha256-" + da.Encoded() + ".sig"
-	expect(t, "first signature", c.put(sig, c.manifest("sig1")), http.StatusCreated, "")
-	expect(t, "second signature added", c.put(sig, c.manifest("sig1", "sig2")), http.StatusCreated, "")
-	expect(t, "signature removed", c.put(sig, c.manifest("sig2")), http.StatusForbidden, "append-only (rule cosign-accessories): the new manifest drops "+digest.FromString("sig1").String())
+	expect(t, "first signature", c.put(sig, c.accessory(nil, signature("sig1", "s1"))), http.StatusCreated, "")
+	expect(t, "second signature added", c.put(sig, c.accessory(nil, signature("sig1", "s1"), signature("sig2", "s2"))), http.StatusCreated, "")
+	expect(t, "signature removed", c.put(sig, c.accessory(nil, signature("sig2", "s2"))), http.StatusForbidden, "append-only (rule cosign-accessories): the new manifest drops "+digest.FromString("sig1").String())
 
 	// Signatures of one payload share a layer digest and differ in their
 	// annotation: replacing one is dropping it.
@@ -143,6 +143,7 @@ func TestImmutableTags(t *testing.T) {
 		m.SchemaVersion = 2
 		for _, s := range sigs {
 			l := payload
+			l.MediaType = simpleSigning
 			l.Annotations = map[string]string{"dev.cosignproject.cosign/signature": s}
 			m.Layers = append(m.Layers, l)
 		}

@@ -42,8 +42,8 @@ func init() {
 }
 
 // engine is what the middleware shares across the requests of one
-// registry: the rules, one lock per protected tag, the metrics and where
-// denials are logged.
+// registry: the rules, the locks, the metrics and where denials are
+// logged.
 type engine struct {
 	rules     *immutability.Rules
 	log       *slog.Logger
@@ -52,20 +52,10 @@ type engine struct {
 	// locks serialise check-and-tag per tag: a tag hashes to one of a
 	// fixed set, so memory stays bounded however many tags there are.
 	locks [256]sync.Mutex
-}
-
-// lockAll takes every tag lock, in order, so that a delete's check and the
-// delete itself see no protected tag created in between. Deletes are rare;
-// a PUT holds one lock and takes no other, so this cannot deadlock.
-func (e *engine) lockAll() func() {
-	for i := range e.locks {
-		e.locks[i].Lock()
-	}
-	return func() {
-		for i := range e.locks {
-			e.locks[i].Unlock()
-		}
-	}
+	// repos order a repository's deletes against its protected writes.
+	// A protected write takes its repository's lock shared, then its
+	// tag's lock; a delete takes only its repository's lock, exclusive.
+	repos repoLocks
 }
 
 func (e *engine) lock(repo, tag string) func() {
@@ -160,8 +150,13 @@ func tagOption(options []distribution.ManifestServiceOption) string {
 // Put enforces the rules for a manifest PUT by tag. For a protected tag,
 // checking the tag, storing the manifest and tagging it happen under the
 // tag's lock, so of racing writers exactly one creates it; Distribution's
-// own Tag call afterwards finds the tag already set.
+// own Tag call afterwards finds the tag already set. A protected write
+// (see protectedWrite) holds its repository's lock shared throughout, so
+// no delete of that repository checks and deletes in between.
 func (m *manifests) Put(ctx context.Context, man distribution.Manifest, options ...distribution.ManifestServiceOption) (digest.Digest, error) {
+	if m.protectedWrite(man, tagOption(options)) {
+		defer m.r.e.repos.shared(m.r.name())()
+	}
 	got, err := m.put(ctx, man, options...)
 	if err != nil {
 		return got, err
@@ -182,21 +177,48 @@ func (m *manifests) Put(ctx context.Context, man distribution.Manifest, options 
 	return got, nil
 }
 
+// protectedWrite reports whether storing man (under tag, if not "") can
+// make content protected: a protected tag, or a subject, whose referrers
+// a protected tag reaches.
+func (m *manifests) protectedWrite(man distribution.Manifest, tag string) bool {
+	if tag != "" {
+		if mode, _ := m.r.e.rules.Match(m.r.name(), tag); mode != immutability.Mutable {
+			return true
+		}
+	}
+	mediaType, payload, err := man.Payload()
+	if err != nil {
+		return true
+	}
+	_, _, ok := subjectOf(mediaType, payload)
+	return ok
+}
+
 func (m *manifests) put(ctx context.Context, man distribution.Manifest, options ...distribution.ManifestServiceOption) (digest.Digest, error) {
 	tag := tagOption(options)
 	if tag == "" {
 		return m.ManifestService.Put(ctx, man, options...)
 	}
 	repo := m.r.name()
-	mode, rule := m.r.e.rules.Match(repo, tag)
-	if mode == immutability.Mutable {
-		return m.ManifestService.Put(ctx, man, options...)
-	}
 	mediaType, payload, err := man.Payload()
 	if err != nil {
 		return "", err
 	}
 	dgst := digest.FromBytes(payload)
+	if immutability.IsAccessoryTag(tag) {
+		msg, err := m.notAccessory(ctx, tag, man)
+		if err != nil {
+			return "", err
+		}
+		if msg != "" {
+			return "", m.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: immutability.AccessoryRule().Name,
+				Message: msg + "; push other content under a tag cosign does not reserve"})
+		}
+	}
+	mode, rule := m.r.e.rules.Match(repo, tag)
+	if mode == immutability.Mutable {
+		return m.ManifestService.Put(ctx, man, options...)
+	}
 	defer m.r.e.lock(repo, tag)()
 	tags := m.r.Repository.Tags(ctx)
 	cur, err := tags.Get(ctx, tag)
@@ -233,50 +255,75 @@ func (m *manifests) put(ctx context.Context, man distribution.Manifest, options 
 	return got, nil
 }
 
+// appendEntry is one of what append-only protects: its digest and a key made of
+// every field of its descriptor.
+type appendEntry struct {
+	digest digest.Digest
+	key    string
+}
+
 // entries are what append-only protects: the layers of an image manifest
 // (its config changes as layers are added) or the manifests of an index,
-// whole descriptors: a cosign signature is a layer annotation, and several
-// signatures of one payload share the layer digest.
-func entries(m distribution.Manifest) []v1.Descriptor {
-	var ds []v1.Descriptor
+// whole descriptors: a cosign signature is a layer annotation, several
+// signatures of one payload share the layer digest, and a descriptor's
+// embedded data (or platform) is what a client reads instead of the blob.
+func entries(m distribution.Manifest) []appendEntry {
+	ds, image := layersOf(m)
 	switch m := m.(type) {
-	case *ocischema.DeserializedManifest:
-		ds = m.Layers
-	case *schema2.DeserializedManifest:
-		ds = m.Layers
 	case *ocischema.DeserializedImageIndex:
 		ds = m.Manifests
 	case *manifestlist.DeserializedManifestList:
+		out := make([]appendEntry, 0, len(m.Manifests))
 		for _, d := range m.Manifests {
-			ds = append(ds, d.Descriptor)
+			out = append(out, appendEntry{d.Digest, entryKey(d)})
 		}
+		return out
 	default:
-		ds = m.References()
+		if !image {
+			ds = m.References()
+		}
 	}
-	return ds
+	out := make([]appendEntry, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, appendEntry{d.Digest, entryKey(d)})
+	}
+	return out
 }
 
-// entryKey identifies an entry by everything that describes it.
-func entryKey(d v1.Descriptor) string {
-	b, _ := json.Marshal(v1.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size, ArtifactType: d.ArtifactType, Annotations: d.Annotations, URLs: d.URLs})
+// layersOf returns the layers of an image manifest (OCI or Docker) and
+// whether m is one.
+func layersOf(m distribution.Manifest) ([]v1.Descriptor, bool) {
+	switch m := m.(type) {
+	case *ocischema.DeserializedManifest:
+		return m.Layers, true
+	case *schema2.DeserializedManifest:
+		return m.Layers, true
+	}
+	return nil, false
+}
+
+// entryKey identifies an appendEntry by everything that describes it: every
+// field the image-spec (or, for a Docker manifest list, Distribution)
+// defines for a descriptor, annotations, data and platform included.
+func entryKey(d any) string {
+	b, _ := json.Marshal(d)
 	return string(b)
 }
 
 // dropped lists the entries of prev that next lacks, counting repeats:
-// next must hold every entry of prev, as often as prev does.
+// next must hold every appendEntry of prev, as often as prev does.
 func dropped(prev, next distribution.Manifest) []digest.Digest {
 	have := map[string]int{}
-	for _, d := range entries(next) {
-		have[entryKey(d)]++
+	for _, e := range entries(next) {
+		have[e.key]++
 	}
 	var out []digest.Digest
-	for _, d := range entries(prev) {
-		k := entryKey(d)
-		if have[k] == 0 {
-			out = append(out, d.Digest)
+	for _, e := range entries(prev) {
+		if have[e.key] == 0 {
+			out = append(out, e.digest)
 			continue
 		}
-		have[k]--
+		have[e.key]--
 	}
 	return out
 }
@@ -285,7 +332,13 @@ func dropped(prev, next distribution.Manifest) []digest.Digest {
 // the manifest it names, everything an index contains, at any depth, and
 // the referrers (signatures, attestations) of all of those.
 func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
-	defer m.r.e.lockAll()()
+	defer m.r.e.repos.exclusive(m.r.name())()
+	switch ok, err := m.ManifestService.Exists(ctx, dgst); {
+	case err != nil:
+		return err
+	case !ok:
+		return distribution.ErrBlobUnknown // Distribution's handler answers 404 MANIFEST_UNKNOWN
+	}
 	if err := m.r.refuseProtected(ctx, "manifest", dgst, "reaches it"); err != nil {
 		return err
 	}
@@ -306,19 +359,46 @@ func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
 
 // refuseProtected denies deleting dgst (what: a manifest or a blob) when a
 // protected tag reaches it; how says so in the message. The caller holds
-// every tag lock.
+// the repository's lock exclusive.
 func (r *repository) refuseProtected(ctx context.Context, what string, dgst digest.Digest, how string) error {
-	tag, rule, err := r.protecting(ctx, dgst)
+	b := &reachBudget{steps: maxReach, until: time.Now().Add(maxReachTime)}
+	tag, rule, err := r.protecting(ctx, dgst, b)
 	if err != nil || tag == "" {
 		return err
+	}
+	if b.spent() {
+		return r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule,
+			Message: fmt.Sprintf("%s %s of %s may be protected: checking the protected tags stopped at its bound (%d manifests and tags, %s) at tag %s (rule %s), so the delete is refused; let ociwf registry gc remove unreferenced content", what, dgst, r.name(), maxReach, maxReachTime, tag, rule)})
 	}
 	return r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule,
 		Message: fmt.Sprintf("%s %s of %s is protected: tag %s (rule %s) %s", what, dgst, r.name(), tag, rule, how)})
 }
 
-// maxReach bounds the manifests and blobs one protected tag's walk visits;
-// a graph larger than that protects everything (deletes are refused).
-const maxReach = 10000
+// maxReach and maxReachTime bound one delete's protection check: the
+// protected tags it reads and the manifests and blobs it visits, and the
+// time it takes. Past either the content counts as reached: the delete
+// is refused.
+const (
+	maxReach     = 10000
+	maxReachTime = 5 * time.Second
+)
+
+// reachBudget is what is left of one protection check's bounds.
+type reachBudget struct {
+	steps int
+	until time.Time
+	over  bool
+}
+
+// step spends one step and reports whether the bounds still hold.
+func (b *reachBudget) step() bool {
+	if b.steps--; b.steps < 0 || time.Now().After(b.until) {
+		b.over = true
+	}
+	return !b.over
+}
+
+func (b *reachBudget) spent() bool { return b.over }
 
 // protecting returns a protected tag of the repository that reaches dgst,
 // with its rule, or "". A tag reaches the manifest it names, every
@@ -326,7 +406,7 @@ const maxReach = 10000
 // any depth, and their configs and layers), and the referrers of each of
 // those manifests with what they reference. Content that cannot be read
 // for another reason than its absence counts as reached.
-func (r *repository) protecting(ctx context.Context, dgst digest.Digest) (string, string, error) {
+func (r *repository) protecting(ctx context.Context, dgst digest.Digest, b *reachBudget) (string, string, error) {
 	ts := r.Repository.Tags(ctx)
 	all, err := ts.All(ctx)
 	var unknown distribution.ErrRepositoryUnknown
@@ -346,11 +426,14 @@ func (r *repository) protecting(ctx context.Context, dgst digest.Digest) (string
 		if mode == immutability.Mutable {
 			continue
 		}
+		if !b.step() {
+			return t, rule.Name, nil
+		}
 		desc, err := ts.Get(ctx, t)
 		if err != nil {
 			continue // untagged meanwhile
 		}
-		found, err := r.reaches(ctx, ms, desc.Digest, dgst, seen)
+		found, err := r.reaches(ctx, ms, desc.Digest, dgst, seen, b)
 		if err != nil || found {
 			return t, rule.Name, err
 		}
@@ -359,7 +442,7 @@ func (r *repository) protecting(ctx context.Context, dgst digest.Digest) (string
 }
 
 // reaches walks from root and reports whether it gets to target.
-func (r *repository) reaches(ctx context.Context, ms distribution.ManifestService, root, target digest.Digest, seen map[digest.Digest]bool) (bool, error) {
+func (r *repository) reaches(ctx context.Context, ms distribution.ManifestService, root, target digest.Digest, seen map[digest.Digest]bool, b *reachBudget) (bool, error) {
 	queue := []digest.Digest{root}
 	for len(queue) > 0 {
 		d := queue[0]
@@ -370,7 +453,7 @@ func (r *repository) reaches(ctx context.Context, ms distribution.ManifestServic
 		if seen[d] {
 			continue
 		}
-		if seen[d] = true; len(seen) > maxReach {
+		if seen[d] = true; !b.step() {
 			return true, nil
 		}
 		man, err := ms.Get(ctx, d)
@@ -416,6 +499,7 @@ func (t *tags) Tag(ctx context.Context, tag string, desc v1.Descriptor) error {
 	if st := stateOf(ctx); st != nil && st.alreadyTagged(tag, desc.Digest) {
 		return nil
 	}
+	defer t.r.e.repos.shared(repo)()
 	defer t.r.e.lock(repo, tag)()
 	cur, err := t.TagService.Get(ctx, tag)
 	var unknown distribution.ErrTagUnknown
@@ -469,7 +553,13 @@ type blobs struct {
 
 // Delete refuses to unlink a blob that a protected tag reaches.
 func (b *blobs) Delete(ctx context.Context, dgst digest.Digest) error {
-	defer b.r.e.lockAll()()
+	defer b.r.e.repos.exclusive(b.r.name())()
+	if _, err := b.BlobStore.Stat(ctx, dgst); err != nil {
+		if errors.Is(err, distribution.ErrBlobUnknown) {
+			return distribution.ErrBlobUnknown // Distribution's handler answers 404 BLOB_UNKNOWN
+		}
+		return err
+	}
 	if err := b.r.refuseProtected(ctx, "blob", dgst, "references it"); err != nil {
 		return err
 	}
