@@ -67,6 +67,13 @@ func newFixture(t *testing.T, k keys) *fixture {
 	return &fixture{keys: k, root: root, host: srv.Addr(), o: attesttest.Opener(t)}
 }
 
+// newPlainFixture starts stock Distribution, which stores whatever a
+// client with push access sends to cosign's tags.
+func newPlainFixture(t *testing.T, k keys) *fixture {
+	root := t.TempDir()
+	return &fixture{keys: k, root: root, host: registrytest.StartPlain(t, root), o: attesttest.Opener(t)}
+}
+
 // recipe says how to release one version, and what to get wrong.
 type recipe struct {
 	build *ociwf.Build

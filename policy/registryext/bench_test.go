@@ -2,15 +2,11 @@ package registryext_test
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distribution/distribution/v3/configuration"
-	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -76,7 +70,7 @@ func benchRegistry(b *testing.B, auditLog bool) {
 		cfg.AuditLog = filepath.Join(b.TempDir(), "audit.jsonl")
 	}
 	ours := registrytest.Start(b, cfg).Addr() // silences Distribution's logs first
-	plain := startPlainDistribution(b, b.TempDir())
+	plain := registrytest.StartPlain(b, b.TempDir())
 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 4 * benchClients
@@ -155,50 +149,6 @@ func benchRegistry(b *testing.B, auditLog bool) {
 	if b.N > 1 {
 		b.Log("\n" + table.String())
 	}
-}
-
-// startPlainDistribution serves stock Distribution configured as ociwf's
-// server configures it for a storage root (registryext's
-// distributionConfig), just without ociwf's middleware, the way ociwf's
-// server serves it (net/http, a ServeMux in front).
-func startPlainDistribution(b *testing.B, root string) string {
-	b.Helper()
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
-		b.Fatal(err)
-	}
-	storage := configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": root}}
-	storage["delete"] = configuration.Parameters{"enabled": true}
-	storage["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}}
-	conf := &configuration.Configuration{Version: "0.1", Storage: storage}
-	conf.HTTP.Secret = hex.EncodeToString(secret)
-	conf.Log.Level = "warn"
-	conf.Validation.Manifests.URLs.Allow = []string{"^https?://"}
-	ctx, cancel := context.WithCancel(context.Background())
-	app := handlers.NewApp(ctx, conf)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		cancel()
-		b.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/", app)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	b.Cleanup(func() {
-		if err := srv.Shutdown(context.Background()); err != nil {
-			b.Errorf("plain distribution: %v", err)
-		}
-		if err := <-done; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			b.Errorf("plain distribution: %v", err)
-		}
-		if err := app.Shutdown(); err != nil {
-			b.Errorf("plain distribution: %v", err)
-		}
-		cancel()
-	})
-	return ln.Addr().String()
 }
 
 // benchTarget is one server under test: each client has a repository of
