@@ -149,7 +149,7 @@ steps:
 			t.Fatal(err)
 		}
 		dst := open(t, host+"/workflows/"+name, false)
-		if _, err := ociwf.Push(ctx, dst.Store, b, b.Plan.Workflow.Version, ociwf.PushOptions{}); err != nil {
+		if _, err := ociwf.Push(ctx, dst.Storage, b, b.Plan.Workflow.Version, ociwf.PushOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -61,7 +61,7 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 	rep.Scope = scope.Name
 
 	// 1. Reference: resolve once; everything after uses the digest.
-	desc, err := tgt.Store.Resolve(ctx, tgt.Reference)
+	desc, err := tgt.Storage.Resolve(ctx, tgt.Reference)
 	if err != nil {
 		if errors.Is(err, oraserr.ErrSizeExceedsLimit) {
 			return nil, rep.fail(CheckManifest, "manifest too large", fmt.Sprintf("at most %d bytes", ociwf.MaxManifestBytes), err.Error())
@@ -98,11 +98,11 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 	defer func() { _ = wait() }()
 
 	// 2. Manifest.
-	if err := r.manifest(ctx, tgt.Store, desc); err != nil {
+	if err := r.manifest(ctx, tgt.Storage, desc); err != nil {
 		return nil, err
 	}
 	// 3. Blobs.
-	if err := r.blobs(ctx, tgt.Store); err != nil {
+	if err := r.blobs(ctx, tgt.Storage); err != nil {
 		return nil, err
 	}
 	if r.scope.Skip {

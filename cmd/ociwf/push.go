@@ -55,7 +55,7 @@ line printed is the pinned reference REPOSITORY@sha256:...`,
 				return err
 			}
 			tag := versionTag(dst, build)
-			desc, err := ociwf.Push(ctx, dst.Store, build, tag, ociwf.PushOptions{
+			desc, err := ociwf.Push(ctx, dst.Storage, build, tag, ociwf.PushOptions{
 				PackOptions: ociwf.PackOptions{Created: created, Source: source, Revision: revision, Annotations: ann},
 				Logger:      a.logger(),
 			})

@@ -147,18 +147,19 @@ func (r Ref) IsDigest() bool {
 // Target is a place opened for writing plus the tag or digest the reference
 // named.
 type Target struct {
-	// Store is the opened repository (*remote.Repository) or layout (an
-	// oci.Store created on the first write).
-	Store oras.GraphTarget
+	// Storage holds the content: the repository client
+	// (*remote.Repository) or the layout (an oci.Store created on the
+	// first write).
+	Storage oras.GraphTarget
 	Ref
 }
 
 // Source is a place opened for reading only plus the tag or digest the
 // reference named.
 type Source struct {
-	// Store is the opened repository (*remote.Repository) or layout
-	// (*oci.ReadOnlyStore).
-	Store oras.ReadOnlyGraphTarget
+	// Storage holds the content: the repository client
+	// (*remote.Repository) or the layout (*oci.ReadOnlyStore).
+	Storage oras.ReadOnlyGraphTarget
 	Ref
 }
 
@@ -173,9 +174,9 @@ func (o *Opener) Open(ctx context.Context, ref string) (*Target, error) {
 	case err != nil:
 		return nil, err
 	case repo != nil:
-		return &Target{Store: repo, Ref: r}, nil
+		return &Target{Storage: repo, Ref: r}, nil
 	}
-	return &Target{Store: &layout{dir: r.Name}, Ref: r}, nil
+	return &Target{Storage: &layout{dir: r.Name}, Ref: r}, nil
 }
 
 // OpenReadOnly parses ref as Open does and opens it for reading only: it
@@ -186,7 +187,7 @@ func (o *Opener) OpenReadOnly(ctx context.Context, ref string) (*Source, error) 
 	case err != nil:
 		return nil, err
 	case repo != nil:
-		return &Source{Store: repo, Ref: r}, nil
+		return &Source{Storage: repo, Ref: r}, nil
 	}
 	if _, err := os.Stat(filepath.Join(r.Name, ocispec.ImageLayoutFile)); err != nil {
 		return nil, fmt.Errorf("no OCI layout at %s: %w", r.Name, err)
@@ -195,7 +196,7 @@ func (o *Opener) OpenReadOnly(ctx context.Context, ref string) (*Source, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open OCI layout %s: %w", r.Name, err)
 	}
-	return &Source{Store: store, Ref: r}, nil
+	return &Source{Storage: store, Ref: r}, nil
 }
 
 // parse parses ref and, for a registry reference, returns its repository
