@@ -193,7 +193,7 @@ steps:
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			b, err := ociwf.Compile(ctx, parent(c.src), ociwf.CompileOptions{File: "parent.yaml", Resolver: o})
+			b, err := ociwf.Compile(ctx, parent(c.src), ociwf.CompileOptions{File: "parent.yaml", Resolver: ociwf.NewRegistryResolver(o)})
 			if c.err == "" {
 				if err != nil {
 					t.Fatal(err)

@@ -263,7 +263,7 @@ func TestCompileResolvesAgainstRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := ociwf.Compile(ctx, []byte(src), ociwf.CompileOptions{File: "nested-uses.yaml", Resolver: o})
+	b, err := ociwf.Compile(ctx, []byte(src), ociwf.CompileOptions{File: "nested-uses.yaml", Resolver: ociwf.NewRegistryResolver(o)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestCompileResolvesAgainstRegistry(t *testing.T) {
 
 	// uses must name an ociwf workflow, not any artifact.
 	bad := strings.ReplaceAll(src, host+"/workflows/fan-out-fan-in:2.0.1", host+"/tools/alpine:3.20")
-	_, err = ociwf.Compile(ctx, []byte(bad), ociwf.CompileOptions{File: "nested-uses.yaml", Resolver: o})
+	_, err = ociwf.Compile(ctx, []byte(bad), ociwf.CompileOptions{File: "nested-uses.yaml", Resolver: ociwf.NewRegistryResolver(o)})
 	if !errors.Is(err, errdef.ErrNotWorkflow) {
 		t.Fatalf("uses of a non-workflow artifact: err = %v, want ErrNotWorkflow", err)
 	}
