@@ -43,11 +43,7 @@ type WriteOptions struct {
 // is an error matching fs.ErrExist unless opts.Force. Verification failures
 // wrap errdef.ErrVerification.
 func Pull(ctx context.Context, src oras.ReadOnlyTarget, ref, dir string, opts WriteOptions) (*Pulled, error) {
-	desc, m, err := FetchManifest(ctx, src, ref)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := FetchConfig(ctx, src, m)
+	desc, m, cfg, err := fetchHead(ctx, src, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -240,6 +236,20 @@ func ReadManifest(ctx context.Context, src content.Fetcher, desc ocispec.Descrip
 		return nil, err
 	}
 	return ParseManifest(raw)
+}
+
+// fetchHead resolves ref once and fetches, verified, the manifest and the
+// config it names.
+func fetchHead(ctx context.Context, src oras.ReadOnlyTarget, ref string) (ocispec.Descriptor, *Manifest, *Config, error) {
+	desc, m, err := FetchManifest(ctx, src, ref)
+	if err != nil {
+		return desc, nil, nil, err
+	}
+	cfg, err := FetchConfig(ctx, src, m)
+	if err != nil {
+		return desc, nil, nil, err
+	}
+	return desc, m, cfg, nil
 }
 
 // FetchConfig fetches and decodes the config blob of m, verifying it.
