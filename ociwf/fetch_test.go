@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -90,5 +91,35 @@ func TestFetchAllClassifiesContent(t *testing.T) {
 				t.Errorf("err = %q does not say %q", err, c.problem)
 			}
 		})
+	}
+}
+
+// TestTagOnceReadsTheManifestVerified checks that TagOnce reads the
+// manifest it tags through the verified reader: a source that serves other
+// bytes for the digest fails with ErrVerification and leaves no tag.
+func TestTagOnceReadsTheManifestVerified(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "layout")
+	src := open(t, dir, true).Storage
+	b := compileSample(t, "build-test-release.yaml")
+	desc, err := ociwf.Pack(ctx, src, b, ociwf.PackOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "blobs", desc.Digest.Algorithm().String(), desc.Digest.Encoded())
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[len(raw)/2] ^= 0x20
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dst := open(t, registrytest.New(t)+"/workflows/tag", false).Storage
+	if err := ociwf.TagOnce(ctx, dst, src, desc, "1.0.0"); !errors.Is(err, errdef.ErrVerification) {
+		t.Fatalf("TagOnce from a source serving other bytes: err = %v, want ErrVerification", err)
+	}
+	if _, err := dst.Resolve(ctx, "1.0.0"); err == nil {
+		t.Fatal("the refused TagOnce left a tag")
 	}
 }
