@@ -360,7 +360,8 @@ func BenchmarkPushPull(b *testing.B) {
 		if _, err := ociwf.Push(ctx, dst.Storage, build, tag, ociwf.PushOptions{}); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := ociwf.Pull(ctx, dst.Storage, tag, dir, ociwf.WriteOptions{}); err != nil {
+		// Each round replaces the files of the last.
+		if _, err := ociwf.Pull(ctx, dst.Storage, tag, dir, ociwf.WriteOptions{Force: true}); err != nil {
 			b.Fatal(err)
 		}
 	}
