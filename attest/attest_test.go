@@ -28,7 +28,7 @@ const cdx = `{"bomFormat":"CycloneDX","specVersion":"1.6","version":1}`
 // layers returns the layer count of the manifest tagged tag, or 0 if absent.
 func layers(t *testing.T, tg *target.Target, tag string) int {
 	t.Helper()
-	_, raw, err := oras.FetchBytes(context.Background(), tg.Store, tag, oras.DefaultFetchBytesOptions)
+	_, raw, err := oras.FetchBytes(context.Background(), tg.Storage, tag, oras.DefaultFetchBytesOptions)
 	if errors.Is(err, orasdef.ErrNotFound) {
 		return 0
 	}

@@ -73,7 +73,7 @@ func ExampleRegistry_Sign() {
 		fmt.Println(err)
 		return
 	}
-	desc, err := ociwf.Push(ctx, dst.Store, b, dst.Reference, ociwf.PushOptions{})
+	desc, err := ociwf.Push(ctx, dst.Storage, b, dst.Reference, ociwf.PushOptions{})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -24,6 +24,10 @@ type Build struct {
 	PlanJSON []byte
 	SBOM     []byte
 	Config   []byte
+	// Created is the build time Compile was given (CompileOptions.Created):
+	// recorded in the SBOM, and by Pack as the artifact's creation time.
+	// Zero means none was given.
+	Created time.Time
 }
 
 // CompileOptions tune Compile. The zero value compiles offline.
@@ -32,13 +36,18 @@ type CompileOptions struct {
 	File string
 	// Resolver pins image and uses references. Nil means plan.Offline:
 	// every reference must already carry a digest, and no with is checked
-	// against its sub-workflow's params (target.Opener reads them).
+	// against its sub-workflow's params (a RegistryResolver reads them).
 	Resolver plan.Resolver
-	// Created, if not zero, is recorded in the SBOM (set it from
-	// SOURCE_DATE_EPOCH for reproducible output).
+	// Created, if not zero, is the build time: recorded in the SBOM and
+	// carried in Build.Created for Pack (set it from SOURCE_DATE_EPOCH for
+	// reproducible output).
 	Created time.Time
 	// ToolVersion is recorded in the SBOM as the generating tool's version.
 	ToolVersion string
+	// PlanOnly compiles the plan and nothing else: Build.SBOM and
+	// Build.Config stay nil. A verifier that recompiles a stored plan to
+	// compare it needs no more.
+	PlanOnly bool
 }
 
 // Config is the content of the config blob: a small summary of the workflow
@@ -83,22 +92,32 @@ func Compile(ctx context.Context, src []byte, opts CompileOptions) (*Build, erro
 	if err != nil {
 		return nil, err
 	}
+	b := &Build{Workflow: wf, Plan: p, Source: src, PlanJSON: planJSON, Created: opts.Created}
+	if !opts.PlanOnly {
+		if b.SBOM, b.Config, err = describe(p, planJSON, opts); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkSizes(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return b, nil
+}
+
+// describe generates the SBOM and the config blob of a compiled plan.
+func describe(p *plan.Plan, planJSON []byte, opts CompileOptions) (bom, cfgJSON []byte, err error) {
 	planDigest := digest.FromBytes(planJSON).String()
-	bom, err := sbom.Generate(p, planDigest, sbom.Options{Created: opts.Created, ToolVersion: opts.ToolVersion})
+	bom, err = sbom.Generate(p, planDigest, sbom.Options{Created: opts.Created, ToolVersion: opts.ToolVersion})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg := Config{Name: p.Workflow.Name, Version: p.Workflow.Version, Description: p.Workflow.Description, Steps: len(p.Steps), PlanDigest: planDigest}
 	for _, prm := range p.Params {
 		cfg.Params = append(cfg.Params, ConfigParam{Name: prm.Name, Type: prm.Type, Required: prm.Required})
 	}
-	cfgJSON, err := canon.Marshal(cfg)
+	cfgJSON, err = canon.Marshal(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	b := &Build{Workflow: wf, Plan: p, Source: src, PlanJSON: planJSON, SBOM: bom, Config: cfgJSON}
-	if err := checkSizes(b); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
-	}
-	return b, nil
+	return bom, cfgJSON, nil
 }

@@ -149,7 +149,7 @@ steps:
 			t.Fatal(err)
 		}
 		dst := open(t, host+"/workflows/"+name, false)
-		if _, err := ociwf.Push(ctx, dst.Store, b, b.Plan.Workflow.Version, ociwf.PushOptions{}); err != nil {
+		if _, err := ociwf.Push(ctx, dst.Storage, b, b.Plan.Workflow.Version, ociwf.PushOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -193,7 +193,7 @@ steps:
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			b, err := ociwf.Compile(ctx, parent(c.src), ociwf.CompileOptions{File: "parent.yaml", Resolver: o})
+			b, err := ociwf.Compile(ctx, parent(c.src), ociwf.CompileOptions{File: "parent.yaml", Resolver: ociwf.NewRegistryResolver(o)})
 			if c.err == "" {
 				if err != nil {
 					t.Fatal(err)

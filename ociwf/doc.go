@@ -5,7 +5,9 @@
 // SBOM); Pack lays a Build out as one OCI image-spec v1.1 manifest; Push
 // publishes it by digest to any oras Target (a registry repository or an OCI
 // image layout) and applies the tag last, write-once; Pull and Inspect read it
-// back by digest with every byte re-checked.
+// back by digest with every byte re-checked, through FetchAll, the one
+// verified read. RegistryResolver pins dependencies against registries for
+// Compile.
 //
 // The artifact format is documented in docs/artifact-format.md; the DSL in
 // docs/dsl.md.

@@ -30,11 +30,7 @@ type Inspection struct {
 // Inspect resolves ref once and reports the verified manifest, its config and
 // the tags that name the same digest.
 func Inspect(ctx context.Context, src oras.ReadOnlyTarget, ref string) (*Inspection, error) {
-	desc, m, err := FetchManifest(ctx, src, ref)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := FetchConfig(ctx, src, m)
+	desc, m, cfg, err := fetchHead(ctx, src, ref)
 	if err != nil {
 		return nil, err
 	}

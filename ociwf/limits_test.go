@@ -37,21 +37,21 @@ func TestSizeLimitsHoldEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatalf("compile at the limit: %v", err)
 			}
-			if _, err := ociwf.Push(ctx, dst.Store, b, "1.0.0", ociwf.PushOptions{}); err != nil {
+			if _, err := ociwf.Push(ctx, dst.Storage, b, "1.0.0", ociwf.PushOptions{}); err != nil {
 				t.Fatalf("push at the limit: %v", err)
 			}
-			if _, err := ociwf.Pull(ctx, dst.Store, "1.0.0", t.TempDir(), ociwf.WriteOptions{}); err != nil {
+			if _, err := ociwf.Pull(ctx, dst.Storage, "1.0.0", t.TempDir(), ociwf.WriteOptions{}); err != nil {
 				t.Fatalf("pull at the limit: %v", err)
 			}
 
 			// Annotations that take the manifest over its limit.
 			small := compileSample(t, "fan-out-fan-in.yaml")
 			opts := ociwf.PackOptions{Annotations: map[string]string{"big": strings.Repeat("a", ociwf.MaxManifestBytes)}}
-			_, err = ociwf.Push(ctx, dst.Store, small, "2.0.0", ociwf.PushOptions{PackOptions: opts})
+			_, err = ociwf.Push(ctx, dst.Storage, small, "2.0.0", ociwf.PushOptions{PackOptions: opts})
 			if !errors.Is(err, errdef.ErrTooLarge) || !strings.Contains(err.Error(), "manifest") {
 				t.Fatalf("push of an oversized manifest: err = %v, want ErrTooLarge naming the manifest", err)
 			}
-			if found := stored(t, dst.Store, small, opts); len(found) != 0 {
+			if found := stored(t, dst.Storage, small, opts); len(found) != 0 {
 				t.Fatalf("the refused push wrote %v", found)
 			}
 		})

@@ -110,3 +110,24 @@ func CheckTitle(title string) error {
 	}
 	return nil
 }
+
+// Part is one blob of a workflow manifest: its role, its descriptor and
+// the size limit a reader enforces on it.
+type Part struct {
+	// Name is the role: "config", "source layer", "plan layer" or
+	// "SBOM layer".
+	Name       string
+	Descriptor ocispec.Descriptor
+	Limit      int64
+}
+
+// Parts returns the config and the source, plan and SBOM layers of m, in
+// that order.
+func (m *Manifest) Parts() []Part {
+	return []Part{
+		{"config", m.Config, MaxConfigBytes},
+		{"source layer", m.Source, MaxSourceBytes},
+		{"plan layer", m.Plan, MaxPlanBytes},
+		{"SBOM layer", m.SBOM, MaxSBOMBytes},
+	}
+}

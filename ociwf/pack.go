@@ -18,8 +18,9 @@ import (
 // PackOptions tune Pack. The zero value is valid and reproducible.
 type PackOptions struct {
 	// Created is recorded as org.opencontainers.image.created. Zero means
-	// the Unix epoch, so the same input always packs to the same digest;
-	// set it from SOURCE_DATE_EPOCH to record a real build time.
+	// the Build's own Created (the time Compile was given), and when that
+	// is zero too the Unix epoch, so the same input always packs to the
+	// same digest.
 	Created time.Time
 	// Source and Revision fill org.opencontainers.image.source and
 	// .revision (a repository URL and a commit), when not empty.
@@ -36,6 +37,9 @@ type PackOptions struct {
 // rest) is refused before anything is pushed, with an error matching
 // errdef.ErrTooLarge.
 func Pack(ctx context.Context, pusher content.Pusher, b *Build, opts PackOptions) (ocispec.Descriptor, error) {
+	if b.SBOM == nil || b.Config == nil {
+		return ocispec.Descriptor{}, fmt.Errorf("pack: the build has no SBOM or config (compiled with PlanOnly): %w", errdef.ErrInvalid)
+	}
 	if err := checkSizes(b); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("pack: %w", err)
 	}
@@ -65,6 +69,9 @@ func Pack(ctx context.Context, pusher content.Pusher, b *Build, opts PackOptions
 		ann[k] = v
 	}
 	created := opts.Created
+	if created.IsZero() {
+		created = b.Created
+	}
 	if created.IsZero() {
 		created = time.Unix(0, 0)
 	}

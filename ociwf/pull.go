@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
@@ -44,33 +43,16 @@ type WriteOptions struct {
 // is an error matching fs.ErrExist unless opts.Force. Verification failures
 // wrap errdef.ErrVerification.
 func Pull(ctx context.Context, src oras.ReadOnlyTarget, ref, dir string, opts WriteOptions) (*Pulled, error) {
-	desc, m, err := FetchManifest(ctx, src, ref)
+	desc, m, cfg, err := fetchHead(ctx, src, ref)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := FetchConfig(ctx, src, m)
-	if err != nil {
-		return nil, err
-	}
-	layers := []ocispec.Descriptor{m.Source, m.Plan, m.SBOM}
-	// Refuse before fetching the layers; install checks again.
-	if _, err := destinations(dir, layers, opts); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("pull: %w", err)
-	}
-	temps := make([]string, 0, len(layers))
-	for _, l := range layers {
-		tmp, err := fetchToTemp(ctx, src, l, dir)
-		if tmp != "" {
-			temps = append(temps, tmp)
+	files, err := writeLayers(dir, m, opts, func(p Part, w io.Writer) error {
+		if err := fetchTo(ctx, src, p.Descriptor, p.Limit, w); err != nil {
+			return fmt.Errorf("%s: %w", p.Name, err)
 		}
-		if err != nil {
-			return nil, cleanup(temps, err)
-		}
-	}
-	files, err := install(dir, layers, temps, opts)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +124,7 @@ func install(dir string, layers []ocispec.Descriptor, temps []string, opts Write
 		if !d.exists {
 			continue
 		}
-		b, err := reserveName(dir, ".ociwf-old-*")
+		b, err := createTemp(dir, ".ociwf-old-*", nil)
 		if err != nil {
 			return nil, err
 		}
@@ -163,26 +145,23 @@ func install(dir string, layers []ocispec.Descriptor, temps []string, opts Write
 	return files, nil
 }
 
-// reserveName creates an empty file with a fresh name in dir and returns
-// the name, for a rename to replace.
-func reserveName(dir, pattern string) (string, error) {
-	f, err := os.CreateTemp(dir, pattern)
-	if err != nil {
-		return "", fmt.Errorf("pull: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return "", fmt.Errorf("pull: %w", err)
-	}
-	return f.Name(), nil
+// WriteLayers writes the source, plan and SBOM of m, already fetched and
+// verified, into dir under their titles. As with Pull, the files appear all
+// three or none, and existing files are replaced only with opts.Force.
+func WriteLayers(dir string, m *Manifest, source, planJSON, sbom []byte, opts WriteOptions) ([]string, error) {
+	data := map[string][]byte{m.Source.Digest.String(): source, m.Plan.Digest.String(): planJSON, m.SBOM.Digest.String(): sbom}
+	return writeLayers(dir, m, opts, func(p Part, w io.Writer) error {
+		_, err := w.Write(data[p.Descriptor.Digest.String()])
+		return err
+	})
 }
 
-// WriteLayers writes the source, plan and SBOM of m, already fetched and
-// verified, into dir under their titles. Each goes to a temporary file
-// first; as with Pull, the files appear all three or none, and existing
-// files are replaced only with opts.Force.
-func WriteLayers(dir string, m *Manifest, source, planJSON, sbom []byte, opts WriteOptions) ([]string, error) {
+// writeLayers writes the three layers of m into dir under their titles,
+// all or none: every destination is checked first, write fills one
+// temporary file per layer, and install moves them into place.
+func writeLayers(dir string, m *Manifest, opts WriteOptions, write func(p Part, w io.Writer) error) ([]string, error) {
 	layers := []ocispec.Descriptor{m.Source, m.Plan, m.SBOM}
+	// Refuse before writing anything; install checks again.
 	if _, err := destinations(dir, layers, opts); err != nil {
 		return nil, err
 	}
@@ -190,24 +169,40 @@ func WriteLayers(dir string, m *Manifest, source, planJSON, sbom []byte, opts Wr
 		return nil, fmt.Errorf("pull: %w", err)
 	}
 	temps := make([]string, 0, len(layers))
-	for _, b := range [][]byte{source, planJSON, sbom} {
-		f, err := os.CreateTemp(dir, ".ociwf-pull-*")
+	for _, p := range m.Parts()[1:] {
+		tmp, err := createTemp(dir, ".ociwf-pull-*", func(w io.Writer) error { return write(p, w) })
 		if err != nil {
-			return nil, cleanup(temps, fmt.Errorf("pull: %w", err))
+			return nil, cleanup(temps, err)
 		}
-		temps = append(temps, f.Name())
-		_, err = f.Write(b)
-		if err == nil {
-			err = f.Chmod(0o644)
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return nil, cleanup(temps, fmt.Errorf("pull: %w", err))
-		}
+		temps = append(temps, tmp)
 	}
 	return install(dir, layers, temps, opts)
+}
+
+// createTemp creates a file with a fresh name in dir, lets write (if not
+// nil) fill it, makes it readable by all and returns its name. On failure
+// nothing is left behind.
+func createTemp(dir, pattern string, write func(io.Writer) error) (string, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return "", fmt.Errorf("pull: %w", err)
+	}
+	if write != nil {
+		err = write(f)
+	}
+	if err == nil {
+		if err = f.Chmod(0o644); err != nil {
+			err = fmt.Errorf("pull: %w", err)
+		}
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("pull: %w", cerr)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }
 
 // cleanup removes temporary files and returns err.
@@ -225,85 +220,47 @@ func FetchManifest(ctx context.Context, src oras.ReadOnlyTarget, ref string) (oc
 	if err != nil {
 		return desc, nil, fmt.Errorf("resolve %q: %w", ref, err)
 	}
-	if desc.Size > MaxManifestBytes {
-		return desc, nil, fmt.Errorf("manifest %s is %d bytes, over the %d byte limit: %w", desc.Digest, desc.Size, MaxManifestBytes, errdef.ErrTooLarge)
-	}
-	raw, err := fetchAll(ctx, src, desc)
+	m, err := ReadManifest(ctx, src, desc)
 	if err != nil {
 		return desc, nil, fmt.Errorf("manifest %s: %w", desc.Digest, err)
-	}
-	m, err := ParseManifest(raw)
-	if err != nil {
-		return desc, nil, fmt.Errorf("%s: %w", desc.Digest, err)
 	}
 	return desc, m, nil
 }
 
+// ReadManifest fetches the manifest desc names, at most MaxManifestBytes,
+// verifies its bytes (a *ContentError when they are not what desc says) and
+// parses it with ParseManifest.
+func ReadManifest(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor) (*Manifest, error) {
+	raw, err := FetchAll(ctx, src, desc, MaxManifestBytes)
+	if err != nil {
+		return nil, err
+	}
+	return ParseManifest(raw)
+}
+
+// fetchHead resolves ref once and fetches, verified, the manifest and the
+// config it names.
+func fetchHead(ctx context.Context, src oras.ReadOnlyTarget, ref string) (ocispec.Descriptor, *Manifest, *Config, error) {
+	desc, m, err := FetchManifest(ctx, src, ref)
+	if err != nil {
+		return desc, nil, nil, err
+	}
+	cfg, err := FetchConfig(ctx, src, m)
+	if err != nil {
+		return desc, nil, nil, err
+	}
+	return desc, m, cfg, nil
+}
+
 // FetchConfig fetches and decodes the config blob of m, verifying it.
 func FetchConfig(ctx context.Context, src content.Fetcher, m *Manifest) (*Config, error) {
-	raw, err := fetchAll(ctx, src, m.Config)
+	raw, err := FetchAll(ctx, src, m.Config, MaxConfigBytes)
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	var cfg Config
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		return nil, fmt.Errorf("config %s: %v: %w", m.Config.Digest, err, errdef.ErrNotWorkflow)
 	}
 	return &cfg, nil
-}
-
-// fetchAll reads a blob fully, verifying digest and size.
-func fetchAll(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor) ([]byte, error) {
-	rc, err := src.Fetch(ctx, desc)
-	if err != nil {
-		return nil, verifyErr(err)
-	}
-	defer rc.Close()
-	b, err := content.ReadAll(rc, desc)
-	if err != nil {
-		return nil, verifyErr(err)
-	}
-	return b, nil
-}
-
-// fetchToTemp streams a blob into a temporary file in dir through oras-go's
-// VerifyReader, which checks the size as it reads and the digest at the end.
-func fetchToTemp(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, dir string) (string, error) {
-	rc, err := src.Fetch(ctx, desc)
-	if err != nil {
-		return "", fmt.Errorf("fetch %s: %w", desc.Digest, verifyErr(err))
-	}
-	defer rc.Close()
-	f, err := os.CreateTemp(dir, ".ociwf-pull-*")
-	if err != nil {
-		return "", fmt.Errorf("pull: %w", err)
-	}
-	defer f.Close()
-	vr := content.NewVerifyReader(rc, desc)
-	if _, err := io.Copy(f, vr); err != nil {
-		return f.Name(), fmt.Errorf("blob %s: %w", desc.Digest, verifyErr(err))
-	}
-	if err := vr.Verify(); err != nil {
-		return f.Name(), fmt.Errorf("blob %s: %w", desc.Digest, verifyErr(err))
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return f.Name(), fmt.Errorf("pull: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return f.Name(), fmt.Errorf("pull: %w", err)
-	}
-	return f.Name(), nil
-}
-
-// verifyErr marks content that does not match its descriptor as a
-// verification failure. oras-go's remote client has no sentinel for a
-// response whose Content-Length differs from the descriptor's size, so that
-// one is recognised by its message.
-func verifyErr(err error) error {
-	if errors.Is(err, content.ErrMismatchedDigest) || errors.Is(err, content.ErrTrailingData) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, content.ErrInvalidDescriptorSize) ||
-		strings.Contains(err.Error(), "mismatch Content-Length") {
-		return fmt.Errorf("%w: %w", errdef.ErrVerification, err)
-	}
-	return err
 }

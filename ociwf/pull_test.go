@@ -17,7 +17,7 @@ func TestPullNeverReplacesSilently(t *testing.T) {
 	ctx := context.Background()
 	dst := places(t)["oci-layout"]
 	b := compileSample(t, "build-test-release.yaml")
-	if _, err := ociwf.Push(ctx, dst.Store, b, "1.0.0", ociwf.PushOptions{}); err != nil {
+	if _, err := ociwf.Push(ctx, dst.Storage, b, "1.0.0", ociwf.PushOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -25,7 +25,7 @@ func TestPullNeverReplacesSilently(t *testing.T) {
 	if err := os.WriteFile(old, []byte("old"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ociwf.Pull(ctx, dst.Store, "1.0.0", dir, ociwf.WriteOptions{}); !errors.Is(err, fs.ErrExist) {
+	if _, err := ociwf.Pull(ctx, dst.Storage, "1.0.0", dir, ociwf.WriteOptions{}); !errors.Is(err, fs.ErrExist) {
 		t.Fatalf("pull over an existing file: err = %v, want fs.ErrExist", err)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
@@ -34,7 +34,7 @@ func TestPullNeverReplacesSilently(t *testing.T) {
 	if got, _ := os.ReadFile(old); string(got) != "old" {
 		t.Fatalf("%s was replaced", old)
 	}
-	if _, err := ociwf.Pull(ctx, dst.Store, "1.0.0", dir, ociwf.WriteOptions{Force: true}); err != nil {
+	if _, err := ociwf.Pull(ctx, dst.Storage, "1.0.0", dir, ociwf.WriteOptions{Force: true}); err != nil {
 		t.Fatalf("pull --force: %v", err)
 	}
 	if got, _ := os.ReadFile(old); !bytes.Equal(got, b.PlanJSON) {

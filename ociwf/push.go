@@ -160,7 +160,8 @@ func checkTag(ctx context.Context, dst oras.ReadOnlyTarget, desc ocispec.Descrip
 // already names desc it succeeds without writing; if it names another digest
 // it fails with an *ImmutableError and leaves the tag as it is. tag must
 // pass ValidateTag. src holds the
-// manifest bytes, so registries get a single manifest PUT by tag.
+// manifest bytes, read through FetchAll (verified, at most
+// MaxManifestBytes), so registries get a single manifest PUT by tag.
 //
 // On registries without server-side immutability a race remains between the
 // check and the write: two clients tagging different digests at the same
@@ -187,7 +188,7 @@ func putTag(ctx context.Context, dst oras.Target, src content.Fetcher, desc ocis
 		}
 		return nil
 	}
-	raw, err := content.FetchAll(ctx, src, desc)
+	raw, err := FetchAll(ctx, src, desc, MaxManifestBytes)
 	if err != nil {
 		return fmt.Errorf("tag %q: read manifest: %w", tag, err)
 	}

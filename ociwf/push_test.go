@@ -61,11 +61,11 @@ func TestPushPullRoundTrip(t *testing.T) {
 			for _, name := range offlineSamples {
 				b := compileSample(t, name)
 				tag := b.Plan.Workflow.Name + "-" + b.Plan.Workflow.Version
-				desc, err := ociwf.Push(ctx, dst.Store, b, tag, ociwf.PushOptions{})
+				desc, err := ociwf.Push(ctx, dst.Storage, b, tag, ociwf.PushOptions{})
 				if err != nil {
 					t.Fatalf("push %s: %v", name, err)
 				}
-				again, err := ociwf.Push(ctx, dst.Store, b, tag, ociwf.PushOptions{})
+				again, err := ociwf.Push(ctx, dst.Storage, b, tag, ociwf.PushOptions{})
 				if err != nil {
 					t.Fatalf("second push of the same input: %v", err)
 				}
@@ -74,7 +74,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 				}
 
 				dir := t.TempDir()
-				pulled, err := ociwf.Pull(ctx, dst.Store, tag, dir, ociwf.WriteOptions{})
+				pulled, err := ociwf.Pull(ctx, dst.Storage, tag, dir, ociwf.WriteOptions{})
 				if err != nil {
 					t.Fatalf("pull: %v", err)
 				}
@@ -87,7 +87,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 						t.Errorf("%s: pulled bytes differ from the build (%v)", title, err)
 					}
 				}
-				in, err := ociwf.Inspect(ctx, dst.Store, desc.Digest.String())
+				in, err := ociwf.Inspect(ctx, dst.Storage, desc.Digest.String())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -104,12 +104,12 @@ func TestTagsAreWriteOnce(t *testing.T) {
 	for kind, dst := range places(t) {
 		t.Run(kind, func(t *testing.T) {
 			first := compileSample(t, "build-test-release.yaml")
-			desc, err := ociwf.Push(ctx, dst.Store, first, "1.0.0", ociwf.PushOptions{})
+			desc, err := ociwf.Push(ctx, dst.Storage, first, "1.0.0", ociwf.PushOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			other := compileSample(t, "fan-out-fan-in.yaml")
-			_, err = ociwf.Push(ctx, dst.Store, other, "1.0.0", ociwf.PushOptions{})
+			_, err = ociwf.Push(ctx, dst.Storage, other, "1.0.0", ociwf.PushOptions{})
 			if !errors.Is(err, errdef.ErrImmutable) {
 				t.Fatalf("push of other content to an existing tag: err = %v, want ErrImmutable", err)
 			}
@@ -117,7 +117,7 @@ func TestTagsAreWriteOnce(t *testing.T) {
 			if !errors.As(err, &ie) || ie.Current.Digest != desc.Digest || !strings.Contains(err.Error(), desc.Digest.String()) {
 				t.Fatalf("error does not name the current digest %s: %v", desc.Digest, err)
 			}
-			cur, err := dst.Store.Resolve(ctx, "1.0.0")
+			cur, err := dst.Storage.Resolve(ctx, "1.0.0")
 			if err != nil || cur.Digest != desc.Digest {
 				t.Fatalf("tag moved: now %s (%v), want %s", cur.Digest, err, desc.Digest)
 			}
@@ -127,13 +127,13 @@ func TestTagsAreWriteOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := oras.CopyGraph(ctx, mem, dst.Store, od, oras.DefaultCopyGraphOptions); err != nil {
+			if err := oras.CopyGraph(ctx, mem, dst.Storage, od, oras.DefaultCopyGraphOptions); err != nil {
 				t.Fatal(err)
 			}
-			if err := ociwf.TagOnce(ctx, dst.Store, mem, od, "1.0.0"); !errors.Is(err, errdef.ErrImmutable) {
+			if err := ociwf.TagOnce(ctx, dst.Storage, mem, od, "1.0.0"); !errors.Is(err, errdef.ErrImmutable) {
 				t.Fatalf("TagOnce: err = %v, want ErrImmutable", err)
 			}
-			if cur, _ := dst.Store.Resolve(ctx, "1.0.0"); cur.Digest != desc.Digest {
+			if cur, _ := dst.Storage.Resolve(ctx, "1.0.0"); cur.Digest != desc.Digest {
 				t.Fatalf("tag moved to %s", cur.Digest)
 			}
 		})
@@ -157,7 +157,7 @@ func TestPullDetectsTamperedBlobs(t *testing.T) {
 			root := t.TempDir()
 			dst := open(t, registrytest.NewAt(t, root)+"/workflows/tamper", false)
 			b := compileSample(t, "build-test-release.yaml")
-			if _, err := ociwf.Push(ctx, dst.Store, b, "1.4.0", ociwf.PushOptions{}); err != nil {
+			if _, err := ociwf.Push(ctx, dst.Storage, b, "1.4.0", ociwf.PushOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			path := blobPath(root, digest.FromBytes(b.PlanJSON))
@@ -169,7 +169,7 @@ func TestPullDetectsTamperedBlobs(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			_, err = ociwf.Pull(ctx, dst.Store, "1.4.0", dir, ociwf.WriteOptions{})
+			_, err = ociwf.Pull(ctx, dst.Storage, "1.4.0", dir, ociwf.WriteOptions{})
 			if !errors.Is(err, errdef.ErrVerification) {
 				t.Fatalf("pull of a tampered plan: err = %v, want ErrVerification", err)
 			}
@@ -211,22 +211,22 @@ func TestPullRefusesHostileManifests(t *testing.T) {
 	ctx := context.Background()
 	dst := open(t, registrytest.New(t)+"/workflows/hostile", false)
 	cases := map[string]ocispec.Descriptor{
-		"path traversal title": pushRaw(t, dst.Store, ociwf.ArtifactType,
+		"path traversal title": pushRaw(t, dst.Storage, ociwf.ArtifactType,
 			map[string]string{"../escape.yaml": "a", "plan.json": "b", "sbom.cdx.json": "c"}, []string{"../escape.yaml", "plan.json", "sbom.cdx.json"}),
-		"absolute title": pushRaw(t, dst.Store, ociwf.ArtifactType,
+		"absolute title": pushRaw(t, dst.Storage, ociwf.ArtifactType,
 			map[string]string{"/tmp/abs.yaml": "a", "plan.json": "b", "sbom.cdx.json": "c"}, []string{"/tmp/abs.yaml", "plan.json", "sbom.cdx.json"}),
-		"repeated title": pushRaw(t, dst.Store, ociwf.ArtifactType,
+		"repeated title": pushRaw(t, dst.Storage, ociwf.ArtifactType,
 			map[string]string{"x": "a"}, []string{"x", "x", "x"}),
-		"foreign artifact type": pushRaw(t, dst.Store, "application/vnd.example.other",
+		"foreign artifact type": pushRaw(t, dst.Storage, "application/vnd.example.other",
 			map[string]string{"a": "a", "b": "b", "c": "c"}, []string{"a", "b", "c"}),
-		"missing layer": pushRaw(t, dst.Store, ociwf.ArtifactType,
+		"missing layer": pushRaw(t, dst.Storage, ociwf.ArtifactType,
 			map[string]string{"a": "a", "b": "b"}, []string{"a", "b"}),
 	}
 	for name, desc := range cases {
 		t.Run(name, func(t *testing.T) {
 			parent := t.TempDir()
 			dir := filepath.Join(parent, "out")
-			_, err := ociwf.Pull(ctx, dst.Store, desc.Digest.String(), dir, ociwf.WriteOptions{})
+			_, err := ociwf.Pull(ctx, dst.Storage, desc.Digest.String(), dir, ociwf.WriteOptions{})
 			if !errors.Is(err, errdef.ErrNotWorkflow) {
 				t.Fatalf("err = %v, want ErrNotWorkflow", err)
 			}
@@ -244,7 +244,7 @@ func TestCompileResolvesAgainstRegistry(t *testing.T) {
 	for _, name := range []string{"build-test-release.yaml", "fan-out-fan-in.yaml"} {
 		b := compileSample(t, name)
 		dst := open(t, host+"/workflows/"+b.Plan.Workflow.Name, false)
-		desc, err := ociwf.Push(ctx, dst.Store, b, b.Plan.Workflow.Version, ociwf.PushOptions{})
+		desc, err := ociwf.Push(ctx, dst.Storage, b, b.Plan.Workflow.Version, ociwf.PushOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -252,8 +252,8 @@ func TestCompileResolvesAgainstRegistry(t *testing.T) {
 	}
 	// An "image" in the same registry, referenced by tag.
 	img := open(t, host+"/tools/alpine", false)
-	imgDesc := pushRaw(t, img.Store, "application/vnd.example.image", map[string]string{"a": "a"}, []string{"a"})
-	if err := img.Store.Tag(ctx, imgDesc, "3.20"); err != nil {
+	imgDesc := pushRaw(t, img.Storage, "application/vnd.example.image", map[string]string{"a": "a"}, []string{"a"})
+	if err := img.Storage.Tag(ctx, imgDesc, "3.20"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -263,7 +263,7 @@ func TestCompileResolvesAgainstRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := ociwf.Compile(ctx, []byte(src), ociwf.CompileOptions{File: "nested-uses.yaml", Resolver: o})
+	b, err := ociwf.Compile(ctx, []byte(src), ociwf.CompileOptions{File: "nested-uses.yaml", Resolver: ociwf.NewRegistryResolver(o)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +283,7 @@ func TestCompileResolvesAgainstRegistry(t *testing.T) {
 
 	// uses must name an ociwf workflow, not any artifact.
 	bad := strings.ReplaceAll(src, host+"/workflows/fan-out-fan-in:2.0.1", host+"/tools/alpine:3.20")
-	_, err = ociwf.Compile(ctx, []byte(bad), ociwf.CompileOptions{File: "nested-uses.yaml", Resolver: o})
+	_, err = ociwf.Compile(ctx, []byte(bad), ociwf.CompileOptions{File: "nested-uses.yaml", Resolver: ociwf.NewRegistryResolver(o)})
 	if !errors.Is(err, errdef.ErrNotWorkflow) {
 		t.Fatalf("uses of a non-workflow artifact: err = %v, want ErrNotWorkflow", err)
 	}
@@ -314,7 +314,7 @@ func TestStockOrasReadsOurArtifact(t *testing.T) {
 	host := registrytest.New(t)
 	dst := open(t, host+"/workflows/interop", false)
 	b := compileSample(t, "build-test-release.yaml")
-	desc, err := ociwf.Push(ctx, dst.Store, b, "1.4.0", ociwf.PushOptions{})
+	desc, err := ociwf.Push(ctx, dst.Storage, b, "1.4.0", ociwf.PushOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,10 +357,11 @@ func BenchmarkPushPull(b *testing.B) {
 		// A new version each round, so every push uploads its manifest and
 		// tags a fresh tag; blobs other than the config are shared.
 		tag := fmt.Sprintf("v%d", i)
-		if _, err := ociwf.Push(ctx, dst.Store, build, tag, ociwf.PushOptions{}); err != nil {
+		if _, err := ociwf.Push(ctx, dst.Storage, build, tag, ociwf.PushOptions{}); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := ociwf.Pull(ctx, dst.Store, tag, dir, ociwf.WriteOptions{}); err != nil {
+		// Each round replaces the files of the last.
+		if _, err := ociwf.Pull(ctx, dst.Storage, tag, dir, ociwf.WriteOptions{Force: true}); err != nil {
 			b.Fatal(err)
 		}
 	}

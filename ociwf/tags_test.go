@@ -51,15 +51,15 @@ func TestPushRefusesReservedTags(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			b := compileSample(t, "build-test-release.yaml")
 			for _, tag := range append(reserved, invalid...) {
-				_, err := ociwf.Push(ctx, dst.Store, b, tag, ociwf.PushOptions{})
+				_, err := ociwf.Push(ctx, dst.Storage, b, tag, ociwf.PushOptions{})
 				if !errors.Is(err, errdef.ErrInvalidReference) || !errors.Is(err, errdef.ErrInvalid) {
 					t.Fatalf("push to %q: err = %v, want ErrInvalidReference", tag, err)
 				}
-				if _, err := dst.Store.Resolve(ctx, tag); err == nil {
+				if _, err := dst.Storage.Resolve(ctx, tag); err == nil {
 					t.Fatalf("tag %q was written", tag)
 				}
 			}
-			if found := stored(t, dst.Store, b, ociwf.PackOptions{}); len(found) != 0 {
+			if found := stored(t, dst.Storage, b, ociwf.PackOptions{}); len(found) != 0 {
 				t.Fatalf("refused pushes wrote %v", found)
 			}
 			// TagOnce refuses the same names.
@@ -68,11 +68,11 @@ func TestPushRefusesReservedTags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := oras.CopyGraph(ctx, mem, dst.Store, desc, oras.DefaultCopyGraphOptions); err != nil {
+			if err := oras.CopyGraph(ctx, mem, dst.Storage, desc, oras.DefaultCopyGraphOptions); err != nil {
 				t.Fatal(err)
 			}
 			for _, tag := range reserved {
-				if err := ociwf.TagOnce(ctx, dst.Store, mem, desc, tag); !errors.Is(err, errdef.ErrInvalidReference) {
+				if err := ociwf.TagOnce(ctx, dst.Storage, mem, desc, tag); !errors.Is(err, errdef.ErrInvalidReference) {
 					t.Fatalf("TagOnce %q: err = %v, want ErrInvalidReference", tag, err)
 				}
 			}

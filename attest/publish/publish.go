@@ -169,7 +169,7 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 		return g.Wait()
 	}
 
-	desc, err := ociwf.Push(ctx, dst.Store, b, opts.Tag, ociwf.PushOptions{
+	desc, err := ociwf.Push(ctx, dst.Storage, b, opts.Tag, ociwf.PushOptions{
 		PackOptions: opts.Pack,
 		Logger:      log,
 		BeforeTag: func(ctx context.Context, desc ocispec.Descriptor) error {

@@ -207,7 +207,7 @@ func TestFailedStepLeavesNoTag(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				_, err = dst.Store.Resolve(context.Background(), "1.4.0")
+				_, err = dst.Storage.Resolve(context.Background(), "1.4.0")
 				if err != nil && !errors.Is(err, orasdef.ErrNotFound) {
 					t.Fatal(err)
 				}
@@ -256,13 +256,13 @@ func TestPublishRefusesATakenTag(t *testing.T) {
 		t.Fatalf("got %v, want ErrImmutable", err)
 	}
 	dst, _ := f.o.Open(context.Background(), repo+":1.0.0")
-	desc, err := dst.Store.Resolve(context.Background(), "1.0.0")
+	desc, err := dst.Storage.Resolve(context.Background(), "1.0.0")
 	if err != nil || desc.Digest != first.Descriptor.Digest {
 		t.Fatalf("tag now names %s (%v), want %s", desc.Digest, err, first.Descriptor.Digest)
 	}
 	// Nothing was signed for the refused content: the only tags are 1.0.0
 	// and the .sig and .att of its digest.
-	tags, err := registry.Tags(context.Background(), dst.Store.(registry.TagLister))
+	tags, err := registry.Tags(context.Background(), dst.Storage.(registry.TagLister))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ func (v *Verifier) VerifyAll(ctx context.Context, repo string, opts AllOptions) 
 	if tgt.Reference != "" {
 		return nil, fmt.Errorf("verify --all %s: name a repository, without a tag or digest: %w", repo, errdef.ErrInvalid)
 	}
-	lister, ok := tgt.Store.(registry.TagLister)
+	lister, ok := tgt.Storage.(registry.TagLister)
 	if !ok {
 		return nil, fmt.Errorf("verify --all %s: the target cannot list tags: %w", repo, errdef.ErrInvalid)
 	}

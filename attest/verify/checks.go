@@ -16,7 +16,6 @@ import (
 	"ociwf.dev/attest"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/ociwf"
-	"ociwf.dev/ociwf/dsl"
 	"ociwf.dev/ociwf/plan"
 	"ociwf.dev/ociwf/sbom"
 	"ociwf.dev/policy/trust"
@@ -404,26 +403,14 @@ func (r *run) reproduce(ctx context.Context) error {
 		rs[string(d.Kind)+" "+d.Ref] = d
 	}
 	want := r.wf.Manifest.Plan.Digest.String()
-	// ociwf.Compile without the SBOM and config, which this check does
-	// not compare.
-	got, err := func() ([]byte, error) {
-		wf, err := dsl.Parse(ociwf.SourceTitle, r.wf.Source)
-		if err != nil {
-			return nil, err
-		}
-		p, err := plan.Compile(ctx, wf, r.wf.Source, rs)
-		if err != nil {
-			return nil, err
-		}
-		return p.Encode()
-	}()
+	b, err := ociwf.Compile(ctx, r.wf.Source, ociwf.CompileOptions{File: ociwf.SourceTitle, Resolver: rs, PlanOnly: true})
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return r.rep.fail(CheckReproducibility, "the DSL layer does not compile with the plan's resolution", "plan "+want, err.Error())
 	}
-	if !bytes.Equal(got, r.wf.PlanJSON) {
+	if got := b.PlanJSON; !bytes.Equal(got, r.wf.PlanJSON) {
 		return r.rep.fail(CheckReproducibility, "the DSL layer recompiles to a different plan", "plan "+want, "plan "+digest.FromBytes(got).String())
 	}
 	r.rep.pass(CheckReproducibility, "the DSL layer recompiles offline to the identical plan %s", want)

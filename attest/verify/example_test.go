@@ -162,13 +162,13 @@ func copyWithSignatures(ctx context.Context, o *target.Opener, src, dst string) 
 	if err != nil {
 		return err
 	}
-	desc, err := oras.Copy(ctx, s.Store, s.Reference, d.Store, d.Reference, oras.DefaultCopyOptions)
+	desc, err := oras.Copy(ctx, s.Storage, s.Reference, d.Storage, d.Reference, oras.DefaultCopyOptions)
 	if err != nil {
 		return err
 	}
 	for _, suffix := range []string{".sig", ".att"} {
 		tag := desc.Digest.Algorithm().String() + "-" + desc.Digest.Encoded() + suffix
-		if _, err := oras.Copy(ctx, s.Store, tag, d.Store, tag, oras.DefaultCopyOptions); err != nil {
+		if _, err := oras.Copy(ctx, s.Storage, tag, d.Storage, tag, oras.DefaultCopyOptions); err != nil {
 			return err
 		}
 	}

@@ -64,13 +64,13 @@ func (f *fixture) appendDescriptor(t *testing.T, repo, tag, mt string, body []by
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, raw, err := oras.FetchBytes(ctx, tg.Store, tag, oras.DefaultFetchBytesOptions)
+	_, raw, err := oras.FetchBytes(ctx, tg.Storage, tag, oras.DefaultFetchBytesOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var m ocispec.Manifest
 	must(t, json.Unmarshal(raw, &m))
-	layer, err := oras.PushBytes(ctx, tg.Store, mt, body)
+	layer, err := oras.PushBytes(ctx, tg.Storage, mt, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,16 +91,16 @@ func (f *fixture) attach(t *testing.T, subj attest.Subject, artifactType, mt str
 	if err != nil {
 		t.Fatal(err)
 	}
-	layer, err := oras.PushBytes(ctx, tg.Store, mt, body)
+	layer, err := oras.PushBytes(ctx, tg.Storage, mt, body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	layer.Annotations = map[string]string{ocispec.AnnotationTitle: "note.txt"}
-	desc, err := tg.Store.Resolve(ctx, subj.Digest.String())
+	desc, err := tg.Storage.Resolve(ctx, subj.Digest.String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := oras.PackManifest(ctx, tg.Store, oras.PackManifestVersion1_1, artifactType, oras.PackManifestOptions{
+	if _, err := oras.PackManifest(ctx, tg.Storage, oras.PackManifestVersion1_1, artifactType, oras.PackManifestOptions{
 		Subject: &desc,
 		Layers:  []ocispec.Descriptor{layer},
 	}); err != nil {
@@ -117,14 +117,14 @@ func (f *fixture) attachIndex(t *testing.T, subj attest.Subject, artifactType st
 	if err != nil {
 		t.Fatal(err)
 	}
-	desc, err := tg.Store.Resolve(ctx, subj.Digest.String())
+	desc, err := tg.Storage.Resolve(ctx, subj.Digest.String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, ArtifactType: artifactType, Subject: &desc, Manifests: []ocispec.Descriptor{}}
 	raw, err := json.Marshal(idx)
 	must(t, err)
-	if _, err := oras.PushBytes(ctx, tg.Store, ocispec.MediaTypeImageIndex, raw); err != nil {
+	if _, err := oras.PushBytes(ctx, tg.Storage, ocispec.MediaTypeImageIndex, raw); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2"
-	"oras.land/oras-go/v2/content"
 	oraserr "oras.land/oras-go/v2/errdef"
 
 	"ociwf.dev/attest"
@@ -61,7 +59,7 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 	rep.Scope = scope.Name
 
 	// 1. Reference: resolve once; everything after uses the digest.
-	desc, err := tgt.Store.Resolve(ctx, tgt.Reference)
+	desc, err := tgt.Storage.Resolve(ctx, tgt.Reference)
 	if err != nil {
 		if errors.Is(err, oraserr.ErrSizeExceedsLimit) {
 			return nil, rep.fail(CheckManifest, "manifest too large", fmt.Sprintf("at most %d bytes", ociwf.MaxManifestBytes), err.Error())
@@ -98,11 +96,11 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 	defer func() { _ = wait() }()
 
 	// 2. Manifest.
-	if err := r.manifest(ctx, tgt.Store, desc); err != nil {
+	if err := r.manifest(ctx, tgt.Storage, desc); err != nil {
 		return nil, err
 	}
 	// 3. Blobs.
-	if err := r.blobs(ctx, tgt.Store); err != nil {
+	if err := r.blobs(ctx, tgt.Storage); err != nil {
 		return nil, err
 	}
 	if r.scope.Skip {
@@ -167,23 +165,21 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 // is a workflow manifest.
 func (r *run) manifest(ctx context.Context, store oras.ReadOnlyTarget, desc ocispec.Descriptor) error {
 	rep := r.rep
-	if desc.Size > ociwf.MaxManifestBytes {
-		return rep.fail(CheckManifest, "manifest too large", fmt.Sprintf("at most %d bytes", ociwf.MaxManifestBytes), fmt.Sprintf("%d bytes", desc.Size))
-	}
-	raw, fail, err := fetch(ctx, store, desc, ociwf.MaxManifestBytes)
-	if err != nil {
-		return err
-	}
-	if fail != nil {
-		return rep.fail(CheckManifest, "manifest "+fail.what, fail.expected, fail.actual)
-	}
-	m, err := ociwf.ParseManifest(raw)
-	if err != nil {
+	m, err := ociwf.ReadManifest(ctx, store, desc)
+	var bad *ociwf.ContentError
+	switch {
+	case errors.As(err, &bad) && errors.Is(err, errdef.ErrTooLarge):
+		return rep.fail(CheckManifest, "manifest too large", bad.Expected, bad.Actual)
+	case errors.As(err, &bad):
+		return rep.fail(CheckManifest, "manifest "+bad.Problem, bad.Expected, bad.Actual)
+	case errors.Is(err, errdef.ErrNotWorkflow):
 		return rep.fail(CheckManifest, "not an ociwf workflow manifest", "OCI image manifest with artifactType "+ociwf.ArtifactType+", config "+ociwf.ConfigMediaType+" and exactly the source, plan and SBOM layers", err.Error())
+	case err != nil:
+		return err
 	}
 	r.wf.Descriptor = desc
 	r.wf.Manifest = m
-	rep.pass(CheckManifest, "%d bytes re-hashed to %s; media types, artifactType and the three layers are ociwf's", len(raw), desc.Digest)
+	rep.pass(CheckManifest, "%d bytes re-hashed to %s; media types, artifactType and the three layers are ociwf's", desc.Size, desc.Digest)
 	return nil
 }
 
@@ -191,24 +187,27 @@ func (r *run) manifest(ctx context.Context, store oras.ReadOnlyTarget, desc ocis
 // and decodes the config and the plan.
 func (r *run) blobs(ctx context.Context, store oras.ReadOnlyTarget) error {
 	m := r.wf.Manifest
-	descs := []ocispec.Descriptor{m.Config, m.Source, m.Plan, m.SBOM}
-	limits := []int64{ociwf.MaxConfigBytes, ociwf.MaxSourceBytes, ociwf.MaxPlanBytes, ociwf.MaxSBOMBytes}
-	names := []string{"config", "source layer", "plan layer", "SBOM layer"}
-	data := make([][]byte, len(descs))
-	fails := make([]*mismatch, len(descs))
+	parts := m.Parts()
+	data := make([][]byte, len(parts))
+	errs := make([]error, len(parts))
 	var g errgroup.Group
-	for i, d := range descs {
-		g.Go(func() (err error) {
-			data[i], fails[i], err = fetch(ctx, store, d, limits[i])
-			return err
+	for i, p := range parts {
+		g.Go(func() error {
+			data[i], errs[i] = ociwf.FetchAll(ctx, store, p.Descriptor, p.Limit)
+			var bad *ociwf.ContentError
+			if errors.As(errs[i], &bad) {
+				return nil // reported below, in order
+			}
+			return errs[i]
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	for i, f := range fails {
-		if f != nil {
-			return r.rep.fail(CheckBlobs, names[i]+" "+descs[i].Digest.String()+" "+f.what, f.expected, f.actual)
+	for i, err := range errs {
+		var bad *ociwf.ContentError
+		if errors.As(err, &bad) {
+			return r.rep.fail(CheckBlobs, parts[i].Name+" "+parts[i].Descriptor.Digest.String()+" "+bad.Problem, bad.Expected, bad.Actual)
 		}
 	}
 	var cfg ociwf.Config
@@ -227,8 +226,8 @@ func (r *run) blobs(ctx context.Context, store oras.ReadOnlyTarget) error {
 	}
 	r.wf.Config, r.wf.Source, r.wf.PlanJSON, r.wf.SBOM, r.wf.Plan = cfg, data[1], data[2], data[3], p
 	var total int64
-	for _, d := range descs {
-		total += d.Size
+	for _, p := range parts {
+		total += p.Descriptor.Size
 	}
 	r.rep.pass(CheckBlobs, "config and 3 layers (%d bytes) re-hashed; config and plan decode and name the layers", total)
 	return nil
@@ -243,57 +242,6 @@ func scopeName(repo string) string {
 		return repo
 	}
 	return strings.ToLower(host) + "/" + path
-}
-
-// mismatch is content that is not what its descriptor says.
-type mismatch struct{ what, expected, actual string }
-
-// fetch reads the blob or manifest desc from store, at most limit bytes,
-// and re-hashes it. Content that differs from desc (wrong digest, wrong or
-// truncated length, missing) is a mismatch; other errors are returned.
-func fetch(ctx context.Context, store oras.ReadOnlyTarget, desc ocispec.Descriptor, limit int64) ([]byte, *mismatch, error) {
-	want := fmt.Sprintf("%s (%d bytes)", desc.Digest, desc.Size)
-	if desc.Size < 0 || desc.Size > limit {
-		return nil, &mismatch{"is too large", fmt.Sprintf("at most %d bytes", limit), fmt.Sprintf("%d bytes", desc.Size)}, nil
-	}
-	if err := desc.Digest.Validate(); err != nil {
-		return nil, &mismatch{"has an invalid digest", "a valid digest", err.Error()}, nil
-	}
-	rc, err := store.Fetch(ctx, desc)
-	if err != nil {
-		switch {
-		case errors.Is(err, oraserr.ErrNotFound):
-			return nil, &mismatch{"is missing from the registry", want, "not found"}, nil
-		case contentError(err):
-			return nil, &mismatch{"differs from its descriptor", want, err.Error()}, nil
-		}
-		return nil, nil, fmt.Errorf("fetch %s: %w", desc.Digest, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, desc.Size+1))
-	if err != nil {
-		if contentError(err) {
-			return nil, &mismatch{"was cut short", want, fmt.Sprintf("%d bytes, then %v", len(b), err)}, nil
-		}
-		return nil, nil, fmt.Errorf("fetch %s: %w", desc.Digest, err)
-	}
-	got := desc.Digest.Algorithm().FromBytes(b)
-	if int64(len(b)) != desc.Size || got != desc.Digest {
-		what := "re-hashes to another digest"
-		if int64(len(b)) < desc.Size {
-			what = "is truncated"
-		}
-		return nil, &mismatch{what, want, fmt.Sprintf("%s (%d bytes)", got, len(b))}, nil
-	}
-	return b, nil, nil
-}
-
-// contentError recognises content that does not match what was asked
-// for, as oras-go and the HTTP stack report it.
-func contentError(err error) bool {
-	return errors.Is(err, content.ErrMismatchedDigest) || errors.Is(err, content.ErrTrailingData) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, content.ErrInvalidDescriptorSize) ||
-		strings.Contains(err.Error(), "mismatch Content-Length")
 }
 
 // signedTag fails the reference check when valid signatures record

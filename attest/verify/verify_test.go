@@ -100,7 +100,7 @@ func (f *fixture) release(t *testing.T, ref string, rc recipe) attest.Subject {
 	if err != nil {
 		t.Fatal(err)
 	}
-	desc, err := ociwf.Push(ctx, tg.Store, rc.build, tg.Reference, ociwf.PushOptions{})
+	desc, err := ociwf.Push(ctx, tg.Storage, rc.build, tg.Reference, ociwf.PushOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func (f *fixture) pushManifest(t *testing.T, repo, tag string, m ocispec.Manifes
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(m)
-	if _, err := oras.TagBytes(ctx, tg.Store, ocispec.MediaTypeImageManifest, raw, tag); err != nil {
+	if _, err := oras.TagBytes(ctx, tg.Storage, ocispec.MediaTypeImageManifest, raw, tag); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -206,7 +206,7 @@ func (f *fixture) copyTag(t *testing.T, srcRef, dstRef string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := oras.Copy(ctx, src.Store, src.Reference, dst.Store, dst.Reference, oras.DefaultCopyOptions); err != nil {
+	if _, err := oras.Copy(ctx, src.Storage, src.Reference, dst.Storage, dst.Reference, oras.DefaultCopyOptions); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -45,7 +45,7 @@ func (a *app) compile(ctx context.Context, file string, b *buildFlags) (*ociwf.B
 		if err != nil {
 			return nil, err
 		}
-		opts.Resolver = o
+		opts.Resolver = ociwf.NewRegistryResolver(o)
 	}
 	return ociwf.Compile(ctx, src, opts)
 }

@@ -30,7 +30,7 @@ func (a *app) inspectCmd() *cobra.Command {
 			if src.Reference == "" {
 				return usagef("name a tag or a digest: %s:TAG or %s@sha256:...", argv[0], argv[0])
 			}
-			in, err := ociwf.Inspect(cmd.Context(), src.Store, src.Reference)
+			in, err := ociwf.Inspect(cmd.Context(), src.Storage, src.Reference)
 			if err != nil {
 				return err
 			}

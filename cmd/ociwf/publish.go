@@ -61,10 +61,6 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 			if err != nil {
 				return err
 			}
-			created, err := sourceDateEpoch()
-			if err != nil {
-				return err
-			}
 			tag := versionTag(dst, build)
 			fillFromCI(&prov)
 			if prov.WorkflowPath == "" {
@@ -75,7 +71,7 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 				Registry:    attest.NewRegistry(o, attest.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()}),
 				LoadSigner:  signer,
 				Tag:         tag,
-				Pack:        ociwf.PackOptions{Created: created, Source: strings.TrimPrefix(prov.SourceURI, "git+"), Revision: prov.SourceRevision},
+				Pack:        ociwf.PackOptions{Source: strings.TrimPrefix(prov.SourceURI, "git+"), Revision: prov.SourceRevision},
 				Provenance:  prov,
 				Annotations: ann,
 				Logger:      a.logger(),

@@ -99,7 +99,7 @@ func (a *app) pullUnverified(cmd *cobra.Command, remote *remoteFlags, ref, dir s
 	if src.Reference == "" {
 		return usagef("name a tag or a digest: %s:TAG or %s@sha256:...", ref, ref)
 	}
-	pulled, err := ociwf.Pull(cmd.Context(), src.Store, src.Reference, dir, wo)
+	pulled, err := ociwf.Pull(cmd.Context(), src.Storage, src.Reference, dir, wo)
 	if err != nil {
 		return err
 	}

@@ -50,13 +50,9 @@ line printed is the pinned reference REPOSITORY@sha256:...`,
 			if err != nil {
 				return err
 			}
-			created, err := sourceDateEpoch()
-			if err != nil {
-				return err
-			}
 			tag := versionTag(dst, build)
-			desc, err := ociwf.Push(ctx, dst.Store, build, tag, ociwf.PushOptions{
-				PackOptions: ociwf.PackOptions{Created: created, Source: source, Revision: revision, Annotations: ann},
+			desc, err := ociwf.Push(ctx, dst.Storage, build, tag, ociwf.PushOptions{
+				PackOptions: ociwf.PackOptions{Source: source, Revision: revision, Annotations: ann},
 				Logger:      a.logger(),
 			})
 			if err != nil {

@@ -104,7 +104,7 @@ func (a *app) openSubject(ctx context.Context, r *remoteFlags, ref string) (*tar
 	if t.Reference == "" {
 		return nil, attest.Subject{}, usagef("%s names no artifact: add :TAG or @DIGEST", ref)
 	}
-	desc, err := t.Store.Resolve(ctx, t.Reference)
+	desc, err := t.Storage.Resolve(ctx, t.Reference)
 	if err != nil {
 		return nil, attest.Subject{}, fmt.Errorf("resolve %s: %w", ref, err)
 	}

@@ -16,7 +16,8 @@ import (
 )
 
 // Resolver pins a dependency reference, as written in a workflow, to a
-// digest. Implementations: Offline, and target.Resolver for registries.
+// digest. Implementations: Offline, and ociwf.RegistryResolver for
+// registries.
 type Resolver interface {
 	Resolve(ctx context.Context, kind Kind, ref string) (Dependency, error)
 }

@@ -98,3 +98,13 @@ func (l *layout) Tag(ctx context.Context, desc ocispec.Descriptor, reference str
 	}
 	return s.Tag(ctx, desc, reference)
 }
+
+// Tags lists the layout's tags, none before its first write; with it a
+// layout opened for writing is a registry.TagLister, as oci.Store is.
+func (l *layout) Tags(ctx context.Context, last string, fn func(tags []string) error) error {
+	s, err := l.open(ctx, false)
+	if err != nil || s == nil {
+		return err
+	}
+	return s.Tags(ctx, last, fn)
+}

@@ -1,8 +1,7 @@
 // Package target opens the places workflows are published to and read from:
 // a repository on any OCI registry (through oras-go's remote client, with
 // Docker credential stores and helpers, static credentials and retries) or
-// an OCI image layout directory. It also pins dependency references against
-// registries for the compiler.
+// an OCI image layout directory.
 package target
 
 import (
@@ -17,7 +16,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
-	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/content/oci"
 	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
@@ -25,9 +23,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/credentials"
 	"oras.land/oras-go/v2/registry/remote/retry"
 
-	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/errdef"
-	"ociwf.dev/ociwf/plan"
 )
 
 // Options says how to reach registries. The zero value uses HTTPS and the
@@ -147,18 +143,19 @@ func (r Ref) IsDigest() bool {
 // Target is a place opened for writing plus the tag or digest the reference
 // named.
 type Target struct {
-	// Store is the opened repository (*remote.Repository) or layout (an
-	// oci.Store created on the first write).
-	Store oras.GraphTarget
+	// Storage holds the content: the repository client
+	// (*remote.Repository) or the layout (an oci.Store created on the
+	// first write).
+	Storage oras.GraphTarget
 	Ref
 }
 
 // Source is a place opened for reading only plus the tag or digest the
 // reference named.
 type Source struct {
-	// Store is the opened repository (*remote.Repository) or layout
-	// (*oci.ReadOnlyStore).
-	Store oras.ReadOnlyGraphTarget
+	// Storage holds the content: the repository client
+	// (*remote.Repository) or the layout (*oci.ReadOnlyStore).
+	Storage oras.ReadOnlyGraphTarget
 	Ref
 }
 
@@ -173,9 +170,9 @@ func (o *Opener) Open(ctx context.Context, ref string) (*Target, error) {
 	case err != nil:
 		return nil, err
 	case repo != nil:
-		return &Target{Store: repo, Ref: r}, nil
+		return &Target{Storage: repo, Ref: r}, nil
 	}
-	return &Target{Store: &layout{dir: r.Name}, Ref: r}, nil
+	return &Target{Storage: &layout{dir: r.Name}, Ref: r}, nil
 }
 
 // OpenReadOnly parses ref as Open does and opens it for reading only: it
@@ -186,7 +183,7 @@ func (o *Opener) OpenReadOnly(ctx context.Context, ref string) (*Source, error) 
 	case err != nil:
 		return nil, err
 	case repo != nil:
-		return &Source{Store: repo, Ref: r}, nil
+		return &Source{Storage: repo, Ref: r}, nil
 	}
 	if _, err := os.Stat(filepath.Join(r.Name, ocispec.ImageLayoutFile)); err != nil {
 		return nil, fmt.Errorf("no OCI layout at %s: %w", r.Name, err)
@@ -195,7 +192,7 @@ func (o *Opener) OpenReadOnly(ctx context.Context, ref string) (*Source, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open OCI layout %s: %w", r.Name, err)
 	}
-	return &Source{Store: store, Ref: r}, nil
+	return &Source{Storage: store, Ref: r}, nil
 }
 
 // parse parses ref and, for a registry reference, returns its repository
@@ -279,61 +276,4 @@ func splitLayoutRef(ref string) (dir, reference, sep string) {
 		return ref[:i], ref[i+1:], ":"
 	}
 	return ref, "", ""
-}
-
-// Resolve pins a dependency for plan.Compile. References that carry a digest
-// are taken as they are; tags are resolved against their registry. A uses
-// reference must resolve to an ociwf workflow artifact; its plan layer is
-// read (digest checked, decoded strictly) and its interface recorded in
-// Dependency.Workflow, so the compiler checks with against its params.
-func (o *Opener) Resolve(ctx context.Context, kind plan.Kind, ref string) (plan.Dependency, error) {
-	name, dg, err := plan.SplitRef(kind, ref)
-	if err != nil {
-		return plan.Dependency{}, err
-	}
-	if dg == "" || kind == plan.KindWorkflow {
-		parsed, err := registry.ParseReference(name)
-		if err != nil {
-			return plan.Dependency{}, fmt.Errorf("%s %q: %v: %w", kind, ref, err, errdef.ErrInvalid)
-		}
-		repo, err := o.Repository(parsed)
-		if err != nil {
-			return plan.Dependency{}, err
-		}
-		lookup := dg.String()
-		if dg == "" {
-			lookup = tagOf(ref)
-		}
-		if kind == plan.KindWorkflow {
-			desc, m, err := ociwf.FetchManifest(ctx, repo, lookup)
-			if err != nil {
-				return plan.Dependency{}, fmt.Errorf("workflow %q: %w", ref, err)
-			}
-			// The sub-workflow's own plan says which params its with binds.
-			b, err := content.FetchAll(ctx, repo, m.Plan)
-			if err != nil {
-				return plan.Dependency{}, fmt.Errorf("workflow %q: plan layer %s: %w", ref, m.Plan.Digest, err)
-			}
-			sub, err := plan.Decode(b)
-			if err != nil {
-				return plan.Dependency{}, fmt.Errorf("workflow %q: plan layer %s: %w", ref, m.Plan.Digest, err)
-			}
-			return plan.Dependency{Kind: kind, Ref: ref, Pinned: name + "@" + desc.Digest.String(), Digest: desc.Digest.String(), Workflow: sub.Interface()}, nil
-		}
-		desc, err := repo.Resolve(ctx, lookup)
-		if err != nil {
-			return plan.Dependency{}, fmt.Errorf("image %q: resolve %s: %w", ref, lookup, err)
-		}
-		dg = desc.Digest
-	}
-	return plan.Dependency{Kind: kind, Ref: ref, Pinned: name + "@" + dg.String(), Digest: dg.String()}, nil
-}
-
-// tagOf returns the tag of a reference, or "latest" when it has none.
-func tagOf(ref string) string {
-	last := ref[strings.LastIndex(ref, "/")+1:]
-	if i := strings.LastIndex(last, ":"); i >= 0 {
-		return last[i+1:]
-	}
-	return "latest"
 }

@@ -153,7 +153,7 @@ func Push(t testing.TB, o *target.Opener, ref, name string) (*target.Target, att
 	if err != nil {
 		t.Fatal(err)
 	}
-	desc, err := ociwf.Push(ctx, tg.Store, Sample(t, name), tg.Reference, ociwf.PushOptions{})
+	desc, err := ociwf.Push(ctx, tg.Storage, Sample(t, name), tg.Reference, ociwf.PushOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
