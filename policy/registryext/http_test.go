@@ -245,8 +245,10 @@ func TestTLSVersionsAndCipherSuites(t *testing.T) {
 	}
 }
 
-// http.tls settings Distribution refuses at start-up are refused by New.
-func TestTLSConfigErrors(t *testing.T) {
+// http.tls settings Distribution refuses at start-up are refused by New,
+// and so are the few that would silently leave the server more open than
+// configured, and http.debug, which ociwf does not serve.
+func TestHTTPConfigErrors(t *testing.T) {
 	p := newPKI(t)
 	for _, tc := range []struct{ name, text, want string }{
 		{"unknown minimumtls", tlsConfigText(p, "    minimumtls: tls1.1\n"), "minimumtls"},
@@ -256,6 +258,7 @@ func TestTLSConfigErrors(t *testing.T) {
 		{"clientcas without CA", tlsConfigText(p, "    clientcas: ["+p.keyFile+"]\n"), "clientcas"},
 		{"clientauth without clientcas", tlsConfigText(p, "    clientauth: require-and-verify-client-cert\n"), "clientcas"},
 		{"missing key", strings.Replace(tlsConfigText(p, ""), p.keyFile, filepath.Join(p.dir, "none.key"), 1), "none.key"},
+		{"debug server", "version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  debug:\n    addr: 127.0.0.1:0\n", "http.debug"},
 		{"TLS options without a certificate", "version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  tls:\n    clientcas: [" + p.caFile + "]\n", "certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

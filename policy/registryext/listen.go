@@ -22,6 +22,11 @@ import (
 // activation), and wraps it in TLS when http.tls sets a certificate or
 // Let's Encrypt. It reports whether it serves TLS.
 func listen(conf *configuration.Configuration, addr string, log *slog.Logger) (net.Listener, bool, error) {
+	if conf.HTTP.Debug.Addr != "" {
+		// Distribution serves net/http's global mux (pprof, expvar) and
+		// its Prometheus metrics there; ociwf serves neither.
+		return nil, false, fmt.Errorf("registry: http.debug is not supported: serve Prometheus metrics with --metrics-addr (Config.MetricsAddr)")
+	}
 	tc, err := tlsConfig(conf, log)
 	if err != nil {
 		return nil, false, err
