@@ -39,7 +39,8 @@ import (
 	"ociwf.dev/policy/immutability"
 )
 
-// DefaultAddr is where Serve listens when Config.Addr is empty: loopback only.
+// DefaultAddr is where the server listens when neither Config.Addr nor
+// http.addr is set: loopback only.
 const DefaultAddr = "127.0.0.1:5000"
 
 // HealthPath answers 200 while the server is up.
