@@ -20,9 +20,9 @@ import (
 	"time"
 )
 
-// serveLine runs ociwf registry serve with args until the test ends and
-// returns its first line of output (the listening line).
-func serveLine(t *testing.T, args ...string) string {
+// serveRead runs ociwf registry serve with args until the test ends,
+// reading the start of its output with read.
+func serveRead(t *testing.T, read func(*bufio.Reader) error, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -32,8 +32,7 @@ func serveLine(t *testing.T, args ...string) string {
 		done <- run(ctx, append([]string{"registry", "serve"}, args...), strings.NewReader(""), pw, &errb)
 		pw.Close()
 	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	if err != nil {
+	if err := read(bufio.NewReader(pr)); err != nil {
 		cancel()
 		t.Fatalf("registry serve: %v (exit %d) %s", err, <-done, errb.String())
 	}
@@ -44,6 +43,17 @@ func serveLine(t *testing.T, args ...string) string {
 			t.Errorf("registry serve exited %d after shutdown", code)
 		}
 	})
+}
+
+// serveLine runs ociwf registry serve with args until the test ends and
+// returns its first line of output (the listening line).
+func serveLine(t *testing.T, args ...string) string {
+	t.Helper()
+	var line string
+	serveRead(t, func(r *bufio.Reader) (err error) {
+		line, err = r.ReadString('\n')
+		return err
+	}, args...)
 	return line
 }
 
