@@ -321,6 +321,7 @@ func TestListenAddress(t *testing.T) {
 		{"Config.Addr overrides", "127.0.0.1:0", "127.0.0.1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			registryext.RouteDistributionLogs(nil)
 			srv, err := registryext.New(t.Context(), registryext.Config{Addr: tc.addr, Distribution: parseConfig(t, conf)})
 			if err != nil {
 				t.Fatal(err)
@@ -340,12 +341,7 @@ func TestListenAddress(t *testing.T) {
 // http.net: unix serves on a Unix socket at http.addr.
 func TestUnixSocket(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "registry.sock")
-	srv, err := registryext.New(t.Context(), registryext.Config{Distribution: parseConfig(t, "version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  net: unix\n  addr: "+sock+"\n")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() { srv.Stop(context.Background()) })
+	srv := registrytest.Start(t, registryext.Config{Distribution: parseConfig(t, "version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  net: unix\n  addr: "+sock+"\n")})
 	if srv.Addr() != sock {
 		t.Fatalf("listening on %s", srv.Addr())
 	}
@@ -422,5 +418,15 @@ func TestCatalogWithRoot(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"workflows/listed"`) {
 		t.Fatalf("catalog: %d %s", resp.StatusCode, body)
+	}
+}
+
+// http.tls.letsencrypt alone serves TLS with certificates autocert will
+// fetch on the first handshake (no network here, so only start-up is
+// checked).
+func TestLetsEncryptStarts(t *testing.T) {
+	conf := parseConfig(t, "version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  tls:\n    letsencrypt:\n      cachefile: "+filepath.Join(t.TempDir(), "le")+"\n      hosts: [registry.example.com]\n")
+	if srv := registrytest.Start(t, registryext.Config{Distribution: conf}); !srv.TLS() {
+		t.Fatal("serving plain HTTP")
 	}
 }
