@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/spf13/cobra"
@@ -21,10 +20,14 @@ func (a *app) registryCmd() *cobra.Command {
 	serve := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the CNCF Distribution registry with ociwf's extensions",
-		Long: `Serve runs the embedded CNCF Distribution registry on --addr (loopback by
-default) with filesystem storage under --root, or with everything a
-Distribution configuration file (--config) sets up: storage drivers (S3, GCS,
-Azure, ...), auth (htpasswd, token) and TLS.
+		Long: `Serve runs the embedded CNCF Distribution registry with filesystem storage
+under --root, or with everything a Distribution configuration file (--config)
+sets up: storage drivers (S3, GCS, Azure, ...), auth (htpasswd, token) and
+every http option (addr, net, tls with client certificates, prefix, headers,
+http2, h2c, draintimeout). It listens on --addr if given, else on the
+configuration's http.addr, else on ` + registryext.DefaultAddr + ` (loopback).
+Abandoned uploads are purged as Distribution does (older than 168h, daily);
+slow or stalled request bodies are cut off (docs/registry.md).
 
 ociwf's repository middleware enforces tag immutability on the server: by
 default every semantic-version tag (v?MAJOR.MINOR.PATCH[-pre][+build]) is
@@ -51,23 +54,30 @@ It stops gracefully on SIGINT or SIGTERM. A health endpoint answers on ` + regis
 			}
 			done := make(chan error, 1)
 			go func() { done <- srv.Serve() }()
-			a.emit(map[string]string{"addr": srv.Addr(), "root": root, "metrics": srv.MetricsAddr()}, func(w io.Writer) {
-				fmt.Fprintf(w, "Serving on http://%s (storage %s)\n", srv.Addr(), storageOf(root, config))
+			scheme := "http"
+			if srv.TLS() {
+				scheme = "https"
+			}
+			a.emit(map[string]string{"addr": srv.Addr(), "net": srv.Network(), "scheme": scheme, "root": root, "metrics": srv.MetricsAddr()}, func(w io.Writer) {
+				if srv.Network() == "unix" {
+					fmt.Fprintf(w, "Serving on unix:%s (%s, storage %s)\n", srv.Addr(), scheme, storageOf(root, config))
+					return
+				}
+				fmt.Fprintf(w, "Serving on %s://%s (storage %s)\n", scheme, srv.Addr(), storageOf(root, config))
 			})
 			select {
 			case err := <-done:
 				return err
 			case <-cmd.Context().Done():
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
+			// Shutdown bounds the wait by http.draintimeout (default 30s).
+			if err := srv.Shutdown(context.Background()); err != nil {
 				return err
 			}
 			return <-done
 		},
 	}
-	serve.Flags().StringVar(&addr, "addr", registryext.DefaultAddr, "listen address")
+	serve.Flags().StringVar(&addr, "addr", "", "listen address (default: http.addr of --config, else "+registryext.DefaultAddr+")")
 	serve.Flags().StringVar(&root, "root", "./ociwf-registry", "storage directory")
 	serve.Flags().StringVar(&config, "config", "", "Distribution configuration file (storage, auth, TLS)")
 	serve.Flags().StringVar(&rulesFile, "rules", "", "immutability rules file (default: semantic-version tags immutable)")

@@ -2,10 +2,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,26 +22,8 @@ import (
 // returns its address.
 func serve(t *testing.T, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		var errb bytes.Buffer
-		done <- run(ctx, append([]string{"registry", "serve", "--addr", "127.0.0.1:0", "--output", "json"}, args...), strings.NewReader(""), pw, &errb)
-		pw.Close()
-	}()
 	var started struct{ Addr string }
-	if err := json.NewDecoder(bufio.NewReader(pr)).Decode(&started); err != nil {
-		cancel()
-		t.Fatalf("registry serve: %v (exit %d)", err, <-done)
-	}
-	go io.Copy(io.Discard, pr)
-	t.Cleanup(func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("registry serve exited %d after shutdown", code)
-		}
-	})
+	serveRead(t, func(r *bufio.Reader) error { return json.NewDecoder(r).Decode(&started) }, append([]string{"--addr", "127.0.0.1:0", "--output", "json"}, args...)...)
 	return started.Addr
 }
 

@@ -197,6 +197,7 @@ func (s *Server) front(next http.Handler) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 		rw := &recorder{ResponseWriter: w, st: st}
 		if rt, ok := parseRoute(s.prefix, r.URL.Path); ok && rt.kind == "referrers" {
+			addHeaders(rw.Header(), s.headers)
 			s.serveReferrers(rw, r, rt)
 			s.metrics.request(r.Method, rw.status)
 			return

@@ -39,7 +39,8 @@ import (
 	"ociwf.dev/policy/immutability"
 )
 
-// DefaultAddr is where Serve listens when Config.Addr is empty: loopback only.
+// DefaultAddr is where the server listens when neither Config.Addr nor
+// http.addr is set: loopback only.
 const DefaultAddr = "127.0.0.1:5000"
 
 // HealthPath answers 200 while the server is up.
@@ -47,8 +48,9 @@ const HealthPath = "/healthz"
 
 // Config configures a Server.
 type Config struct {
-	// Addr is the listen address; empty means DefaultAddr. Port 0 picks a
-	// free port (see Server.Addr).
+	// Addr is the listen address (a socket path when http.net is unix);
+	// empty means the Distribution configuration's http.addr, and without
+	// one DefaultAddr. Port 0 picks a free port (see Server.Addr).
 	Addr string
 	// Root is the storage directory. Empty means in-memory storage, which is
 	// lost when the server stops.
@@ -63,8 +65,13 @@ type Config struct {
 	MetricsAddr string
 	// Distribution, if set, is a Distribution configuration (storage
 	// driver, auth, TLS, ...) used instead of Root; ociwf's middleware is
-	// added to it.
+	// added to it. Its http section means what it means to Distribution:
+	// addr and net, tls, prefix, headers, host, relativeurls, http2, h2c
+	// and draintimeout.
 	Distribution *configuration.Configuration
+	// Timeouts bounds how long clients may take; the zero value means
+	// the defaults.
+	Timeouts Timeouts
 }
 
 // Server is a running registry.
@@ -75,7 +82,10 @@ type Server struct {
 	log       *slog.Logger
 	metrics   *metrics
 	audit     *audit.Log
-	tls       *configuration.Configuration // with a certificate: serve TLS
+	tls       bool          // serving TLS
+	headers   http.Header   // Distribution's http.headers
+	drain     time.Duration // how long Shutdown waits for requests in flight
+	timeouts  Timeouts
 	referrers *referrers
 	access    auth.AccessController // nil: no auth configured
 	prefix    string                // Distribution's http.prefix
@@ -131,18 +141,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		closeLog(auditLog)
 		return nil, err
 	}
-	addr := cfg.Addr
-	if addr == "" {
-		addr = DefaultAddr
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		_ = app.Shutdown()
-		closeLog(auditLog)
-		return nil, fmt.Errorf("registry: listen on %s: %w", addr, err)
-	}
+	t := cfg.Timeouts.withDefaults()
 	s := &Server{
-		ln:        ln,
 		app:       app,
 		log:       log,
 		metrics:   m,
@@ -150,35 +150,58 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		referrers: e.referrers,
 		access:    access,
 		prefix:    conf.HTTP.Prefix,
+		headers:   conf.HTTP.Headers,
+		drain:     conf.HTTP.DrainTimeout,
+		timeouts:  t,
 		http: &http.Server{
-			ReadHeaderTimeout: 30 * time.Second,
+			ReadHeaderTimeout: t.ReadHeader,
+			IdleTimeout:       t.Idle,
+			Protocols:         serverProtocols(conf),
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 		fresh: map[net.Conn]struct{}{},
 	}
-	if d := cfg.Distribution; d != nil && d.HTTP.TLS.Certificate != "" {
-		s.tls = d
+	if s.drain <= 0 {
+		s.drain = DefaultDrainTimeout
+	}
+	if err := s.bind(conf, cfg); err != nil {
+		_ = app.Shutdown()
+		closeLog(auditLog)
+		return nil, err
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(HealthPath, func(w http.ResponseWriter, _ *http.Request) {
+		addHeaders(w.Header(), s.headers)
 		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(http.StatusOK)
 	})
 	mux.Handle("/", s.front(app))
-	s.http.Handler = mux
+	s.http.Handler = s.limitBodies(mux)
 	s.http.ConnState = s.track
-	if cfg.MetricsAddr != "" {
-		if s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
-			ln.Close()
-			_ = app.Shutdown()
-			closeLog(auditLog)
-			return nil, fmt.Errorf("registry: metrics: listen on %s: %w", cfg.MetricsAddr, err)
-		}
-		mm := http.NewServeMux()
-		mm.Handle("/metrics", m.handler())
-		s.metricsHTTP = &http.Server{Handler: mm, ReadHeaderTimeout: 30 * time.Second}
-	}
 	return s, nil
+}
+
+// bind opens the registry's listener (http.net, the address, http.tls)
+// and the metrics listener.
+func (s *Server) bind(conf *configuration.Configuration, cfg Config) error {
+	addr, err := listenAddr(conf, cfg.Addr)
+	if err != nil {
+		return err
+	}
+	if s.ln, s.tls, err = listen(conf, addr, s.log); err != nil {
+		return err
+	}
+	if cfg.MetricsAddr == "" {
+		return nil
+	}
+	if s.metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+		s.ln.Close()
+		return fmt.Errorf("registry: metrics: listen on %s: %w", cfg.MetricsAddr, err)
+	}
+	mm := http.NewServeMux()
+	mm.Handle("/metrics", s.metrics.handler())
+	s.metricsHTTP = &http.Server{Handler: mm, ReadHeaderTimeout: s.timeouts.ReadHeader, IdleTimeout: s.timeouts.Idle}
+	return nil
 }
 
 func closeLog(l *audit.Log) {
@@ -195,8 +218,21 @@ func (s *Server) MetricsAddr() string {
 	return s.metricsLn.Addr().String()
 }
 
+// Defaults of Distribution's that a configuration built in code does not
+// get from configuration.Parse (v3.1.2: catalog.maxentries, tags.maxtags)
+// or that ociwf's built-in configuration states (storage.maintenance:
+// handlers' uploadPurgeDefaultConfig).
+const (
+	defaultMaxEntries   = 1000
+	defaultMaxTags      = 1000
+	defaultPurgeAge     = "168h"
+	defaultPurgeEvery   = "24h"
+	defaultPurgeEnabled = true
+)
+
 // distributionConfig returns the Distribution configuration for cfg: a
-// copy of cfg.Distribution, or one for filesystem (or in-memory) storage.
+// copy of cfg.Distribution, or one for filesystem (or in-memory) storage
+// with Distribution's defaults.
 func distributionConfig(cfg Config) (*configuration.Configuration, error) {
 	conf := cfg.Distribution
 	if conf == nil {
@@ -209,7 +245,10 @@ func distributionConfig(cfg Config) (*configuration.Configuration, error) {
 			storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": cfg.Root}}
 		}
 		storage["delete"] = configuration.Parameters{"enabled": true}
-		storage["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{"enabled": false}}
+		// Abandoned uploads are purged as stock Distribution does.
+		storage["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{
+			"enabled": defaultPurgeEnabled, "age": defaultPurgeAge, "interval": defaultPurgeEvery, "dryrun": false,
+		}}
 		conf = &configuration.Configuration{Version: "0.1", Storage: storage}
 		conf.HTTP.Secret = hex.EncodeToString(secret)
 		conf.Log.Level = "warn"
@@ -218,6 +257,16 @@ func distributionConfig(cfg Config) (*configuration.Configuration, error) {
 	} else {
 		c := *conf
 		conf = &c
+	}
+	// As configuration.Parse's conversion of a version 0.1 file does.
+	if conf.Catalog.MaxEntries <= 0 {
+		conf.Catalog.MaxEntries = defaultMaxEntries
+	}
+	if conf.Tags.MaxTags < 0 {
+		return nil, errors.New("registry: maxtags limit must be a non-negative integer value")
+	}
+	if conf.Tags.MaxTags == 0 {
+		conf.Tags.MaxTags = defaultMaxTags
 	}
 	return conf, nil
 }
@@ -248,7 +297,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // Serve accepts requests until Shutdown; it returns nil after a clean
 // shutdown.
 func (s *Server) Serve() error {
-	s.log.Info("registry listening", "addr", s.Addr(), "metrics", s.MetricsAddr())
+	s.log.Info("registry listening", "addr", s.Addr(), "net", s.Network(), "tls", s.tls, "metrics", s.MetricsAddr())
 	if s.metricsHTTP != nil {
 		go func() {
 			if err := s.metricsHTTP.Serve(s.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -256,17 +305,18 @@ func (s *Server) Serve() error {
 			}
 		}()
 	}
-	var err error
-	if s.tls != nil {
-		err = s.http.ServeTLS(s.ln, s.tls.HTTP.TLS.Certificate, s.tls.HTTP.TLS.Key)
-	} else {
-		err = s.http.Serve(s.ln)
-	}
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("registry: %w", err)
 	}
 	return nil
 }
+
+// Network returns the listener's network: "tcp" or "unix".
+func (s *Server) Network() string { return s.ln.Addr().Network() }
+
+// TLS reports whether the server serves HTTPS (http.tls in the
+// Distribution configuration).
+func (s *Server) TLS() bool { return s.tls }
 
 // Start serves in the background; Stop ends it. It suits embedding the
 // registry in a program or a test.
@@ -299,16 +349,24 @@ func (s *Server) track(c net.Conn, state http.ConnState) {
 }
 
 // Shutdown stops accepting requests, waits for those in flight (until ctx
-// ends) and releases the storage. Connections that never sent a request
-// (clients dial ahead) are closed at once; net/http would otherwise wait
-// five seconds for each to speak.
+// ends or the drain timeout, http.draintimeout or DefaultDrainTimeout,
+// passes, whichever is first; then it cuts them off) and releases the
+// storage. Connections that never sent a request (clients dial ahead) are
+// closed at once; net/http would otherwise wait five seconds for each to
+// speak.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	for c := range s.fresh {
 		c.Close()
 	}
 	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, s.drain)
+	defer cancel()
 	err := s.http.Shutdown(ctx)
+	if err != nil {
+		_ = s.http.Close()
+		err = fmt.Errorf("registry: requests in flight cut off at shutdown (drain timeout %s): %w", s.drain, err)
+	}
 	if s.metricsHTTP != nil {
 		if merr := s.metricsHTTP.Shutdown(ctx); err == nil {
 			err = merr

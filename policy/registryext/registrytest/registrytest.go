@@ -24,12 +24,16 @@ func NewAt(t testing.TB, root string) string {
 }
 
 // Start starts a registry configured by cfg on a random loopback port (Addr
-// is ignored) and stops it when the test ends.
+// is ignored; a configuration with http.net unix keeps its socket path) and
+// stops it when the test ends.
 func Start(t testing.TB, cfg registryext.Config) *registryext.Server {
 	t.Helper()
 	registryext.RouteDistributionLogs(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg.Addr = "127.0.0.1:0"
+	if d := cfg.Distribution; d != nil && d.HTTP.Net == "unix" {
+		cfg.Addr = ""
+	}
 	srv, err := registryext.New(ctx, cfg)
 	if err != nil {
 		cancel()
