@@ -130,6 +130,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	m := newMetrics()
 	e := &engine{rules: rules, log: log, metrics: m, referrers: &referrers{d: d}}
+	// Move a referrers index written by an older version before serving,
+	// so no request waits for it.
+	if err := e.referrers.ready(ctx, log); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
 	var auditLog *audit.Log
 	if cfg.AuditLog != "" {
 		if auditLog, err = audit.Open(cfg.AuditLog); err != nil {
