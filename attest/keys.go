@@ -1,13 +1,26 @@
 package attest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 
 	"github.com/sigstore/cosign/v2/pkg/cosign"
+	sigs "github.com/sigstore/cosign/v2/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature"
 )
+
+// LoadVerifier loads a public key for verification through cosign's
+// loader: a PEM public key file, a KMS URI, or a k8s:// secret.
+func LoadVerifier(ctx context.Context, keyRef string) (signature.Verifier, error) {
+	v, err := sigs.PublicKeyFromKeyRef(ctx, keyRef)
+	if err != nil {
+		return nil, fmt.Errorf("load public key %s: %w (want a PEM public key file or a KMS URI): %w", keyRef, err, ErrKey)
+	}
+	return v, nil
+}
 
 // PassFunc returns the password of an encrypted key; confirm asks for it
 // twice (when a new key is being encrypted). It is cosign's PassFunc.
