@@ -766,3 +766,26 @@ func TestKeyLoadFailureIsNotCached(t *testing.T) {
 		t.Fatalf("after the key file appeared: %v", err)
 	}
 }
+
+// VerifyAll leaves out exactly the tags the registry reserves for cosign's
+// accessories (immutability.IsAccessoryTag): a version tagged like a short
+// digest is a version, and is verified.
+func TestVerifyAllSkipsOnlyReservedTags(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, newKeys(t))
+	repo := f.host + "/wf/release"
+	subj := f.release(t, repo+":1.4.0", recipe{})
+	f.release(t, repo+":sha256-12ab", recipe{})
+	for _, tag := range []string{"1.4.0", "sha256-12ab"} {
+		if immutability.IsAccessoryTag(tag) {
+			t.Fatalf("%s is reserved", tag)
+		}
+	}
+	if !immutability.IsAccessoryTag("sha256-" + subj.Digest.Encoded() + ".sig") {
+		t.Fatal("the signature tag is not reserved")
+	}
+	sum, err := f.verifier(t, trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{}), verify.Options{}).VerifyAll(ctx, repo, verify.AllOptions{})
+	if err != nil || sum.Versions != 2 || sum.Verified != 2 {
+		t.Fatalf("VerifyAll: %v %+v", err, sum)
+	}
+}
