@@ -254,34 +254,13 @@ func (r *run) required() ([]string, error) {
 	return out, nil
 }
 
-// provenanceView is the part of a SLSA v1 provenance predicate checked.
-type provenanceView struct {
-	BuildDefinition struct {
-		ExternalParameters struct {
-			Source *struct {
-				URI string `json:"uri"`
-			} `json:"source"`
-		} `json:"externalParameters"`
-		ResolvedDependencies []struct {
-			URI    string            `json:"uri"`
-			Name   string            `json:"name"`
-			Digest map[string]string `json:"digest"`
-		} `json:"resolvedDependencies"`
-	} `json:"buildDefinition"`
-	RunDetails struct {
-		Builder struct {
-			ID string `json:"id"`
-		} `json:"builder"`
-	} `json:"runDetails"`
-}
-
 // provenance checks one provenance statement against the layers and the
 // scope; nil means it holds.
 func (r *run) provenance(st *in_toto.Statement) *rejection {
 	raw, err := json.Marshal(st.Predicate)
-	var pv provenanceView
+	var pv *provenance.Provenance
 	if err == nil {
-		err = json.Unmarshal(raw, &pv)
+		pv, err = provenance.Decode(raw)
 	}
 	if err != nil {
 		return &rejection{detail: "the provenance predicate does not decode", expected: "a SLSA v1 provenance predicate", actual: err.Error()}
@@ -309,7 +288,7 @@ func (r *run) provenance(st *in_toto.Statement) *rejection {
 	}
 	if len(req.Sources) > 0 {
 		uri := ""
-		if s := pv.BuildDefinition.ExternalParameters.Source; s != nil {
+		if s := pv.External.Source; s != nil {
 			uri = s.URI
 		}
 		if !req.SourceAllowed(uri) {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -66,7 +65,7 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 				return err
 			}
 			tag := versionTag(dst, build)
-			fillFromCI(&prov)
+			prov = provenance.FromEnv(os.Getenv, prov)
 			if prov.WorkflowPath == "" {
 				prov.WorkflowPath = argv[0]
 			}
@@ -75,7 +74,7 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 				Registry:    attest.NewRegistry(o, attest.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()}),
 				LoadSigner:  signer,
 				Tag:         tag,
-				Pack:        ociwf.PackOptions{Created: created, Source: strings.TrimPrefix(prov.SourceURI, "git+"), Revision: prov.SourceRevision},
+				Pack:        ociwf.PackOptions{Created: created, Source: prov.SourceURL(), Revision: prov.SourceRevision},
 				Provenance:  prov,
 				Annotations: ann,
 				Logger:      a.logger(),
@@ -107,23 +106,4 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 	s.register(f)
 	b.register(cmd, false)
 	return cmd
-}
-
-// fillFromCI completes provenance options from $OCIWF_BUILDER_ID and the CI
-// system's variables; flags win.
-func fillFromCI(p *provenance.Options) {
-	env := provenance.Detect(os.Getenv)
-	if p.BuilderID == "" {
-		p.BuilderID = os.Getenv("OCIWF_BUILDER_ID")
-	}
-	set := func(dst *string, v string) {
-		if *dst == "" {
-			*dst = v
-		}
-	}
-	set(&p.BuilderID, env.BuilderID)
-	set(&p.SourceURI, env.SourceURI)
-	set(&p.SourceRef, env.SourceRef)
-	set(&p.SourceRevision, env.SourceRevision)
-	set(&p.InvocationID, env.InvocationID)
 }
