@@ -11,7 +11,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/opencontainers/go-digest"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 
 	"ociwf.dev/ociwf/errdef"
@@ -41,24 +40,6 @@ func (m Mode) String() string {
 
 // MarshalText writes "tag" or "referrers".
 func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
-
-// Subject is the artifact that signatures and attestations are about.
-type Subject struct {
-	// Repository is "registry/repository".
-	Repository string
-	// Digest is the manifest digest; signatures always name it.
-	Digest digest.Digest
-	// Tag, when the artifact was addressed by a tag, is recorded as the
-	// signed AnnotationTag so that a moved tag is detectable later.
-	Tag string
-}
-
-// String returns REPOSITORY@DIGEST.
-func (s Subject) String() string { return s.Repository + "@" + s.Digest.String() }
-
-// AnnotationTag is the signed annotation that records the tag a workflow
-// was published under.
-const AnnotationTag = "dev.ociwf.tag"
 
 // RegistryOptions tune a Registry. The zero value uses the tag scheme.
 type RegistryOptions struct {

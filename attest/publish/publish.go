@@ -108,7 +108,7 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 	ceremony := func(ctx context.Context, desc ocispec.Descriptor) error {
 		step("push", false, mark)
 		pushed := now()
-		subj := attest.Subject{Repository: dst.Name, Digest: desc.Digest, Tag: opts.Tag}
+		subj := attest.NewSubject(target.Ref{Name: dst.Name, Reference: opts.Tag}, desc.Digest)
 		// Read what a previous run stored while the key may still be
 		// loading; Sign and AttestAll then skip that round trip.
 		pre, err := opts.Registry.Prefetch(ctx, subj)

@@ -101,16 +101,9 @@ func (a *app) openSubject(ctx context.Context, r *remoteFlags, ref string) (*tar
 	if err != nil {
 		return nil, attest.Subject{}, err
 	}
-	if t.Reference == "" {
-		return nil, attest.Subject{}, usagef("%s names no artifact: add :TAG or @DIGEST", ref)
-	}
-	desc, err := t.Store.Resolve(ctx, t.Reference)
+	subj, _, err := attest.ResolveSubject(ctx, t.Store, t.Ref)
 	if err != nil {
-		return nil, attest.Subject{}, fmt.Errorf("resolve %s: %w", ref, err)
-	}
-	subj := attest.Subject{Repository: t.Name, Digest: desc.Digest}
-	if !t.IsDigest() {
-		subj.Tag = t.Reference
+		return nil, attest.Subject{}, err
 	}
 	return o, subj, nil
 }
