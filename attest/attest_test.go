@@ -347,3 +347,40 @@ func TestPrefetchServesOnlyItsSubject(t *testing.T) {
 		t.Fatalf("attest b with a's prefetch: %+v %v", rs, err)
 	}
 }
+
+// An existing key file is reported without naming any command's flags.
+func TestWriteKeyFilesErrorNamesNoFlag(t *testing.T) {
+	dir := t.TempDir()
+	attesttest.KeyPair(t, dir, "k")
+	kp, err := attest.GenerateKeyPair(attesttest.Pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = attest.WriteKeyFiles(filepath.Join(dir, "k"), kp, false)
+	if !errors.Is(err, attest.ErrKeyExists) || strings.Contains(err.Error(), "--") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// Options that name no key, or a key and keyless signing, are invalid
+// input, found without loading anything.
+func TestSignerOptionsValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		opts attest.SignerOptions
+		ok   bool
+	}{
+		{"no key", attest.SignerOptions{}, false},
+		{"key and keyless", attest.SignerOptions{Key: "k.key", Keyless: true}, false},
+		{"key", attest.SignerOptions{Key: "k.key"}, true},
+		{"keyless", attest.SignerOptions{Keyless: true}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.opts.Validate()
+			if c.ok != (err == nil) || (err != nil && (!errors.Is(err, errdef.ErrInvalid) || !errors.Is(err, attest.ErrKey) || strings.Contains(err.Error(), "--"))) {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+}

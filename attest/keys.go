@@ -26,6 +26,10 @@ func LoadVerifier(ctx context.Context, keyRef string) (signature.Verifier, error
 // twice (when a new key is being encrypted). It is cosign's PassFunc.
 type PassFunc = cosign.PassFunc
 
+// PassFromTerminal reads a key password from the terminal as cosign does,
+// without echo; with confirm it asks twice and fails when they differ.
+func PassFromTerminal(confirm bool) ([]byte, error) { return cosign.GetPassFromTerm(confirm) }
+
 // KeyPair is a cosign key pair: the private key encrypted with a password
 // (PEM type "ENCRYPTED SIGSTORE PRIVATE KEY") and the public key in PEM.
 type KeyPair struct {
@@ -56,7 +60,7 @@ func WriteKeyFiles(prefix string, kp *KeyPair, overwrite bool) (private, public 
 	if !overwrite {
 		for _, f := range []string{private, public} {
 			if _, err := os.Stat(f); err == nil {
-				return "", "", fmt.Errorf("%s: %w (choose another --output-key-prefix or pass --force)", f, ErrKeyExists)
+				return "", "", fmt.Errorf("%s: %w", f, ErrKeyExists)
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				return "", "", fmt.Errorf("check %s: %w", f, err)
 			}

@@ -69,11 +69,11 @@ func (v *Verifier) VerifyAll(ctx context.Context, repo string, opts AllOptions) 
 		return nil, err
 	}
 	if tgt.Reference != "" {
-		return nil, fmt.Errorf("verify --all %s: name a repository, without a tag or digest: %w", repo, errdef.ErrInvalid)
+		return nil, fmt.Errorf("verify every version of %s: name a repository, without a tag or digest: %w", repo, errdef.ErrInvalidReference)
 	}
 	lister, ok := tgt.Store.(registry.TagLister)
 	if !ok {
-		return nil, fmt.Errorf("verify --all %s: the target cannot list tags: %w", repo, errdef.ErrInvalid)
+		return nil, fmt.Errorf("verify every version of %s: the target cannot list tags: %w", repo, errdef.ErrInvalid)
 	}
 	var tags []string
 	if err := lister.Tags(ctx, "", func(page []string) error {

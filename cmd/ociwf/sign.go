@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
-	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
@@ -37,11 +37,8 @@ func (s *signerFlags) register(fs *pflag.FlagSet) {
 
 // check reports flag mistakes as usage errors.
 func (s *signerFlags) check() error {
-	if s.opts.Key == "" && !s.opts.Keyless {
-		return usagef("give --key KEY (a cosign key file or KMS URI) or --keyless")
-	}
-	if s.opts.Key != "" && s.opts.Keyless {
-		return usagef("--key and --keyless are mutually exclusive")
+	if err := s.opts.Validate(); err != nil {
+		return usagef("--key KEY (a cosign key file or KMS URI) or --keyless: %w", err)
 	}
 	return nil
 }
@@ -69,7 +66,7 @@ func (a *app) passFunc() attest.PassFunc {
 			return []byte(pw), nil
 		}
 		if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			return cosign.GetPassFromTerm(confirm)
+			return attest.PassFromTerminal(confirm)
 		}
 		b, err := io.ReadAll(io.LimitReader(a.stdin, 1<<16))
 		if err != nil {
@@ -303,6 +300,9 @@ from COSIGN_PASSWORD, a terminal prompt, or standard input.`,
 				return err
 			}
 			priv, pub, err := attest.WriteKeyFiles(prefix, kp, force)
+			if errors.Is(err, attest.ErrKeyExists) {
+				return fmt.Errorf("%w (choose another --output-key-prefix or pass --force)", err)
+			}
 			if err != nil {
 				return err
 			}
