@@ -136,7 +136,7 @@ func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all [
 		todo[i] = pending{uri: uri, typ: typ, payload: payload}
 	}
 
-	ropts := r.options(ctx)
+	ropts := r.options(ctx, d)
 	stored, err := r.stored(ctx, d, ropts, attKind, pre)
 	if err != nil {
 		return nil, err

@@ -56,7 +56,7 @@ func (r *Registry) Find(ctx context.Context, subj Subject) (*Found, error) {
 	if err != nil {
 		return nil, err
 	}
-	ropts := r.options(ctx)
+	ropts := r.options(ctx, d)
 	modes := []Mode{TagScheme, Referrers}
 	got := make([][]haul, len(modes))
 	var g errgroup.Group

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -14,7 +15,6 @@ import (
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 
 	"ociwf.dev/ociwf/errdef"
-	"ociwf.dev/ociwf/target"
 )
 
 // Mode says where signatures and attestations are stored.
@@ -48,13 +48,14 @@ type RegistryOptions struct {
 	Logger *slog.Logger
 }
 
-// Registry stores and finds cosign signatures and attestations in the
-// registries an Opener reaches, authenticating as the Opener does.
+// Registry is the signature and attestation store: it stores and finds
+// cosign signatures and attestations in the registries a Client reaches,
+// authenticating as the Client does.
 type Registry struct {
-	opener    *target.Opener
+	client    Client
 	mode      Mode
 	log       *slog.Logger
-	transport http.RoundTripper // the Opener's
+	transport http.RoundTripper // the Client's, bounded
 
 	// One puller and pusher serve every operation, so pings, connections
 	// and tokens are shared instead of renegotiated per call.
@@ -62,22 +63,23 @@ type Registry struct {
 	reuse []remote.Option // nil until built, and after a cancelled operation
 }
 
-// NewRegistry returns a Registry that connects like o.
-func NewRegistry(o *target.Opener, opts RegistryOptions) *Registry {
+// NewRegistry returns a Registry that connects through c (a
+// *target.Opener, or NewClient's).
+func NewRegistry(c Client, opts RegistryOptions) *Registry {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{opener: o, mode: opts.Mode, log: log, transport: bounded{o.Transport()}}
+	return &Registry{client: c, mode: opts.Mode, log: log, transport: bounded{c.Transport()}}
 }
 
 // Mode returns where r writes.
 func (r *Registry) Mode() Mode { return r.mode }
 
-// keychain hands go-containerregistry the Opener's credentials.
+// keychain hands go-containerregistry the Client's credentials.
 type keychain struct {
 	ctx context.Context
-	o   *target.Opener
+	c   Client
 }
 
 func (k keychain) Resolve(res authn.Resource) (authn.Authenticator, error) {
@@ -85,7 +87,7 @@ func (k keychain) Resolve(res authn.Resource) (authn.Authenticator, error) {
 }
 
 func (k keychain) ResolveContext(ctx context.Context, res authn.Resource) (authn.Authenticator, error) {
-	cred, err := k.o.Credential(ctx, res.RegistryStr())
+	cred, err := k.c.Credential(ctx, res.RegistryStr())
 	if err != nil {
 		return nil, fmt.Errorf("credentials for %s: %w", res.RegistryStr(), err)
 	}
@@ -100,8 +102,9 @@ func (k keychain) ResolveContext(ctx context.Context, res authn.Resource) (authn
 	}), nil
 }
 
-// options returns cosign registry options for one operation under ctx.
-func (r *Registry) options(ctx context.Context) []ociremote.Option {
+// options returns cosign registry options for one operation under ctx on
+// the registry of d.
+func (r *Registry) options(ctx context.Context, d name.Digest) []ociremote.Option {
 	r.mu.Lock()
 	if r.reuse == nil {
 		// The shared puller and pusher resolve credentials beyond any one
@@ -117,7 +120,7 @@ func (r *Registry) options(ctx context.Context) []ociremote.Option {
 	r.mu.Unlock()
 	return []ociremote.Option{
 		ociremote.WithRemoteOptions(append(r.base(ctx), reuse...)...),
-		ociremote.WithNameOptions(r.nameOptions()...),
+		ociremote.WithNameOptions(r.nameOptions(d.RegistryStr())...),
 	}
 }
 
@@ -136,20 +139,20 @@ func (r *Registry) settle(err error) error {
 
 // base returns the connection options of one operation under ctx.
 func (r *Registry) base(ctx context.Context) []remote.Option {
-	o := r.opener.Options()
 	ropts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(keychain{ctx: ctx, o: r.opener}),
+		remote.WithAuthFromKeychain(keychain{ctx: ctx, c: r.client}),
 	}
-	if o.UserAgent != "" {
-		ropts = append(ropts, remote.WithUserAgent(o.UserAgent))
+	if ua := userAgent(r.client); ua != "" {
+		ropts = append(ropts, remote.WithUserAgent(ua))
 	}
 	ropts = append(ropts, remote.WithTransport(r.transport))
 	return ropts
 }
 
-func (r *Registry) nameOptions() []name.Option {
-	if r.opener.Options().PlainHTTP {
+// nameOptions are the options that parse references on host.
+func (r *Registry) nameOptions(host string) []name.Option {
+	if plainHTTP(r.client, host) {
 		return []name.Option{name.Insecure}
 	}
 	return nil
@@ -160,7 +163,8 @@ func (r *Registry) digestRef(s Subject) (name.Digest, error) {
 	if err := s.Digest.Validate(); err != nil {
 		return name.Digest{}, fmt.Errorf("subject %s: %v: %w", s, err, errdef.ErrInvalid)
 	}
-	d, err := name.NewDigest(s.String(), r.nameOptions()...)
+	host, _, _ := strings.Cut(s.Repository, "/")
+	d, err := name.NewDigest(s.String(), r.nameOptions(host)...)
 	if err != nil {
 		return name.Digest{}, fmt.Errorf("subject %s: %v: %w", s, err, errdef.ErrInvalid)
 	}
@@ -183,7 +187,7 @@ func (r *Registry) Prefetch(ctx context.Context, subj Subject) (*Stored, error) 
 	if err != nil {
 		return nil, err
 	}
-	ropts := r.options(ctx)
+	ropts := r.options(ctx, d)
 	got, err := r.collect(ctx, d, ropts, r.writeScheme(), sigKind, attKind)
 	if err != nil {
 		return nil, err

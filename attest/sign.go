@@ -81,7 +81,7 @@ func (r *Registry) sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 		sopts = append(sopts, static.WithCertChain(s.sv.Cert, s.sv.Chain))
 	}
 	res := &Result{Subject: subj, Mode: r.mode}
-	ropts := r.options(ctx)
+	ropts := r.options(ctx, d)
 	stored, err := r.stored(ctx, d, ropts, sigKind, opts.Stored)
 	if err != nil {
 		return nil, err

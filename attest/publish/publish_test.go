@@ -80,9 +80,7 @@ func (f fixture) publish(t *testing.T, ref, sample string, mode attest.Mode) (*p
 		t.Fatal(err)
 	}
 	clock := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	return publish.Publish(ctx, dst, attesttest.Sample(t, sample), publish.Options{
-		Registry:   attest.NewRegistry(f.o, attest.RegistryOptions{Mode: mode}),
-		Signer:     f.signer,
+	return publish.Publish(ctx, dst, attesttest.Sample(t, sample), attest.NewRegistry(f.o, attest.RegistryOptions{Mode: mode}), publish.Key(f.signer), publish.Options{
 		Tag:        dst.Reference,
 		Provenance: provenance.Options{BuilderID: "https://ci.example/builders/1", SourceURI: "git+https://example.com/acme/wf", SourceRevision: strings.Repeat("ab", 20)},
 		Now:        func() time.Time { clock = clock.Add(time.Second); return clock },
@@ -101,7 +99,7 @@ type stored struct {
 func (f fixture) verify(t *testing.T, subj attest.Subject) (*stored, error) {
 	t.Helper()
 	ctx := context.Background()
-	v, err := verify.New(trust.KeyPolicy(f.pub, subj.Repository, trust.KeyPolicyOptions{}), verify.Options{Opener: f.o, RequireSignedTag: true})
+	v, err := verify.New(trust.KeyPolicy(f.pub, subj.Repository, trust.KeyPolicyOptions{}), f.o, verify.Options{RequireSignedTag: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ type Summary struct {
 // error; the error is for a repository whose tags cannot be listed.
 func (v *Verifier) VerifyAll(ctx context.Context, repo string, opts AllOptions) (*Summary, error) {
 	start := time.Now()
-	tgt, err := v.opts.Opener.Open(ctx, repo)
+	tgt, err := v.opener.Open(ctx, repo)
 	if err != nil {
 		return nil, err
 	}

@@ -36,9 +36,7 @@ func (f *fixture) publishVersion(t *testing.T, ref string, mode attest.Mode) att
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := publish.Publish(ctx, dst, attesttest.Sample(t, sample), publish.Options{
-		Registry:   attest.NewRegistry(f.o, attest.RegistryOptions{Mode: mode}),
-		Signer:     f.signer,
+	res, err := publish.Publish(ctx, dst, attesttest.Sample(t, sample), attest.NewRegistry(f.o, attest.RegistryOptions{Mode: mode}), publish.Key(f.signer), publish.Options{
 		Tag:        dst.Reference,
 		Provenance: provenance.Options{BuilderID: "https://ci.example/builders/1", SourceURI: "git+https://example.com/acme/wf"},
 		Now:        func() time.Time { return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) },

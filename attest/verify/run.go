@@ -36,7 +36,7 @@ type run struct {
 
 func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 	rep := r.rep
-	tgt, err := r.v.opts.Opener.Open(ctx, ref)
+	tgt, err := r.v.opener.Open(ctx, ref)
 	if err != nil {
 		return nil, err
 	}

@@ -146,8 +146,7 @@ func (f *fixture) release(t *testing.T, ref string, rc recipe) attest.Subject {
 
 func (f *fixture) verifier(t *testing.T, pol *trust.Policy, opts verify.Options) *verify.Verifier {
 	t.Helper()
-	opts.Opener = f.o
-	v, err := verify.New(pol, opts)
+	v, err := verify.New(pol, f.o, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -665,7 +664,7 @@ func TestNewValidatesThePolicy(t *testing.T) {
 	s := &pol.TrustPolicies[0]
 	s.Signers = append(s.Signers, trust.Signer{Name: s.Signers[0].Name, Key: "b.pub"})
 	s.Threshold = 2
-	if _, err := verify.New(pol, verify.Options{Opener: attesttest.Opener(t)}); !errors.Is(err, errdef.ErrInvalid) {
+	if _, err := verify.New(pol, attesttest.Opener(t), verify.Options{}); !errors.Is(err, errdef.ErrInvalid) {
 		t.Fatalf("duplicate signer names: %v", err)
 	}
 }
@@ -723,7 +722,7 @@ func TestSkippedScopeIsRefused(t *testing.T) {
 			}
 		}
 	}
-	p, rep, err := verify.Fetch(ctx, repo+":1.4.0", pol, verify.Options{Opener: f.o})
+	p, rep, err := verify.Fetch(ctx, repo+":1.4.0", pol, f.o, verify.Options{})
 	var sk *verify.SkippedScope
 	if p != nil || !errors.Is(err, errdef.ErrVerification) || !errors.As(err, &sk) || sk.Scope != "rest" {
 		t.Fatalf("Fetch under a skipping scope: plan %v, %v", p != nil, err)
@@ -735,7 +734,7 @@ func TestSkippedScopeIsRefused(t *testing.T) {
 	}
 	notVerified(t, rep)
 
-	p, rep, err = verify.Fetch(ctx, repo+":1.4.0", pol, verify.Options{Opener: f.o, AllowSkipped: true})
+	p, rep, err = verify.Fetch(ctx, repo+":1.4.0", pol, f.o, verify.Options{AllowSkipped: true})
 	if err != nil || p == nil {
 		t.Fatalf("Fetch with AllowSkipped: %v", err)
 	}

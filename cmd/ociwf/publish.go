@@ -55,7 +55,7 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 			}
 			// Decrypting a key file (scrypt) is the slowest part of a
 			// publish: start now, and let compile and push run meanwhile.
-			signer := publish.Preload(ctx, s.loader(a))
+			signer := publish.Load(ctx, s.loader(a))
 			build, err := a.compile(ctx, argv[0], &b)
 			if err != nil {
 				return err
@@ -70,9 +70,8 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 				prov.WorkflowPath = argv[0]
 			}
 			prov.ToolVersion = toolVersion()
-			res, err := publish.Publish(ctx, dst, build, publish.Options{
-				Registry:    attest.NewRegistry(o, attest.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()}),
-				LoadSigner:  signer,
+			reg := attest.NewRegistry(o, attest.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()})
+			res, err := publish.Publish(ctx, dst, build, reg, signer, publish.Options{
 				Tag:         tag,
 				Pack:        ociwf.PackOptions{Created: created, Source: prov.SourceURL(), Revision: prov.SourceRevision},
 				Provenance:  prov,

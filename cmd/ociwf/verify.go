@@ -79,7 +79,7 @@ func (a *app) verifier(ctx context.Context, r *remoteFlags, t *trustFlags, ref s
 	if err != nil {
 		return nil, err
 	}
-	return verify.New(pol, verify.Options{Opener: o, RequireSignedTag: t.requireTag, Logger: a.logger()})
+	return verify.New(pol, o, verify.Options{RequireSignedTag: t.requireTag, Logger: a.logger()})
 }
 
 // reported marks an error whose details the command already printed, so
