@@ -8,20 +8,19 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/in-toto/in-toto-golang/in_toto"
 	"github.com/sigstore/cosign/v2/cmd/cosign/cli/options"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/cosign/v2/pkg/cosign/attestation"
 	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
 	"github.com/sigstore/cosign/v2/pkg/oci"
-	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	"github.com/sigstore/cosign/v2/pkg/types"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
 	sigopts "github.com/sigstore/sigstore/pkg/signature/options"
 
+	"ociwf.dev/attest/internal/store"
 	"ociwf.dev/ociwf/errdef"
 )
 
@@ -136,8 +135,8 @@ func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all [
 		todo[i] = pending{uri: uri, typ: typ, payload: payload}
 	}
 
-	ropts := r.options(ctx)
-	stored, err := r.stored(ctx, d, ropts, attKind, pre)
+	ropts := r.st.Options(ctx, d)
+	stored, err := r.stored(ctx, d, ropts, store.AttestationKind, pre)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +145,7 @@ func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all [
 	replace := map[string]*Result{} // predicate type -> the result counting replacements
 	for i, p := range todo {
 		results[i] = &Result{Subject: subj, Mode: r.mode}
-		if all[i].Duplicates == KeepExisting && s.keyed && r.attested(s, stored.ok, subj, p.uri) {
+		if all[i].Duplicates == KeepExisting && s.keyed && r.attested(s, stored.OK, subj, p.uri) {
 			r.log.Debug("already attested", "subject", subj.String(), "predicateType", p.uri)
 			results[i].Existing = true
 			continue
@@ -166,18 +165,14 @@ func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all [
 
 	switch r.mode {
 	case Referrers:
-		se, err := holding(d, nil, fresh)
-		if err != nil {
-			return nil, err
-		}
-		if err := ociremote.WriteAttestationsReferrer(d, se, ropts...); err != nil {
-			return nil, r.settle(storeError("attestation", subj, err))
+		if err := r.st.Write(d, ropts, store.AttestationKind, fresh); err != nil {
+			return nil, storeError("attestation", subj, err)
 		}
 	default:
 		// Every stored entry is kept, those that do not parse too, except
 		// the attestations replaced.
-		keep := stored.all[:0:0]
-		for _, old := range stored.all {
+		keep := stored.All[:0:0]
+		for _, old := range stored.All {
 			if len(replace) > 0 {
 				if st, err := statementOf(old); err == nil && replace[st.PredicateType] != nil {
 					replace[st.PredicateType].Replaced++
@@ -186,16 +181,12 @@ func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all [
 			}
 			keep = append(keep, old)
 		}
-		se, err := holding(d, nil, append(keep, fresh...))
-		if err != nil {
-			return nil, err
-		}
-		if err := ociremote.WriteAttestations(d.Repository, se, ropts...); err != nil {
-			if retry && refused(err) && len(replace) == 0 {
+		if err := r.st.Write(d, ropts, store.AttestationKind, append(keep, fresh...)); err != nil {
+			if retry && store.Refused(err) && len(replace) == 0 {
 				// As in sign: read what is stored now and try once more.
 				return r.attestAll(ctx, s, subj, all, nil, false)
 			}
-			return nil, r.settle(storeError("attestation", subj, err))
+			return nil, storeError("attestation", subj, err)
 		}
 	}
 	r.log.Debug("attested", "subject", subj.String(), "count", len(fresh), "mode", r.mode.String())
@@ -239,29 +230,6 @@ func (r *Registry) signStatement(ctx context.Context, s *Signer, payload []byte,
 		sopts = append(sopts, static.WithBundle(cbundle.EntryToBundle(entry)))
 	}
 	return static.NewAttestation(env, sopts...)
-}
-
-// entity is a signed entity whose signatures and attestations are exactly
-// sigs and atts.
-type entity struct {
-	oci.SignedEntity
-	sigs, atts oci.Signatures
-}
-
-func (e entity) Signatures() (oci.Signatures, error)   { return e.sigs, nil }
-func (e entity) Attestations() (oci.Signatures, error) { return e.atts, nil }
-
-// holding returns an entity for d holding sigs and atts.
-func holding(d name.Digest, sigs, atts []oci.Signature) (oci.SignedEntity, error) {
-	s, err := asSignatures(sigs)
-	if err != nil {
-		return nil, err
-	}
-	a, err := asSignatures(atts)
-	if err != nil {
-		return nil, err
-	}
-	return entity{SignedEntity: bare(d), sigs: s, atts: a}, nil
 }
 
 // envelope is a DSSE envelope as cosign stores it.

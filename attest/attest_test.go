@@ -9,8 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/in-toto/in-toto-golang/in_toto"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sigstore/sigstore/pkg/signature"
 	"oras.land/oras-go/v2"
 	orasdef "oras.land/oras-go/v2/errdef"
 
@@ -67,27 +69,15 @@ func TestSignAttestVerifyRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := reg.Verify(ctx, subj, attest.VerifyOptions{Verifier: v, Types: []string{"cyclonedx"}, Tag: subj.Tag, RequireTag: true})
-			if err != nil {
-				t.Fatal(err)
+			sigs, atts := valid(t, reg, subj, v)
+			if len(sigs) != 1 || sigs[0].Mode != mode || sigs[0].Payload.Optional["team"] != "platform" || sigs[0].Payload.Optional[attest.AnnotationTag] != subj.Tag {
+				t.Fatalf("signatures %+v", sigs)
 			}
-			if len(got.Signatures) != 1 || got.Signatures[0].Mode != mode || got.Signatures[0].Annotations["team"] != "platform" || !got.TagSigned {
-				t.Fatalf("signatures %+v", got)
+			if len(atts) != 1 || atts[0].st.PredicateType != "https://cyclonedx.org/bom" || atts[0].mode != mode || !attest.Covers(atts[0].st, subj.Digest) {
+				t.Fatalf("attestations %+v", atts)
 			}
-			if len(got.Attestations) != 1 || got.Attestations[0].PredicateType != "https://cyclonedx.org/bom" || got.Attestations[0].Mode != mode {
-				t.Fatalf("attestations %+v", got.Attestations)
-			}
-			var st struct {
-				Subject []struct{ Digest map[string]string }
-			}
-			if err := json.Unmarshal(got.Attestations[0].Statement, &st); err != nil || st.Subject[0].Digest["sha256"] != subj.Digest.Encoded() {
-				t.Fatalf("statement subject %+v (%v), want %s", st, err, subj.Digest)
-			}
-
-			// A provenance attestation was never made.
-			_, err = reg.Verify(ctx, subj, attest.VerifyOptions{Verifier: v, Types: []string{"slsaprovenance1"}})
-			if !errors.Is(err, errdef.ErrVerification) || !strings.Contains(err.Error(), "https://slsa.dev/provenance/v1") {
-				t.Fatalf("missing provenance: %v", err)
+			if got := atts[0].st.Subject[0].Digest["sha256"]; got != subj.Digest.Encoded() {
+				t.Fatalf("statement subject %s, want %s", got, subj.Digest)
 			}
 		})
 	}
@@ -161,7 +151,41 @@ func TestSignAndAttestAreIdempotent(t *testing.T) {
 	}
 }
 
-func TestVerifyRejects(t *testing.T) {
+// valid returns the signatures and attestations stored for subj that v
+// verifies, through the Find primitives the verifier uses.
+func valid(t *testing.T, reg *attest.Registry, subj attest.Subject, v signature.Verifier) ([]attest.FoundSignature, []checked) {
+	t.Helper()
+	ctx := context.Background()
+	found, err := reg.Find(ctx, subj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sigs []attest.FoundSignature
+	for _, s := range found.Signatures {
+		if s.Verify(ctx, v) == nil {
+			sigs = append(sigs, s)
+		}
+	}
+	var atts []checked
+	for _, a := range found.Attestations {
+		if st, err := a.Verify(ctx, v); err == nil {
+			atts = append(atts, checked{mode: a.Mode, st: st})
+		}
+	}
+	return sigs, atts
+}
+
+// checked is an attestation whose signature checked out.
+type checked struct {
+	mode attest.Mode
+	st   *in_toto.Statement
+}
+
+// Find hands the verifier what it needs to refuse: nothing for an unsigned
+// artifact, signatures another key does not verify, the tag a signature
+// records, and no attestation where none was made. The rules themselves
+// are the verifier's (package attest/verify).
+func TestFoundEntriesVerify(t *testing.T) {
 	ctx := context.Background()
 	host := registrytest.New(t)
 	o := attesttest.Opener(t)
@@ -187,30 +211,38 @@ func TestVerifyRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	moved := old
-	moved.Tag = "2.0.0" // as if 2.0.0 had been moved onto the 1.0.0 digest
 
+	found, err := reg.Find(ctx, unsigned)
+	if err != nil || len(found.Signatures) != 0 || len(found.Attestations) != 0 {
+		t.Fatalf("unsigned: %+v %v", found, err)
+	}
+	found, err = reg.Find(ctx, cur)
+	if err != nil || len(found.Signatures) != 1 {
+		t.Fatalf("signed: %+v %v", found, err)
+	}
+	if err := found.Signatures[0].Verify(ctx, otherV); !errors.Is(err, errdef.ErrVerification) {
+		t.Fatalf("another key: got %v, want a verification failure", err)
+	}
 	cases := []struct {
 		name string
 		subj attest.Subject
-		opts attest.VerifyOptions
-		want string
+		tag  string
 	}{
-		{"unsigned", unsigned, attest.VerifyOptions{Verifier: v}, "no valid signature"},
-		{"wrong key", cur, attest.VerifyOptions{Verifier: otherV}, "no valid signature"},
-		{"moved tag", moved, attest.VerifyOptions{Verifier: v, Tag: moved.Tag}, "the tag was moved"},
-		{"missing attestation", cur, attest.VerifyOptions{Verifier: v, Types: []string{"cyclonedx"}}, "no valid https://cyclonedx.org/bom attestation"},
+		{"the right tag", cur, "2.0.0"},
+		// As if 2.0.0 had been moved onto the 1.0.0 digest: the signature
+		// found there records 1.0.0.
+		{"moved tag", old, "1.0.0"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := reg.Verify(ctx, c.subj, c.opts)
-			if !errors.Is(err, errdef.ErrVerification) || !strings.Contains(err.Error(), c.want) {
-				t.Fatalf("got %v, want verification failure with %q", err, c.want)
+			sigs, atts := valid(t, reg, c.subj, v)
+			if len(sigs) != 1 || sigs[0].Payload.Optional[attest.AnnotationTag] != c.tag || sigs[0].Payload.Critical.Image.DockerManifestDigest != c.subj.Digest.String() {
+				t.Fatalf("signatures %+v, want one recording tag %s", sigs, c.tag)
+			}
+			if len(atts) != 0 {
+				t.Fatalf("attestations %+v, want none", atts)
 			}
 		})
-	}
-	if _, err := reg.Verify(ctx, cur, attest.VerifyOptions{Verifier: v, Tag: cur.Tag}); err != nil {
-		t.Fatalf("the right tag: %v", err)
 	}
 }
 
@@ -313,5 +345,42 @@ func TestPrefetchServesOnlyItsSubject(t *testing.T) {
 	rs, err := reg.AttestAll(ctx, s, b, []attest.AttestOptions{{Type: attest.TypeCycloneDX, Predicate: []byte(cdx)}}, preA)
 	if err != nil || rs[0].Existing {
 		t.Fatalf("attest b with a's prefetch: %+v %v", rs, err)
+	}
+}
+
+// An existing key file is reported without naming any command's flags.
+func TestWriteKeyFilesErrorNamesNoFlag(t *testing.T) {
+	dir := t.TempDir()
+	attesttest.KeyPair(t, dir, "k")
+	kp, err := attest.GenerateKeyPair(attesttest.Pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = attest.WriteKeyFiles(filepath.Join(dir, "k"), kp, false)
+	if !errors.Is(err, attest.ErrKeyExists) || strings.Contains(err.Error(), "--") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// Options that name no key, or a key and keyless signing, are invalid
+// input, found without loading anything.
+func TestSignerOptionsValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		opts attest.SignerOptions
+		ok   bool
+	}{
+		{"no key", attest.SignerOptions{}, false},
+		{"key and keyless", attest.SignerOptions{Key: "k.key", Keyless: true}, false},
+		{"key", attest.SignerOptions{Key: "k.key"}, true},
+		{"keyless", attest.SignerOptions{Keyless: true}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.opts.Validate()
+			if c.ok != (err == nil) || (err != nil && (!errors.Is(err, errdef.ErrInvalid) || !errors.Is(err, attest.ErrKey) || strings.Contains(err.Error(), "--"))) {
+				t.Fatalf("got %v", err)
+			}
+		})
 	}
 }

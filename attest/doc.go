@@ -9,6 +9,13 @@
 // default) or as OCI 1.1 referrers of the artifact. Everything signs the
 // manifest digest, never a tag.
 //
-// A Registry stores and finds signatures and attestations for the
-// repositories a target.Opener reaches; a Signer holds the signing key.
+// The package makes and checks: keys and Signers (keys.go, signer.go),
+// signatures (sign.go), in-toto statements and their DSSE envelopes
+// (attest.go), the verification of what was found (find.go) and the
+// signing subject (subject.go). Storing and finding them in either scheme,
+// with bounded reads and malformed entries skipped, is package
+// attest/internal/store's; a Registry (registry.go), the signature and
+// attestation store, joins the two for the repositories a Client (such as
+// a *target.Opener) reaches. Checking them against a trust policy is
+// package attest/verify's.
 package attest

@@ -105,23 +105,30 @@ func ExampleRegistry_Sign() {
 		fmt.Println(err)
 		return
 	}
-	v, err := reg.Verify(ctx, subj, attest.VerifyOptions{
-		Verifier: verifier,
-		Types:    []string{attest.TypeCycloneDX},
-		Tag:      subj.Tag,
-	})
+	// Read what is stored and check it with the public key; package
+	// attest/verify applies a trust policy on top of these primitives.
+	found, err := reg.Find(ctx, subj)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println("signatures:", len(v.Signatures), "stored as", v.Signatures[0].Mode)
-	fmt.Println("tag signed:", v.TagSigned, v.Signatures[0].Annotations[attest.AnnotationTag])
-	for _, a := range v.Attestations {
-		fmt.Println("attestation:", a.PredicateType)
+	for _, s := range found.Signatures {
+		if err := s.Verify(ctx, verifier); err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println("signature stored as", s.Mode, "records tag", s.Payload.Optional[attest.AnnotationTag])
+	}
+	for _, a := range found.Attestations {
+		st, err := a.Verify(ctx, verifier)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println("attestation:", st.PredicateType, "covers the digest:", attest.Covers(st, subj.Digest))
 	}
 	// Output:
 	// signed again, existing: true
-	// signatures: 1 stored as tag
-	// tag signed: true 1.4.0
-	// attestation: https://cyclonedx.org/bom
+	// signature stored as tag records tag 1.4.0
+	// attestation: https://cyclonedx.org/bom covers the digest: true
 }

@@ -15,6 +15,7 @@ import (
 	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
 	"golang.org/x/sync/errgroup"
 
+	"ociwf.dev/attest/internal/store"
 	"ociwf.dev/ociwf/errdef"
 )
 
@@ -56,13 +57,13 @@ func (r *Registry) Find(ctx context.Context, subj Subject) (*Found, error) {
 	if err != nil {
 		return nil, err
 	}
-	ropts := r.options(ctx)
+	ropts := r.st.Options(ctx, d)
 	modes := []Mode{TagScheme, Referrers}
-	got := make([][]haul, len(modes))
+	got := make([][]store.Entries, len(modes))
 	var g errgroup.Group
 	for i, m := range modes {
 		g.Go(func() (err error) {
-			got[i], err = r.collect(ctx, d, ropts, where{tags: m == TagScheme, referrers: m == Referrers}, sigKind, attKind)
+			got[i], err = r.st.Read(ctx, d, ropts, store.Where{Tags: m == TagScheme, Referrers: m == Referrers}, store.SignatureKind, store.AttestationKind)
 			return err
 		})
 	}
@@ -72,7 +73,7 @@ func (r *Registry) Find(ctx context.Context, subj Subject) (*Found, error) {
 	out := &Found{Subject: subj}
 	for i, m := range modes {
 		got := got[i]
-		for _, s := range got[0].ok {
+		for _, s := range got[0].OK {
 			fs := FoundSignature{Mode: m, sig: s}
 			if raw, err := s.Payload(); err == nil {
 				var p sigpayload.SimpleContainerImage
@@ -82,10 +83,10 @@ func (r *Registry) Find(ctx context.Context, subj Subject) (*Found, error) {
 			}
 			out.Signatures = append(out.Signatures, fs)
 		}
-		for _, a := range got[1].ok {
+		for _, a := range got[1].OK {
 			out.Attestations = append(out.Attestations, FoundAttestation{Mode: m, sig: a})
 		}
-		out.Malformed = slices.Concat(out.Malformed, got[0].malformed, got[1].malformed)
+		out.Malformed = slices.Concat(out.Malformed, got[0].Malformed, got[1].Malformed)
 	}
 	return out, nil
 }
@@ -114,7 +115,7 @@ func (s FoundSignature) Verify(ctx context.Context, v signature.Verifier) error 
 // verifier and returns the signed in-toto statement. The statement's
 // subject is not compared with anything.
 func (a FoundAttestation) Verify(ctx context.Context, v signature.Verifier) (*in_toto.Statement, error) {
-	set, err := asSignatures([]oci.Signature{a.sig})
+	set, err := store.Signatures([]oci.Signature{a.sig})
 	if err != nil {
 		return nil, err
 	}

@@ -1,17 +1,34 @@
 package attest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 
 	"github.com/sigstore/cosign/v2/pkg/cosign"
+	sigs "github.com/sigstore/cosign/v2/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature"
 )
+
+// LoadVerifier loads a public key for verification through cosign's
+// loader: a PEM public key file, a KMS URI, or a k8s:// secret.
+func LoadVerifier(ctx context.Context, keyRef string) (signature.Verifier, error) {
+	v, err := sigs.PublicKeyFromKeyRef(ctx, keyRef)
+	if err != nil {
+		return nil, fmt.Errorf("load public key %s: %w (want a PEM public key file or a KMS URI): %w", keyRef, err, ErrKey)
+	}
+	return v, nil
+}
 
 // PassFunc returns the password of an encrypted key; confirm asks for it
 // twice (when a new key is being encrypted). It is cosign's PassFunc.
 type PassFunc = cosign.PassFunc
+
+// PassFromTerminal reads a key password from the terminal as cosign does,
+// without echo; with confirm it asks twice and fails when they differ.
+func PassFromTerminal(confirm bool) ([]byte, error) { return cosign.GetPassFromTerm(confirm) }
 
 // KeyPair is a cosign key pair: the private key encrypted with a password
 // (PEM type "ENCRYPTED SIGSTORE PRIVATE KEY") and the public key in PEM.
@@ -43,7 +60,7 @@ func WriteKeyFiles(prefix string, kp *KeyPair, overwrite bool) (private, public 
 	if !overwrite {
 		for _, f := range []string{private, public} {
 			if _, err := os.Stat(f); err == nil {
-				return "", "", fmt.Errorf("%s: %w (choose another --output-key-prefix or pass --force)", f, ErrKeyExists)
+				return "", "", fmt.Errorf("%s: %w", f, ErrKeyExists)
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				return "", "", fmt.Errorf("check %s: %w", f, err)
 			}

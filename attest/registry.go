@@ -2,63 +2,58 @@ package attest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"sync"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/opencontainers/go-digest"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 
+	"ociwf.dev/attest/internal/store"
 	"ociwf.dev/ociwf/errdef"
-	"ociwf.dev/ociwf/target"
 )
 
 // Mode says where signatures and attestations are stored.
-type Mode int
+type Mode = store.Mode
 
+// The storage schemes.
 const (
 	// TagScheme stores them as cosign v2 does by default: in manifests
 	// tagged sha256-<hex>.sig and sha256-<hex>.att next to the artifact.
-	TagScheme Mode = iota
+	TagScheme = store.TagScheme
 	// Referrers stores them as OCI 1.1 referrers (manifests whose subject
 	// is the artifact), for registries that serve the referrers API; stock
 	// cosign reads such signatures with --experimental-oci11.
-	Referrers
+	Referrers = store.Referrers
 )
 
-// String returns "tag" or "referrers".
-func (m Mode) String() string {
-	if m == Referrers {
-		return "referrers"
-	}
-	return "tag"
-}
+// Limits on what is read from a registry for signatures and attestations,
+// so that a hostile registry cannot exhaust memory.
+const (
+	// MaxAccessoryBytes bounds one response: a signature or attestation
+	// manifest, a layer, a referrers list.
+	MaxAccessoryBytes = store.MaxAccessoryBytes
+	// MaxReferrers bounds the referrers of one subject that are read.
+	MaxReferrers = store.MaxReferrers
+	// MaxSignatures bounds the signatures or attestations read from one
+	// manifest (a cosign tag or a referrer).
+	MaxSignatures = store.MaxSignatures
+)
 
-// MarshalText writes "tag" or "referrers".
-func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+// Malformed is a stored entry that does not parse as a cosign signature or
+// attestation; it is skipped (see store.Malformed for its fields).
+type Malformed = store.Malformed
 
-// Subject is the artifact that signatures and attestations are about.
-type Subject struct {
-	// Repository is "registry/repository".
-	Repository string
-	// Digest is the manifest digest; signatures always name it.
-	Digest digest.Digest
-	// Tag, when the artifact was addressed by a tag, is recorded as the
-	// signed AnnotationTag so that a moved tag is detectable later.
-	Tag string
-}
+// Client is what a Registry needs to reach registries (see store.Client):
+// a transport and a credential function, optionally PlainHTTP(host) and
+// UserAgent(). *target.Opener is one.
+type Client = store.Client
 
-// String returns REPOSITORY@DIGEST.
-func (s Subject) String() string { return s.Repository + "@" + s.Digest.String() }
+// ClientOptions describe a Client made by NewClient.
+type ClientOptions = store.ClientOptions
 
-// AnnotationTag is the signed annotation that records the tag a workflow
-// was published under.
-const AnnotationTag = "dev.ociwf.tag"
+// NewClient returns a Client from a program's own transport, credential
+// function and plain-HTTP registry hosts.
+func NewClient(opts ClientOptions) Client { return store.NewClient(opts) }
 
 // RegistryOptions tune a Registry. The zero value uses the tag scheme.
 type RegistryOptions struct {
@@ -67,130 +62,53 @@ type RegistryOptions struct {
 	Logger *slog.Logger
 }
 
-// Registry stores and finds cosign signatures and attestations in the
-// registries an Opener reaches, authenticating as the Opener does.
+// Registry is the signature and attestation store: it signs, attests and
+// finds cosign signatures and attestations in the registries a Client
+// reaches, authenticating as the Client does. Storage and reads are
+// package store's (attest/internal/store); making and checking
+// signatures and statements are this package's.
 type Registry struct {
-	opener    *target.Opener
-	mode      Mode
-	log       *slog.Logger
-	transport http.RoundTripper // the Opener's
-
-	// One puller and pusher serve every operation, so pings, connections
-	// and tokens are shared instead of renegotiated per call.
-	mu    sync.Mutex
-	reuse []remote.Option // nil until built, and after a cancelled operation
+	st   *store.Store
+	mode Mode
+	log  *slog.Logger
 }
 
-// NewRegistry returns a Registry that connects like o.
-func NewRegistry(o *target.Opener, opts RegistryOptions) *Registry {
+// NewRegistry returns a Registry that connects through c (a
+// *target.Opener, or NewClient's).
+func NewRegistry(c Client, opts RegistryOptions) *Registry {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{opener: o, mode: opts.Mode, log: log, transport: bounded{o.Transport()}}
+	return &Registry{st: store.New(c, opts.Mode, log), mode: opts.Mode, log: log}
 }
 
 // Mode returns where r writes.
 func (r *Registry) Mode() Mode { return r.mode }
 
-// keychain hands go-containerregistry the Opener's credentials.
-type keychain struct {
-	ctx context.Context
-	o   *target.Opener
+// Result reports what Sign or Attest did.
+type Result struct {
+	// Subject is what was signed or attested.
+	Subject Subject
+	// Mode is where the signature or attestation is stored.
+	Mode Mode
+	// Existing is true when an equivalent signature or attestation by the
+	// same key was already stored, so nothing was written.
+	Existing bool
+	// Replaced counts attestations removed by AttestOptions.Replace.
+	Replaced int
 }
 
-func (k keychain) Resolve(res authn.Resource) (authn.Authenticator, error) {
-	return k.ResolveContext(k.ctx, res)
-}
-
-func (k keychain) ResolveContext(ctx context.Context, res authn.Resource) (authn.Authenticator, error) {
-	cred, err := k.o.Credential(ctx, res.RegistryStr())
-	if err != nil {
-		return nil, fmt.Errorf("credentials for %s: %w", res.RegistryStr(), err)
-	}
-	if cred.Username == "" && cred.Password == "" && cred.AccessToken == "" && cred.RefreshToken == "" {
-		return authn.Anonymous, nil
-	}
-	return authn.FromConfig(authn.AuthConfig{
-		Username:      cred.Username,
-		Password:      cred.Password,
-		IdentityToken: cred.RefreshToken,
-		RegistryToken: cred.AccessToken,
-	}), nil
-}
-
-// options returns cosign registry options for one operation under ctx.
-func (r *Registry) options(ctx context.Context) []ociremote.Option {
-	r.mu.Lock()
-	if r.reuse == nil {
-		// The shared puller and pusher resolve credentials beyond any one
-		// operation's context.
-		shared := r.base(context.WithoutCancel(ctx))
-		if pl, err := remote.NewPuller(shared...); err == nil {
-			if ps, err := remote.NewPusher(shared...); err == nil {
-				r.reuse = []remote.Option{remote.Reuse(pl), remote.Reuse(ps)}
-			}
-		}
-	}
-	reuse := r.reuse
-	r.mu.Unlock()
-	return []ociremote.Option{
-		ociremote.WithRemoteOptions(append(r.base(ctx), reuse...)...),
-		ociremote.WithNameOptions(r.nameOptions()...),
-	}
-}
-
-// settle drops the shared puller and pusher after an operation ended by
-// its context: they keep the connection setup of each repository, and one
-// interrupted midway would fail every later operation there. It returns
-// err.
-func (r *Registry) settle(err error) error {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		r.mu.Lock()
-		r.reuse = nil
-		r.mu.Unlock()
-	}
-	return err
-}
-
-// base returns the connection options of one operation under ctx.
-func (r *Registry) base(ctx context.Context) []remote.Option {
-	o := r.opener.Options()
-	ropts := []remote.Option{
-		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(keychain{ctx: ctx, o: r.opener}),
-	}
-	if o.UserAgent != "" {
-		ropts = append(ropts, remote.WithUserAgent(o.UserAgent))
-	}
-	ropts = append(ropts, remote.WithTransport(r.transport))
-	return ropts
-}
-
-func (r *Registry) nameOptions() []name.Option {
-	if r.opener.Options().PlainHTTP {
-		return []name.Option{name.Insecure}
-	}
-	return nil
-}
-
-// digestRef returns the subject as a go-containerregistry digest reference.
-func (r *Registry) digestRef(s Subject) (name.Digest, error) {
-	if err := s.Digest.Validate(); err != nil {
-		return name.Digest{}, fmt.Errorf("subject %s: %v: %w", s, err, errdef.ErrInvalid)
-	}
-	d, err := name.NewDigest(s.String(), r.nameOptions()...)
-	if err != nil {
-		return name.Digest{}, fmt.Errorf("subject %s: %v: %w", s, err, errdef.ErrInvalid)
-	}
-	return d, nil
+// storeError explains a refused write.
+func storeError(what string, subj Subject, err error) error {
+	return fmt.Errorf("store %s for %s: %w (check push permission on the repository; nothing was tagged)", what, subj, err)
 }
 
 // Stored is what a registry held for one subject when Prefetch read it.
 type Stored struct {
 	subj       Subject
 	mode       Mode
-	sigs, atts haul
+	sigs, atts store.Entries
 }
 
 // Prefetch reads the signatures and attestations already stored for subj
@@ -202,8 +120,8 @@ func (r *Registry) Prefetch(ctx context.Context, subj Subject) (*Stored, error) 
 	if err != nil {
 		return nil, err
 	}
-	ropts := r.options(ctx)
-	got, err := r.collect(ctx, d, ropts, r.writeScheme(), sigKind, attKind)
+	ropts := r.st.Options(ctx, d)
+	got, err := r.st.Read(ctx, d, ropts, r.st.WriteScheme(), store.SignatureKind, store.AttestationKind)
 	if err != nil {
 		return nil, err
 	}
@@ -212,16 +130,28 @@ func (r *Registry) Prefetch(ctx context.Context, subj Subject) (*Stored, error) 
 
 // stored returns what is stored for d of kind k where r writes: from st
 // when it was prefetched for the same digest and mode, else read now.
-func (r *Registry) stored(ctx context.Context, d name.Digest, ropts []ociremote.Option, k kind, st *Stored) (haul, error) {
+func (r *Registry) stored(ctx context.Context, d name.Digest, ropts []ociremote.Option, k store.Kind, st *Stored) (store.Entries, error) {
 	if st != nil && st.mode == r.mode && st.subj.Repository == d.Repository.Name() && st.subj.Digest.String() == d.DigestStr() {
-		if k.suffix == sigKind.suffix {
+		if !k.IsAttestation() {
 			return st.sigs, nil
 		}
 		return st.atts, nil
 	}
-	got, err := r.collect(ctx, d, ropts, r.writeScheme(), k)
+	got, err := r.st.Read(ctx, d, ropts, r.st.WriteScheme(), k)
 	if err != nil {
-		return haul{}, err
+		return store.Entries{}, err
 	}
 	return got[0], nil
+}
+
+// digestRef returns the subject as a go-containerregistry digest reference.
+func (r *Registry) digestRef(s Subject) (name.Digest, error) {
+	if err := s.Digest.Validate(); err != nil {
+		return name.Digest{}, fmt.Errorf("subject %s: %v: %w", s, err, errdef.ErrInvalid)
+	}
+	d, err := r.st.Digest(s.String())
+	if err != nil {
+		return name.Digest{}, fmt.Errorf("subject %s: %v: %w", s, err, errdef.ErrInvalid)
+	}
+	return d, nil
 }

@@ -5,20 +5,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
-	"net/http"
-
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
 	cremote "github.com/sigstore/cosign/v2/pkg/cosign/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci"
-	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	sigopts "github.com/sigstore/sigstore/pkg/signature/options"
 	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
+
+	"ociwf.dev/attest/internal/store"
 )
 
 // SignOptions tune Registry.Sign.
@@ -29,19 +26,6 @@ type SignOptions struct {
 	// Stored, from Prefetch of the same subject, saves reading what is
 	// already there.
 	Stored *Stored
-}
-
-// Result reports what Sign or Attest did.
-type Result struct {
-	// Subject is what was signed or attested.
-	Subject Subject
-	// Mode is where the signature or attestation is stored.
-	Mode Mode
-	// Existing is true when an equivalent signature or attestation by the
-	// same key was already stored, so nothing was written.
-	Existing bool
-	// Replaced counts attestations removed by AttestOptions.Replace.
-	Replaced int
 }
 
 // Sign signs subj's manifest digest in cosign's simple-signing format and
@@ -81,12 +65,12 @@ func (r *Registry) sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 		sopts = append(sopts, static.WithCertChain(s.sv.Cert, s.sv.Chain))
 	}
 	res := &Result{Subject: subj, Mode: r.mode}
-	ropts := r.options(ctx)
-	stored, err := r.stored(ctx, d, ropts, sigKind, opts.Stored)
+	ropts := r.st.Options(ctx, d)
+	stored, err := r.stored(ctx, d, ropts, store.SignatureKind, opts.Stored)
 	if err != nil {
 		return nil, err
 	}
-	existing, err := asSignatures(stored.ok)
+	existing, err := store.Signatures(stored.OK)
 	if err != nil {
 		return nil, err
 	}
@@ -124,42 +108,23 @@ func (r *Registry) sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 	}
 	switch r.mode {
 	case Referrers:
-		se, err := holding(d, []oci.Signature{newSig}, nil)
-		if err != nil {
-			return nil, err
-		}
-		if err := ociremote.WriteSignaturesExperimentalOCI(d, se, ropts...); err != nil {
-			return nil, r.settle(storeError("signature", subj, err))
+		if err := r.st.Write(d, ropts, store.SignatureKind, []oci.Signature{newSig}); err != nil {
+			return nil, storeError("signature", subj, err)
 		}
 	default:
 		// Every stored entry is kept, those that do not parse too: the
 		// write only appends.
-		se, err := holding(d, append(stored.all, newSig), nil)
-		if err != nil {
-			return nil, err
-		}
-		if err := ociremote.WriteSignatures(d.Repository, se, ropts...); err != nil {
-			if retry && refused(err) {
+		if err := r.st.Write(d, ropts, store.SignatureKind, append(stored.All, newSig)); err != nil {
+			if retry && store.Refused(err) {
 				// An append-only registry refuses a manifest that lacks a
 				// signature stored since the read, such as a write an
 				// interrupted earlier run left in flight: read again.
 				opts.Stored = nil
 				return r.sign(ctx, s, subj, opts, false)
 			}
-			return nil, r.settle(storeError("signature", subj, err))
+			return nil, storeError("signature", subj, err)
 		}
 	}
 	r.log.Debug("signed", "subject", subj.String(), "mode", r.mode.String())
 	return res, nil
-}
-
-// refused reports a write the registry denied (HTTP 403).
-func refused(err error) bool {
-	var te *transport.Error
-	return errors.As(err, &te) && te.StatusCode == http.StatusForbidden
-}
-
-// storeError explains a refused write.
-func storeError(what string, subj Subject, err error) error {
-	return fmt.Errorf("store %s for %s: %w (check push permission on the repository; nothing was tagged)", what, subj, err)
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/sigstore/cosign/v2/cmd/cosign/cli/sign"
 	"github.com/sigstore/rekor/pkg/generated/client"
 	"github.com/sigstore/sigstore/pkg/signature"
+
+	"ociwf.dev/ociwf/errdef"
 )
 
 // Public Sigstore instances, cosign's defaults for keyless signing.
@@ -63,14 +65,24 @@ type Signer struct {
 // ErrKey marks failures to load a signing or verification key.
 var ErrKey = errors.New("key not usable")
 
+// Validate checks that opts names exactly one of a key and keyless
+// signing, without loading anything; a failure matches ErrKey and
+// errdef.ErrInvalid. LoadSigner checks it first.
+func (opts SignerOptions) Validate() error {
+	switch {
+	case opts.Key == "" && !opts.Keyless:
+		return fmt.Errorf("no signing key: give a key file or KMS URI, or choose keyless signing: %w: %w", ErrKey, errdef.ErrInvalid)
+	case opts.Key != "" && opts.Keyless:
+		return fmt.Errorf("a key and keyless signing are mutually exclusive: %w: %w", ErrKey, errdef.ErrInvalid)
+	}
+	return nil
+}
+
 // LoadSigner loads the signer opts describes through cosign's own loading
 // code, so every key reference cosign accepts works here.
 func LoadSigner(ctx context.Context, opts SignerOptions) (*Signer, error) {
-	switch {
-	case opts.Key == "" && !opts.Keyless:
-		return nil, fmt.Errorf("no signing key: give a key file or KMS URI, or choose keyless signing: %w", ErrKey)
-	case opts.Key != "" && opts.Keyless:
-		return nil, fmt.Errorf("a key and keyless signing are mutually exclusive: %w", ErrKey)
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	ko := options.KeyOpts{
 		KeyRef:           opts.Key,
@@ -119,9 +131,8 @@ func LoadSigner(ctx context.Context, opts SignerOptions) (*Signer, error) {
 
 // keyError explains a key loading failure and what to do about it.
 func keyError(key string, err error) error {
-	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "decryption failed"):
+	case wrongPassword(err):
 		return fmt.Errorf("load key %s: wrong password (set COSIGN_PASSWORD to the key's password): %w", key, ErrKey)
 	case strings.Contains(key, "://"):
 		return fmt.Errorf("load key %s: %v (check the KMS provider's credentials and that the key exists): %w", key, err, ErrKey)
@@ -129,6 +140,13 @@ func keyError(key string, err error) error {
 		return fmt.Errorf("load key %s: %v (want a cosign private key file or a KMS URI): %w", key, err, ErrKey)
 	}
 }
+
+// wrongPassword recognises a key file that the password does not decrypt.
+// cosign.LoadPrivateKey returns go-securesystemslib's encrypted.Decrypt
+// error wrapped, and Decrypt reports a failed decryption only as
+// errors.New("encrypted: decryption failed"): no type or sentinel to
+// match, so the text is matched here and nowhere else.
+func wrongPassword(err error) bool { return strings.Contains(err.Error(), "decryption failed") }
 
 func orDefault(v, def string) string {
 	if v == "" {

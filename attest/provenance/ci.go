@@ -1,5 +1,7 @@
 package provenance
 
+import "strings"
+
 // Environment is what a CI system says about the run, detected from its
 // environment variables.
 type Environment struct {
@@ -69,3 +71,31 @@ func Detect(getenv func(string) string) Environment {
 	}
 	return Environment{}
 }
+
+// BuilderIDVariable names the environment variable that sets the builder
+// ID when no option does, ahead of the CI system's own.
+const BuilderIDVariable = "OCIWF_BUILDER_ID"
+
+// FromEnv completes opts from $OCIWF_BUILDER_ID and the CI system's
+// variables (Detect), read through getenv; fields already set win.
+func FromEnv(getenv func(string) string, opts Options) Options {
+	env := Detect(getenv)
+	set := func(dst *string, vs ...string) {
+		for _, v := range vs {
+			if *dst == "" {
+				*dst = v
+			}
+		}
+	}
+	set(&opts.BuilderID, getenv(BuilderIDVariable), env.BuilderID)
+	set(&opts.SourceURI, env.SourceURI)
+	set(&opts.SourceRef, env.SourceRef)
+	set(&opts.SourceRevision, env.SourceRevision)
+	set(&opts.InvocationID, env.InvocationID)
+	return opts
+}
+
+// SourceURL is SourceURI without the "git+" prefix of SLSA's and SPDX's
+// download locations: the plain URL that the OCI source annotation
+// (org.opencontainers.image.source) holds.
+func (o Options) SourceURL() string { return strings.TrimPrefix(o.SourceURI, "git+") }

@@ -215,3 +215,32 @@ func timePtr(t time.Time) *time.Time {
 	u := t.UTC().Truncate(time.Second)
 	return &u
 }
+
+// Provenance is a decoded SLSA v1 provenance predicate.
+type Provenance struct {
+	slsa1.ProvenancePredicate
+	// External is BuildDefinition.ExternalParameters read as BuildType's
+	// ExternalParameters.
+	External ExternalParameters
+}
+
+// Decode reads a SLSA v1 provenance predicate, as Marshal writes it or as
+// another builder does, reading its externalParameters as
+// ExternalParameters (fields of other build types are ignored). A document
+// that does not decode is an error matching errdef.ErrInvalid.
+func Decode(raw []byte) (*Provenance, error) {
+	var p Provenance
+	if err := json.Unmarshal(raw, &p.ProvenancePredicate); err != nil {
+		return nil, fmt.Errorf("provenance: %v: %w", err, errdef.ErrInvalid)
+	}
+	if ext := p.BuildDefinition.ExternalParameters; ext != nil {
+		b, err := json.Marshal(ext)
+		if err == nil {
+			err = json.Unmarshal(b, &p.External)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("provenance externalParameters: %v: %w", err, errdef.ErrInvalid)
+		}
+	}
+	return &p, nil
+}

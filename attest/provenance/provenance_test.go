@@ -704,3 +704,77 @@ func TestDetectedEnvironmentMakesValidProvenance(t *testing.T) {
 		}
 	}
 }
+
+// Decode reads back what Generate and Marshal write, externalParameters
+// in the provenance package's own types.
+func TestDecodeReadsMarshal(t *testing.T) {
+	b := compile(t, "build-test-release.yaml")
+	raw := marshal(t, mustGenerate(t, b, fullOptions("build-test-release.yaml")))
+	p, err := provenance.Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.External.Source == nil || p.External.Source.URI != sourceURI || p.External.Source.Ref != sourceRef || p.External.Source.Revision != revision {
+		t.Fatalf("source %+v", p.External.Source)
+	}
+	if p.External.Workflow.Path != "workflows/build-test-release.yaml" || p.External.Workflow.Name != b.Plan.Workflow.Name {
+		t.Fatalf("workflow %+v", p.External.Workflow)
+	}
+	if p.RunDetails.Builder.ID != builderID || p.RunDetails.BuildMetadata.InvocationID != invokeID {
+		t.Fatalf("run details %+v", p.RunDetails)
+	}
+	if len(p.BuildDefinition.ResolvedDependencies) != 2+len(b.Plan.Dependencies) {
+		t.Fatalf("%d resolved dependencies", len(p.BuildDefinition.ResolvedDependencies))
+	}
+	for _, bad := range []string{`[]`, `{"buildDefinition":{"externalParameters":{"source":"git+https://x"}}}`, `not json`} {
+		if _, err := provenance.Decode([]byte(bad)); !errors.Is(err, errdef.ErrInvalid) {
+			t.Fatalf("Decode(%s): %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+// FromEnv fills what flags left empty from $OCIWF_BUILDER_ID and the CI's
+// variables; SourceURL drops SLSA's git+ prefix.
+func TestFromEnv(t *testing.T) {
+	gha := map[string]string{
+		"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "acme/workflows", "GITHUB_SHA": revision,
+		"GITHUB_REF": sourceRef, "GITHUB_RUN_ID": "4242", "GITHUB_RUN_ATTEMPT": "1",
+	}
+	cases := []struct {
+		name string
+		env  map[string]string
+		in   provenance.Options
+		want provenance.Options
+	}{
+		{"nothing", nil, provenance.Options{}, provenance.Options{}},
+		{"builder variable", map[string]string{"OCIWF_BUILDER_ID": "https://b"}, provenance.Options{}, provenance.Options{BuilderID: "https://b"}},
+		{"set wins", map[string]string{"OCIWF_BUILDER_ID": "https://b"}, provenance.Options{BuilderID: "https://flag"}, provenance.Options{BuilderID: "https://flag"}},
+		{"github actions", gha, provenance.Options{SourceRef: "refs/tags/v1"}, provenance.Options{
+			BuilderID: "https://github.com/acme/workflows/actions", SourceURI: sourceURI, SourceRef: "refs/tags/v1",
+			SourceRevision: revision, InvocationID: invokeID,
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := provenance.FromEnv(func(k string) string { return c.env[k] }, c.in)
+			if !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("got %+v\nwant %+v", got, c.want)
+			}
+		})
+	}
+	if got := (provenance.Options{SourceURI: sourceURI}).SourceURL(); got != "https://github.com/acme/workflows" {
+		t.Fatalf("SourceURL %q", got)
+	}
+	if got := (provenance.Options{SourceURI: "https://example.com/x"}).SourceURL(); got != "https://example.com/x" {
+		t.Fatalf("SourceURL %q", got)
+	}
+}
+
+func mustGenerate(t *testing.T, b *ociwf.Build, opts provenance.Options) *slsa1.ProvenancePredicate {
+	t.Helper()
+	pred, err := provenance.Generate(b, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pred
+}

@@ -41,18 +41,18 @@ func ExamplePublish() {
 		fmt.Println(err)
 		return
 	}
+	reg := attest.NewRegistry(o, attest.RegistryOptions{})
+	// The key is decrypted while the artifact is pushed; Publish closes
+	// the signer it loads.
+	load := func(ctx context.Context) (*attest.Signer, error) {
+		return attest.LoadSigner(ctx, attest.SignerOptions{Key: keyFile, Pass: attesttest.Pass})
+	}
 	opts := publish.Options{
-		Registry: attest.NewRegistry(o, attest.RegistryOptions{}),
-		// The key is decrypted while the artifact is pushed; Publish
-		// closes the signer it loads.
-		LoadSigner: func(ctx context.Context) (*attest.Signer, error) {
-			return attest.LoadSigner(ctx, attest.SignerOptions{Key: keyFile, Pass: attesttest.Pass})
-		},
 		Tag:        dst.Reference,
 		Provenance: provenance.Options{BuilderID: "https://ci.example.com/builders/release"},
 	}
 
-	res, err := publish.Publish(ctx, dst, b, opts)
+	res, err := publish.Publish(ctx, dst, b, reg, publish.Load(ctx, load), opts)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -63,7 +63,7 @@ func ExamplePublish() {
 	}
 
 	// A rerun finds the signature and attestations already stored.
-	again, err := publish.Publish(ctx, dst, b, opts)
+	again, err := publish.Publish(ctx, dst, b, reg, publish.Load(ctx, load), opts)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -23,19 +23,46 @@ import (
 	"ociwf.dev/attest"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/ociwf"
+	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
 )
 
-// Options tune Publish. Registry and one of Signer and LoadSigner are
-// required.
+// Signer gives Publish its key: Key for a loaded one, Load for one that
+// loads while the artifact is compiled and pushed.
+type Signer struct {
+	key  *attest.Signer
+	load func(context.Context) (*attest.Signer, error) // set by Load
+}
+
+// Key returns the Signer for s, already loaded; the caller closes s.
+func Key(s *attest.Signer) Signer { return Signer{key: s} }
+
+// Load starts load now, in the background, so that a slow key (an
+// scrypt-encrypted file, a KMS round trip) adds no wall time: programs
+// call it before compiling. Publish waits for the result when it signs,
+// and closes what was loaded; a load failure fails the publish before the
+// tag is applied.
+func Load(ctx context.Context, load func(context.Context) (*attest.Signer, error)) Signer {
+	done := make(chan struct{})
+	var s *attest.Signer
+	var err error
+	go func() {
+		defer close(done)
+		s, err = load(ctx)
+	}()
+	return Signer{load: func(ctx context.Context) (*attest.Signer, error) {
+		select {
+		case <-done:
+			return s, err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}}
+}
+
+// Options tune Publish. The zero value publishes by digest only, with
+// the registry's clock and no logging.
 type Options struct {
-	Registry *attest.Registry
-	Signer   *attest.Signer
-	// LoadSigner, used when Signer is nil, loads the signer while the
-	// artifact is pushed, so a slow key (an scrypt-encrypted file, a KMS
-	// round trip) adds no wall time. Publish closes what it loads. A load
-	// failure fails the publish before the tag is applied.
-	LoadSigner func(context.Context) (*attest.Signer, error)
 	// Tag is the write-once version tag; empty publishes by digest only.
 	Tag string
 	// Pack sets the artifact's created time, source and annotations.
@@ -68,10 +95,11 @@ type Result struct {
 	Steps      []Step             `json:"steps"`
 }
 
-// Publish runs the ceremony for b on dst (a registry target).
-func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Options) (*Result, error) {
-	if opts.Registry == nil || (opts.Signer == nil && opts.LoadSigner == nil) {
-		return nil, fmt.Errorf("publish: a registry and a signer are required")
+// Publish runs the ceremony for b on dst (a registry target), storing the
+// signature and attestations in reg and signing with signer.
+func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, reg *attest.Registry, signer Signer, opts Options) (*Result, error) {
+	if reg == nil || (signer.key == nil && signer.load == nil) {
+		return nil, fmt.Errorf("publish: a registry and a signer are required: %w", errdef.ErrInvalid)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -81,7 +109,7 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 	if now == nil {
 		now = time.Now
 	}
-	res := &Result{Tag: opts.Tag, Mode: opts.Registry.Mode()}
+	res := &Result{Tag: opts.Tag, Mode: reg.Mode()}
 	started := now()
 	mark := started
 	var mu sync.Mutex
@@ -93,12 +121,12 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 		log.Info(name, "existing", existing, "duration", t.Sub(since))
 	}
 
-	signer := func(context.Context) (*attest.Signer, error) { return opts.Signer, nil }
-	if opts.Signer == nil {
-		signer = Preload(ctx, opts.LoadSigner)
+	key := func(context.Context) (*attest.Signer, error) { return signer.key, nil }
+	if signer.load != nil {
+		key = signer.load
 		defer func() {
 			go func() { // close what was loaded, without waiting for a slow load
-				if s, err := signer(context.WithoutCancel(ctx)); err == nil && s != nil {
+				if s, err := key(context.WithoutCancel(ctx)); err == nil && s != nil {
 					s.Close()
 				}
 			}()
@@ -108,14 +136,14 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 	ceremony := func(ctx context.Context, desc ocispec.Descriptor) error {
 		step("push", false, mark)
 		pushed := now()
-		subj := attest.Subject{Repository: dst.Name, Digest: desc.Digest, Tag: opts.Tag}
+		subj := attest.NewSubject(target.Ref{Name: dst.Name, Reference: opts.Tag}, desc.Digest)
 		// Read what a previous run stored while the key may still be
 		// loading; Sign and AttestAll then skip that round trip.
-		pre, err := opts.Registry.Prefetch(ctx, subj)
+		pre, err := reg.Prefetch(ctx, subj)
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", subj, err)
 		}
-		s, err := signer(ctx)
+		s, err := key(ctx)
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", subj, err)
 		}
@@ -134,7 +162,7 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 
 		sign := func(ctx context.Context) error {
 			t := now()
-			r, err := opts.Registry.Sign(ctx, s, subj, attest.SignOptions{Annotations: opts.Annotations, Stored: pre})
+			r, err := reg.Sign(ctx, s, subj, attest.SignOptions{Annotations: opts.Annotations, Stored: pre})
 			if err != nil {
 				return fmt.Errorf("publish %s: sign: %w", subj, err)
 			}
@@ -143,7 +171,7 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 		}
 		attestBoth := func(ctx context.Context) error {
 			t := now()
-			rs, err := opts.Registry.AttestAll(ctx, s, subj, []attest.AttestOptions{
+			rs, err := reg.AttestAll(ctx, s, subj, []attest.AttestOptions{
 				{Type: provenance.PredicateType, Predicate: raw},
 				{Type: attest.TypeCycloneDX, Predicate: b.SBOM},
 			}, pre)
@@ -154,7 +182,7 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 			step("attest-sbom", rs[1].Existing, t)
 			return nil
 		}
-		if opts.Registry.Mode() == attest.Referrers {
+		if reg.Mode() == attest.Referrers {
 			// Without a referrers API, both writes update one fallback
 			// index tag; in sequence neither loses the other's entry.
 			if err := sign(ctx); err != nil {
@@ -194,26 +222,4 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, opts Optio
 // concurrently and finish in any order.
 func order(step string) int {
 	return slices.Index([]string{"push", "sign", "attest-provenance", "attest-sbom", "tag"}, step)
-}
-
-// Preload starts load now, in the background, and returns a function
-// with LoadSigner's signature that waits for the result; every call gets
-// the same one. Programs call it before compiling, so that the key
-// decrypts meanwhile, and pass the result as Options.LoadSigner.
-func Preload(ctx context.Context, load func(context.Context) (*attest.Signer, error)) func(context.Context) (*attest.Signer, error) {
-	done := make(chan struct{})
-	var s *attest.Signer
-	var err error
-	go func() {
-		defer close(done)
-		s, err = load(ctx)
-	}()
-	return func(ctx context.Context) (*attest.Signer, error) {
-		select {
-		case <-done:
-			return s, err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
 }

@@ -25,9 +25,11 @@ import (
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
+	"ociwf.dev/attest/verify"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/trust"
 )
 
 // refusing puts a reverse proxy in front of a registry that answers 403 to
@@ -78,25 +80,38 @@ func (f fixture) publish(t *testing.T, ref, sample string, mode attest.Mode) (*p
 		t.Fatal(err)
 	}
 	clock := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	return publish.Publish(ctx, dst, attesttest.Sample(t, sample), publish.Options{
-		Registry:   attest.NewRegistry(f.o, attest.RegistryOptions{Mode: mode}),
-		Signer:     f.signer,
+	return publish.Publish(ctx, dst, attesttest.Sample(t, sample), attest.NewRegistry(f.o, attest.RegistryOptions{Mode: mode}), publish.Key(f.signer), publish.Options{
 		Tag:        dst.Reference,
 		Provenance: provenance.Options{BuilderID: "https://ci.example/builders/1", SourceURI: "git+https://example.com/acme/wf", SourceRevision: strings.Repeat("ab", 20)},
 		Now:        func() time.Time { clock = clock.Add(time.Second); return clock },
 	})
 }
 
-func (f fixture) verify(t *testing.T, subj attest.Subject) (*attest.Verification, error) {
+// stored is what verify found for a published subject: the entries stored
+// and the verifier's report.
+type stored struct {
+	found *attest.Found
+	rep   *verify.Report
+}
+
+// verify checks subj with the verifier under a one-key policy requiring the
+// signed tag, and reads what is stored for it.
+func (f fixture) verify(t *testing.T, subj attest.Subject) (*stored, error) {
 	t.Helper()
 	ctx := context.Background()
-	v, err := attest.LoadVerifier(ctx, f.pub)
+	v, err := verify.New(trust.KeyPolicy(f.pub, subj.Repository, trust.KeyPolicyOptions{}), f.o, verify.Options{RequireSignedTag: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return attest.NewRegistry(f.o, attest.RegistryOptions{}).Verify(ctx, subj, attest.VerifyOptions{
-		Verifier: v, Types: []string{"slsaprovenance1", "cyclonedx"}, Tag: subj.Tag, RequireTag: true,
-	})
+	_, rep, err := v.Verify(ctx, subj.Repository+":"+subj.Tag)
+	if err != nil {
+		return nil, err
+	}
+	found, err := attest.NewRegistry(f.o, attest.RegistryOptions{}).Find(ctx, subj)
+	if err != nil {
+		return nil, err
+	}
+	return &stored{found: found, rep: rep}, nil
 }
 
 func subjectOf(res *publish.Result, repo string) attest.Subject {
@@ -126,11 +141,11 @@ func TestPublishThenVerify(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(v.Signatures) != 1 || len(v.Attestations) != 2 {
-				t.Fatalf("found %d signatures and %d attestations", len(v.Signatures), len(v.Attestations))
+			if len(v.found.Signatures) != 1 || len(v.found.Attestations) != 2 || len(v.rep.Attestations) != 2 {
+				t.Fatalf("found %d signatures and %d attestations, %d accepted", len(v.found.Signatures), len(v.found.Attestations), len(v.rep.Attestations))
 			}
 			schema := attesttest.SLSASchema(t)
-			for _, a := range v.Attestations {
+			for _, a := range v.rep.Attestations {
 				if a.Mode != mode {
 					t.Fatalf("attestation stored as %s", a.Mode)
 				}
@@ -182,8 +197,8 @@ func TestPublishIsIdempotent(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(v.Signatures) != 1 || len(v.Attestations) != 2 {
-				t.Fatalf("after a rerun: %d signatures and %d attestations, want 1 and 2", len(v.Signatures), len(v.Attestations))
+			if len(v.found.Signatures) != 1 || len(v.found.Attestations) != 2 {
+				t.Fatalf("after a rerun: %d signatures and %d attestations, want 1 and 2", len(v.found.Signatures), len(v.found.Attestations))
 			}
 		})
 	}
@@ -237,8 +252,8 @@ func TestFailedStepLeavesNoTag(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(v.Signatures) != 1 || len(v.Attestations) != 2 {
-				t.Fatalf("%d signatures and %d attestations, want 1 and 2", len(v.Signatures), len(v.Attestations))
+			if len(v.found.Signatures) != 1 || len(v.found.Attestations) != 2 {
+				t.Fatalf("%d signatures and %d attestations, want 1 and 2", len(v.found.Signatures), len(v.found.Attestations))
 			}
 		})
 	}

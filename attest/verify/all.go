@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"sync/atomic"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"oras.land/oras-go/v2/registry"
 
 	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/policy/immutability"
 )
 
 // AllOptions tune VerifyAll.
@@ -59,34 +59,27 @@ type Summary struct {
 	Outcomes          []Outcome     `json:"outcomes"`
 }
 
-// accessoryTag matches the tags cosign and the referrers fallback write
-// next to an artifact; they are not versions.
-var accessoryTag = regexp.MustCompile(`^sha(256|512)-[0-9a-f]+(\.[a-z]+)?$`)
-
-// IsAccessoryTag reports whether tag is one of cosign's signature,
-// attestation or SBOM tags, or an OCI referrers fallback tag.
-func IsAccessoryTag(tag string) bool { return accessoryTag.MatchString(tag) }
-
 // VerifyAll verifies every tagged version of repo (registry/repository)
 // concurrently. Versions that fail are reported in the summary, not as an
 // error; the error is for a repository whose tags cannot be listed.
 func (v *Verifier) VerifyAll(ctx context.Context, repo string, opts AllOptions) (*Summary, error) {
 	start := time.Now()
-	tgt, err := v.opts.Opener.Open(ctx, repo)
+	tgt, err := v.opener.Open(ctx, repo)
 	if err != nil {
 		return nil, err
 	}
 	if tgt.Reference != "" {
-		return nil, fmt.Errorf("verify --all %s: name a repository, without a tag or digest: %w", repo, errdef.ErrInvalid)
+		return nil, fmt.Errorf("verify every version of %s: name a repository, without a tag or digest: %w", repo, errdef.ErrInvalidReference)
 	}
 	lister, ok := tgt.Storage.(registry.TagLister)
 	if !ok {
-		return nil, fmt.Errorf("verify --all %s: the target cannot list tags: %w", repo, errdef.ErrInvalid)
+		return nil, fmt.Errorf("verify every version of %s: the target cannot list tags: %w", repo, errdef.ErrInvalid)
 	}
 	var tags []string
 	if err := lister.Tags(ctx, "", func(page []string) error {
 		for _, t := range page {
-			if !IsAccessoryTag(t) {
+			// cosign's and the referrers fallback's tags are not versions.
+			if !immutability.IsAccessoryTag(t) {
 				tags = append(tags, t)
 			}
 		}

@@ -75,9 +75,7 @@ func benchSeed(tb testing.TB, o *target.Opener, s *attest.Signer, repo string, n
 			if err != nil {
 				return err
 			}
-			_, err = publish.Publish(ctx, dst, b, publish.Options{
-				Registry:   reg,
-				Signer:     s,
+			_, err = publish.Publish(ctx, dst, b, reg, publish.Key(s), publish.Options{
 				Tag:        ver,
 				Provenance: provenance.Options{ToolVersion: "bench", WorkflowPath: benchSample},
 			})
@@ -107,7 +105,7 @@ func BenchmarkVerifyAll(b *testing.B) {
 	pol := trust.KeyPolicy(pub, repo, trust.KeyPolicyOptions{})
 	for _, c := range []int{8, 16} {
 		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) {
-			v, err := verify.New(pol, verify.Options{Opener: attesttest.Opener(b)})
+			v, err := verify.New(pol, attesttest.Opener(b), verify.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -142,14 +140,12 @@ func BenchmarkVerify(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := publish.Publish(context.Background(), dst, sb, publish.Options{
-		Registry: attest.NewRegistry(o, attest.RegistryOptions{Mode: attest.TagScheme}),
-		Signer:   attesttest.Signer(b, key),
-		Tag:      dst.Reference,
+	if _, err := publish.Publish(context.Background(), dst, sb, attest.NewRegistry(o, attest.RegistryOptions{Mode: attest.TagScheme}), publish.Key(attesttest.Signer(b, key)), publish.Options{
+		Tag: dst.Reference,
 	}); err != nil {
 		b.Fatal(err)
 	}
-	v, err := verify.New(trust.KeyPolicy(pub, dst.Name, trust.KeyPolicyOptions{}), verify.Options{Opener: attesttest.Opener(b)})
+	v, err := verify.New(trust.KeyPolicy(pub, dst.Name, trust.KeyPolicyOptions{}), attesttest.Opener(b), verify.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -32,11 +32,10 @@ func sandboxRelease() (o *target.Opener, host, pub, ref string, stop func(), err
 		ref = host + "/workflows/build-test-release:1.4.0"
 		if dst, err = o.Open(ctx, ref); err == nil {
 			b, _ := attesttest.Build("build-test-release.yaml")
-			_, err = publish.Publish(ctx, dst, b, publish.Options{
-				Registry: attest.NewRegistry(o, attest.RegistryOptions{}),
-				LoadSigner: func(ctx context.Context) (*attest.Signer, error) {
-					return attest.LoadSigner(ctx, attest.SignerOptions{Key: keyFile, Pass: attesttest.Pass})
-				},
+			signer := publish.Load(ctx, func(ctx context.Context) (*attest.Signer, error) {
+				return attest.LoadSigner(ctx, attest.SignerOptions{Key: keyFile, Pass: attesttest.Pass})
+			})
+			_, err = publish.Publish(ctx, dst, b, attest.NewRegistry(o, attest.RegistryOptions{}), signer, publish.Options{
 				Tag:        dst.Reference,
 				Provenance: provenance.Options{BuilderID: "https://ci.example.com/builders/release", SourceURI: "git+https://example.com/acme/workflows"},
 			})
@@ -80,7 +79,7 @@ trustPolicies:
 		fmt.Println(err)
 		return
 	}
-	p, report, err := verify.Fetch(ctx, ref, policy, verify.Options{Opener: o})
+	p, report, err := verify.Fetch(ctx, ref, policy, o, verify.Options{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -120,7 +119,7 @@ func ExampleVerifier_Verify() {
 		fmt.Println(err)
 		return
 	}
-	v, err := verify.New(trust.KeyPolicy(pub, host+"/mirror/build-test-release", trust.KeyPolicyOptions{}), verify.Options{Opener: o})
+	v, err := verify.New(trust.KeyPolicy(pub, host+"/mirror/build-test-release", trust.KeyPolicyOptions{}), o, verify.Options{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -136,7 +135,7 @@ func ExampleVerifier_Verify() {
 
 	// A mirror is verified by naming the repository the signatures were
 	// made for (ociwf verify --signed-identity).
-	v, err = verify.New(trust.KeyPolicy(pub, host+"/mirror/build-test-release", trust.KeyPolicyOptions{SignedIdentity: host + "/workflows/build-test-release"}), verify.Options{Opener: o})
+	v, err = verify.New(trust.KeyPolicy(pub, host+"/mirror/build-test-release", trust.KeyPolicyOptions{SignedIdentity: host + "/workflows/build-test-release"}), o, verify.Options{})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -34,12 +34,9 @@ type run struct {
 
 func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 	rep := r.rep
-	tgt, err := r.v.opts.Opener.Open(ctx, ref)
+	tgt, err := r.v.opener.Open(ctx, ref)
 	if err != nil {
 		return nil, err
-	}
-	if tgt.Reference == "" {
-		return nil, fmt.Errorf("verify %s: name a tag or a digest: %w", ref, errdef.ErrInvalid)
 	}
 	rep.Repository = tgt.Name
 	if !tgt.IsDigest() {
@@ -59,18 +56,17 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 	rep.Scope = scope.Name
 
 	// 1. Reference: resolve once; everything after uses the digest.
-	desc, err := tgt.Storage.Resolve(ctx, tgt.Reference)
-	if err != nil {
-		if errors.Is(err, oraserr.ErrSizeExceedsLimit) {
-			return nil, rep.fail(CheckManifest, "manifest too large", fmt.Sprintf("at most %d bytes", ociwf.MaxManifestBytes), err.Error())
-		}
-		return nil, fmt.Errorf("verify %s: resolve: %w", ref, err)
-	}
-	if tgt.IsDigest() && desc.Digest.String() != tgt.Reference {
+	subj, desc, err := attest.ResolveSubject(ctx, tgt.Storage, tgt.Ref)
+	switch {
+	case errors.Is(err, oraserr.ErrSizeExceedsLimit):
+		return nil, rep.fail(CheckManifest, "manifest too large", fmt.Sprintf("at most %d bytes", ociwf.MaxManifestBytes), err.Error())
+	case errors.Is(err, errdef.ErrVerification):
 		return nil, rep.fail(CheckReference, "the registry resolved the digest to another manifest", tgt.Reference, desc.Digest.String())
+	case err != nil:
+		return nil, fmt.Errorf("verify %s: %w", ref, err)
 	}
 	rep.Digest = desc.Digest
-	r.subj = attest.Subject{Repository: tgt.Name, Digest: desc.Digest, Tag: rep.Tag}
+	r.subj = subj
 	rep.pass(CheckReference, "%s resolved once to %s", ref, desc.Digest)
 
 	// Signatures and attestations are read while the manifest and blobs

@@ -40,10 +40,19 @@ type Lifecycle interface {
 	State(ctx context.Context, subj attest.Subject) (string, error)
 }
 
-// Options tune a Verifier.
+// Opener opens the repositories a Verifier reads workflows from and
+// reaches their registries for signatures and attestations (an
+// attest.Client). *target.Opener is one; a runtime with its own HTTP
+// client implements Open over oras-go's remote.Repository (see the
+// example of New).
+type Opener interface {
+	attest.Client
+	// Open opens ref (registry/repository[:tag|@digest]) for reading.
+	Open(ctx context.Context, ref string) (*target.Target, error)
+}
+
+// Options tune a Verifier. The zero value verifies with the defaults.
 type Options struct {
-	// Opener reaches the registries; required.
-	Opener *target.Opener
 	// Lifecycle, if set, is asked for every version's lifecycle state;
 	// without it the lifecycle check is skipped.
 	Lifecycle Lifecycle
@@ -69,6 +78,7 @@ type Options struct {
 // concurrent use; keys are loaded on first use and kept once loaded.
 type Verifier struct {
 	policy *trust.Policy
+	opener Opener
 	opts   Options
 	reg    *attest.Registry
 	log    *slog.Logger
@@ -77,18 +87,18 @@ type Verifier struct {
 	keys map[string]signature.Verifier // loaded keys, by reference
 }
 
-// New returns a Verifier for policy.
-func New(policy *trust.Policy, opts Options) (*Verifier, error) {
+// New returns a Verifier for policy that reads through o.
+func New(policy *trust.Policy, o Opener, opts Options) (*Verifier, error) {
 	if policy == nil {
 		return nil, fmt.Errorf("verify: no trust policy: %w", errdef.ErrInvalid)
 	}
 	if err := policy.Validate(); err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
-	if opts.Opener == nil {
+	if op, ok := o.(*target.Opener); o == nil || (ok && op == nil) {
 		return nil, fmt.Errorf("verify: no registry opener: %w", errdef.ErrInvalid)
 	}
-	if opts.Opener.Options().OCILayout {
+	if lo, ok := o.(interface{ Options() target.Options }); ok && lo.Options().OCILayout {
 		return nil, fmt.Errorf("verify: signatures are read from registries, not OCI layouts: %w", errdef.ErrInvalid)
 	}
 	log := opts.Logger
@@ -100,8 +110,9 @@ func New(policy *trust.Policy, opts Options) (*Verifier, error) {
 	}
 	return &Verifier{
 		policy: policy,
+		opener: o,
 		opts:   opts,
-		reg:    attest.NewRegistry(opts.Opener, attest.RegistryOptions{Logger: log}),
+		reg:    attest.NewRegistry(o, attest.RegistryOptions{Logger: log}),
 		log:    log,
 		keys:   map[string]signature.Verifier{},
 	}, nil
@@ -126,8 +137,8 @@ type Workflow struct {
 // verification (the report then says Skipped, not Verified). It is the one
 // call a runtime needs; build a Verifier to verify many references with
 // the same keys.
-func Fetch(ctx context.Context, ref string, policy *trust.Policy, opts Options) (*plan.Plan, *Report, error) {
-	v, err := New(policy, opts)
+func Fetch(ctx context.Context, ref string, policy *trust.Policy, o Opener, opts Options) (*plan.Plan, *Report, error) {
+	v, err := New(policy, o, opts)
 	if err != nil {
 		return nil, nil, err
 	}

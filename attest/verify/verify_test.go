@@ -153,8 +153,7 @@ func (f *fixture) release(t *testing.T, ref string, rc recipe) attest.Subject {
 
 func (f *fixture) verifier(t *testing.T, pol *trust.Policy, opts verify.Options) *verify.Verifier {
 	t.Helper()
-	opts.Opener = f.o
-	v, err := verify.New(pol, opts)
+	v, err := verify.New(pol, f.o, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -672,7 +671,7 @@ func TestNewValidatesThePolicy(t *testing.T) {
 	s := &pol.TrustPolicies[0]
 	s.Signers = append(s.Signers, trust.Signer{Name: s.Signers[0].Name, Key: "b.pub"})
 	s.Threshold = 2
-	if _, err := verify.New(pol, verify.Options{Opener: attesttest.Opener(t)}); !errors.Is(err, errdef.ErrInvalid) {
+	if _, err := verify.New(pol, attesttest.Opener(t), verify.Options{}); !errors.Is(err, errdef.ErrInvalid) {
 		t.Fatalf("duplicate signer names: %v", err)
 	}
 }
@@ -730,7 +729,7 @@ func TestSkippedScopeIsRefused(t *testing.T) {
 			}
 		}
 	}
-	p, rep, err := verify.Fetch(ctx, repo+":1.4.0", pol, verify.Options{Opener: f.o})
+	p, rep, err := verify.Fetch(ctx, repo+":1.4.0", pol, f.o, verify.Options{})
 	var sk *verify.SkippedScope
 	if p != nil || !errors.Is(err, errdef.ErrVerification) || !errors.As(err, &sk) || sk.Scope != "rest" {
 		t.Fatalf("Fetch under a skipping scope: plan %v, %v", p != nil, err)
@@ -742,7 +741,7 @@ func TestSkippedScopeIsRefused(t *testing.T) {
 	}
 	notVerified(t, rep)
 
-	p, rep, err = verify.Fetch(ctx, repo+":1.4.0", pol, verify.Options{Opener: f.o, AllowSkipped: true})
+	p, rep, err = verify.Fetch(ctx, repo+":1.4.0", pol, f.o, verify.Options{AllowSkipped: true})
 	if err != nil || p == nil {
 		t.Fatalf("Fetch with AllowSkipped: %v", err)
 	}
@@ -771,5 +770,28 @@ func TestKeyLoadFailureIsNotCached(t *testing.T) {
 	must(t, os.WriteFile(later, pub, 0o644))
 	if _, rep, err := v.Verify(ctx, repo+":1.4.0"); err != nil || !rep.Verified {
 		t.Fatalf("after the key file appeared: %v", err)
+	}
+}
+
+// VerifyAll leaves out exactly the tags the registry reserves for cosign's
+// accessories (immutability.IsAccessoryTag): a version tagged like a short
+// digest is a version, and is verified.
+func TestVerifyAllSkipsOnlyReservedTags(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, newKeys(t))
+	repo := f.host + "/wf/release"
+	subj := f.release(t, repo+":1.4.0", recipe{})
+	f.release(t, repo+":sha256-12ab", recipe{})
+	for _, tag := range []string{"1.4.0", "sha256-12ab"} {
+		if immutability.IsAccessoryTag(tag) {
+			t.Fatalf("%s is reserved", tag)
+		}
+	}
+	if !immutability.IsAccessoryTag("sha256-" + subj.Digest.Encoded() + ".sig") {
+		t.Fatal("the signature tag is not reserved")
+	}
+	sum, err := f.verifier(t, trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{}), verify.Options{}).VerifyAll(ctx, repo, verify.AllOptions{})
+	if err != nil || sum.Versions != 2 || sum.Verified != 2 {
+		t.Fatalf("VerifyAll: %v %+v", err, sum)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -56,22 +55,21 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 			}
 			// Decrypting a key file (scrypt) is the slowest part of a
 			// publish: start now, and let compile and push run meanwhile.
-			signer := publish.Preload(ctx, s.loader(a))
+			signer := publish.Load(ctx, s.loader(a))
 			build, err := a.compile(ctx, argv[0], &b)
 			if err != nil {
 				return err
 			}
 			tag := versionTag(dst, build)
-			fillFromCI(&prov)
+			prov = provenance.FromEnv(os.Getenv, prov)
 			if prov.WorkflowPath == "" {
 				prov.WorkflowPath = argv[0]
 			}
 			prov.ToolVersion = toolVersion()
-			res, err := publish.Publish(ctx, dst, build, publish.Options{
-				Registry:    attest.NewRegistry(o, attest.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()}),
-				LoadSigner:  signer,
+			reg := attest.NewRegistry(o, attest.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()})
+			res, err := publish.Publish(ctx, dst, build, reg, signer, publish.Options{
 				Tag:         tag,
-				Pack:        ociwf.PackOptions{Source: strings.TrimPrefix(prov.SourceURI, "git+"), Revision: prov.SourceRevision},
+				Pack:        ociwf.PackOptions{Source: prov.SourceURL(), Revision: prov.SourceRevision},
 				Provenance:  prov,
 				Annotations: ann,
 				Logger:      a.logger(),
@@ -103,23 +101,4 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 	s.register(f)
 	b.register(cmd, false)
 	return cmd
-}
-
-// fillFromCI completes provenance options from $OCIWF_BUILDER_ID and the CI
-// system's variables; flags win.
-func fillFromCI(p *provenance.Options) {
-	env := provenance.Detect(os.Getenv)
-	if p.BuilderID == "" {
-		p.BuilderID = os.Getenv("OCIWF_BUILDER_ID")
-	}
-	set := func(dst *string, v string) {
-		if *dst == "" {
-			*dst = v
-		}
-	}
-	set(&p.BuilderID, env.BuilderID)
-	set(&p.SourceURI, env.SourceURI)
-	set(&p.SourceRef, env.SourceRef)
-	set(&p.SourceRevision, env.SourceRevision)
-	set(&p.InvocationID, env.InvocationID)
 }

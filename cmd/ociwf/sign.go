@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
-	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
@@ -37,11 +37,8 @@ func (s *signerFlags) register(fs *pflag.FlagSet) {
 
 // check reports flag mistakes as usage errors.
 func (s *signerFlags) check() error {
-	if s.opts.Key == "" && !s.opts.Keyless {
-		return usagef("give --key KEY (a cosign key file or KMS URI) or --keyless")
-	}
-	if s.opts.Key != "" && s.opts.Keyless {
-		return usagef("--key and --keyless are mutually exclusive")
+	if err := s.opts.Validate(); err != nil {
+		return usagef("--key KEY (a cosign key file or KMS URI) or --keyless: %w", err)
 	}
 	return nil
 }
@@ -69,7 +66,7 @@ func (a *app) passFunc() attest.PassFunc {
 			return []byte(pw), nil
 		}
 		if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			return cosign.GetPassFromTerm(confirm)
+			return attest.PassFromTerminal(confirm)
 		}
 		b, err := io.ReadAll(io.LimitReader(a.stdin, 1<<16))
 		if err != nil {
@@ -101,16 +98,9 @@ func (a *app) openSubject(ctx context.Context, r *remoteFlags, ref string) (*tar
 	if err != nil {
 		return nil, attest.Subject{}, err
 	}
-	if t.Reference == "" {
-		return nil, attest.Subject{}, usagef("%s names no artifact: add :TAG or @DIGEST", ref)
-	}
-	desc, err := t.Storage.Resolve(ctx, t.Reference)
+	subj, _, err := attest.ResolveSubject(ctx, t.Storage, t.Ref)
 	if err != nil {
-		return nil, attest.Subject{}, fmt.Errorf("resolve %s: %w", ref, err)
-	}
-	subj := attest.Subject{Repository: t.Name, Digest: desc.Digest}
-	if !t.IsDigest() {
-		subj.Tag = t.Reference
+		return nil, attest.Subject{}, err
 	}
 	return o, subj, nil
 }
@@ -310,6 +300,9 @@ from COSIGN_PASSWORD, a terminal prompt, or standard input.`,
 				return err
 			}
 			priv, pub, err := attest.WriteKeyFiles(prefix, kp, force)
+			if errors.Is(err, attest.ErrKeyExists) {
+				return fmt.Errorf("%w (choose another --output-key-prefix or pass --force)", err)
+			}
 			if err != nil {
 				return err
 			}

@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"ociwf.dev/attest"
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/trust"
@@ -49,14 +48,10 @@ func (t *trustFlags) load(repo string, warn io.Writer) (*trust.Policy, error) {
 		}
 		return trust.Load(t.policy)
 	}
-	for _, ty := range t.types {
-		if _, err := attest.PredicateType(ty); err != nil {
-			return nil, usageError{err}
-		}
+	pol := trust.KeyPolicy(t.key, repo, trust.KeyPolicyOptions{SignatureOnly: t.signatureOnly, SignedIdentity: t.signedIdentity, Attestations: t.types, Name: "--key"})
+	if err := pol.Validate(); err != nil {
+		return nil, usagef("--type: %w", err)
 	}
-	pol := trust.KeyPolicy(t.key, repo, trust.KeyPolicyOptions{SignatureOnly: t.signatureOnly, SignedIdentity: t.signedIdentity})
-	req := &pol.TrustPolicies[0].Require
-	req.Attestations = append(req.Attestations, t.types...)
 	if t.signatureOnly {
 		fmt.Fprintln(warn, "WARNING: --signature-only: provenance and SBOM attestations are NOT required; the artifact's build and contents are not vouched for.")
 	}
@@ -84,7 +79,7 @@ func (a *app) verifier(ctx context.Context, r *remoteFlags, t *trustFlags, ref s
 	if err != nil {
 		return nil, err
 	}
-	return verify.New(pol, verify.Options{Opener: o, RequireSignedTag: t.requireTag, Logger: a.logger()})
+	return verify.New(pol, o, verify.Options{RequireSignedTag: t.requireTag, Logger: a.logger()})
 }
 
 // reported marks an error whose details the command already printed, so

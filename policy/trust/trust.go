@@ -451,19 +451,28 @@ type KeyPolicyOptions struct {
 	// SignedIdentity names the repository the signatures were made for,
 	// when verifying a mirror of it.
 	SignedIdentity string
+	// Attestations are further predicate types (names or URIs, as in a
+	// policy file) that must each be attested; Validate checks them.
+	Attestations []string
+	// Name names the scope in reports; empty means "key".
+	Name string
 }
 
 // DefaultAttestations returns what `ociwf publish` attaches and what a
 // one-key policy requires unless SignatureOnly is set.
 func DefaultAttestations() []string { return []string{"slsaprovenance1", "cyclonedx"} }
 
-// KeyPolicy is the policy that `--key KEY` stands for: one trusted key
-// for the repository repo, a valid signature naming it (or
-// opts.SignedIdentity), and the SLSA v1 provenance and CycloneDX SBOM
-// attestations.
+// KeyPolicy is the policy of one trusted key for the repository repo: a
+// valid signature naming it (or opts.SignedIdentity), and the SLSA v1
+// provenance and CycloneDX SBOM attestations (unless opts.SignatureOnly)
+// and opts.Attestations.
 func KeyPolicy(key, repo string, opts KeyPolicyOptions) *Policy {
+	name := opts.Name
+	if name == "" {
+		name = "key"
+	}
 	s := Scope{
-		Name:           "--key",
+		Name:           name,
 		RegistryScopes: []string{repo},
 		SignedIdentity: SignedIdentity{Type: Exact},
 		Signers:        []Signer{{Name: key, Key: key}},
@@ -475,5 +484,6 @@ func KeyPolicy(key, repo string, opts KeyPolicyOptions) *Policy {
 	if !opts.SignatureOnly {
 		s.Require.Attestations = DefaultAttestations()
 	}
+	s.Require.Attestations = append(s.Require.Attestations, opts.Attestations...)
 	return &Policy{Version: Version, TrustPolicies: []Scope{s}}
 }

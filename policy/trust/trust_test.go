@@ -265,3 +265,39 @@ func TestLoadMakesKeyPathsAbsolute(t *testing.T) {
 		})
 	}
 }
+
+// KeyPolicy takes further required predicate types and a scope name; its
+// own wording names no command-line flag.
+func TestKeyPolicyOptions(t *testing.T) {
+	repo := "127.0.0.1:5001/wf/build"
+	cases := []struct {
+		name      string
+		opts      trust.KeyPolicyOptions
+		wantName  string
+		wantTypes string
+	}{
+		{"defaults", trust.KeyPolicyOptions{}, "key", "slsaprovenance1,cyclonedx"},
+		{"named, with a further type", trust.KeyPolicyOptions{Name: "--key", Attestations: []string{"https://example.com/review/v1"}}, "--key", "slsaprovenance1,cyclonedx,https://example.com/review/v1"},
+		{"signature only, with a type", trust.KeyPolicyOptions{SignatureOnly: true, Attestations: []string{"spdxjson"}}, "key", "spdxjson"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := trust.KeyPolicy("cosign.pub", repo, c.opts)
+			if err := p.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			s, err := p.For(repo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Name != c.wantName || strings.Join(s.Require.Attestations, ",") != c.wantTypes {
+				t.Fatalf("scope %q requiring %v", s.Name, s.Require.Attestations)
+			}
+		})
+	}
+	// A type that is none fails validation as invalid input.
+	err := trust.KeyPolicy("cosign.pub", repo, trust.KeyPolicyOptions{Attestations: []string{"not a type"}}).Validate()
+	if !errors.Is(err, errdef.ErrInvalid) || strings.Contains(err.Error(), "--") {
+		t.Fatalf("bad type: %v", err)
+	}
+}

@@ -1,4 +1,4 @@
-package attest
+package store
 
 import (
 	"context"
@@ -13,8 +13,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/cosign/v2/pkg/oci"
-	"github.com/sigstore/cosign/v2/pkg/oci/empty"
-	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	"github.com/sigstore/cosign/v2/pkg/types"
@@ -23,8 +21,8 @@ import (
 	"ociwf.dev/ociwf/errdef"
 )
 
-// kind is what collect gathers: signatures or attestations.
-type kind struct {
+// Kind is what Read gathers: signatures or attestations.
+type Kind struct {
 	suffix    string                                                      // cosign tag suffix
 	tag       func(name.Reference, ...ociremote.Option) (name.Tag, error) // cosign's tag for it
 	layer     string                                                      // media type of the layers that hold them
@@ -32,11 +30,11 @@ type kind struct {
 }
 
 var (
-	sigKind = kind{suffix: ".sig", tag: ociremote.SignatureTag, layer: types.SimpleSigningMediaType, artifacts: []string{sigArtifactType}}
+	SignatureKind = Kind{suffix: ".sig", tag: ociremote.SignatureTag, layer: types.SimpleSigningMediaType, artifacts: []string{sigArtifactType}}
 	// Cosign writes attestation referrers with an empty config and the
 	// in-toto artifact type; registries without the referrers API list them
 	// through the fallback tag by their config media type.
-	attKind = kind{suffix: ".att", tag: ociremote.AttestationTag, layer: types.DssePayloadType, artifacts: []string{attArtifactType, ocispec.MediaTypeEmptyJSON}}
+	AttestationKind = Kind{suffix: ".att", tag: ociremote.AttestationTag, layer: types.DssePayloadType, artifacts: []string{attArtifactType, ocispec.MediaTypeEmptyJSON}}
 )
 
 // Artifact types of referrers that hold signatures and attestations, as
@@ -46,34 +44,34 @@ const (
 	attArtifactType = "application/vnd.in-toto+json"
 )
 
-// where selects the storage schemes to read.
-type where struct{ tags, referrers bool }
+// Where selects the storage schemes to read.
+type Where struct{ Tags, Referrers bool }
 
-// writeScheme is where r writes: reads for duplicate detection look only
+// WriteScheme is where r writes: reads for duplicate detection look only
 // there, because that is where a write would land.
-func (r *Registry) writeScheme() where {
+func (r *Store) WriteScheme() Where {
 	if r.mode == Referrers {
-		return where{referrers: true}
+		return Where{Referrers: true}
 	}
-	return where{tags: true}
+	return Where{Tags: true}
 }
 
-// haul is what one read found of one kind.
-type haul struct {
-	// ok are the entries that parse, copied into memory.
-	ok []oci.Signature
-	// all are every entry in stored order: ok's copies and the malformed
-	// entries as read. A tag scheme rewrite keeps all, so an entry ociwf
+// Entries is what one read found of one Kind.
+type Entries struct {
+	// OK are the entries that parse, copied into memory.
+	OK []oci.Signature
+	// All are every entry in stored order: OK's copies and the malformed
+	// entries as read. A tag scheme rewrite keeps All, so an entry ociwf
 	// cannot parse is neither dropped nor fatal.
-	all []oci.Signature
-	// malformed describes the entries that do not parse.
-	malformed []Malformed
+	All []oci.Signature
+	// Malformed describes the entries that do not parse.
+	Malformed []Malformed
 }
 
-func (h *haul) add(o haul) {
-	h.ok = append(h.ok, o.ok...)
-	h.all = append(h.all, o.all...)
-	h.malformed = append(h.malformed, o.malformed...)
+func (h *Entries) add(o Entries) {
+	h.OK = append(h.OK, o.OK...)
+	h.All = append(h.All, o.All...)
+	h.Malformed = append(h.Malformed, o.Malformed...)
 }
 
 // Malformed is a stored entry that does not parse as a cosign signature or
@@ -90,7 +88,7 @@ type Malformed struct {
 	Manifest string `json:"manifest"`
 	// Layer is the layer's digest; empty when the manifest, a referrer
 	// of a signature or attestation artifact type, holds no layer of
-	// that kind at all.
+	// that Kind at all.
 	Layer string `json:"layer,omitempty"`
 	// Reason says what is wrong with it.
 	Reason string `json:"reason"`
@@ -105,29 +103,29 @@ func (m Malformed) String() string {
 	return fmt.Sprintf("malformed %s %s (%s) skipped: %s", m.Mode, m.Kind, at, m.Reason)
 }
 
-// collect gathers the stored signatures or attestations of d, one haul
-// per kind asked for, from the chosen schemes: each kind's cosign tag, and
+// Read gathers the stored signatures or attestations of d, one Entries
+// per Kind asked for, from the chosen schemes: each kind's cosign tag, and
 // one listing of the referrers for all kinds. Referrers are recognised by
 // their layers' media type, not only by the artifact type a registry
 // reports for them. Entries that do not parse are skipped, logged and
-// listed in the haul's malformed.
-func (r *Registry) collect(ctx context.Context, d name.Digest, ropts []ociremote.Option, w where, kinds ...kind) ([]haul, error) {
-	out, err := r.collectFrom(ctx, d, ropts, w, kinds...)
+// listed in the Entries's malformed.
+func (r *Store) Read(ctx context.Context, d name.Digest, ropts []ociremote.Option, w Where, kinds ...Kind) ([]Entries, error) {
+	out, err := r.read(ctx, d, ropts, w, kinds...)
 	if err != nil {
-		return nil, r.settle(err)
+		return nil, r.resetOnCancel(err)
 	}
 	for _, h := range out {
-		for _, m := range h.malformed {
+		for _, m := range h.Malformed {
 			r.log.WarnContext(ctx, "malformed entry skipped", "subject", d.String(), "mode", m.Mode.String(), "kind", m.Kind, "manifest", m.Manifest, "layer", m.Layer, "reason", m.Reason)
 		}
 	}
 	return out, nil
 }
 
-func (r *Registry) collectFrom(ctx context.Context, d name.Digest, ropts []ociremote.Option, w where, kinds ...kind) ([]haul, error) {
-	out := make([]haul, len(kinds))
+func (r *Store) read(ctx context.Context, d name.Digest, ropts []ociremote.Option, w Where, kinds ...Kind) ([]Entries, error) {
+	out := make([]Entries, len(kinds))
 	var g errgroup.Group
-	if w.tags {
+	if w.Tags {
 		for i, k := range kinds {
 			g.Go(func() error {
 				tag, err := k.tag(d, ropts...)
@@ -143,7 +141,7 @@ func (r *Registry) collectFrom(ctx context.Context, d name.Digest, ropts []ocire
 			return nil, err
 		}
 	}
-	if !w.referrers {
+	if !w.Referrers {
 		return out, nil
 	}
 	idx, err := ociremote.Referrers(d, "", ropts...)
@@ -156,16 +154,16 @@ func (r *Registry) collectFrom(ctx context.Context, d name.Digest, ropts []ocire
 	if len(idx.Manifests) > MaxReferrers {
 		return nil, fmt.Errorf("%s has %d referrers, over the %d read: %w", d, len(idx.Manifests), MaxReferrers, errdef.ErrTooLarge)
 	}
-	found := make([][]haul, len(kinds)) // per kind, per referrer
+	found := make([][]Entries, len(kinds)) // per Kind, per referrer
 	g.SetLimit(8)
 	for i, k := range kinds {
-		found[i] = make([]haul, len(idx.Manifests))
+		found[i] = make([]Entries, len(idx.Manifests))
 		keep := func(s oci.Signature) bool {
 			mt, err := s.MediaType()
 			return err == nil && string(mt) == k.layer
 		}
 		cp := static.Copy
-		if k.suffix == attKind.suffix {
+		if k.suffix == AttestationKind.suffix {
 			// Referrer manifests drop layer annotations, and cosign's
 			// verifier wants the (empty) signature annotation of
 			// attestation layers; the signature itself is inside the DSSE
@@ -178,16 +176,16 @@ func (r *Registry) collectFrom(ctx context.Context, d name.Digest, ropts []ocire
 			}
 			ref := d.Repository.Digest(m.Digest.String())
 			if m.MediaType.IsIndex() {
-				found[i][j].malformed = []Malformed{{Mode: Referrers, Kind: k.name(), Manifest: ref.String(),
+				found[i][j].Malformed = []Malformed{{Mode: Referrers, Kind: k.name(), Manifest: ref.String(),
 					Reason: fmt.Sprintf("a referrer of media type %s, not an image manifest", m.MediaType)}}
 				continue
 			}
 			g.Go(func() error {
 				h, err := load(ref, Referrers, k, ropts, keep, cp)
-				if err == nil && len(h.all) == 0 && m.ArtifactType == k.artifacts[0] {
+				if err == nil && len(h.All) == 0 && m.ArtifactType == k.artifacts[0] {
 					// Of the artifact type cosign gives its own, yet
 					// holding nothing cosign could have written.
-					h.malformed = append(h.malformed, Malformed{Mode: Referrers, Kind: k.name(), Manifest: ref.String(),
+					h.Malformed = append(h.Malformed, Malformed{Mode: Referrers, Kind: k.name(), Manifest: ref.String(),
 						Reason: fmt.Sprintf("a referrer of artifact type %s with no %s layer", m.ArtifactType, k.layer)})
 				}
 				found[i][j] = h
@@ -207,8 +205,8 @@ func (r *Registry) collectFrom(ctx context.Context, d name.Digest, ropts []ocire
 }
 
 // name is "signature" or "attestation".
-func (k kind) name() string {
-	if k.suffix == attKind.suffix {
+func (k Kind) name() string {
+	if k.suffix == AttestationKind.suffix {
 		return "attestation"
 	}
 	return "signature"
@@ -217,11 +215,11 @@ func (k kind) name() string {
 // load reads the signature layers of one manifest, found in mode m; a
 // missing manifest has none. Layers are fetched once, concurrently, and
 // kept in memory (remote layers would otherwise be downloaded again on
-// every look at them): keep selects the layers wanted, and copy makes the
+// every look at them): keep selects the layers wanted, and copyLayer makes the
 // in-memory copy. A layer whose descriptor does not parse as cosign's is
 // malformed: it is not fetched, and is returned as read. Failures to read
 // fail the load.
-func load(ref name.Reference, m Mode, k kind, ropts []ociremote.Option, keep func(oci.Signature) bool, copy func(oci.Signature) (oci.Signature, error)) (haul, error) {
+func load(ref name.Reference, m Mode, k Kind, ropts []ociremote.Option, keep func(oci.Signature) bool, copyLayer func(oci.Signature) (oci.Signature, error)) (Entries, error) {
 	sigs, err := ociremote.Signatures(ref, ropts...)
 	var got []oci.Signature
 	if err == nil {
@@ -229,18 +227,18 @@ func load(ref name.Reference, m Mode, k kind, ropts []ociremote.Option, keep fun
 	}
 	if err != nil {
 		if readError(err) {
-			return haul{}, fmt.Errorf("read %s: %w", ref, err)
+			return Entries{}, fmt.Errorf("read %s: %w", ref, err)
 		}
 		// The manifest itself is not one cosign writes (an index, say).
-		return haul{malformed: []Malformed{{Mode: m, Kind: k.name(), Manifest: ref.String(), Reason: err.Error()}}}, nil
+		return Entries{Malformed: []Malformed{{Mode: m, Kind: k.name(), Manifest: ref.String(), Reason: err.Error()}}}, nil
 	}
 	got = slices.DeleteFunc(got, func(s oci.Signature) bool { return !keep(s) })
 	if len(got) > MaxSignatures {
-		return haul{}, fmt.Errorf("read %s: %d signatures or attestations, over the %d read: %w", ref, len(got), MaxSignatures, errdef.ErrTooLarge)
+		return Entries{}, fmt.Errorf("read %s: %d signatures or attestations, over the %d read: %w", ref, len(got), MaxSignatures, errdef.ErrTooLarge)
 	}
 	// reattest reads only the payload: referrer attestations carry no
 	// cosign annotations to check.
-	annotated := k.suffix == sigKind.suffix || m == TagScheme
+	annotated := k.suffix == SignatureKind.suffix || m == TagScheme
 	all := make([]oci.Signature, len(got))
 	bad := make([]*Malformed, len(got))
 	var g errgroup.Group
@@ -252,7 +250,7 @@ func load(ref name.Reference, m Mode, k kind, ropts []ociremote.Option, keep fun
 			continue
 		}
 		g.Go(func() error {
-			c, err := copy(s)
+			c, err := copyLayer(s)
 			if err != nil {
 				return fmt.Errorf("read %s: %w", ref, err)
 			}
@@ -261,15 +259,15 @@ func load(ref name.Reference, m Mode, k kind, ropts []ociremote.Option, keep fun
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return haul{}, err
+		return Entries{}, err
 	}
-	h := haul{all: all}
+	h := Entries{All: all}
 	for i, s := range all {
 		if bad[i] != nil {
-			h.malformed = append(h.malformed, *bad[i])
+			h.Malformed = append(h.Malformed, *bad[i])
 			continue
 		}
-		h.ok = append(h.ok, s)
+		h.OK = append(h.OK, s)
 	}
 	return h, nil
 }
@@ -324,11 +322,6 @@ func reattest(s oci.Signature) (oci.Signature, error) {
 	return static.NewAttestation(payload, static.WithLayerMediaType(types.DssePayloadType))
 }
 
-// asSignatures wraps sigs for cosign functions that take oci.Signatures.
-func asSignatures(sigs []oci.Signature) (oci.Signatures, error) {
-	return mutate.AppendSignatures(empty.Signatures(), false, sigs...)
-}
-
 // readError reports a failure to read from the registry (refused,
 // unreachable, cut short, cancelled, over a limit), as opposed to content
 // that was read and does not parse.
@@ -344,9 +337,5 @@ func notFound(err error) bool {
 	return errors.As(err, &te) && te.StatusCode == http.StatusNotFound
 }
 
-// bare is an entity with no signatures or attestations yet, for writes that
-// must carry only the new one (referrers).
-func bare(d name.Digest) oci.SignedEntity {
-	se, _ := empty.SignedImage(d) // cannot fail: d is a valid digest reference
-	return se
-}
+// IsAttestation reports whether k is AttestationKind.
+func (k Kind) IsAttestation() bool { return k.suffix == AttestationKind.suffix }
