@@ -1,21 +1,10 @@
-// Package attest signs workflow artifacts and attaches in-toto attestations
-// to them in cosign's own formats, so stock cosign verifies what ociwf
-// writes and ociwf verifies what stock cosign writes.
+// Package attest is the root of ociwf's supply-chain packages; it holds no
+// code of its own, so that every package below it imports only siblings
+// and the packages beneath them:
 //
-// Keys load through cosign's signer loading (key files, KMS URIs, keyless
-// Fulcio certificates); signatures are cosign simple-signing payloads and
-// attestations DSSE envelopes of in-toto statements, stored either under
-// cosign's tag scheme (sha256-<hex>.sig and .att, what cosign v2 reads by
-// default) or as OCI 1.1 referrers of the artifact. Everything signs the
-// manifest digest, never a tag.
-//
-// The package makes and checks: keys and Signers (keys.go, signer.go),
-// signatures (sign.go), in-toto statements and their DSSE envelopes
-// (attest.go), the verification of what was found (find.go) and the
-// signing subject (subject.go). Storing and finding them in either scheme,
-// with bounded reads and malformed entries skipped, is package
-// attest/internal/store's; a Registry (registry.go), the signature and
-// attestation store, joins the two for the repositories a Client (such as
-// a *target.Opener) reaches. Checking them against a trust policy is
-// package attest/verify's.
+//   - attest/accessory makes, stores and finds signatures and attestations
+//     (keys, signers, cosign's formats, the tag scheme and OCI referrers);
+//   - attest/provenance builds and reads SLSA v1 provenance;
+//   - attest/verify checks a workflow from tag to plan under a trust policy;
+//   - attest/publish runs the publication ceremony.
 package attest

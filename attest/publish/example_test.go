@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
@@ -41,11 +41,11 @@ func ExamplePublish() {
 		fmt.Println(err)
 		return
 	}
-	reg := attest.NewRegistry(o, attest.RegistryOptions{})
+	reg := accessory.NewRegistry(o, accessory.RegistryOptions{})
 	// The key is decrypted while the artifact is pushed; Publish closes
 	// the signer it loads.
-	load := func(ctx context.Context) (*attest.Signer, error) {
-		return attest.LoadSigner(ctx, attest.SignerOptions{Key: keyFile, Pass: attesttest.Pass})
+	load := func(ctx context.Context) (*accessory.Signer, error) {
+		return accessory.LoadSigner(ctx, accessory.SignerOptions{Key: keyFile, Pass: attesttest.Pass})
 	}
 	opts := publish.Options{
 		Tag:        dst.Reference,

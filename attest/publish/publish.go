@@ -20,7 +20,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/errdef"
@@ -30,27 +30,27 @@ import (
 // Signer gives Publish its key: Key for a loaded one, Load for one that
 // loads while the artifact is compiled and pushed.
 type Signer struct {
-	key  *attest.Signer
-	load func(context.Context) (*attest.Signer, error) // set by Load
+	key  *accessory.Signer
+	load func(context.Context) (*accessory.Signer, error) // set by Load
 }
 
 // Key returns the Signer for s, already loaded; the caller closes s.
-func Key(s *attest.Signer) Signer { return Signer{key: s} }
+func Key(s *accessory.Signer) Signer { return Signer{key: s} }
 
 // Load starts load now, in the background, so that a slow key (an
 // scrypt-encrypted file, a KMS round trip) adds no wall time: programs
 // call it before compiling. Publish waits for the result when it signs,
 // and closes what was loaded; a load failure fails the publish before the
 // tag is applied.
-func Load(ctx context.Context, load func(context.Context) (*attest.Signer, error)) Signer {
+func Load(ctx context.Context, load func(context.Context) (*accessory.Signer, error)) Signer {
 	done := make(chan struct{})
-	var s *attest.Signer
+	var s *accessory.Signer
 	var err error
 	go func() {
 		defer close(done)
 		s, err = load(ctx)
 	}()
-	return Signer{load: func(ctx context.Context) (*attest.Signer, error) {
+	return Signer{load: func(ctx context.Context) (*accessory.Signer, error) {
 		select {
 		case <-done:
 			return s, err
@@ -91,13 +91,13 @@ type Result struct {
 	Reference  string             `json:"reference"`
 	Descriptor ocispec.Descriptor `json:"descriptor"`
 	Tag        string             `json:"tag,omitempty"`
-	Mode       attest.Mode        `json:"storage"`
+	Mode       accessory.Mode     `json:"storage"`
 	Steps      []Step             `json:"steps"`
 }
 
 // Publish runs the ceremony for b on dst (a registry target), storing the
 // signature and attestations in reg and signing with signer.
-func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, reg *attest.Registry, signer Signer, opts Options) (*Result, error) {
+func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, reg *accessory.Registry, signer Signer, opts Options) (*Result, error) {
 	if reg == nil || (signer.key == nil && signer.load == nil) {
 		return nil, fmt.Errorf("publish: a registry and a signer are required: %w", errdef.ErrInvalid)
 	}
@@ -121,7 +121,7 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, reg *attes
 		log.Info(name, "existing", existing, "duration", t.Sub(since))
 	}
 
-	key := func(context.Context) (*attest.Signer, error) { return signer.key, nil }
+	key := func(context.Context) (*accessory.Signer, error) { return signer.key, nil }
 	if signer.load != nil {
 		key = signer.load
 		defer func() {
@@ -136,7 +136,7 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, reg *attes
 	ceremony := func(ctx context.Context, desc ocispec.Descriptor) error {
 		step("push", false, mark)
 		pushed := now()
-		subj := attest.NewSubject(target.Ref{Name: dst.Name, Reference: opts.Tag}, desc.Digest)
+		subj := accessory.NewSubject(target.Ref{Name: dst.Name, Reference: opts.Tag}, desc.Digest)
 		// Read what a previous run stored while the key may still be
 		// loading; Sign and AttestAll then skip that round trip.
 		pre, err := reg.Prefetch(ctx, subj)
@@ -162,7 +162,7 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, reg *attes
 
 		sign := func(ctx context.Context) error {
 			t := now()
-			r, err := reg.Sign(ctx, s, subj, attest.SignOptions{Annotations: opts.Annotations, Stored: pre})
+			r, err := reg.Sign(ctx, s, subj, accessory.SignOptions{Annotations: opts.Annotations, Stored: pre})
 			if err != nil {
 				return fmt.Errorf("publish %s: sign: %w", subj, err)
 			}
@@ -171,9 +171,9 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, reg *attes
 		}
 		attestBoth := func(ctx context.Context) error {
 			t := now()
-			rs, err := reg.AttestAll(ctx, s, subj, []attest.AttestOptions{
+			rs, err := reg.AttestAll(ctx, s, subj, []accessory.AttestOptions{
 				{Type: provenance.PredicateType, Predicate: raw},
-				{Type: attest.TypeCycloneDX, Predicate: b.SBOM},
+				{Type: accessory.TypeCycloneDX, Predicate: b.SBOM},
 			}, pre)
 			if err != nil {
 				return fmt.Errorf("publish %s: attest provenance and SBOM: %w", subj, err)
@@ -182,7 +182,7 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, reg *attes
 			step("attest-sbom", rs[1].Existing, t)
 			return nil
 		}
-		if reg.Mode() == attest.Referrers {
+		if reg.Mode() == accessory.Referrers {
 			// Without a referrers API, both writes update one fallback
 			// index tag; in sequence neither loses the other's entry.
 			if err := sign(ctx); err != nil {

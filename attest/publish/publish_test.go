@@ -21,7 +21,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
@@ -63,7 +63,7 @@ func proxy(t *testing.T, host string) (string, *refusing) {
 
 type fixture struct {
 	o      *target.Opener
-	signer *attest.Signer
+	signer *accessory.Signer
 	pub    string
 }
 
@@ -72,7 +72,7 @@ func newFixture(t *testing.T) fixture {
 	return fixture{o: attesttest.Opener(t), signer: attesttest.Signer(t, key), pub: pub}
 }
 
-func (f fixture) publish(t *testing.T, ref, sample string, mode attest.Mode) (*publish.Result, error) {
+func (f fixture) publish(t *testing.T, ref, sample string, mode accessory.Mode) (*publish.Result, error) {
 	t.Helper()
 	ctx := context.Background()
 	dst, err := f.o.Open(ctx, ref)
@@ -80,7 +80,7 @@ func (f fixture) publish(t *testing.T, ref, sample string, mode attest.Mode) (*p
 		t.Fatal(err)
 	}
 	clock := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	return publish.Publish(ctx, dst, attesttest.Sample(t, sample), attest.NewRegistry(f.o, attest.RegistryOptions{Mode: mode}), publish.Key(f.signer), publish.Options{
+	return publish.Publish(ctx, dst, attesttest.Sample(t, sample), accessory.NewRegistry(f.o, accessory.RegistryOptions{Mode: mode}), publish.Key(f.signer), publish.Options{
 		Tag:        dst.Reference,
 		Provenance: provenance.Options{BuilderID: "https://ci.example/builders/1", SourceURI: "git+https://example.com/acme/wf", SourceRevision: strings.Repeat("ab", 20)},
 		Now:        func() time.Time { clock = clock.Add(time.Second); return clock },
@@ -90,13 +90,13 @@ func (f fixture) publish(t *testing.T, ref, sample string, mode attest.Mode) (*p
 // stored is what verify found for a published subject: the entries stored
 // and the verifier's report.
 type stored struct {
-	found *attest.Found
+	found *accessory.Found
 	rep   *verify.Report
 }
 
 // verify checks subj with the verifier under a one-key policy requiring the
 // signed tag, and reads what is stored for it.
-func (f fixture) verify(t *testing.T, subj attest.Subject) (*stored, error) {
+func (f fixture) verify(t *testing.T, subj accessory.Subject) (*stored, error) {
 	t.Helper()
 	ctx := context.Background()
 	v, err := verify.New(trust.KeyPolicy(f.pub, subj.Repository, trust.KeyPolicyOptions{}), f.o, verify.Options{RequireSignedTag: true})
@@ -107,19 +107,19 @@ func (f fixture) verify(t *testing.T, subj attest.Subject) (*stored, error) {
 	if err != nil {
 		return nil, err
 	}
-	found, err := attest.NewRegistry(f.o, attest.RegistryOptions{}).Find(ctx, subj)
+	found, err := accessory.NewRegistry(f.o, accessory.RegistryOptions{}).Find(ctx, subj)
 	if err != nil {
 		return nil, err
 	}
 	return &stored{found: found, rep: rep}, nil
 }
 
-func subjectOf(res *publish.Result, repo string) attest.Subject {
-	return attest.Subject{Repository: repo, Digest: res.Descriptor.Digest, Tag: res.Tag}
+func subjectOf(res *publish.Result, repo string) accessory.Subject {
+	return accessory.Subject{Repository: repo, Digest: res.Descriptor.Digest, Tag: res.Tag}
 }
 
 func TestPublishThenVerify(t *testing.T) {
-	for _, mode := range []attest.Mode{attest.TagScheme, attest.Referrers} {
+	for _, mode := range []accessory.Mode{accessory.TagScheme, accessory.Referrers} {
 		t.Run(mode.String(), func(t *testing.T) {
 			f := newFixture(t)
 			repo := registrytest.New(t) + "/wf/release"
@@ -173,7 +173,7 @@ func TestPublishThenVerify(t *testing.T) {
 }
 
 func TestPublishIsIdempotent(t *testing.T) {
-	for _, mode := range []attest.Mode{attest.TagScheme, attest.Referrers} {
+	for _, mode := range []accessory.Mode{accessory.TagScheme, accessory.Referrers} {
 		t.Run(mode.String(), func(t *testing.T) {
 			f := newFixture(t)
 			repo := registrytest.New(t) + "/wf/again"
@@ -230,7 +230,7 @@ func TestFailedStepLeavesNoTag(t *testing.T) {
 			}
 			faults.suffix.Store(c.suffix)
 			before := faults.refused.Load()
-			_, err := f.publish(t, repo+":1.4.0", "build-test-release.yaml", attest.TagScheme)
+			_, err := f.publish(t, repo+":1.4.0", "build-test-release.yaml", accessory.TagScheme)
 			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "denied") {
 				t.Fatalf("refused %s: got %v, want %q", c.suffix, err, c.want)
 			}
@@ -241,7 +241,7 @@ func TestFailedStepLeavesNoTag(t *testing.T) {
 				t.Fatalf("tag applied although the %s push was refused", c.suffix)
 			}
 			faults.suffix.Store("")
-			res, err := f.publish(t, repo+":1.4.0", "build-test-release.yaml", attest.TagScheme)
+			res, err := f.publish(t, repo+":1.4.0", "build-test-release.yaml", accessory.TagScheme)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -262,11 +262,11 @@ func TestFailedStepLeavesNoTag(t *testing.T) {
 func TestPublishRefusesATakenTag(t *testing.T) {
 	f := newFixture(t)
 	repo := registrytest.New(t) + "/wf/taken"
-	first, err := f.publish(t, repo+":1.0.0", "fan-out-fan-in.yaml", attest.TagScheme)
+	first, err := f.publish(t, repo+":1.0.0", "fan-out-fan-in.yaml", accessory.TagScheme)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.publish(t, repo+":1.0.0", "build-test-release.yaml", attest.TagScheme)
+	_, err = f.publish(t, repo+":1.0.0", "build-test-release.yaml", accessory.TagScheme)
 	if !errors.Is(err, errdef.ErrImmutable) {
 		t.Fatalf("got %v, want ErrImmutable", err)
 	}

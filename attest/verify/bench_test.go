@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
@@ -51,7 +51,7 @@ func benchVersions(tb testing.TB) int {
 // (registry/repository) as ociwf publish does (push by digest, sign,
 // attest SLSA provenance and the CycloneDX SBOM, tag), with the signer
 // loaded once, benchSeedWorkers at a time. It returns the wall time.
-func benchSeed(tb testing.TB, o *target.Opener, s *attest.Signer, repo string, n int) time.Duration {
+func benchSeed(tb testing.TB, o *target.Opener, s *accessory.Signer, repo string, n int) time.Duration {
 	tb.Helper()
 	src, err := os.ReadFile(filepath.Join("..", "..", "testdata", "workflows", benchSample))
 	if err != nil {
@@ -60,7 +60,7 @@ func benchSeed(tb testing.TB, o *target.Opener, s *attest.Signer, repo string, n
 	if !benchVersionLine.Match(src) {
 		tb.Fatalf("%s: no metadata.version line to vary", benchSample)
 	}
-	reg := attest.NewRegistry(o, attest.RegistryOptions{Mode: attest.TagScheme})
+	reg := accessory.NewRegistry(o, accessory.RegistryOptions{Mode: accessory.TagScheme})
 	start := time.Now()
 	g, ctx := errgroup.WithContext(context.Background())
 	g.SetLimit(benchSeedWorkers)
@@ -140,7 +140,7 @@ func BenchmarkVerify(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := publish.Publish(context.Background(), dst, sb, attest.NewRegistry(o, attest.RegistryOptions{Mode: attest.TagScheme}), publish.Key(attesttest.Signer(b, key)), publish.Options{
+	if _, err := publish.Publish(context.Background(), dst, sb, accessory.NewRegistry(o, accessory.RegistryOptions{Mode: accessory.TagScheme}), publish.Key(attesttest.Signer(b, key)), publish.Options{
 		Tag: dst.Reference,
 	}); err != nil {
 		b.Fatal(err)
@@ -180,7 +180,7 @@ func TestSeed(t *testing.T) {
 		repo = "wf/many"
 	}
 	n := benchVersions(t)
-	s, err := attest.LoadSigner(context.Background(), attest.SignerOptions{Key: key, Pass: func(bool) ([]byte, error) {
+	s, err := accessory.LoadSigner(context.Background(), accessory.SignerOptions{Key: key, Pass: func(bool) ([]byte, error) {
 		return []byte(os.Getenv("COSIGN_PASSWORD")), nil
 	}})
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/in-toto/in-toto-golang/in_toto"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/provenance"
 )
 
@@ -18,7 +18,7 @@ import (
 type statement struct {
 	st     *in_toto.Statement
 	signer string
-	mode   attest.Mode
+	mode   accessory.Mode
 }
 
 // attestations accepts attestations by trusted keys about this manifest,
@@ -45,7 +45,7 @@ func (r *run) attestations(ctx context.Context, signers []signer) error {
 			continue
 		}
 		pt := st.PredicateType
-		if !attest.Covers(st, r.subj.Digest) {
+		if !accessory.Covers(st, r.subj.Digest) {
 			var subjects []string
 			for _, s := range st.Subject {
 				for alg, h := range s.Digest {
@@ -121,7 +121,7 @@ func (r *run) required() ([]string, error) {
 		names = append(slices.Clone(names), provenance.PredicateType)
 	}
 	for _, n := range names {
-		uri, err := attest.PredicateType(n)
+		uri, err := accessory.PredicateType(n)
 		if err != nil {
 			return nil, fmt.Errorf("trust policy %q: %w", r.scope.Name, err)
 		}

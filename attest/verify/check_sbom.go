@@ -8,7 +8,7 @@ import (
 	jsoncanonicalizer "github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
 	"github.com/opencontainers/go-digest"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/ociwf/sbom"
 )
 
@@ -20,7 +20,7 @@ func (r *run) sbom() error {
 	}
 	layerDigest := digest.FromBytes(layer)
 	detail := "no SBOM attestation required or present"
-	cdx, err := attest.PredicateType(attest.TypeCycloneDX)
+	cdx, err := accessory.PredicateType(accessory.TypeCycloneDX)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/policy/trust"
 )
 
@@ -97,7 +97,7 @@ func (r *run) signatures(ctx context.Context, signers []signer) error {
 			continue
 		}
 		accepted[byIndex] = true
-		if t, ok := p.Optional[attest.AnnotationTag].(string); ok && !slices.Contains(r.signedTags, t) {
+		if t, ok := p.Optional[accessory.AnnotationTag].(string); ok && !slices.Contains(r.signedTags, t) {
 			r.signedTags = append(r.signedTags, t)
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/trust"
@@ -18,10 +18,10 @@ import (
 
 // runtimeOpener is how a runtime reaches registries with its own HTTP
 // client and credential function: oras-go's auth.Client for workflows, the
-// same transport and credentials (an attest.Client) for signatures, and
+// same transport and credentials (an accessory.Client) for signatures, and
 // plain HTTP for its one loopback registry only.
 type runtimeOpener struct {
-	attest.Client
+	accessory.Client
 	client    *auth.Client
 	plainHTTP string
 }
@@ -61,7 +61,7 @@ func ExampleNew_ownClient() {
 		return auth.EmptyCredential, nil // anonymous, for the sandbox
 	}
 	o := runtimeOpener{
-		Client:    attest.NewClient(attest.ClientOptions{Transport: tr, Credential: cred, PlainHTTP: []string{host}}),
+		Client:    accessory.NewClient(accessory.ClientOptions{Transport: tr, Credential: cred, PlainHTTP: []string{host}}),
 		client:    &auth.Client{Client: &http.Client{Transport: tr}, Credential: cred, Cache: auth.NewCache()},
 		plainHTTP: host,
 	}

@@ -8,7 +8,7 @@ import (
 
 	"oras.land/oras-go/v2"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
@@ -32,10 +32,10 @@ func sandboxRelease() (o *target.Opener, host, pub, ref string, stop func(), err
 		ref = host + "/workflows/build-test-release:1.4.0"
 		if dst, err = o.Open(ctx, ref); err == nil {
 			b, _ := attesttest.Build("build-test-release.yaml")
-			signer := publish.Load(ctx, func(ctx context.Context) (*attest.Signer, error) {
-				return attest.LoadSigner(ctx, attest.SignerOptions{Key: keyFile, Pass: attesttest.Pass})
+			signer := publish.Load(ctx, func(ctx context.Context) (*accessory.Signer, error) {
+				return accessory.LoadSigner(ctx, accessory.SignerOptions{Key: keyFile, Pass: attesttest.Pass})
 			})
-			_, err = publish.Publish(ctx, dst, b, attest.NewRegistry(o, attest.RegistryOptions{}), signer, publish.Options{
+			_, err = publish.Publish(ctx, dst, b, accessory.NewRegistry(o, accessory.RegistryOptions{}), signer, publish.Options{
 				Tag:        dst.Reference,
 				Provenance: provenance.Options{BuilderID: "https://ci.example.com/builders/release", SourceURI: "git+https://example.com/acme/workflows"},
 			})

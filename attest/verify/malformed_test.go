@@ -14,7 +14,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
@@ -29,14 +29,14 @@ const (
 )
 
 // publishVersion runs the publication ceremony for the sample at ref.
-func (f *fixture) publishVersion(t *testing.T, ref string, mode attest.Mode) attest.Subject {
+func (f *fixture) publishVersion(t *testing.T, ref string, mode accessory.Mode) accessory.Subject {
 	t.Helper()
 	ctx := context.Background()
 	dst, err := f.o.Open(ctx, ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := publish.Publish(ctx, dst, attesttest.Sample(t, sample), attest.NewRegistry(f.o, attest.RegistryOptions{Mode: mode}), publish.Key(f.signer), publish.Options{
+	res, err := publish.Publish(ctx, dst, attesttest.Sample(t, sample), accessory.NewRegistry(f.o, accessory.RegistryOptions{Mode: mode}), publish.Key(f.signer), publish.Options{
 		Tag:        dst.Reference,
 		Provenance: provenance.Options{BuilderID: "https://ci.example/builders/1", SourceURI: "git+https://example.com/acme/wf"},
 		Now:        func() time.Time { return time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC) },
@@ -44,7 +44,7 @@ func (f *fixture) publishVersion(t *testing.T, ref string, mode attest.Mode) att
 	if err != nil {
 		t.Fatalf("publish %s: %v", ref, err)
 	}
-	return attest.Subject{Repository: dst.Name, Digest: res.Descriptor.Digest, Tag: res.Tag}
+	return accessory.Subject{Repository: dst.Name, Digest: res.Descriptor.Digest, Tag: res.Tag}
 }
 
 // appendLayer appends a layer of media type mt holding body, without
@@ -82,7 +82,7 @@ func (f *fixture) appendDescriptor(t *testing.T, repo, tag, mt string, body []by
 // attach stores a referrer of subj as `oras attach --artifact-type
 // artifactType` does: one layer of media type mt holding body, no cosign
 // annotations.
-func (f *fixture) attach(t *testing.T, subj attest.Subject, artifactType, mt string, body []byte) {
+func (f *fixture) attach(t *testing.T, subj accessory.Subject, artifactType, mt string, body []byte) {
 	t.Helper()
 	ctx := context.Background()
 	tg, err := f.o.Open(ctx, subj.String())
@@ -108,7 +108,7 @@ func (f *fixture) attach(t *testing.T, subj attest.Subject, artifactType, mt str
 
 // attachIndex stores an empty image index of artifactType as a referrer
 // of subj.
-func (f *fixture) attachIndex(t *testing.T, subj attest.Subject, artifactType string) {
+func (f *fixture) attachIndex(t *testing.T, subj accessory.Subject, artifactType string) {
 	t.Helper()
 	ctx := context.Background()
 	tg, err := f.o.Open(ctx, subj.String())
@@ -135,24 +135,24 @@ func TestMalformedAccessoriesAreSkipped(t *testing.T) {
 	k := newKeys(t)
 	cases := []struct {
 		name    string
-		mode    attest.Mode
-		tamper  func(t *testing.T, f *fixture, repo string, subj attest.Subject)
+		mode    accessory.Mode
+		tamper  func(t *testing.T, f *fixture, repo string, subj accessory.Subject)
 		skipped int
 		// plain: on a registry without ociwf's rules, which refuse
 		// malformed entries in cosign's tags.
 		plain bool
 	}{
-		{name: "tag scheme, layers without the signature annotation or oversized", mode: attest.TagScheme, skipped: 3, plain: true,
-			tamper: func(t *testing.T, f *fixture, repo string, subj attest.Subject) {
+		{name: "tag scheme, layers without the signature annotation or oversized", mode: accessory.TagScheme, skipped: 3, plain: true,
+			tamper: func(t *testing.T, f *fixture, repo string, subj accessory.Subject) {
 				f.appendLayer(t, repo, sigTag(subj.Digest, ".sig"), simpleSigning, []byte(`{"critical":{}}`))
 				f.appendDescriptor(t, repo, sigTag(subj.Digest, ".sig"), simpleSigning, []byte(`{}`), func(d *ocispec.Descriptor) {
-					d.Size = attest.MaxAccessoryBytes + 1
+					d.Size = accessory.MaxAccessoryBytes + 1
 					d.Annotations = map[string]string{"dev.cosignproject.cosign/signature": "c2ln"}
 				})
 				f.appendLayer(t, repo, sigTag(subj.Digest, ".att"), dsse, []byte(`{}`))
 			}},
-		{name: "referrers, attached without cosign annotations", mode: attest.Referrers, skipped: 3,
-			tamper: func(t *testing.T, f *fixture, repo string, subj attest.Subject) {
+		{name: "referrers, attached without cosign annotations", mode: accessory.Referrers, skipped: 3,
+			tamper: func(t *testing.T, f *fixture, repo string, subj accessory.Subject) {
 				f.attach(t, subj, sigArtifact, simpleSigning, []byte(`{"critical":{}}`))
 				f.attach(t, subj, sigArtifact, "application/vnd.oci.image.layer.v1.tar", []byte("hello"))
 				f.attachIndex(t, subj, sigArtifact)
@@ -188,15 +188,15 @@ func TestMalformedAccessoriesAreSkipped(t *testing.T) {
 			}
 
 			// The Find primitive lists the same entries.
-			found, err := attest.NewRegistry(f.o, attest.RegistryOptions{}).Find(ctx, subj)
+			found, err := accessory.NewRegistry(f.o, accessory.RegistryOptions{}).Find(ctx, subj)
 			if err != nil || len(found.Malformed) != tc.skipped {
-				t.Fatalf("attest.Registry.Find: %v %+v", err, found)
+				t.Fatalf("accessory.Registry.Find: %v %+v", err, found)
 			}
 
 			// Signing again finds the stored signature despite the
 			// malformed entry and writes nothing.
-			reg := attest.NewRegistry(f.o, attest.RegistryOptions{Mode: tc.mode})
-			res, err := reg.Sign(ctx, f.signer, subj, attest.SignOptions{})
+			reg := accessory.NewRegistry(f.o, accessory.RegistryOptions{Mode: tc.mode})
+			res, err := reg.Sign(ctx, f.signer, subj, accessory.SignOptions{})
 			if err != nil || !res.Existing {
 				t.Fatalf("sign again: %+v %v", res, err)
 			}
@@ -245,7 +245,7 @@ func TestVerifierLogs(t *testing.T) {
 	ctx := context.Background()
 	f := newPlainFixture(t, newKeys(t))
 	repo := f.host + "/wf/release"
-	subj := f.publishVersion(t, repo+":1.4.0", attest.TagScheme)
+	subj := f.publishVersion(t, repo+":1.4.0", accessory.TagScheme)
 	f.appendLayer(t, repo, sigTag(subj.Digest, ".sig"), simpleSigning, []byte(`{"critical":{}}`))
 	var rec records
 	log := slog.New(slog.NewJSONHandler(&rec, &slog.HandlerOptions{Level: slog.LevelDebug}))

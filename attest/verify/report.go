@@ -7,7 +7,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/ociwf/errdef"
 )
 
@@ -88,9 +88,9 @@ type Report struct {
 
 // Attestation is an accepted attestation.
 type Attestation struct {
-	PredicateType string      `json:"predicateType"`
-	Signer        string      `json:"signer"`
-	Mode          attest.Mode `json:"mode"`
+	PredicateType string         `json:"predicateType"`
+	Signer        string         `json:"signer"`
+	Mode          accessory.Mode `json:"mode"`
 	// Statement is the signed in-toto statement.
 	Statement json.RawMessage `json:"statement"`
 }

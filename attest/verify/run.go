@@ -12,7 +12,7 @@ import (
 	"oras.land/oras-go/v2"
 	oraserr "oras.land/oras-go/v2/errdef"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/plan"
@@ -24,9 +24,9 @@ type run struct {
 	v     *Verifier
 	rep   *Report
 	scope *trust.Scope
-	subj  attest.Subject
+	subj  accessory.Subject
 	wf    Workflow
-	found *attest.Found
+	found *accessory.Found
 	// Accepted signatures' annotations and attestations' statements.
 	signedTags []string
 	accepted   map[string][]statement // by predicate type
@@ -56,7 +56,7 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 	rep.Scope = scope.Name
 
 	// 1. Reference: resolve once; everything after uses the digest.
-	subj, desc, err := attest.ResolveSubject(ctx, tgt.Storage, tgt.Ref)
+	subj, desc, err := accessory.ResolveSubject(ctx, tgt.Storage, tgt.Ref)
 	switch {
 	case errors.Is(err, oraserr.ErrSizeExceedsLimit):
 		return nil, rep.fail(CheckManifest, "manifest too large", fmt.Sprintf("at most %d bytes", ociwf.MaxManifestBytes), err.Error())
@@ -119,7 +119,7 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 	if err := wait(); err != nil {
 		if errors.Is(err, errdef.ErrTooLarge) {
 			return nil, rep.fail(CheckSignatures, "the registry serves oversized signatures or attestations",
-				fmt.Sprintf("at most %d bytes per response and %d referrers", attest.MaxAccessoryBytes, attest.MaxReferrers), err.Error())
+				fmt.Sprintf("at most %d bytes per response and %d referrers", accessory.MaxAccessoryBytes, accessory.MaxReferrers), err.Error())
 		}
 		return nil, fmt.Errorf("verify %s: read signatures: %w", ref, err)
 	}

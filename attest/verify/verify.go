@@ -24,7 +24,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/sigstore/pkg/signature"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/plan"
@@ -37,16 +37,16 @@ import (
 // lifecycle check. The trust policy's lifecycle rules say what each state
 // means.
 type Lifecycle interface {
-	State(ctx context.Context, subj attest.Subject) (string, error)
+	State(ctx context.Context, subj accessory.Subject) (string, error)
 }
 
 // Opener opens the repositories a Verifier reads workflows from and
 // reaches their registries for signatures and attestations (an
-// attest.Client). *target.Opener is one; a runtime with its own HTTP
+// accessory.Client). *target.Opener is one; a runtime with its own HTTP
 // client implements Open over oras-go's remote.Repository (see the
 // example of New).
 type Opener interface {
-	attest.Client
+	accessory.Client
 	// Open opens ref (registry/repository[:tag|@digest]) for reading.
 	Open(ctx context.Context, ref string) (*target.Target, error)
 }
@@ -80,7 +80,7 @@ type Verifier struct {
 	policy *trust.Policy
 	opener Opener
 	opts   Options
-	reg    *attest.Registry
+	reg    *accessory.Registry
 	log    *slog.Logger
 
 	mu   sync.Mutex
@@ -112,7 +112,7 @@ func New(policy *trust.Policy, o Opener, opts Options) (*Verifier, error) {
 		policy: policy,
 		opener: o,
 		opts:   opts,
-		reg:    attest.NewRegistry(o, attest.RegistryOptions{Logger: log}),
+		reg:    accessory.NewRegistry(o, accessory.RegistryOptions{Logger: log}),
 		log:    log,
 		keys:   map[string]signature.Verifier{},
 	}, nil
@@ -218,7 +218,7 @@ func (v *Verifier) verifier(ctx context.Context, key string) (signature.Verifier
 	if sv, ok := v.keys[key]; ok {
 		return sv, nil
 	}
-	sv, err := attest.LoadVerifier(ctx, key)
+	sv, err := accessory.LoadVerifier(ctx, key)
 	if err != nil {
 		return nil, err
 	}

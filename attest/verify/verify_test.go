@@ -22,7 +22,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/verify"
@@ -42,7 +42,7 @@ const sample = "build-test-release.yaml"
 // keys is a trusted and an untrusted key pair, loaded once per test binary.
 type keys struct {
 	pub, otherPub string
-	signer, other *attest.Signer
+	signer, other *accessory.Signer
 }
 
 func newKeys(t *testing.T) keys {
@@ -77,9 +77,9 @@ func newPlainFixture(t *testing.T, k keys) *fixture {
 // recipe says how to release one version, and what to get wrong.
 type recipe struct {
 	build *ociwf.Build
-	mode  attest.Mode
+	mode  accessory.Mode
 	// signer signs and attests; nil means the trusted key.
-	signer *attest.Signer
+	signer *accessory.Signer
 	unsigned,
 	noProvenance, noSBOM bool
 	// provenance edits the provenance before it is attested.
@@ -90,7 +90,7 @@ type recipe struct {
 
 // release pushes, signs and attests a version as ociwf publish does,
 // except for what the recipe gets wrong.
-func (f *fixture) release(t *testing.T, ref string, rc recipe) attest.Subject {
+func (f *fixture) release(t *testing.T, ref string, rc recipe) accessory.Subject {
 	t.Helper()
 	ctx := context.Background()
 	if rc.build == nil {
@@ -104,7 +104,7 @@ func (f *fixture) release(t *testing.T, ref string, rc recipe) attest.Subject {
 	if err != nil {
 		t.Fatal(err)
 	}
-	subj := attest.Subject{Repository: tg.Name, Digest: desc.Digest, Tag: tg.Reference}
+	subj := accessory.Subject{Repository: tg.Name, Digest: desc.Digest, Tag: tg.Reference}
 	if rc.unsigned {
 		return subj
 	}
@@ -112,11 +112,11 @@ func (f *fixture) release(t *testing.T, ref string, rc recipe) attest.Subject {
 	if s == nil {
 		s = f.signer
 	}
-	reg := attest.NewRegistry(f.o, attest.RegistryOptions{Mode: rc.mode})
-	if _, err := reg.Sign(ctx, s, subj, attest.SignOptions{}); err != nil {
+	reg := accessory.NewRegistry(f.o, accessory.RegistryOptions{Mode: rc.mode})
+	if _, err := reg.Sign(ctx, s, subj, accessory.SignOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var all []attest.AttestOptions
+	var all []accessory.AttestOptions
 	if !rc.noProvenance {
 		pred, err := provenance.Generate(rc.build, provenance.Options{BuilderID: "https://ci.example/builders/1", SourceURI: "git+https://example.com/acme/wf"})
 		if err != nil {
@@ -134,14 +134,14 @@ func (f *fixture) release(t *testing.T, ref string, rc recipe) attest.Subject {
 			rc.provenance(m)
 			raw, _ = json.Marshal(m)
 		}
-		all = append(all, attest.AttestOptions{Type: provenance.PredicateType, Predicate: raw})
+		all = append(all, accessory.AttestOptions{Type: provenance.PredicateType, Predicate: raw})
 	}
 	if !rc.noSBOM {
 		bom := rc.build.SBOM
 		if rc.sbom != nil {
 			bom = rc.sbom
 		}
-		all = append(all, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: bom})
+		all = append(all, accessory.AttestOptions{Type: accessory.TypeCycloneDX, Predicate: bom})
 	}
 	if len(all) > 0 {
 		if _, err := reg.AttestAll(ctx, s, subj, all, nil); err != nil {
@@ -165,7 +165,7 @@ func (f *fixture) blobPath(d digest.Digest) string {
 	return filepath.Join(f.root, "docker/registry/v2/blobs", d.Algorithm().String(), d.Encoded()[:2], d.Encoded(), "data")
 }
 
-func (f *fixture) manifest(t *testing.T, subj attest.Subject) *ociwf.Manifest {
+func (f *fixture) manifest(t *testing.T, subj accessory.Subject) *ociwf.Manifest {
 	t.Helper()
 	raw, err := os.ReadFile(f.blobPath(subj.Digest))
 	if err != nil {
@@ -272,11 +272,13 @@ func replaceBody(resp *http.Response, body []byte) {
 
 type lifecycleState string
 
-func (s lifecycleState) State(context.Context, attest.Subject) (string, error) { return string(s), nil }
+func (s lifecycleState) State(context.Context, accessory.Subject) (string, error) {
+	return string(s), nil
+}
 
 func TestVerifyPublished(t *testing.T) {
 	k := newKeys(t)
-	for _, mode := range []attest.Mode{attest.TagScheme, attest.Referrers} {
+	for _, mode := range []accessory.Mode{accessory.TagScheme, accessory.Referrers} {
 		t.Run(mode.String(), func(t *testing.T) {
 			f := newFixture(t, k)
 			repo := f.host + "/wf/release"
@@ -540,7 +542,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				subj := f.release(t, repo+":1.4.0", recipe{})
 				return throughProxy(t, f, repo, ":1.4.0", func(resp *http.Response) error {
 					if strings.HasSuffix(resp.Request.URL.Path, "/manifests/"+sigTag(subj.Digest, ".sig")) {
-						replaceBody(resp, bytes.Repeat([]byte{' '}, attest.MaxAccessoryBytes+1))
+						replaceBody(resp, bytes.Repeat([]byte{' '}, accessory.MaxAccessoryBytes+1))
 					}
 					return nil
 				})
@@ -762,7 +764,7 @@ func TestKeyLoadFailureIsNotCached(t *testing.T) {
 	f.release(t, repo+":1.4.0", recipe{})
 	later := filepath.Join(t.TempDir(), "later.pub")
 	v := f.verifier(t, trust.KeyPolicy(later, repo, trust.KeyPolicyOptions{}), verify.Options{})
-	if _, _, err := v.Verify(ctx, repo+":1.4.0"); !errors.Is(err, attest.ErrKey) {
+	if _, _, err := v.Verify(ctx, repo+":1.4.0"); !errors.Is(err, accessory.ErrKey) {
 		t.Fatalf("missing key file: %v", err)
 	}
 	pub, err := os.ReadFile(f.pub)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
 	"ociwf.dev/ociwf"
@@ -66,7 +66,7 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 				prov.WorkflowPath = argv[0]
 			}
 			prov.ToolVersion = toolVersion()
-			reg := attest.NewRegistry(o, attest.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()})
+			reg := accessory.NewRegistry(o, accessory.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()})
 			res, err := publish.Publish(ctx, dst, build, reg, signer, publish.Options{
 				Tag:         tag,
 				Pack:        ociwf.PackOptions{Source: prov.SourceURL(), Revision: prov.SourceRevision},

@@ -12,14 +12,14 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
 )
 
 // signerFlags select the signing key, as cosign's flags do.
 type signerFlags struct {
-	opts attest.SignerOptions
+	opts accessory.SignerOptions
 }
 
 func (s *signerFlags) register(fs *pflag.FlagSet) {
@@ -27,12 +27,12 @@ func (s *signerFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.opts.Cert, "cert", "", "X.509 certificate of --key to attach to signatures")
 	fs.StringVar(&s.opts.CertChain, "cert-chain", "", "PEM certificate chain of --cert")
 	fs.BoolVar(&s.opts.Keyless, "keyless", false, "sign with a short-lived Fulcio certificate bound to an OIDC identity instead of --key")
-	fs.StringVar(&s.opts.FulcioURL, "fulcio-url", attest.DefaultFulcioURL, "Fulcio URL for --keyless")
+	fs.StringVar(&s.opts.FulcioURL, "fulcio-url", accessory.DefaultFulcioURL, "Fulcio URL for --keyless")
 	fs.StringVar(&s.opts.OIDCIssuer, "oidc-issuer", "", "OIDC issuer for --keyless (default Sigstore's)")
 	fs.StringVar(&s.opts.OIDCClientID, "oidc-client-id", "", "OIDC client ID for --keyless (default sigstore)")
 	fs.StringVar(&s.opts.IDToken, "identity-token", "", "OIDC identity token, or a file holding one, for --keyless")
 	fs.BoolVar(&s.opts.TlogUpload, "tlog-upload", false, "record signatures in the Rekor transparency log")
-	fs.StringVar(&s.opts.RekorURL, "rekor-url", attest.DefaultRekorURL, "Rekor URL for --tlog-upload")
+	fs.StringVar(&s.opts.RekorURL, "rekor-url", accessory.DefaultRekorURL, "Rekor URL for --tlog-upload")
 }
 
 // check reports flag mistakes as usage errors.
@@ -44,14 +44,14 @@ func (s *signerFlags) check() error {
 }
 
 // loader returns a function that loads the key.
-func (s *signerFlags) loader(a *app) func(context.Context) (*attest.Signer, error) {
+func (s *signerFlags) loader(a *app) func(context.Context) (*accessory.Signer, error) {
 	opts := s.opts
 	opts.Pass = a.passFunc()
-	return func(ctx context.Context) (*attest.Signer, error) { return attest.LoadSigner(ctx, opts) }
+	return func(ctx context.Context) (*accessory.Signer, error) { return accessory.LoadSigner(ctx, opts) }
 }
 
 // signer loads the key; the caller closes it.
-func (s *signerFlags) signer(ctx context.Context, a *app) (*attest.Signer, error) {
+func (s *signerFlags) signer(ctx context.Context, a *app) (*accessory.Signer, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
@@ -60,13 +60,13 @@ func (s *signerFlags) signer(ctx context.Context, a *app) (*attest.Signer, error
 
 // passFunc reads a key password the way cosign does: COSIGN_PASSWORD, else
 // a terminal prompt, else standard input.
-func (a *app) passFunc() attest.PassFunc {
+func (a *app) passFunc() accessory.PassFunc {
 	return func(confirm bool) ([]byte, error) {
 		if pw, ok := os.LookupEnv("COSIGN_PASSWORD"); ok {
 			return []byte(pw), nil
 		}
 		if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			return attest.PassFromTerminal(confirm)
+			return accessory.PassFromTerminal(confirm)
 		}
 		b, err := io.ReadAll(io.LimitReader(a.stdin, 1<<16))
 		if err != nil {
@@ -81,42 +81,42 @@ func storageFlag(fs *pflag.FlagSet, referrers *bool) {
 	fs.BoolVar(referrers, "referrers", false, "store signatures and attestations as OCI 1.1 referrers instead of cosign's sha256-<hex>.sig/.att tags")
 }
 
-func modeOf(referrers bool) attest.Mode {
+func modeOf(referrers bool) accessory.Mode {
 	if referrers {
-		return attest.Referrers
+		return accessory.Referrers
 	}
-	return attest.TagScheme
+	return accessory.TagScheme
 }
 
 // openSubject opens REF on a registry and resolves it to a digest.
-func (a *app) openSubject(ctx context.Context, r *remoteFlags, ref string) (*target.Opener, attest.Subject, error) {
+func (a *app) openSubject(ctx context.Context, r *remoteFlags, ref string) (*target.Opener, accessory.Subject, error) {
 	o, err := r.opener(a.stdin)
 	if err != nil {
-		return nil, attest.Subject{}, err
+		return nil, accessory.Subject{}, err
 	}
 	t, err := o.OpenReadOnly(ctx, ref)
 	if err != nil {
-		return nil, attest.Subject{}, err
+		return nil, accessory.Subject{}, err
 	}
-	subj, _, err := attest.ResolveSubject(ctx, t.Storage, t.Ref)
+	subj, _, err := accessory.ResolveSubject(ctx, t.Storage, t.Ref)
 	if err != nil {
-		return nil, attest.Subject{}, err
+		return nil, accessory.Subject{}, err
 	}
 	return o, subj, nil
 }
 
 // signing opens REF, resolves it to the subject to sign and loads the key;
 // the caller closes the signer.
-func (a *app) signing(ctx context.Context, r *remoteFlags, s *signerFlags, ref string, referrers bool) (*attest.Registry, *attest.Signer, attest.Subject, error) {
+func (a *app) signing(ctx context.Context, r *remoteFlags, s *signerFlags, ref string, referrers bool) (*accessory.Registry, *accessory.Signer, accessory.Subject, error) {
 	o, subj, err := a.openSubject(ctx, r, ref)
 	if err != nil {
-		return nil, nil, attest.Subject{}, err
+		return nil, nil, accessory.Subject{}, err
 	}
 	signer, err := s.signer(ctx, a)
 	if err != nil {
-		return nil, nil, attest.Subject{}, err
+		return nil, nil, accessory.Subject{}, err
 	}
-	return attest.NewRegistry(o, attest.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()}), signer, subj, nil
+	return accessory.NewRegistry(o, accessory.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()}), signer, subj, nil
 }
 
 // report prints what sign or attest did: "VERB REF[detail] (storage)", or
@@ -140,7 +140,7 @@ type signResult struct {
 	Type      string `json:"predicateType,omitempty"`
 }
 
-func resultOf(r *attest.Result) signResult {
+func resultOf(r *accessory.Result) signResult {
 	return signResult{Reference: r.Subject.String(), Digest: r.Subject.Digest.String(), Tag: r.Subject.Tag, Storage: r.Mode.String(), Existing: r.Existing, Replaced: r.Replaced}
 }
 
@@ -174,7 +174,7 @@ Verify with stock cosign:
 				return err
 			}
 			defer signer.Close()
-			res, err := reg.Sign(ctx, signer, subj, attest.SignOptions{Annotations: ann})
+			res, err := reg.Sign(ctx, signer, subj, accessory.SignOptions{Annotations: ann})
 			if err != nil {
 				return err
 			}
@@ -218,7 +218,7 @@ Verify with stock cosign:
 			if replace && appendAtt {
 				return usagef("--replace and --append are mutually exclusive")
 			}
-			uri, err := attest.PredicateType(typ)
+			uri, err := accessory.PredicateType(typ)
 			if err != nil {
 				return usageError{err}
 			}
@@ -232,14 +232,14 @@ Verify with stock cosign:
 				return err
 			}
 			defer signer.Close()
-			dup := attest.KeepExisting
+			dup := accessory.KeepExisting
 			switch {
 			case replace:
-				dup = attest.Replace
+				dup = accessory.Replace
 			case appendAtt:
-				dup = attest.Append
+				dup = accessory.Append
 			}
-			res, err := reg.Attest(ctx, signer, subj, attest.AttestOptions{Type: typ, Predicate: pred, Duplicates: dup})
+			res, err := reg.Attest(ctx, signer, subj, accessory.AttestOptions{Type: typ, Predicate: pred, Duplicates: dup})
 			if err != nil {
 				return err
 			}
@@ -249,7 +249,7 @@ Verify with stock cosign:
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&typ, "type", attest.TypeCustom, "predicate type: slsaprovenance1, cyclonedx, custom, another cosign type, or a URI")
+	cmd.Flags().StringVar(&typ, "type", accessory.TypeCustom, "predicate type: slsaprovenance1, cyclonedx, custom, another cosign type, or a URI")
 	cmd.Flags().StringVar(&predicate, "predicate", "", "predicate file (- for stdin)")
 	cmd.Flags().BoolVar(&replace, "replace", false, "replace attestations of the same type")
 	cmd.Flags().BoolVar(&appendAtt, "append", false, "add the attestation even if one of the same type by the same key exists")
@@ -295,12 +295,12 @@ from COSIGN_PASSWORD, a terminal prompt, or standard input.`,
 		Example: `  COSIGN_PASSWORD=... ociwf key generate --output-key-prefix release`,
 		Args:    args(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
-			kp, err := attest.GenerateKeyPair(a.passFunc())
+			kp, err := accessory.GenerateKeyPair(a.passFunc())
 			if err != nil {
 				return err
 			}
-			priv, pub, err := attest.WriteKeyFiles(prefix, kp, force)
-			if errors.Is(err, attest.ErrKeyExists) {
+			priv, pub, err := accessory.WriteKeyFiles(prefix, kp, force)
+			if errors.Is(err, accessory.ErrKeyExists) {
 				return fmt.Errorf("%w (choose another --output-key-prefix or pass --force)", err)
 			}
 			if err != nil {

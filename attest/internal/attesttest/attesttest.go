@@ -11,7 +11,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/registryext"
@@ -44,9 +44,9 @@ func Sandbox() (host, key string, stop func(), err error) {
 		_ = srv.Stop(context.Background())
 		os.RemoveAll(dir)
 	}
-	kp, err := attest.GenerateKeyPair(Pass)
+	kp, err := accessory.GenerateKeyPair(Pass)
 	if err == nil {
-		key, _, err = attest.WriteKeyFiles(filepath.Join(dir, "cosign"), kp, false)
+		key, _, err = accessory.WriteKeyFiles(filepath.Join(dir, "cosign"), kp, false)
 	}
 	if err != nil {
 		stop()
@@ -69,11 +69,11 @@ func Opener(t testing.TB) *target.Opener {
 // dir/PREFIX.key and dir/PREFIX.pub and returns both paths.
 func KeyPair(t testing.TB, dir, prefix string) (key, pub string) {
 	t.Helper()
-	kp, err := attest.GenerateKeyPair(Pass)
+	kp, err := accessory.GenerateKeyPair(Pass)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, pub, err = attest.WriteKeyFiles(filepath.Join(dir, prefix), kp, false)
+	key, pub, err = accessory.WriteKeyFiles(filepath.Join(dir, prefix), kp, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,9 +81,9 @@ func KeyPair(t testing.TB, dir, prefix string) (key, pub string) {
 }
 
 // Signer loads the key file key with Password and closes it after the test.
-func Signer(t testing.TB, key string) *attest.Signer {
+func Signer(t testing.TB, key string) *accessory.Signer {
 	t.Helper()
-	s, err := attest.LoadSigner(context.Background(), attest.SignerOptions{Key: key, Pass: Pass})
+	s, err := accessory.LoadSigner(context.Background(), accessory.SignerOptions{Key: key, Pass: Pass})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func Sample(t testing.TB, name string) *ociwf.Build {
 
 // Push publishes sample NAME to ref (registry/repository:tag) without
 // signing it and returns the target and the subject to sign.
-func Push(t testing.TB, o *target.Opener, ref, name string) (*target.Target, attest.Subject) {
+func Push(t testing.TB, o *target.Opener, ref, name string) (*target.Target, accessory.Subject) {
 	t.Helper()
 	ctx := context.Background()
 	tg, err := o.Open(ctx, ref)
@@ -157,5 +157,5 @@ func Push(t testing.TB, o *target.Opener, ref, name string) (*target.Target, att
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tg, attest.Subject{Repository: tg.Name, Digest: desc.Digest, Tag: tg.Reference}
+	return tg, accessory.Subject{Repository: tg.Name, Digest: desc.Digest, Tag: tg.Reference}
 }

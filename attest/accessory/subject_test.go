@@ -1,4 +1,4 @@
-package attest_test
+package accessory_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
@@ -30,12 +30,12 @@ func TestResolveSubject(t *testing.T) {
 	cases := []struct {
 		name    string
 		ref     string
-		want    attest.Subject
+		want    accessory.Subject
 		wantErr error
 	}{
-		{"tag", repo + ":1.4.0", attest.Subject{Repository: repo, Digest: pushed.Digest, Tag: "1.4.0"}, nil},
-		{"digest", repo + "@" + pushed.Digest.String(), attest.Subject{Repository: repo, Digest: pushed.Digest}, nil},
-		{"no tag or digest", repo, attest.Subject{}, errdef.ErrInvalidReference},
+		{"tag", repo + ":1.4.0", accessory.Subject{Repository: repo, Digest: pushed.Digest, Tag: "1.4.0"}, nil},
+		{"digest", repo + "@" + pushed.Digest.String(), accessory.Subject{Repository: repo, Digest: pushed.Digest}, nil},
+		{"no tag or digest", repo, accessory.Subject{}, errdef.ErrInvalidReference},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -43,7 +43,7 @@ func TestResolveSubject(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, desc, err := attest.ResolveSubject(ctx, src.Storage, src.Ref)
+			got, desc, err := accessory.ResolveSubject(ctx, src.Storage, src.Ref)
 			if !errors.Is(err, c.wantErr) || (c.wantErr == nil && err != nil) {
 				t.Fatalf("error %v, want %v", err, c.wantErr)
 			}
@@ -55,12 +55,12 @@ func TestResolveSubject(t *testing.T) {
 	// A digest the registry answers with another manifest fails, with the
 	// descriptor it answered.
 	ref := target.Ref{Name: repo, Reference: pushed.Digest.String()}
-	_, desc, err := attest.ResolveSubject(ctx, lying{ocispec.Descriptor{Digest: other}}, ref)
+	_, desc, err := accessory.ResolveSubject(ctx, lying{ocispec.Descriptor{Digest: other}}, ref)
 	if !errors.Is(err, errdef.ErrVerification) || desc.Digest != other {
 		t.Fatalf("lying registry: %v %s", err, desc.Digest)
 	}
 	// Publishing names the subject by the tag it applies.
-	if got := attest.NewSubject(target.Ref{Name: repo, Reference: "2.0.0"}, pushed.Digest); got != (attest.Subject{Repository: repo, Digest: pushed.Digest, Tag: "2.0.0"}) {
+	if got := accessory.NewSubject(target.Ref{Name: repo, Reference: "2.0.0"}, pushed.Digest); got != (accessory.Subject{Repository: repo, Digest: pushed.Digest, Tag: "2.0.0"}) {
 		t.Fatalf("NewSubject %+v", got)
 	}
 }

@@ -1,4 +1,4 @@
-package attest_test
+package accessory_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"oras.land/oras-go/v2/registry/remote/auth"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/policy/registryext/registrytest"
 )
@@ -40,7 +40,7 @@ func TestRegistryUsesTheClientItIsGiven(t *testing.T) {
 	rt := &counting{next: http.DefaultTransport}
 	var mu sync.Mutex
 	var asked []string
-	c := attest.NewClient(attest.ClientOptions{
+	c := accessory.NewClient(accessory.ClientOptions{
 		Transport: rt,
 		Credential: func(_ context.Context, h string) (auth.Credential, error) {
 			mu.Lock()
@@ -51,8 +51,8 @@ func TestRegistryUsesTheClientItIsGiven(t *testing.T) {
 		PlainHTTP: []string{host},
 		UserAgent: "runtime/1",
 	})
-	reg := attest.NewRegistry(c, attest.RegistryOptions{})
-	if _, err := reg.Sign(ctx, s, subj, attest.SignOptions{}); err != nil {
+	reg := accessory.NewRegistry(c, accessory.RegistryOptions{})
+	if _, err := reg.Sign(ctx, s, subj, accessory.SignOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	found, err := reg.Find(ctx, subj)

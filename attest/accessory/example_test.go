@@ -1,4 +1,4 @@
-package attest_test
+package accessory_test
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/registryext"
@@ -35,17 +35,17 @@ func ExampleRegistry_Sign() {
 	host := srv.Addr()
 
 	// A key pair in the format of `cosign generate-key-pair`.
-	kp, err := attest.GenerateKeyPair(examplePass)
+	kp, err := accessory.GenerateKeyPair(examplePass)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	keyFile, pubFile, err := attest.WriteKeyFiles(filepath.Join(dir, "cosign"), kp, false)
+	keyFile, pubFile, err := accessory.WriteKeyFiles(filepath.Join(dir, "cosign"), kp, false)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	signer, err := attest.LoadSigner(ctx, attest.SignerOptions{Key: keyFile, Pass: examplePass})
+	signer, err := accessory.LoadSigner(ctx, accessory.SignerOptions{Key: keyFile, Pass: examplePass})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -63,7 +63,7 @@ func ExampleRegistry_Sign() {
 		fmt.Println(err)
 		return
 	}
-	src, err := os.ReadFile("../testdata/workflows/build-test-release.yaml")
+	src, err := os.ReadFile("../../testdata/workflows/build-test-release.yaml")
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -78,21 +78,21 @@ func ExampleRegistry_Sign() {
 		fmt.Println(err)
 		return
 	}
-	subj := attest.Subject{Repository: dst.Name, Digest: desc.Digest, Tag: dst.Reference}
+	subj := accessory.Subject{Repository: dst.Name, Digest: desc.Digest, Tag: dst.Reference}
 
 	// Sign it and attest its CycloneDX SBOM, stored under cosign's tag scheme.
-	reg := attest.NewRegistry(o, attest.RegistryOptions{})
-	if _, err := reg.Sign(ctx, signer, subj, attest.SignOptions{}); err != nil {
+	reg := accessory.NewRegistry(o, accessory.RegistryOptions{})
+	if _, err := reg.Sign(ctx, signer, subj, accessory.SignOptions{}); err != nil {
 		fmt.Println(err)
 		return
 	}
-	if _, err := reg.Attest(ctx, signer, subj, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: b.SBOM}); err != nil {
+	if _, err := reg.Attest(ctx, signer, subj, accessory.AttestOptions{Type: accessory.TypeCycloneDX, Predicate: b.SBOM}); err != nil {
 		fmt.Println(err)
 		return
 	}
 
 	// Signing again with the same key writes nothing.
-	again, err := reg.Sign(ctx, signer, subj, attest.SignOptions{})
+	again, err := reg.Sign(ctx, signer, subj, accessory.SignOptions{})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -100,7 +100,7 @@ func ExampleRegistry_Sign() {
 	fmt.Println("signed again, existing:", again.Existing)
 
 	// Verify with the public key alone.
-	verifier, err := attest.LoadVerifier(ctx, pubFile)
+	verifier, err := accessory.LoadVerifier(ctx, pubFile)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -117,7 +117,7 @@ func ExampleRegistry_Sign() {
 			fmt.Println(err)
 			return
 		}
-		fmt.Println("signature stored as", s.Mode, "records tag", s.Payload.Optional[attest.AnnotationTag])
+		fmt.Println("signature stored as", s.Mode, "records tag", s.Payload.Optional[accessory.AnnotationTag])
 	}
 	for _, a := range found.Attestations {
 		st, err := a.Verify(ctx, verifier)
@@ -125,7 +125,7 @@ func ExampleRegistry_Sign() {
 			fmt.Println(err)
 			return
 		}
-		fmt.Println("attestation:", st.PredicateType, "covers the digest:", attest.Covers(st, subj.Digest))
+		fmt.Println("attestation:", st.PredicateType, "covers the digest:", accessory.Covers(st, subj.Digest))
 	}
 	// Output:
 	// signed again, existing: true

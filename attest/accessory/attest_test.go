@@ -1,4 +1,4 @@
-package attest_test
+package accessory_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"oras.land/oras-go/v2"
 	orasdef "oras.land/oras-go/v2/errdef"
 
-	"ociwf.dev/attest"
+	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
@@ -49,7 +49,7 @@ func cosignTag(d digest.Digest, suffix string) string {
 }
 
 func TestSignAttestVerifyRoundTrip(t *testing.T) {
-	for _, mode := range []attest.Mode{attest.TagScheme, attest.Referrers} {
+	for _, mode := range []accessory.Mode{accessory.TagScheme, accessory.Referrers} {
 		t.Run(mode.String(), func(t *testing.T) {
 			ctx := context.Background()
 			host := registrytest.New(t)
@@ -57,23 +57,23 @@ func TestSignAttestVerifyRoundTrip(t *testing.T) {
 			_, subj := attesttest.Push(t, o, host+"/wf/roundtrip:1.4.0", "build-test-release.yaml")
 			key, pub := attesttest.KeyPair(t, t.TempDir(), "k")
 			s := attesttest.Signer(t, key)
-			reg := attest.NewRegistry(o, attest.RegistryOptions{Mode: mode})
+			reg := accessory.NewRegistry(o, accessory.RegistryOptions{Mode: mode})
 
-			if _, err := reg.Sign(ctx, s, subj, attest.SignOptions{Annotations: map[string]string{"team": "platform"}}); err != nil {
+			if _, err := reg.Sign(ctx, s, subj, accessory.SignOptions{Annotations: map[string]string{"team": "platform"}}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := reg.Attest(ctx, s, subj, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: []byte(cdx)}); err != nil {
+			if _, err := reg.Attest(ctx, s, subj, accessory.AttestOptions{Type: accessory.TypeCycloneDX, Predicate: []byte(cdx)}); err != nil {
 				t.Fatal(err)
 			}
-			v, err := attest.LoadVerifier(ctx, pub)
+			v, err := accessory.LoadVerifier(ctx, pub)
 			if err != nil {
 				t.Fatal(err)
 			}
 			sigs, atts := valid(t, reg, subj, v)
-			if len(sigs) != 1 || sigs[0].Mode != mode || sigs[0].Payload.Optional["team"] != "platform" || sigs[0].Payload.Optional[attest.AnnotationTag] != subj.Tag {
+			if len(sigs) != 1 || sigs[0].Mode != mode || sigs[0].Payload.Optional["team"] != "platform" || sigs[0].Payload.Optional[accessory.AnnotationTag] != subj.Tag {
 				t.Fatalf("signatures %+v", sigs)
 			}
-			if len(atts) != 1 || atts[0].st.PredicateType != "https://cyclonedx.org/bom" || atts[0].mode != mode || !attest.Covers(atts[0].st, subj.Digest) {
+			if len(atts) != 1 || atts[0].st.PredicateType != "https://cyclonedx.org/bom" || atts[0].mode != mode || !accessory.Covers(atts[0].st, subj.Digest) {
 				t.Fatalf("attestations %+v", atts)
 			}
 			if got := atts[0].st.Subject[0].Digest["sha256"]; got != subj.Digest.Encoded() {
@@ -92,14 +92,14 @@ func TestSignAndAttestAreIdempotent(t *testing.T) {
 	tg, subj := attesttest.Push(t, o, host+"/wf/idem:1.4.0", "build-test-release.yaml")
 	key, _ := attesttest.KeyPair(t, t.TempDir(), "k")
 	s := attesttest.Signer(t, key)
-	reg := attest.NewRegistry(o, attest.RegistryOptions{})
+	reg := accessory.NewRegistry(o, accessory.RegistryOptions{})
 
 	for i, wantExisting := range []bool{false, true, true} {
-		res, err := reg.Sign(ctx, s, subj, attest.SignOptions{})
+		res, err := reg.Sign(ctx, s, subj, accessory.SignOptions{})
 		if err != nil || res.Existing != wantExisting {
 			t.Fatalf("sign #%d: existing=%v err=%v", i, res != nil && res.Existing, err)
 		}
-		res, err = reg.Attest(ctx, s, subj, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: []byte(cdx)})
+		res, err = reg.Attest(ctx, s, subj, accessory.AttestOptions{Type: accessory.TypeCycloneDX, Predicate: []byte(cdx)})
 		if err != nil || res.Existing != wantExisting {
 			t.Fatalf("attest #%d: existing=%v err=%v", i, res != nil && res.Existing, err)
 		}
@@ -114,20 +114,20 @@ func TestSignAndAttestAreIdempotent(t *testing.T) {
 	// A signature with another tag annotation is a new signature.
 	subj2 := subj
 	subj2.Tag = "latest"
-	if res, err := reg.Sign(ctx, s, subj2, attest.SignOptions{}); err != nil || res.Existing {
+	if res, err := reg.Sign(ctx, s, subj2, accessory.SignOptions{}); err != nil || res.Existing {
 		t.Fatalf("sign with another tag: %+v %v", res, err)
 	}
 	// Append adds; Replace swaps every same-type attestation for one.
-	if _, err := reg.Attest(ctx, s, subj, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: []byte(cdx), Duplicates: attest.Append}); err != nil {
+	if _, err := reg.Attest(ctx, s, subj, accessory.AttestOptions{Type: accessory.TypeCycloneDX, Predicate: []byte(cdx), Duplicates: accessory.Append}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.Attest(ctx, s, subj, attest.AttestOptions{Type: "custom", Predicate: []byte("note")}); err != nil {
+	if _, err := reg.Attest(ctx, s, subj, accessory.AttestOptions{Type: "custom", Predicate: []byte("note")}); err != nil {
 		t.Fatal(err)
 	}
 	if n := layers(t, tg, cosignTag(subj.Digest, ".att")); n != 3 {
 		t.Fatalf("%d attestations after append, want 3", n)
 	}
-	res, err := reg.Attest(ctx, s, subj, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: []byte(cdx), Duplicates: attest.Replace})
+	res, err := reg.Attest(ctx, s, subj, accessory.AttestOptions{Type: accessory.TypeCycloneDX, Predicate: []byte(cdx), Duplicates: accessory.Replace})
 	if err != nil || res.Replaced != 2 {
 		t.Fatalf("replace: %+v %v", res, err)
 	}
@@ -138,12 +138,12 @@ func TestSignAndAttestAreIdempotent(t *testing.T) {
 	// ociwf's registry keeps cosign tags append-only: appending works,
 	// replacing is refused and changes nothing.
 	tg, subj = attesttest.Push(t, o, registrytest.New(t)+"/wf/idem:1.4.0", "build-test-release.yaml")
-	for _, d := range []attest.Duplicates{attest.KeepExisting, attest.Append} {
-		if _, err := reg.Attest(ctx, s, subj, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: []byte(cdx), Duplicates: d}); err != nil {
+	for _, d := range []accessory.Duplicates{accessory.KeepExisting, accessory.Append} {
+		if _, err := reg.Attest(ctx, s, subj, accessory.AttestOptions{Type: accessory.TypeCycloneDX, Predicate: []byte(cdx), Duplicates: d}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := reg.Attest(ctx, s, subj, attest.AttestOptions{Type: attest.TypeCycloneDX, Predicate: []byte(cdx), Duplicates: attest.Replace}); err == nil || !strings.Contains(err.Error(), "append-only") {
+	if _, err := reg.Attest(ctx, s, subj, accessory.AttestOptions{Type: accessory.TypeCycloneDX, Predicate: []byte(cdx), Duplicates: accessory.Replace}); err == nil || !strings.Contains(err.Error(), "append-only") {
 		t.Fatalf("replace on an append-only tag: %v", err)
 	}
 	if n := layers(t, tg, cosignTag(subj.Digest, ".att")); n != 2 {
@@ -153,14 +153,14 @@ func TestSignAndAttestAreIdempotent(t *testing.T) {
 
 // valid returns the signatures and attestations stored for subj that v
 // verifies, through the Find primitives the verifier uses.
-func valid(t *testing.T, reg *attest.Registry, subj attest.Subject, v signature.Verifier) ([]attest.FoundSignature, []checked) {
+func valid(t *testing.T, reg *accessory.Registry, subj accessory.Subject, v signature.Verifier) ([]accessory.FoundSignature, []checked) {
 	t.Helper()
 	ctx := context.Background()
 	found, err := reg.Find(ctx, subj)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sigs []attest.FoundSignature
+	var sigs []accessory.FoundSignature
 	for _, s := range found.Signatures {
 		if s.Verify(ctx, v) == nil {
 			sigs = append(sigs, s)
@@ -177,7 +177,7 @@ func valid(t *testing.T, reg *attest.Registry, subj attest.Subject, v signature.
 
 // checked is an attestation whose signature checked out.
 type checked struct {
-	mode attest.Mode
+	mode accessory.Mode
 	st   *in_toto.Statement
 }
 
@@ -193,8 +193,8 @@ func TestFoundEntriesVerify(t *testing.T) {
 	key, _ := attesttest.KeyPair(t, dir, "signer")
 	_, otherPub := attesttest.KeyPair(t, dir, "other")
 	s := attesttest.Signer(t, key)
-	reg := attest.NewRegistry(o, attest.RegistryOptions{})
-	v, err := attest.LoadVerifier(ctx, filepath.Join(dir, "signer.pub"))
+	reg := accessory.NewRegistry(o, accessory.RegistryOptions{})
+	v, err := accessory.LoadVerifier(ctx, filepath.Join(dir, "signer.pub"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,12 +202,12 @@ func TestFoundEntriesVerify(t *testing.T) {
 	_, unsigned := attesttest.Push(t, o, host+"/wf/unsigned:1.4.0", "build-test-release.yaml")
 	_, old := attesttest.Push(t, o, host+"/wf/moved:1.0.0", "fan-out-fan-in.yaml")
 	_, cur := attesttest.Push(t, o, host+"/wf/moved:2.0.0", "build-test-release.yaml")
-	for _, subj := range []attest.Subject{old, cur} {
-		if _, err := reg.Sign(ctx, s, subj, attest.SignOptions{}); err != nil {
+	for _, subj := range []accessory.Subject{old, cur} {
+		if _, err := reg.Sign(ctx, s, subj, accessory.SignOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	otherV, err := attest.LoadVerifier(ctx, otherPub)
+	otherV, err := accessory.LoadVerifier(ctx, otherPub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestFoundEntriesVerify(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		subj attest.Subject
+		subj accessory.Subject
 		tag  string
 	}{
 		{"the right tag", cur, "2.0.0"},
@@ -236,7 +236,7 @@ func TestFoundEntriesVerify(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			sigs, atts := valid(t, reg, c.subj, v)
-			if len(sigs) != 1 || sigs[0].Payload.Optional[attest.AnnotationTag] != c.tag || sigs[0].Payload.Critical.Image.DockerManifestDigest != c.subj.Digest.String() {
+			if len(sigs) != 1 || sigs[0].Payload.Optional[accessory.AnnotationTag] != c.tag || sigs[0].Payload.Critical.Image.DockerManifestDigest != c.subj.Digest.String() {
 				t.Fatalf("signatures %+v, want one recording tag %s", sigs, c.tag)
 			}
 			if len(atts) != 0 {
@@ -257,24 +257,24 @@ func TestLoadSignerErrors(t *testing.T) {
 	wrong := func(bool) ([]byte, error) { return []byte("wrong"), nil }
 	cases := []struct {
 		name string
-		opts attest.SignerOptions
+		opts accessory.SignerOptions
 		want string
 	}{
-		{"no key", attest.SignerOptions{}, "no signing key"},
-		{"key and keyless", attest.SignerOptions{Key: key, Keyless: true}, "mutually exclusive"},
-		{"wrong password", attest.SignerOptions{Key: key, Pass: wrong}, "wrong password"},
-		{"missing file", attest.SignerOptions{Key: filepath.Join(dir, "nope.key"), Pass: attesttest.Pass}, "nope.key"},
-		{"not a key", attest.SignerOptions{Key: garbage, Pass: attesttest.Pass}, "want a cosign private key file"},
-		{"unknown KMS", attest.SignerOptions{Key: "nosuchkms://key"}, "nosuchkms://key"},
+		{"no key", accessory.SignerOptions{}, "no signing key"},
+		{"key and keyless", accessory.SignerOptions{Key: key, Keyless: true}, "mutually exclusive"},
+		{"wrong password", accessory.SignerOptions{Key: key, Pass: wrong}, "wrong password"},
+		{"missing file", accessory.SignerOptions{Key: filepath.Join(dir, "nope.key"), Pass: attesttest.Pass}, "nope.key"},
+		{"not a key", accessory.SignerOptions{Key: garbage, Pass: attesttest.Pass}, "want a cosign private key file"},
+		{"unknown KMS", accessory.SignerOptions{Key: "nosuchkms://key"}, "nosuchkms://key"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s, err := attest.LoadSigner(ctx, c.opts)
+			s, err := accessory.LoadSigner(ctx, c.opts)
 			if err == nil {
 				s.Close()
 				t.Fatal("loaded")
 			}
-			if !errors.Is(err, attest.ErrKey) || !strings.Contains(err.Error(), c.want) {
+			if !errors.Is(err, accessory.ErrKey) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want ErrKey with %q", err, c.want)
 			}
 		})
@@ -282,7 +282,7 @@ func TestLoadSignerErrors(t *testing.T) {
 }
 
 func TestKeylessFailsClearlyOffline(t *testing.T) {
-	s, err := attest.LoadSigner(context.Background(), attest.SignerOptions{
+	s, err := accessory.LoadSigner(context.Background(), accessory.SignerOptions{
 		Keyless:   true,
 		FulcioURL: "http://127.0.0.1:1",
 		IDToken:   "not-a-token",
@@ -300,11 +300,11 @@ func TestWriteKeyFilesRefusesToOverwrite(t *testing.T) {
 	dir := t.TempDir()
 	key, pub := attesttest.KeyPair(t, dir, "k")
 	before, _ := os.ReadFile(key)
-	kp, err := attest.GenerateKeyPair(attesttest.Pass)
+	kp, err := accessory.GenerateKeyPair(attesttest.Pass)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := attest.WriteKeyFiles(filepath.Join(dir, "k"), kp, false); !errors.Is(err, attest.ErrKeyExists) {
+	if _, _, err := accessory.WriteKeyFiles(filepath.Join(dir, "k"), kp, false); !errors.Is(err, accessory.ErrKeyExists) {
 		t.Fatalf("overwrote: %v", err)
 	}
 	if after, _ := os.ReadFile(key); string(after) != string(before) {
@@ -328,21 +328,21 @@ func TestPrefetchServesOnlyItsSubject(t *testing.T) {
 	_, b := attesttest.Push(t, o, host+"/wf/b:1.4.0", "build-test-release.yaml")
 	key, _ := attesttest.KeyPair(t, t.TempDir(), "k")
 	s := attesttest.Signer(t, key)
-	reg := attest.NewRegistry(o, attest.RegistryOptions{})
-	if _, err := reg.Sign(ctx, s, a, attest.SignOptions{}); err != nil {
+	reg := accessory.NewRegistry(o, accessory.RegistryOptions{})
+	if _, err := reg.Sign(ctx, s, a, accessory.SignOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	preA, err := reg.Prefetch(ctx, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res, err := reg.Sign(ctx, s, a, attest.SignOptions{Stored: preA}); err != nil || !res.Existing {
+	if res, err := reg.Sign(ctx, s, a, accessory.SignOptions{Stored: preA}); err != nil || !res.Existing {
 		t.Fatalf("a with its prefetch: %+v %v", res, err)
 	}
-	if res, err := reg.Sign(ctx, s, b, attest.SignOptions{Stored: preA}); err != nil || res.Existing {
+	if res, err := reg.Sign(ctx, s, b, accessory.SignOptions{Stored: preA}); err != nil || res.Existing {
 		t.Fatalf("b with a's prefetch: %+v %v", res, err)
 	}
-	rs, err := reg.AttestAll(ctx, s, b, []attest.AttestOptions{{Type: attest.TypeCycloneDX, Predicate: []byte(cdx)}}, preA)
+	rs, err := reg.AttestAll(ctx, s, b, []accessory.AttestOptions{{Type: accessory.TypeCycloneDX, Predicate: []byte(cdx)}}, preA)
 	if err != nil || rs[0].Existing {
 		t.Fatalf("attest b with a's prefetch: %+v %v", rs, err)
 	}
@@ -352,12 +352,12 @@ func TestPrefetchServesOnlyItsSubject(t *testing.T) {
 func TestWriteKeyFilesErrorNamesNoFlag(t *testing.T) {
 	dir := t.TempDir()
 	attesttest.KeyPair(t, dir, "k")
-	kp, err := attest.GenerateKeyPair(attesttest.Pass)
+	kp, err := accessory.GenerateKeyPair(attesttest.Pass)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = attest.WriteKeyFiles(filepath.Join(dir, "k"), kp, false)
-	if !errors.Is(err, attest.ErrKeyExists) || strings.Contains(err.Error(), "--") {
+	_, _, err = accessory.WriteKeyFiles(filepath.Join(dir, "k"), kp, false)
+	if !errors.Is(err, accessory.ErrKeyExists) || strings.Contains(err.Error(), "--") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -367,18 +367,18 @@ func TestWriteKeyFilesErrorNamesNoFlag(t *testing.T) {
 func TestSignerOptionsValidate(t *testing.T) {
 	cases := []struct {
 		name string
-		opts attest.SignerOptions
+		opts accessory.SignerOptions
 		ok   bool
 	}{
-		{"no key", attest.SignerOptions{}, false},
-		{"key and keyless", attest.SignerOptions{Key: "k.key", Keyless: true}, false},
-		{"key", attest.SignerOptions{Key: "k.key"}, true},
-		{"keyless", attest.SignerOptions{Keyless: true}, true},
+		{"no key", accessory.SignerOptions{}, false},
+		{"key and keyless", accessory.SignerOptions{Key: "k.key", Keyless: true}, false},
+		{"key", accessory.SignerOptions{Key: "k.key"}, true},
+		{"keyless", accessory.SignerOptions{Keyless: true}, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			err := c.opts.Validate()
-			if c.ok != (err == nil) || (err != nil && (!errors.Is(err, errdef.ErrInvalid) || !errors.Is(err, attest.ErrKey) || strings.Contains(err.Error(), "--"))) {
+			if c.ok != (err == nil) || (err != nil && (!errors.Is(err, errdef.ErrInvalid) || !errors.Is(err, accessory.ErrKey) || strings.Contains(err.Error(), "--"))) {
 				t.Fatalf("got %v", err)
 			}
 		})
