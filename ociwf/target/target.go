@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -29,14 +30,23 @@ import (
 // Options says how to reach registries. The zero value uses HTTPS and the
 // Docker credential configuration.
 type Options struct {
-	// PlainHTTP talks HTTP instead of HTTPS (for loopback registries).
+	// PlainHTTP talks HTTP instead of HTTPS to every registry (for
+	// loopback registries).
 	PlainHTTP bool
+	// PlainHTTPHosts lists the registries (host[:port]) reached over plain
+	// HTTP when PlainHTTP is not set; the others are reached over HTTPS.
+	PlainHTTPHosts []string
 	// Insecure skips TLS certificate verification.
 	Insecure bool
 	// Username and Password, when set, are used for every registry instead
 	// of the Docker credential configuration.
 	Username string
 	Password string
+	// Credential, when set, gives the credential for each registry host
+	// instead of Username and Password or the Docker credential
+	// configuration: a program's own credential store
+	// (credentials.Credential of an oras-go credentials.Store, say).
+	Credential auth.CredentialFunc
 	// DockerConfig is the path of a Docker config.json; empty means the
 	// default ($DOCKER_CONFIG/config.json or ~/.docker/config.json).
 	DockerConfig string
@@ -72,6 +82,8 @@ func New(opts Options) (*Opener, error) {
 		client.SetUserAgent(opts.UserAgent)
 	}
 	switch {
+	case opts.Credential != nil:
+		client.Credential = opts.Credential
 	case opts.Username != "" || opts.Password != "":
 		cred := auth.Credential{Username: opts.Username, Password: opts.Password}
 		client.Credential = func(context.Context, string) (auth.Credential, error) { return cred, nil }
@@ -114,6 +126,13 @@ func baseTransport(opts Options) (http.RoundTripper, error) {
 		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for it
 	}
 	return t, nil
+}
+
+// PlainHTTP reports whether the Opener reaches host (host[:port]) over
+// plain HTTP: every host with Options.PlainHTTP, else those listed in
+// Options.PlainHTTPHosts.
+func (o *Opener) PlainHTTP(host string) bool {
+	return o.opts.PlainHTTP || slices.Contains(o.opts.PlainHTTPHosts, host)
 }
 
 // Transport returns the HTTP transport under the Opener's client: TLS as
@@ -258,7 +277,7 @@ func (o *Opener) Repository(ref registry.Reference) (*remote.Repository, error) 
 		return nil, fmt.Errorf("repository %s/%s: %w", ref.Registry, ref.Repository, err)
 	}
 	repo.Client = o.client
-	repo.PlainHTTP = o.opts.PlainHTTP
+	repo.PlainHTTP = o.PlainHTTP(ref.Registry)
 	repo.TagListMaxPages = 100
 	repo.ReferrerListMaxPages = 100
 	return repo, nil

@@ -19,7 +19,7 @@ import (
 // A Client may also implement PlainHTTP(host string) bool to reach some
 // registries over plain HTTP, and UserAgent() string; without them every
 // registry is reached over HTTPS with go-containerregistry's user agent.
-// (*target.Opener's Options().PlainHTTP and UserAgent are read likewise.)
+// (*target.Opener has PlainHTTP; its Options().UserAgent is read too.)
 type Client interface {
 	Transport() http.RoundTripper
 	Credential(ctx context.Context, host string) (auth.Credential, error)
@@ -70,8 +70,6 @@ func plainHTTP(c Client, host string) bool {
 	switch c := c.(type) {
 	case interface{ PlainHTTP(string) bool }:
 		return c.PlainHTTP(host)
-	case interface{ Options() target.Options }:
-		return c.Options().PlainHTTP
 	}
 	return false
 }
