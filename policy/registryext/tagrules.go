@@ -100,26 +100,8 @@ func (m *manifests) put(ctx context.Context, man distribution.Manifest, options 
 	}
 	defer m.r.e.lock(repo, tag)()
 	tags := m.r.Repository.Tags(ctx)
-	cur, err := tags.Get(ctx, tag)
-	var unknown distribution.ErrTagUnknown
-	switch {
-	case errors.As(err, &unknown):
-	case err != nil:
+	if _, err := m.r.checkMove(ctx, tags, tag, mode, rule, dgst, man); err != nil {
 		return "", err
-	case cur.Digest == dgst:
-		// Re-putting what the tag names is idempotent.
-	case mode == immutability.Immutable:
-		return "", m.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule.Name,
-			Message: fmt.Sprintf("tag %s of %s is immutable (rule %s) and names %s, not %s; push under a new tag", tag, repo, rule.Name, cur.Digest, dgst)})
-	default:
-		prev, err := m.ManifestService.Get(ctx, cur.Digest)
-		if err != nil {
-			return "", err
-		}
-		if missing := dropped(prev, man); len(missing) > 0 {
-			return "", m.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule.Name,
-				Message: fmt.Sprintf("tag %s of %s is append-only (rule %s): the new manifest drops %s of %s; keep every existing entry", tag, repo, rule.Name, missing[0], cur.Digest)})
-		}
 	}
 	got, err := m.ManifestService.Put(ctx, man, options...)
 	if err != nil {
@@ -154,36 +136,54 @@ func (t *tags) Tag(ctx context.Context, tag string, desc v1.Descriptor) error {
 	}
 	defer t.r.e.repos.shared(repo)()
 	defer t.r.e.lock(repo, tag)()
-	cur, err := t.TagService.Get(ctx, tag)
+	switch same, err := t.r.checkMove(ctx, t.TagService, tag, mode, rule, desc.Digest, nil); {
+	case err != nil:
+		return err
+	case same:
+		return nil
+	}
+	return t.TagService.Tag(ctx, tag, desc)
+}
+
+// checkMove applies a protected tag's rule (mode, rule) to moving tag to
+// dgst, whose manifest is man (nil: the one stored): an unknown tag may be set and a tag
+// already naming dgst stays (same is true); an immutable tag may not
+// move, an append-only one only to a manifest that keeps every entry of
+// the one it names. A refusal is a denial. The caller holds the tag's
+// lock.
+func (r *repository) checkMove(ctx context.Context, ts distribution.TagService, tag string, mode immutability.Mode, rule *immutability.Rule, dgst digest.Digest, man distribution.Manifest) (same bool, err error) {
+	repo := r.name()
+	cur, err := ts.Get(ctx, tag)
 	var unknown distribution.ErrTagUnknown
 	switch {
 	case errors.As(err, &unknown):
+		return false, nil
 	case err != nil:
-		return err
-	case cur.Digest == desc.Digest:
-		return nil
+		return false, err
+	case cur.Digest == dgst:
+		return true, nil
 	case mode == immutability.Immutable:
-		return t.r.deny(ctx, Denial{Tag: tag, Digest: desc.Digest, Rule: rule.Name,
-			Message: fmt.Sprintf("tag %s of %s is immutable (rule %s) and names %s, not %s", tag, repo, rule.Name, cur.Digest, desc.Digest)})
-	default:
-		ms, err := t.r.Repository.Manifests(ctx)
-		if err != nil {
-			return err
-		}
-		prev, err := ms.Get(ctx, cur.Digest)
-		if err != nil {
-			return err
-		}
-		next, err := ms.Get(ctx, desc.Digest)
-		if err != nil {
-			return err
-		}
-		if missing := dropped(prev, next); len(missing) > 0 {
-			return t.r.deny(ctx, Denial{Tag: tag, Digest: desc.Digest, Rule: rule.Name,
-				Message: fmt.Sprintf("tag %s of %s is append-only (rule %s): %s drops %s of %s", tag, repo, rule.Name, desc.Digest, missing[0], cur.Digest)})
+		return false, r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule.Name,
+			Message: fmt.Sprintf("tag %s of %s is immutable (rule %s) and names %s, not %s; push under a new tag", tag, repo, rule.Name, cur.Digest, dgst)})
+	}
+	ms, err := r.Repository.Manifests(ctx)
+	if err != nil {
+		return false, err
+	}
+	prev, err := ms.Get(ctx, cur.Digest)
+	if err != nil {
+		return false, err
+	}
+	if man == nil {
+		if man, err = ms.Get(ctx, dgst); err != nil {
+			return false, err
 		}
 	}
-	return t.TagService.Tag(ctx, tag, desc)
+	if missing := dropped(prev, man); len(missing) > 0 {
+		return false, r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule.Name,
+			Message: fmt.Sprintf("tag %s of %s is append-only (rule %s): the new manifest drops %s of %s; keep every existing entry", tag, repo, rule.Name, missing[0], cur.Digest)})
+	}
+	return false, nil
 }
 
 // Untag refuses to delete a protected tag.
