@@ -234,7 +234,7 @@ func serverProtocols(conf *configuration.Configuration) *http.Protocols {
 
 // addHeaders adds http.headers to a response, as Distribution's
 // handlers.App does for what it serves (App.dispatcher), for the paths
-// the front answers itself.
+// wrapDistribution answers itself.
 func addHeaders(h http.Header, conf http.Header) {
 	for name, values := range conf {
 		for _, v := range values {

@@ -17,12 +17,14 @@ import (
 
 // MiddlewareName is the name ociwf's repository middleware is registered
 // under with Distribution. ociwf registry serve adds it to the
-// configuration with the engine it needs (OptionEngine); it cannot be
+// configuration with the state it shares (OptionProtection); it cannot be
 // enabled from a configuration file alone.
 const MiddlewareName = "ociwf"
 
-// OptionEngine is the middleware option that carries the shared state.
-const OptionEngine = "engine"
+// OptionProtection is the middleware option that carries the state the
+// middleware shares across requests: the rules, the tag and repository
+// locks, the metrics and the referrers index.
+const OptionProtection = "protection"
 
 // Registering with Distribution's middleware registry is how Distribution
 // extensions are wired; it happens once, when the package loads.
@@ -32,10 +34,10 @@ func init() {
 	}
 }
 
-// engine is what the middleware shares across the requests of one
+// protection is what the middleware shares across the requests of one
 // registry: the rules, the locks, the metrics and where denials are
 // logged.
-type engine struct {
+type protection struct {
 	rules     *immutability.Rules
 	log       *slog.Logger
 	metrics   *metrics
@@ -49,33 +51,33 @@ type engine struct {
 	repos repoLocks
 }
 
-func (e *engine) lock(repo, tag string) func() {
+func (p *protection) lock(repo, tag string) func() {
 	h := fnv.New32a()
 	h.Write([]byte(repo))
 	h.Write([]byte{':'})
 	h.Write([]byte(tag))
-	mu := &e.locks[h.Sum32()%uint32(len(e.locks))]
+	mu := &p.locks[h.Sum32()%uint32(len(p.locks))]
 	mu.Lock()
 	return mu.Unlock
 }
 
 // newRepository wraps a repository with ociwf's behaviour.
 func newRepository(_ context.Context, repo distribution.Repository, options map[string]any) (distribution.Repository, error) {
-	e, ok := options[OptionEngine].(*engine)
+	p, ok := options[OptionProtection].(*protection)
 	if !ok {
-		return nil, fmt.Errorf("repository middleware %s needs its engine: run it through ociwf registry serve", MiddlewareName)
+		return nil, fmt.Errorf("repository middleware %s needs its protection state: run it through ociwf registry serve", MiddlewareName)
 	}
-	return &repository{Repository: repo, e: e}, nil
+	return &repository{Repository: repo, p: p}, nil
 }
 
 type repository struct {
 	distribution.Repository
-	e *engine
+	p *protection
 }
 
 func (r *repository) name() string { return r.Named().Name() }
 
-// noteUser passes the user Distribution authenticated to the front, for
+// noteUser passes the user Distribution authenticated to wrapDistribution, for
 // the audit log; the repository's services are asked for with the
 // request's context.
 func noteUser(ctx context.Context) {
@@ -112,14 +114,14 @@ type Denial struct {
 	Message    string
 }
 
-// deny records a denial for the request in ctx (the front rewrites the
+// deny records a denial for the request in ctx (wrapDistribution rewrites the
 // response and audits it) and returns Distribution's DENIED error.
 func (r *repository) deny(ctx context.Context, d Denial) error {
 	d.Repository = r.name()
 	if st := stateOf(ctx); st != nil {
 		st.setDenial(d)
 	}
-	r.e.metrics.denied(d.Rule)
-	r.e.log.Warn("denied", "repository", d.Repository, "tag", d.Tag, "digest", d.Digest.String(), "rule", d.Rule, "reason", d.Message)
+	r.p.metrics.denied(d.Rule)
+	r.p.log.Warn("denied", "repository", d.Repository, "tag", d.Tag, "digest", d.Digest.String(), "rule", d.Rule, "reason", d.Message)
 	return errcode.ErrorCodeDenied.WithMessage(d.Message)
 }

@@ -17,7 +17,7 @@ import (
 // the manifest it names, everything an index contains, at any depth, and
 // the referrers (signatures, attestations) of all of those.
 func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
-	defer m.r.e.repos.exclusive(m.r.name())()
+	defer m.r.p.repos.exclusive(m.r.name())()
 	switch ok, err := m.ManifestService.Exists(ctx, dgst); {
 	case err != nil:
 		return err
@@ -37,7 +37,7 @@ func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
 		return err
 	}
 	if subject != nil {
-		return m.r.e.referrers.remove(ctx, m.r.e.log, m.r.name(), subject.Digest, dgst)
+		return m.r.p.referrers.remove(ctx, m.r.p.log, m.r.name(), subject.Digest, dgst)
 	}
 	return nil
 }
@@ -107,7 +107,7 @@ func (r *repository) protecting(ctx context.Context, dgst digest.Digest, b *reac
 	}
 	seen := map[digest.Digest]bool{} // walked already, from any protected tag
 	for _, t := range all {
-		mode, rule := r.e.rules.Match(r.name(), t)
+		mode, rule := r.p.rules.Match(r.name(), t)
 		if mode == immutability.Mutable {
 			continue
 		}
@@ -157,7 +157,7 @@ func (r *repository) reaches(ctx context.Context, ms distribution.ManifestServic
 		for _, ref := range man.References() {
 			queue = append(queue, ref.Digest)
 		}
-		refs, err := r.e.referrers.digests(ctx, r.e.log, r.name(), d)
+		refs, err := r.p.referrers.digests(ctx, r.p.log, r.name(), d)
 		if err != nil {
 			return true, nil
 		}
@@ -175,7 +175,7 @@ type blobs struct {
 
 // Delete refuses to unlink a blob that a protected tag reaches.
 func (b *blobs) Delete(ctx context.Context, dgst digest.Digest) error {
-	defer b.r.e.repos.exclusive(b.r.name())()
+	defer b.r.p.repos.exclusive(b.r.name())()
 	if _, err := b.BlobStore.Stat(ctx, dgst); err != nil {
 		if errors.Is(err, distribution.ErrBlobUnknown) {
 			return distribution.ErrBlobUnknown // Distribution's handler answers 404 BLOB_UNKNOWN

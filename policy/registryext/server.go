@@ -1,9 +1,9 @@
 // Package registryext runs ociwf's registry: the CNCF Distribution registry,
 // embedded as a library, with ociwf's repository middleware and a small
-// HTTP front. The middleware enforces tag immutability server-side
+// HTTP handler wrapped around it. The middleware enforces tag immutability server-side
 // (package immutability: immutable and append-only tags, protected
 // manifests and blobs, atomic check-and-tag) and serves small blobs from
-// memory; the front reports denials as 403 DENIED, appends every mutating
+// memory; the handler reports denials as 403 DENIED, appends every mutating
 // request to a hash-chained audit log (package audit), counts requests for
 // Prometheus on a separate listener, answers a health endpoint and shuts
 // down gracefully. It is the embedded default for local use and tests
@@ -129,10 +129,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	m := newMetrics()
-	e := &engine{rules: rules, log: log, metrics: m, referrers: &referrers{d: d}}
+	p := &protection{rules: rules, log: log, metrics: m, referrers: &referrers{d: d}}
 	// Move a referrers index written by an older version before serving,
 	// so no request waits for it.
-	if err := e.referrers.ready(ctx, log); err != nil {
+	if err := p.referrers.ready(ctx, log); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	var auditLog *audit.Log
@@ -141,7 +141,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
-	app, err := newApp(ctx, conf, e)
+	app, err := newApp(ctx, conf, p)
 	if err != nil {
 		closeLog(auditLog)
 		return nil, err
@@ -152,7 +152,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		log:       log,
 		metrics:   m,
 		audit:     auditLog,
-		referrers: e.referrers,
+		referrers: p.referrers,
 		access:    access,
 		prefix:    conf.HTTP.Prefix,
 		headers:   conf.HTTP.Headers,
@@ -180,7 +180,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(http.StatusOK)
 	})
-	mux.Handle("/", s.front(app))
+	mux.Handle("/", s.wrapDistribution(app))
 	s.http.Handler = s.limitBodies(mux)
 	s.http.ConnState = s.track
 	return s, nil
@@ -279,14 +279,14 @@ func distributionConfig(cfg Config) (*configuration.Configuration, error) {
 // newApp builds Distribution's application with ociwf's middleware added
 // to conf. Distribution reports configuration errors by panicking; they
 // come back here as errors.
-func newApp(ctx context.Context, conf *configuration.Configuration, e *engine) (app *handlers.App, err error) {
+func newApp(ctx context.Context, conf *configuration.Configuration, p *protection) (app *handlers.App, err error) {
 	c := *conf
 	conf = &c
 	mw := map[string][]configuration.Middleware{}
 	for k, v := range conf.Middleware {
 		mw[k] = v
 	}
-	mw["repository"] = append(slices.Clone(mw["repository"]), configuration.Middleware{Name: MiddlewareName, Options: configuration.Parameters{OptionEngine: e}})
+	mw["repository"] = append(slices.Clone(mw["repository"]), configuration.Middleware{Name: MiddlewareName, Options: configuration.Parameters{OptionProtection: p}})
 	conf.Middleware = mw
 	defer func() {
 		if r := recover(); r != nil {

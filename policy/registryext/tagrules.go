@@ -34,7 +34,7 @@ func tagOption(options []distribution.ManifestServiceOption) string {
 // no delete of that repository checks and deletes in between.
 func (m *manifests) Put(ctx context.Context, man distribution.Manifest, options ...distribution.ManifestServiceOption) (digest.Digest, error) {
 	if m.protectedWrite(man, tagOption(options)) {
-		defer m.r.e.repos.shared(m.r.name())()
+		defer m.r.p.repos.shared(m.r.name())()
 	}
 	got, err := m.put(ctx, man, options...)
 	if err != nil {
@@ -46,7 +46,7 @@ func (m *manifests) Put(ctx context.Context, man distribution.Manifest, options 
 		return got, err
 	}
 	if subject, desc, ok := subjectOf(mediaType, payload); ok {
-		if err := m.r.e.referrers.add(ctx, m.r.e.log, m.r.name(), subject.Digest, desc); err != nil {
+		if err := m.r.p.referrers.add(ctx, m.r.p.log, m.r.name(), subject.Digest, desc); err != nil {
 			return got, fmt.Errorf("index referrer %s of %s: %w", got, subject.Digest, err)
 		}
 		if st := stateOf(ctx); st != nil {
@@ -61,7 +61,7 @@ func (m *manifests) Put(ctx context.Context, man distribution.Manifest, options 
 // a protected tag reaches.
 func (m *manifests) protectedWrite(man distribution.Manifest, tag string) bool {
 	if tag != "" {
-		if mode, _ := m.r.e.rules.Match(m.r.name(), tag); mode != immutability.Mutable {
+		if mode, _ := m.r.p.rules.Match(m.r.name(), tag); mode != immutability.Mutable {
 			return true
 		}
 	}
@@ -94,11 +94,11 @@ func (m *manifests) put(ctx context.Context, man distribution.Manifest, options 
 				Message: msg + "; push other content under a tag cosign does not reserve"})
 		}
 	}
-	mode, rule := m.r.e.rules.Match(repo, tag)
+	mode, rule := m.r.p.rules.Match(repo, tag)
 	if mode == immutability.Mutable {
 		return m.ManifestService.Put(ctx, man, options...)
 	}
-	defer m.r.e.lock(repo, tag)()
+	defer m.r.p.lock(repo, tag)()
 	tags := m.r.Repository.Tags(ctx)
 	if _, err := m.r.checkMove(ctx, tags, tag, mode, rule, dgst, man); err != nil {
 		return "", err
@@ -127,15 +127,15 @@ type tags struct {
 // append-only tag on, and re-tagging would roll it back.
 func (t *tags) Tag(ctx context.Context, tag string, desc v1.Descriptor) error {
 	repo := t.r.name()
-	mode, rule := t.r.e.rules.Match(repo, tag)
+	mode, rule := t.r.p.rules.Match(repo, tag)
 	if mode == immutability.Mutable {
 		return t.TagService.Tag(ctx, tag, desc)
 	}
 	if st := stateOf(ctx); st != nil && st.alreadyTagged(tag, desc.Digest) {
 		return nil
 	}
-	defer t.r.e.repos.shared(repo)()
-	defer t.r.e.lock(repo, tag)()
+	defer t.r.p.repos.shared(repo)()
+	defer t.r.p.lock(repo, tag)()
 	switch same, err := t.r.checkMove(ctx, t.TagService, tag, mode, rule, desc.Digest, nil); {
 	case err != nil:
 		return err
@@ -189,7 +189,7 @@ func (r *repository) checkMove(ctx context.Context, ts distribution.TagService, 
 // Untag refuses to delete a protected tag.
 func (t *tags) Untag(ctx context.Context, tag string) error {
 	repo := t.r.name()
-	if mode, rule := t.r.e.rules.Match(repo, tag); mode != immutability.Mutable {
+	if mode, rule := t.r.p.rules.Match(repo, tag); mode != immutability.Mutable {
 		cur, _ := t.TagService.Get(ctx, tag)
 		return t.r.deny(ctx, Denial{Tag: tag, Digest: cur.Digest, Rule: rule.Name,
 			Message: fmt.Sprintf("tag %s of %s is %s (rule %s) and cannot be deleted", tag, repo, mode, rule.Name)})

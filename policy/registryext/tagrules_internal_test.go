@@ -81,8 +81,8 @@ func middlewareRepository(t *testing.T, ctx context.Context) distribution.Reposi
 	if err != nil {
 		t.Fatal(err)
 	}
-	shared := &engine{rules: immutability.Default(), log: slog.New(slog.DiscardHandler), metrics: newMetrics(), referrers: &referrers{d: d}}
-	repo, err := newRepository(ctx, base, map[string]any{OptionEngine: shared})
+	shared := &protection{rules: immutability.Default(), log: slog.New(slog.DiscardHandler), metrics: newMetrics(), referrers: &referrers{d: d}}
+	repo, err := newRepository(ctx, base, map[string]any{OptionProtection: shared})
 	if err != nil {
 		t.Fatal(err)
 	}
