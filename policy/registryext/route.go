@@ -14,6 +14,8 @@ type route struct {
 
 // Routes as Distribution's router matches them (registry/api/v2): the
 // name is a repository name, never a path with "." or ".." components.
+// Compiled once and never written, they are constants in effect;
+// compiling them per request would cost every request.
 var (
 	nameRe      = "(" + reference.NameRegexp.String() + ")"
 	uploadsRe   = regexp.MustCompile(`^/v2/` + nameRe + `/blobs/uploads/?([^/]*)$`)
