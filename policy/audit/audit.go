@@ -353,7 +353,7 @@ func Verify(r io.Reader) (*Report, error) {
 	rep := &Report{Last: Genesis}
 	c := chain{seq: 1, prev: Genesis}
 	var pending *link // broke the chain; resync decided by the next line
-	settle := func(next *link) {
+	resolvePending := func(next *link) {
 		if pending == nil {
 			return
 		}
@@ -383,7 +383,7 @@ func Verify(r io.Reader) (*Report, error) {
 				l.problem = "the line has no newline: the write was cut short or the file edited"
 			}
 		}
-		settle(&l)
+		resolvePending(&l)
 		switch {
 		case !l.decoded:
 			rep.addBreak(n, "%s", l.problem)
@@ -405,7 +405,7 @@ func Verify(r io.Reader) (*Report, error) {
 			c = c.after(l)
 		}
 	}
-	settle(nil)
+	resolvePending(nil)
 	rep.Seq, rep.Last = c.seq-1, c.prev
 	if rep.Last == "" {
 		rep.Last = Genesis

@@ -68,7 +68,8 @@ type Rules struct {
 }
 
 // semver matches v?MAJOR.MINOR.PATCH[-pre][+build] (semver.org's grammar,
-// with an optional leading v).
+// with an optional leading v). Like accessory, it is compiled once and
+// never written: a constant in effect.
 var semver = regexp.MustCompile(`^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)` +
 	`(-(0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(\.(0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*)?` +
 	`(\+[0-9a-zA-Z-]+(\.[0-9a-zA-Z-]+)*)?$`)

@@ -25,28 +25,42 @@ const (
 	signatureAnnotation    = "dev.cosignproject.cosign/signature"
 )
 
-var sbomMediaTypes = []string{
-	"text/spdx", "text/spdx+json",
-	"application/vnd.cyclonedx+json", "application/vnd.cyclonedx+xml",
-	"application/vnd.syft+json",
+// sbomMediaTypes are the media types of the documents cosign stores as
+// SBOMs.
+func sbomMediaTypes() []string {
+	return []string{
+		"text/spdx", "text/spdx+json",
+		"application/vnd.cyclonedx+json", "application/vnd.cyclonedx+xml",
+		"application/vnd.syft+json",
+	}
 }
 
-// accessoryKinds names what each reserved tag suffix holds, and checks a
-// layer of it.
-var accessoryKinds = map[string]struct {
-	what  string // "signatures of"
-	layer string // "a cosign signature"
+// accessoryKind is what one reserved tag suffix holds.
+type accessoryKind struct {
+	what  string // "signatures" (of a subject)
+	layer string // "a cosign signature (...)"
 	ok    func(v1.Descriptor) bool
-}{
-	".sig": {"signatures", "a cosign signature (media type " + simpleSigningMediaType + " with the annotation " + signatureAnnotation + ")", func(d v1.Descriptor) bool {
-		return d.MediaType == simpleSigningMediaType && d.Annotations[signatureAnnotation] != ""
-	}},
-	".att": {"attestations", "a cosign attestation (media type " + dsseMediaType + ")", func(d v1.Descriptor) bool {
-		return d.MediaType == dsseMediaType
-	}},
-	".sbom": {"SBOMs", "an SBOM (media type " + strings.Join(sbomMediaTypes, ", ") + ")", func(d v1.Descriptor) bool {
-		return slices.Contains(sbomMediaTypes, d.MediaType)
-	}},
+}
+
+// accessoryKindOf returns what the reserved tag suffix (".sig", ".att",
+// ".sbom") holds, with the check of a layer of it.
+func accessoryKindOf(suffix string) accessoryKind {
+	switch suffix {
+	case ".sig":
+		return accessoryKind{"signatures", "a cosign signature (media type " + simpleSigningMediaType + " with the annotation " + signatureAnnotation + ")", func(d v1.Descriptor) bool {
+			return d.MediaType == simpleSigningMediaType && d.Annotations[signatureAnnotation] != ""
+		}}
+	case ".att":
+		return accessoryKind{"attestations", "a cosign attestation (media type " + dsseMediaType + ")", func(d v1.Descriptor) bool {
+			return d.MediaType == dsseMediaType
+		}}
+	case ".sbom":
+		sbom := sbomMediaTypes()
+		return accessoryKind{"SBOMs", "an SBOM (media type " + strings.Join(sbom, ", ") + ")", func(d v1.Descriptor) bool {
+			return slices.Contains(sbom, d.MediaType)
+		}}
+	}
+	return accessoryKind{}
 }
 
 // notAccessory says why man cannot be stored under tag, a name cosign and
@@ -66,7 +80,7 @@ func (m *manifests) notAccessory(ctx context.Context, tag string, man distributi
 	if suffix == "" {
 		return m.notFallbackIndex(ctx, reserved+"the referrers fallback index of "+subject.String(), subject, man)
 	}
-	kind := accessoryKinds[suffix]
+	kind := accessoryKindOf(suffix)
 	reserved += fmt.Sprintf("cosign's %s of %s", kind.what, subject)
 	layers, ok := layersOf(man)
 	if !ok {

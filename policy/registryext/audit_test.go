@@ -3,7 +3,6 @@ package registryext_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -126,18 +125,7 @@ func TestAuditHostileRequests(t *testing.T) {
 	evil := "ev\xffil<&>\u2028\x01\"\\"
 	conf := authConfig(t, dir, map[string]string{"ci": "s3cret", evil: "pw"})
 	log := filepath.Join(dir, "audit.jsonl")
-	registryext.RouteDistributionLogs(nil)
-	srv, err := registryext.New(t.Context(), registryext.Config{Addr: "127.0.0.1:0", Distribution: conf, AuditLog: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			srv.Stop(context.Background())
-		}
-	})
+	srv, stop := serveStoppable(t, registryext.Config{Distribution: conf, AuditLog: log})
 	addr := srv.Addr()
 
 	upload := raw(t, addr, http.MethodPost, "/v2/priv/blobs/uploads/", basic("ci", "s3cret"), "")
@@ -178,10 +166,9 @@ func TestAuditHostileRequests(t *testing.T) {
 	}
 
 	// The registry starts again on the log it wrote and goes on with it.
-	if err := srv.Stop(context.Background()); err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	stopped = true
 	srv = registrytest.Start(t, registryext.Config{Distribution: conf, AuditLog: log})
 	raw(t, srv.Addr(), http.MethodPost, "/v2/priv/blobs/uploads/?digest=%FF", nil, "")
 	verifyLog(t, log, 2+len(cases))

@@ -42,7 +42,7 @@ func benchPerClient(b *testing.B) int {
 }
 
 // BenchmarkRegistry compares manifest PUT and GET latency through ociwf's
-// registry (Distribution with ociwf's repository middleware and front)
+// registry (Distribution with ociwf's repository middleware and request wrapper)
 // against plain Distribution configured the same way (filesystem storage
 // under a temporary directory, delete enabled, upload purging off), both
 // served by net/http on loopback in this process. Each of b.N rounds has

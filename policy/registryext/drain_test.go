@@ -2,7 +2,6 @@ package registryext_test
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -40,18 +39,7 @@ func startUpload(t *testing.T, host, repo string) string {
 // flight; then it is cut off and Shutdown says so.
 func TestDrainTimeout(t *testing.T) {
 	const drain = 500 * time.Millisecond
-	registryext.RouteDistributionLogs(nil)
-	srv, err := registryext.New(t.Context(), registryext.Config{Addr: "127.0.0.1:0", Distribution: parseConfig(t, "version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  draintimeout: 500ms\n")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			srv.Stop(context.Background())
-		}
-	})
+	srv, stop := serveStoppable(t, registryext.Config{Distribution: parseConfig(t, "version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  draintimeout: 500ms\n")})
 	loc := startUpload(t, srv.Addr(), "drain/a")
 
 	// A PATCH whose body never ends, in flight once the server asked
@@ -74,8 +62,7 @@ func TestDrainTimeout(t *testing.T) {
 	io.WriteString(conn, "x")
 
 	start := time.Now()
-	stopped = true
-	err = srv.Stop(context.Background())
+	err = stop()
 	took := time.Since(start)
 	if err == nil || !strings.Contains(err.Error(), "drain timeout 500ms") {
 		t.Fatalf("Shutdown: %v", err)

@@ -58,14 +58,7 @@ func GarbageCollect(ctx context.Context, cfg Config, opts GCOptions) (*GCResult,
 	if cfg.Root == "" && cfg.Distribution == nil {
 		return nil, fmt.Errorf("registry gc: no storage: set a root directory or a Distribution configuration")
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	rules := cfg.Rules
-	if rules == nil {
-		rules = immutability.Default()
-	}
+	log, rules := cfg.logAndRules()
 	conf, err := distributionConfig(cfg)
 	if err != nil {
 		return nil, err

@@ -15,22 +15,7 @@ import (
 // repo and the function that stops the registry.
 func serveUntilStopped(t *testing.T, root, repo string) (*client, func()) {
 	t.Helper()
-	registryext.RouteDistributionLogs(nil)
-	srv, err := registryext.New(context.Background(), registryext.Config{Addr: "127.0.0.1:0", Root: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			if err := srv.Stop(context.Background()); err != nil {
-				t.Error(err)
-			}
-		}
-	}
-	t.Cleanup(stop)
+	srv, stop := serveAt(t, root)
 	return newClient(t, srv.Addr(), repo), stop
 }
 

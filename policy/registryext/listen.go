@@ -58,9 +58,11 @@ func listenAddr(conf *configuration.Configuration, addr string) (string, error) 
 // The tables below are Distribution's (registry/registry.go, v3.1.2):
 // the cipher suite names http.tls.ciphersuites accepts, the suites used
 // when it is empty, the names of http.tls.minimumtls and of
-// http.tls.clientauth.
-var (
-	tlsCipherSuites = map[string]uint16{
+// http.tls.clientauth. Each returns a fresh table, read when a listener
+// is configured.
+
+func tlsCipherSuites() map[string]uint16 {
+	return map[string]uint16{
 		"TLS_RSA_WITH_3DES_EDE_CBC_SHA":                 tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA,
 		"TLS_RSA_WITH_AES_128_CBC_SHA":                  tls.TLS_RSA_WITH_AES_128_CBC_SHA,
 		"TLS_RSA_WITH_AES_256_CBC_SHA":                  tls.TLS_RSA_WITH_AES_256_CBC_SHA,
@@ -81,7 +83,10 @@ var (
 		"TLS_AES_256_GCM_SHA384":                        tls.TLS_AES_256_GCM_SHA384,
 		"TLS_CHACHA20_POLY1305_SHA256":                  tls.TLS_CHACHA20_POLY1305_SHA256,
 	}
-	tlsDefaultCipherSuites = []uint16{
+}
+
+func tlsDefaultCipherSuites() []uint16 {
+	return []uint16{
 		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
 		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
@@ -92,17 +97,23 @@ var (
 		tls.TLS_CHACHA20_POLY1305_SHA256,
 		tls.TLS_AES_256_GCM_SHA384,
 	}
-	tlsVersions = map[string]uint16{
+}
+
+func tlsVersions() map[string]uint16 {
+	return map[string]uint16{
 		"tls1.2": tls.VersionTLS12,
 		"tls1.3": tls.VersionTLS13,
 	}
-	tlsClientAuth = map[configuration.ClientAuth]tls.ClientAuthType{
+}
+
+func tlsClientAuth() map[configuration.ClientAuth]tls.ClientAuthType {
+	return map[configuration.ClientAuth]tls.ClientAuthType{
 		configuration.ClientAuthRequestClientCert:          tls.RequestClientCert,
 		configuration.ClientAuthRequireAnyClientCert:       tls.RequireAnyClientCert,
 		configuration.ClientAuthVerifyClientCertIfGiven:    tls.VerifyClientCertIfGiven,
 		configuration.ClientAuthRequireAndVerifyClientCert: tls.RequireAndVerifyClientCert,
 	}
-)
+}
 
 // tlsDefaultMinimum is Distribution's default http.tls.minimumtls.
 const tlsDefaultMinimum = "tls1.2"
@@ -134,7 +145,7 @@ func tlsConfig(conf *configuration.Configuration, log *slog.Logger) (*tls.Config
 	if minimum == "" {
 		minimum = tlsDefaultMinimum
 	}
-	version, ok := tlsVersions[minimum]
+	version, ok := tlsVersions()[minimum]
 	if !ok {
 		return nil, fmt.Errorf("registry: unknown minimum TLS level '%s' specified for http.tls.minimumtls", minimum)
 	}
@@ -146,10 +157,11 @@ func tlsConfig(conf *configuration.Configuration, log *slog.Logger) (*tls.Config
 			log.Warn("http.tls.ciphersuites ignored: TLS 1.3 cipher suites cannot be configured", "minimum", minimum)
 		}
 	} else if len(t.CipherSuites) == 0 {
-		suites = tlsDefaultCipherSuites
+		suites = tlsDefaultCipherSuites()
 	} else {
+		known := tlsCipherSuites()
 		for _, name := range t.CipherSuites {
-			id, ok := tlsCipherSuites[name]
+			id, ok := known[name]
 			if !ok {
 				return nil, fmt.Errorf("registry: unknown TLS cipher suite '%s' specified for http.tls.cipherSuites", name)
 			}
@@ -203,7 +215,7 @@ func tlsConfig(conf *configuration.Configuration, log *slog.Logger) (*tls.Config
 	tc.ClientCAs = pool
 	tc.ClientAuth = tls.RequireAndVerifyClientCert
 	if t.ClientAuth != "" {
-		if tc.ClientAuth, ok = tlsClientAuth[t.ClientAuth]; !ok {
+		if tc.ClientAuth, ok = tlsClientAuth()[t.ClientAuth]; !ok {
 			return nil, fmt.Errorf("registry: unknown client auth mod '%s' specified for http.tls.clientauth", t.ClientAuth)
 		}
 	}
@@ -234,7 +246,7 @@ func serverProtocols(conf *configuration.Configuration) *http.Protocols {
 
 // addHeaders adds http.headers to a response, as Distribution's
 // handlers.App does for what it serves (App.dispatcher), for the paths
-// the front answers itself.
+// wrapDistribution answers itself.
 func addHeaders(h http.Header, conf http.Header) {
 	for name, values := range conf {
 		for _, v := range values {

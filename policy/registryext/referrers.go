@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -239,9 +240,9 @@ type entry struct {
 }
 
 // Framing of the image index a response streams.
-var (
-	indexHead = []byte(`{"schemaVersion":2,"mediaType":"` + v1.MediaTypeImageIndex + `","manifests":[`)
-	indexTail = []byte(`]}`)
+const (
+	indexHead = `{"schemaVersion":2,"mediaType":"` + v1.MediaTypeImageIndex + `","manifests":[`
+	indexTail = `]}`
 )
 
 // page chooses the entries of subject's referrers in repo that one
@@ -548,7 +549,7 @@ func (s *Server) serveReferrers(w http.ResponseWriter, r *http.Request, rt route
 	if r.Method != http.MethodGet {
 		return
 	}
-	if _, err := w.Write(indexHead); err != nil {
+	if _, err := io.WriteString(w, indexHead); err != nil {
 		return
 	}
 	first := true
@@ -568,5 +569,5 @@ func (s *Server) serveReferrers(w http.ResponseWriter, r *http.Request, rt route
 		s.log.Error("referrers: response cut short", "repository", rt.repo, "subject", subject.String(), "err", err)
 		return
 	}
-	_, _ = w.Write(indexTail)
+	_, _ = io.WriteString(w, indexTail)
 }

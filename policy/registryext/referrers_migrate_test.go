@@ -1,7 +1,6 @@
 package registryext_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -11,31 +10,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
-	"ociwf.dev/policy/registryext"
 )
-
-// serveAt starts a registry storing under root; stop ends it.
-func serveAt(t *testing.T, root string) (srv *registryext.Server, stop func()) {
-	t.Helper()
-	registryext.RouteDistributionLogs(nil)
-	srv, err := registryext.New(context.Background(), registryext.Config{Addr: "127.0.0.1:0", Root: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			if err := srv.Stop(context.Background()); err != nil {
-				t.Errorf("registry: %v", err)
-			}
-		}
-	}
-	t.Cleanup(stop)
-	return srv, stop
-}
 
 // writeFile writes b at path under root, creating directories.
 func writeFile(t *testing.T, root, path string, b []byte) {

@@ -1,9 +1,9 @@
 // Package registryext runs ociwf's registry: the CNCF Distribution registry,
 // embedded as a library, with ociwf's repository middleware and a small
-// HTTP front. The middleware enforces tag immutability server-side
+// HTTP handler wrapped around it. The middleware enforces tag immutability server-side
 // (package immutability: immutable and append-only tags, protected
 // manifests and blobs, atomic check-and-tag) and serves small blobs from
-// memory; the front reports denials as 403 DENIED, appends every mutating
+// memory; the handler reports denials as 403 DENIED, appends every mutating
 // request to a hash-chained audit log (package audit), counts requests for
 // Prometheus on a separate listener, answers a health endpoint and shuts
 // down gracefully. It is the embedded default for local use and tests
@@ -12,28 +12,18 @@ package registryext
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/auth"
-	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // auth from --config
-	_ "github.com/distribution/distribution/v3/registry/auth/token"
 	"github.com/distribution/distribution/v3/registry/handlers"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/azure" // storage from --config
 	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the default storage
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/gcs"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory" // for tests
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 
 	"ociwf.dev/policy/audit"
 	"ociwf.dev/policy/immutability"
@@ -101,14 +91,7 @@ type Server struct {
 // New builds the registry and binds its listener; call Serve to accept
 // requests.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	rules := cfg.Rules
-	if rules == nil {
-		rules = immutability.Default()
-	}
+	log, rules := cfg.logAndRules()
 	conf, err := distributionConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -129,10 +112,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	m := newMetrics()
-	e := &engine{rules: rules, log: log, metrics: m, referrers: &referrers{d: d}}
+	p := &protection{rules: rules, log: log, metrics: m, referrers: &referrers{d: d}}
 	// Move a referrers index written by an older version before serving,
 	// so no request waits for it.
-	if err := e.referrers.ready(ctx, log); err != nil {
+	if err := p.referrers.ready(ctx, log); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	var auditLog *audit.Log
@@ -141,7 +124,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
-	app, err := newApp(ctx, conf, e)
+	app, err := newApp(ctx, conf, p)
 	if err != nil {
 		closeLog(auditLog)
 		return nil, err
@@ -152,7 +135,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		log:       log,
 		metrics:   m,
 		audit:     auditLog,
-		referrers: e.referrers,
+		referrers: p.referrers,
 		access:    access,
 		prefix:    conf.HTTP.Prefix,
 		headers:   conf.HTTP.Headers,
@@ -180,7 +163,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		w.Header().Set("Cache-Control", "no-cache")
 		w.WriteHeader(http.StatusOK)
 	})
-	mux.Handle("/", s.front(app))
+	mux.Handle("/", s.wrapDistribution(app))
 	s.http.Handler = s.limitBodies(mux)
 	s.http.ConnState = s.track
 	return s, nil
@@ -221,79 +204,6 @@ func (s *Server) MetricsAddr() string {
 		return ""
 	}
 	return s.metricsLn.Addr().String()
-}
-
-// Defaults of Distribution's that a configuration built in code does not
-// get from configuration.Parse (v3.1.2: catalog.maxentries, tags.maxtags)
-// or that ociwf's built-in configuration states (storage.maintenance:
-// handlers' uploadPurgeDefaultConfig).
-const (
-	defaultMaxEntries   = 1000
-	defaultMaxTags      = 1000
-	defaultPurgeAge     = "168h"
-	defaultPurgeEvery   = "24h"
-	defaultPurgeEnabled = true
-)
-
-// distributionConfig returns the Distribution configuration for cfg: a
-// copy of cfg.Distribution, or one for filesystem (or in-memory) storage
-// with Distribution's defaults.
-func distributionConfig(cfg Config) (*configuration.Configuration, error) {
-	conf := cfg.Distribution
-	if conf == nil {
-		secret := make([]byte, 32)
-		if _, err := rand.Read(secret); err != nil {
-			return nil, err
-		}
-		storage := configuration.Storage{"inmemory": configuration.Parameters{}}
-		if cfg.Root != "" {
-			storage = configuration.Storage{"filesystem": configuration.Parameters{"rootdirectory": cfg.Root}}
-		}
-		storage["delete"] = configuration.Parameters{"enabled": true}
-		// Abandoned uploads are purged as stock Distribution does.
-		storage["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{
-			"enabled": defaultPurgeEnabled, "age": defaultPurgeAge, "interval": defaultPurgeEvery, "dryrun": false,
-		}}
-		conf = &configuration.Configuration{Version: "0.1", Storage: storage}
-		conf.HTTP.Secret = hex.EncodeToString(secret)
-		conf.Log.Level = "warn"
-		// Manifests may name non-distributable layers by URL.
-		conf.Validation.Manifests.URLs.Allow = []string{"^https?://"}
-	} else {
-		c := *conf
-		conf = &c
-	}
-	// As configuration.Parse's conversion of a version 0.1 file does.
-	if conf.Catalog.MaxEntries <= 0 {
-		conf.Catalog.MaxEntries = defaultMaxEntries
-	}
-	if conf.Tags.MaxTags < 0 {
-		return nil, errors.New("registry: maxtags limit must be a non-negative integer value")
-	}
-	if conf.Tags.MaxTags == 0 {
-		conf.Tags.MaxTags = defaultMaxTags
-	}
-	return conf, nil
-}
-
-// newApp builds Distribution's application with ociwf's middleware added
-// to conf. Distribution reports configuration errors by panicking; they
-// come back here as errors.
-func newApp(ctx context.Context, conf *configuration.Configuration, e *engine) (app *handlers.App, err error) {
-	c := *conf
-	conf = &c
-	mw := map[string][]configuration.Middleware{}
-	for k, v := range conf.Middleware {
-		mw[k] = v
-	}
-	mw["repository"] = append(slices.Clone(mw["repository"]), configuration.Middleware{Name: MiddlewareName, Options: configuration.Parameters{OptionEngine: e}})
-	conf.Middleware = mw
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("registry: configure distribution: %v", r)
-		}
-	}()
-	return handlers.NewApp(ctx, conf), nil
 }
 
 // Addr returns the address the server listens on.

@@ -1,0 +1,113 @@
+package registryext
+
+import (
+	"mime"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+
+	"ociwf.dev/policy/audit"
+)
+
+func mutating(method string) bool {
+	switch method {
+	case http.MethodPut, http.MethodPost, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// record appends the audit entry of a mutating request. Its digest is
+// what the request committed or removed, as Distribution answered it: the
+// Docker-Content-Digest of a 201 (Distribution reads an upload's digest
+// from a form body before the query, so the query may name another), the
+// digest a successful delete names; for a denial, the digest the rule
+// refused. A digest the request named without committing or removing it
+// is recorded as asked.
+func (s *Server) record(r *http.Request, w *recorder, d *Denial) {
+	if s.audit == nil {
+		return
+	}
+	rt, ok := parseRoute(s.prefix, r.URL.Path)
+	if !ok {
+		// Distribution answers no other mutating route; record it anyway.
+		rt = route{kind: "unknown", ref: r.URL.Path}
+	}
+	e := audit.Entry{Actor: actor(r, w.st), Repository: rt.repo, Status: w.status, Outcome: audit.OK}
+	switch {
+	case d != nil:
+		e.Outcome, e.Rule, e.Message = audit.Denied, d.Rule, d.Message
+	case w.status >= 400:
+		e.Outcome = audit.Failed
+	}
+	var named string // the digest the request names
+	switch rt.kind {
+	case "manifests":
+		e.Operation = "manifest-put"
+		if r.Method == http.MethodDelete {
+			e.Operation = "manifest-delete"
+		}
+		if digest.Digest(rt.ref).Validate() == nil {
+			named = rt.ref
+		} else {
+			e.Tag = rt.ref
+			if r.Method == http.MethodDelete {
+				e.Operation = "tag-delete"
+			}
+		}
+	case "uploads":
+		e.Operation = "blob-upload"
+		if r.Method == http.MethodDelete {
+			e.Operation = "blob-upload-cancel" // removes no blob, whatever the query says
+			break
+		}
+		q := r.URL.Query()
+		if named = q.Get("digest"); named == "" {
+			named = q.Get("mount")
+		}
+	case "blobs":
+		e.Operation = "blob-delete"
+		named = rt.ref
+	default:
+		e.Operation = strings.ToLower(r.Method) + "-" + rt.kind
+		e.Message = r.URL.Path
+	}
+	switch {
+	case d != nil:
+		if d.Digest != "" {
+			e.Digest = d.Digest.String()
+		}
+		e.Asked = named
+	case w.status == http.StatusCreated && w.Header().Get("Docker-Content-Digest") != "":
+		e.Digest = w.Header().Get("Docker-Content-Digest")
+	case r.Method == http.MethodDelete && w.status < 300:
+		e.Digest = named
+	default:
+		e.Asked = named
+		if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); rt.kind == "uploads" && ct == "application/x-www-form-urlencoded" {
+			e.Message = "the body is a form, whose digest Distribution reads before the query's; asked is the query's"
+		}
+	}
+	if err := s.audit.Append(e); err != nil {
+		s.metrics.auditErrs.Inc()
+		s.log.Error("audit log: a mutating request went unrecorded", "err", err, "repository", e.Repository, "operation", e.Operation)
+		return
+	}
+	s.metrics.audited.Inc()
+}
+
+// actor is the user Distribution authenticated the request as, or the
+// client's address. A claimed user name that Distribution did not
+// authenticate (no auth configured, a refused login) is not recorded.
+func actor(r *http.Request, st *requestState) string {
+	if u := st.user(); u != "" {
+		return u
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return host
+}

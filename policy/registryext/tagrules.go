@@ -1,0 +1,198 @@
+package registryext
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"ociwf.dev/policy/immutability"
+)
+
+type manifests struct {
+	distribution.ManifestService
+	r *repository
+}
+
+func tagOption(options []distribution.ManifestServiceOption) string {
+	for _, o := range options {
+		if t, ok := o.(distribution.WithTagOption); ok {
+			return t.Tag
+		}
+	}
+	return ""
+}
+
+// Put enforces the rules for a manifest PUT by tag. For a protected tag,
+// checking the tag, storing the manifest and tagging it happen under the
+// tag's lock, so of racing writers exactly one creates it; Distribution's
+// own Tag call afterwards finds the tag already set. A protected write
+// (see protectedWrite) holds its repository's lock shared throughout, so
+// no delete of that repository checks and deletes in between.
+func (m *manifests) Put(ctx context.Context, man distribution.Manifest, options ...distribution.ManifestServiceOption) (digest.Digest, error) {
+	if m.protectedWrite(man, tagOption(options)) {
+		defer m.r.p.repos.shared(m.r.name())()
+	}
+	got, err := m.put(ctx, man, options...)
+	if err != nil {
+		return got, err
+	}
+	// Index it by its subject for the referrers API.
+	mediaType, payload, err := man.Payload()
+	if err != nil {
+		return got, err
+	}
+	if subject, desc, ok := subjectOf(mediaType, payload); ok {
+		if err := m.r.p.referrers.add(ctx, m.r.p.log, m.r.name(), subject.Digest, desc); err != nil {
+			return got, fmt.Errorf("index referrer %s of %s: %w", got, subject.Digest, err)
+		}
+		if st := stateOf(ctx); st != nil {
+			st.setSubject(subject.Digest)
+		}
+	}
+	return got, nil
+}
+
+// protectedWrite reports whether storing man (under tag, if not "") can
+// make content protected: a protected tag, or a subject, whose referrers
+// a protected tag reaches.
+func (m *manifests) protectedWrite(man distribution.Manifest, tag string) bool {
+	if tag != "" {
+		if mode, _ := m.r.p.rules.Match(m.r.name(), tag); mode != immutability.Mutable {
+			return true
+		}
+	}
+	mediaType, payload, err := man.Payload()
+	if err != nil {
+		return true
+	}
+	_, _, ok := subjectOf(mediaType, payload)
+	return ok
+}
+
+func (m *manifests) put(ctx context.Context, man distribution.Manifest, options ...distribution.ManifestServiceOption) (digest.Digest, error) {
+	tag := tagOption(options)
+	if tag == "" {
+		return m.ManifestService.Put(ctx, man, options...)
+	}
+	repo := m.r.name()
+	mediaType, payload, err := man.Payload()
+	if err != nil {
+		return "", err
+	}
+	dgst := digest.FromBytes(payload)
+	if immutability.IsAccessoryTag(tag) {
+		msg, err := m.notAccessory(ctx, tag, man)
+		if err != nil {
+			return "", err
+		}
+		if msg != "" {
+			return "", m.r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: immutability.AccessoryRule().Name,
+				Message: msg + "; push other content under a tag cosign does not reserve"})
+		}
+	}
+	mode, rule := m.r.p.rules.Match(repo, tag)
+	if mode == immutability.Mutable {
+		return m.ManifestService.Put(ctx, man, options...)
+	}
+	defer m.r.p.lock(repo, tag)()
+	tags := m.r.Repository.Tags(ctx)
+	if _, err := m.r.checkMove(ctx, tags, tag, mode, rule, dgst, man); err != nil {
+		return "", err
+	}
+	got, err := m.ManifestService.Put(ctx, man, options...)
+	if err != nil {
+		return "", err
+	}
+	if err := tags.Tag(ctx, tag, v1.Descriptor{MediaType: mediaType, Digest: got, Size: int64(len(payload))}); err != nil {
+		return "", err
+	}
+	if st := stateOf(ctx); st != nil {
+		st.setTagged(tag, got)
+	}
+	return got, nil
+}
+
+type tags struct {
+	distribution.TagService
+	r *repository
+}
+
+// Tag applies the rules to a protected tag under the tag's lock. The
+// handler's call after ociwf's Put, which has already tagged under that
+// lock, writes nothing: by then another client may have moved an
+// append-only tag on, and re-tagging would roll it back.
+func (t *tags) Tag(ctx context.Context, tag string, desc v1.Descriptor) error {
+	repo := t.r.name()
+	mode, rule := t.r.p.rules.Match(repo, tag)
+	if mode == immutability.Mutable {
+		return t.TagService.Tag(ctx, tag, desc)
+	}
+	if st := stateOf(ctx); st != nil && st.alreadyTagged(tag, desc.Digest) {
+		return nil
+	}
+	defer t.r.p.repos.shared(repo)()
+	defer t.r.p.lock(repo, tag)()
+	switch same, err := t.r.checkMove(ctx, t.TagService, tag, mode, rule, desc.Digest, nil); {
+	case err != nil:
+		return err
+	case same:
+		return nil
+	}
+	return t.TagService.Tag(ctx, tag, desc)
+}
+
+// checkMove applies a protected tag's rule (mode, rule) to moving tag to
+// dgst, whose manifest is man (nil: the one stored): an unknown tag may be set and a tag
+// already naming dgst stays (same is true); an immutable tag may not
+// move, an append-only one only to a manifest that keeps every entry of
+// the one it names. A refusal is a denial. The caller holds the tag's
+// lock.
+func (r *repository) checkMove(ctx context.Context, ts distribution.TagService, tag string, mode immutability.Mode, rule *immutability.Rule, dgst digest.Digest, man distribution.Manifest) (same bool, err error) {
+	repo := r.name()
+	cur, err := ts.Get(ctx, tag)
+	var unknown distribution.ErrTagUnknown
+	switch {
+	case errors.As(err, &unknown):
+		return false, nil
+	case err != nil:
+		return false, err
+	case cur.Digest == dgst:
+		return true, nil
+	case mode == immutability.Immutable:
+		return false, r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule.Name,
+			Message: fmt.Sprintf("tag %s of %s is immutable (rule %s) and names %s, not %s; push under a new tag", tag, repo, rule.Name, cur.Digest, dgst)})
+	}
+	ms, err := r.Repository.Manifests(ctx)
+	if err != nil {
+		return false, err
+	}
+	prev, err := ms.Get(ctx, cur.Digest)
+	if err != nil {
+		return false, err
+	}
+	if man == nil {
+		if man, err = ms.Get(ctx, dgst); err != nil {
+			return false, err
+		}
+	}
+	if missing := dropped(prev, man); len(missing) > 0 {
+		return false, r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule.Name,
+			Message: fmt.Sprintf("tag %s of %s is append-only (rule %s): the new manifest drops %s of %s; keep every existing entry", tag, repo, rule.Name, missing[0], cur.Digest)})
+	}
+	return false, nil
+}
+
+// Untag refuses to delete a protected tag.
+func (t *tags) Untag(ctx context.Context, tag string) error {
+	repo := t.r.name()
+	if mode, rule := t.r.p.rules.Match(repo, tag); mode != immutability.Mutable {
+		cur, _ := t.TagService.Get(ctx, tag)
+		return t.r.deny(ctx, Denial{Tag: tag, Digest: cur.Digest, Rule: rule.Name,
+			Message: fmt.Sprintf("tag %s of %s is %s (rule %s) and cannot be deleted", tag, repo, mode, rule.Name)})
+	}
+	return t.TagService.Untag(ctx, tag)
+}
