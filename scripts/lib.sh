@@ -5,6 +5,7 @@
 # until it listens, and sets $registry (its pid) and $reg (its host:port).
 start_registry() {
   local ociwf=$1 addr=$2 root=$3 log=$4
+  : >"$log" # exists before the server writes it: read below at once
   "$ociwf" registry serve --addr "$addr" --root "$root" >"$log" 2>&1 &
   registry=$!
   for _ in $(seq 200); do
