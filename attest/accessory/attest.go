@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/in-toto/in-toto-golang/in_toto"
 	"github.com/sigstore/cosign/v2/cmd/cosign/cli/options"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
@@ -101,11 +102,50 @@ func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all [
 	if err != nil {
 		return nil, err
 	}
-	type pending struct {
-		uri, typ string
-		payload  []byte
+	todo, err := r.statements(d, subj, all)
+	if err != nil {
+		return nil, err
 	}
-	todo := make([]pending, len(all))
+	var legacy, bundles []*Result
+	if r.format.bundle() {
+		// Bundles first: a refused legacy write retries from here, and
+		// bundles already written are then found and kept.
+		if bundles, err = r.attestBundles(ctx, s, subj, all, todo, pre); err != nil {
+			return nil, err
+		}
+	}
+	if r.format.legacy() {
+		if legacy, err = r.attestLegacy(ctx, s, subj, d, all, todo, pre, retry); err != nil {
+			return nil, err
+		}
+	}
+	return merge(legacy, bundles), nil
+}
+
+// merge combines the results of the formats written: a statement is
+// Existing only when it existed in every format.
+func merge(legacy, bundles []*Result) []*Result {
+	switch {
+	case legacy == nil:
+		return bundles
+	case bundles == nil:
+		return legacy
+	}
+	for i, b := range bundles {
+		legacy[i].Existing = legacy[i].Existing && b.Existing
+	}
+	return legacy
+}
+
+// pendingStatement is an in-toto statement to sign.
+type pendingStatement struct {
+	uri, typ string
+	payload  []byte
+}
+
+// statements builds the in-toto statement of each attestation.
+func (r *Registry) statements(d name.Digest, subj Subject, all []AttestOptions) ([]pendingStatement, error) {
+	todo := make([]pendingStatement, len(all))
 	for i, opts := range all {
 		uri, err := PredicateType(opts.Type)
 		if err != nil {
@@ -132,9 +172,14 @@ func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all [
 		if err != nil {
 			return nil, fmt.Errorf("statement: %w", err)
 		}
-		todo[i] = pending{uri: uri, typ: typ, payload: payload}
+		todo[i] = pendingStatement{uri: uri, typ: typ, payload: payload}
 	}
+	return todo, nil
+}
 
+// attestLegacy stores the statements as DSSE attestation layers in r's
+// Mode.
+func (r *Registry) attestLegacy(ctx context.Context, s *Signer, subj Subject, d name.Digest, all []AttestOptions, todo []pendingStatement, pre *Stored, retry bool) ([]*Result, error) {
 	ropts := r.st.Options(ctx, d)
 	stored, err := r.stored(ctx, d, ropts, store.AttestationKind, pre)
 	if err != nil {
@@ -184,7 +229,7 @@ func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all [
 		if err := r.st.Write(d, ropts, store.AttestationKind, append(keep, fresh...)); err != nil {
 			if retry && store.Refused(err) && len(replace) == 0 {
 				// As in sign: read what is stored now and try once more.
-				return r.attestAll(ctx, s, subj, all, nil, false)
+				return r.attestLegacy(ctx, s, subj, d, all, todo, nil, false)
 			}
 			return nil, storeError("attestation", subj, err)
 		}

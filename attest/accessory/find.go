@@ -25,6 +25,9 @@ type Found struct {
 	Subject      Subject
 	Signatures   []FoundSignature
 	Attestations []FoundAttestation
+	// Bundles are the sigstore bundles stored as referrers, signatures
+	// and attestations alike (FoundBundle.Verify tells which).
+	Bundles []FoundBundle
 	// Malformed are the stored entries that do not parse as cosign's,
 	// skipped.
 	Malformed []Malformed
@@ -48,7 +51,8 @@ type FoundAttestation struct {
 }
 
 // Find reads every signature and attestation of subj from both storage
-// schemes: the cosign tags and one listing of the OCI 1.1 referrers.
+// schemes: the cosign tags and one listing of the OCI 1.1 referrers, which
+// also yields the sigstore bundles.
 // Nothing is verified; see FoundSignature.Verify and FoundAttestation.Verify.
 // Entries that do not parse as cosign's are skipped and listed in
 // Found.Malformed.
@@ -63,7 +67,7 @@ func (r *Registry) Find(ctx context.Context, subj Subject) (*Found, error) {
 	var g errgroup.Group
 	for i, m := range modes {
 		g.Go(func() (err error) {
-			got[i], err = r.st.Read(ctx, d, ropts, store.Where{Tags: m == TagScheme, Referrers: m == Referrers}, store.SignatureKind, store.AttestationKind)
+			got[i], err = r.st.Read(ctx, d, ropts, store.Where{Tags: m == TagScheme, Referrers: m == Referrers}, store.SignatureKind, store.AttestationKind, store.BundleKind)
 			return err
 		})
 	}
@@ -86,7 +90,8 @@ func (r *Registry) Find(ctx context.Context, subj Subject) (*Found, error) {
 		for _, a := range got[1].OK {
 			out.Attestations = append(out.Attestations, FoundAttestation{Mode: m, sig: a})
 		}
-		out.Malformed = slices.Concat(out.Malformed, got[0].Malformed, got[1].Malformed)
+		out.Bundles = append(out.Bundles, foundBundles(got[2].Bundles)...)
+		out.Malformed = slices.Concat(out.Malformed, got[0].Malformed, got[1].Malformed, got[2].Malformed)
 	}
 	return out, nil
 }

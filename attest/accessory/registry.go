@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"golang.org/x/sync/errgroup"
 
 	"ociwf.dev/attest/internal/store"
 	"ociwf.dev/ociwf/errdef"
@@ -58,6 +59,9 @@ func NewClient(opts ClientOptions) Client { return store.NewClient(opts) }
 // RegistryOptions tune a Registry. The zero value uses the tag scheme.
 type RegistryOptions struct {
 	Mode Mode
+	// Format is the format Sign and Attest write; the zero value is
+	// FormatLegacy. Bundles are always OCI 1.1 referrers, whatever Mode.
+	Format Format
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
 }
@@ -68,9 +72,10 @@ type RegistryOptions struct {
 // package store's (attest/internal/store); making and checking
 // signatures and statements are this package's.
 type Registry struct {
-	st   *store.Store
-	mode Mode
-	log  *slog.Logger
+	st     *store.Store
+	mode   Mode
+	format Format
+	log    *slog.Logger
 }
 
 // NewRegistry returns a Registry that connects through c (a
@@ -80,11 +85,14 @@ func NewRegistry(c Client, opts RegistryOptions) *Registry {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{st: store.New(c, opts.Mode, log), mode: opts.Mode, log: log}
+	return &Registry{st: store.New(c, opts.Mode, log), mode: opts.Mode, format: opts.Format, log: log}
 }
 
 // Mode returns where r writes.
 func (r *Registry) Mode() Mode { return r.mode }
+
+// Format returns the format r writes.
+func (r *Registry) Format() Format { return r.format }
 
 // Result reports what Sign or Attest did.
 type Result struct {
@@ -106,9 +114,11 @@ func storeError(what string, subj Subject, err error) error {
 
 // Stored is what a registry held for one subject when Prefetch read it.
 type Stored struct {
-	subj       Subject
-	mode       Mode
-	sigs, atts store.Entries
+	subj        Subject
+	mode        Mode
+	sigs, atts  store.Entries
+	withBundles bool
+	bundles     store.Entries
 }
 
 // Prefetch reads the signatures and attestations already stored for subj
@@ -121,11 +131,30 @@ func (r *Registry) Prefetch(ctx context.Context, subj Subject) (*Stored, error) 
 		return nil, err
 	}
 	ropts := r.st.Options(ctx, d)
-	got, err := r.st.Read(ctx, d, ropts, r.st.WriteScheme(), store.SignatureKind, store.AttestationKind)
-	if err != nil {
+	out := &Stored{subj: subj, mode: r.mode}
+	var g errgroup.Group
+	if r.format.legacy() {
+		g.Go(func() error {
+			got, err := r.st.Read(ctx, d, ropts, r.st.WriteScheme(), store.SignatureKind, store.AttestationKind)
+			if err == nil {
+				out.sigs, out.atts = got[0], got[1]
+			}
+			return err
+		})
+	}
+	if r.format.bundle() {
+		g.Go(func() error {
+			got, err := r.st.Read(ctx, d, ropts, store.Where{Referrers: true}, store.BundleKind)
+			if err == nil {
+				out.bundles, out.withBundles = got[0], true
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	return &Stored{subj: subj, mode: r.mode, sigs: got[0], atts: got[1]}, nil
+	return out, nil
 }
 
 // stored returns what is stored for d of kind k where r writes: from st

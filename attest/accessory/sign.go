@@ -32,8 +32,30 @@ type SignOptions struct {
 // stores the signature where stock cosign looks for it. Signing is
 // idempotent for a key: when the same key already signed the same payload
 // (digest and annotations), nothing new is written.
+//
+// In FormatBundle or FormatBoth, the signature is (also) stored as a
+// sigstore bundle: an in-toto statement about the digest, predicate type
+// SignPredicateType, whose subject annotations carry opts.Annotations, the
+// tag and AnnotationReference naming the repository.
 func (r *Registry) Sign(ctx context.Context, s *Signer, subj Subject, opts SignOptions) (*Result, error) {
-	return r.sign(ctx, s, subj, opts, true)
+	var res *Result
+	if r.format.bundle() {
+		var err error
+		if res, err = r.signBundle(ctx, s, subj, opts); err != nil {
+			return nil, err
+		}
+	}
+	if !r.format.legacy() {
+		return res, nil
+	}
+	lres, err := r.sign(ctx, s, subj, opts, true)
+	if err != nil {
+		return nil, err
+	}
+	if res != nil {
+		lres.Existing = lres.Existing && res.Existing
+	}
+	return lres, nil
 }
 
 // sign is Sign; retry allows one more round after a refused write.

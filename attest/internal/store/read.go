@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -16,6 +17,7 @@ import (
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	"github.com/sigstore/cosign/v2/pkg/types"
+	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
 	"golang.org/x/sync/errgroup"
 
 	"ociwf.dev/ociwf/errdef"
@@ -27,6 +29,7 @@ type Kind struct {
 	tag       func(name.Reference, ...ociremote.Option) (name.Tag, error) // cosign's tag for it
 	layer     string                                                      // media type of the layers that hold them
 	artifacts []string                                                    // artifact types of referrers that may hold them
+	bundle    bool                                                        // sigstore bundles, read from referrers only
 }
 
 var (
@@ -35,7 +38,21 @@ var (
 	// in-toto artifact type; registries without the referrers API list them
 	// through the fallback tag by their config media type.
 	AttestationKind = Kind{suffix: ".att", tag: ociremote.AttestationTag, layer: types.DssePayloadType, artifacts: []string{attArtifactType, ocispec.MediaTypeEmptyJSON}}
+	// BundleKind is sigstore bundles (cosign v3's default format): OCI 1.1
+	// referrers holding one bundle layer, signatures and attestations
+	// alike; only the verified statement tells which. They have no cosign
+	// tag. cosign v2's library (go-containerregistry v0.20) lists them in
+	// the referrers fallback tag by their empty config's media type.
+	BundleKind = Kind{suffix: ".bundle", layer: bundleLayerPrefix, artifacts: []string{BundleArtifactType, ocispec.MediaTypeEmptyJSON}, bundle: true}
 )
+
+// BundleArtifactType is the artifact type of a sigstore bundle v0.3
+// referrer (and the media type of its layer).
+const BundleArtifactType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+// bundleLayerPrefix starts the media type of every sigstore bundle
+// version (v0.1, v0.2 as application/vnd.dev.sigstore.bundle+json;version=).
+const bundleLayerPrefix = "application/vnd.dev.sigstore.bundle"
 
 // Artifact types of referrers that hold signatures and attestations, as
 // cosign writes them.
@@ -66,10 +83,22 @@ type Entries struct {
 	All []oci.Signature
 	// Malformed describes the entries that do not parse.
 	Malformed []Malformed
+	// Bundles are the sigstore bundles that parse (BundleKind only).
+	Bundles []Bundle
+}
+
+// Bundle is one sigstore bundle read from a referrer, parsed by
+// sigstore-go and not yet verified.
+type Bundle struct {
+	// Manifest is the referrer holding it.
+	Manifest string
+	// Bundle is the parsed bundle, v0.3 or later.
+	Bundle *sgbundle.Bundle
 }
 
 func (h *Entries) add(o Entries) {
 	h.OK = append(h.OK, o.OK...)
+	h.Bundles = append(h.Bundles, o.Bundles...)
 	h.All = append(h.All, o.All...)
 	h.Malformed = append(h.Malformed, o.Malformed...)
 }
@@ -127,6 +156,9 @@ func (r *Store) read(ctx context.Context, d name.Digest, ropts []ociremote.Optio
 	var g errgroup.Group
 	if w.Tags {
 		for i, k := range kinds {
+			if k.bundle {
+				continue
+			}
 			g.Go(func() error {
 				tag, err := k.tag(d, ropts...)
 				if err != nil {
@@ -171,10 +203,21 @@ func (r *Store) read(ctx context.Context, d name.Digest, ropts []ociremote.Optio
 			cp = reattest
 		}
 		for j, m := range idx.Manifests {
-			if !slices.Contains(k.artifacts, m.ArtifactType) {
+			if !slices.Contains(k.artifacts, m.ArtifactType) && (!k.bundle || !strings.HasPrefix(m.ArtifactType, bundleLayerPrefix)) {
 				continue
 			}
 			ref := d.Repository.Digest(m.Digest.String())
+			if k.bundle {
+				if m.MediaType.IsIndex() {
+					continue // not one cosign writes; an index is no bundle
+				}
+				g.Go(func() error {
+					h, err := loadBundle(ref, m.ArtifactType, ropts)
+					found[i][j] = h
+					return err
+				})
+				continue
+			}
 			if m.MediaType.IsIndex() {
 				found[i][j].Malformed = []Malformed{{Mode: Referrers, Kind: k.name(), Manifest: ref.String(),
 					Reason: fmt.Sprintf("a referrer of media type %s, not an image manifest", m.MediaType)}}
@@ -204,12 +247,47 @@ func (r *Store) read(ctx context.Context, d name.Digest, ropts []ociremote.Optio
 	return out, ctx.Err()
 }
 
-// name is "signature" or "attestation".
+// name is "signature", "attestation" or "bundle".
 func (k Kind) name() string {
-	if k.suffix == AttestationKind.suffix {
+	switch k.suffix {
+	case AttestationKind.suffix:
 		return "attestation"
+	case BundleKind.suffix:
+		return "bundle"
 	}
 	return "signature"
+}
+
+// loadBundle reads the sigstore bundle of one referrer, listed with
+// artifactType, with cosign's reader (one layer of a bundle media type,
+// parsed and checked by sigstore-go, v0.3 or later as cosign requires).
+// A referrer of a bundle artifact type that is not a valid bundle is
+// malformed; one of the empty-JSON type (cosign's legacy attestations
+// too) that holds no bundle layer is simply not a bundle. Failures to
+// read fail the load.
+func loadBundle(ref name.Digest, artifactType string, ropts []ociremote.Option) (Entries, error) {
+	b, err := ociremote.Bundle(ref, ropts...)
+	if err == nil {
+		return Entries{Bundles: []Bundle{{Manifest: ref.String(), Bundle: b}}}, nil
+	}
+	if readError(err) {
+		return Entries{}, fmt.Errorf("read %s: %w", ref, err)
+	}
+	if !strings.HasPrefix(artifactType, bundleLayerPrefix) && notBundle(err) {
+		return Entries{}, nil
+	}
+	return Entries{Malformed: []Malformed{{Mode: Referrers, Kind: BundleKind.name(), Manifest: ref.String(), Reason: err.Error()}}}, nil
+}
+
+// notBundle reports cosign's reader refusing a manifest for its layers'
+// shape (not exactly one layer, or not a bundle layer), as opposed to a
+// bundle layer that does not parse.
+func notBundle(err error) bool {
+	switch err.Error() {
+	case "expected exactly one layer", "expected bundle layer":
+		return true
+	}
+	return false
 }
 
 // load reads the signature layers of one manifest, found in mode m; a

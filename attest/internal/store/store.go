@@ -203,3 +203,12 @@ func emptyEntity(d name.Digest) oci.SignedEntity {
 func Signatures(sigs []oci.Signature) (oci.Signatures, error) {
 	return mutate.AppendSignatures(empty.Signatures(), false, sigs...)
 }
+
+// WriteBundle stores a sigstore bundle v0.3 about d as an OCI 1.1
+// referrer, as cosign v3 does: an empty config, the bundle as the single
+// layer, and its predicate type among the manifest's annotations. On a
+// registry without the referrers API, the referrers fallback tag is
+// updated.
+func (r *Store) WriteBundle(ctx context.Context, d name.Digest, bundle []byte, predicateType string) error {
+	return r.resetOnCancel(ociremote.WriteAttestationNewBundleFormat(d, bundle, predicateType, r.Options(ctx, d)...))
+}
