@@ -46,14 +46,8 @@ func (r *run) attestations(ctx context.Context, signers []signer) error {
 		}
 		pt := st.PredicateType
 		if !accessory.Covers(st, r.subj.Digest) {
-			var subjects []string
-			for _, s := range st.Subject {
-				for alg, h := range s.Digest {
-					subjects = append(subjects, alg+":"+h)
-				}
-			}
 			rejected[pt] = keep(rejected[pt], rejection{rankSubject, "the attestation by " + by.Name + " is about another artifact",
-				"subject " + r.subj.Digest.String(), "subject " + strings.Join(subjects, ", ")})
+				"subject " + r.subj.Digest.String(), "subject " + subjects(st)})
 			continue
 		}
 		if !by.ValidAt(now) {
@@ -61,12 +55,31 @@ func (r *run) attestations(ctx context.Context, signers []signer) error {
 				window(by.Signer), "verification at " + now.UTC().Format(time.RFC3339)})
 			continue
 		}
-		r.accepted[pt] = append(r.accepted[pt], statement{st: st, signer: by.Name, mode: a.Mode})
-		raw, err := json.Marshal(st)
-		if err != nil {
-			return fmt.Errorf("encode statement: %w", err)
+		if err := r.accept(st, by.Name, a.Mode); err != nil {
+			return err
 		}
-		r.rep.Attestations = append(r.rep.Attestations, Attestation{PredicateType: pt, Signer: by.Name, Mode: a.Mode, Statement: raw})
+	}
+	bundles, err := r.checkBundles(ctx, signers)
+	if err != nil {
+		return err
+	}
+	for _, b := range bundles {
+		if b.isSignature() {
+			continue // or unverified: no trusted predicate type to file it under
+		}
+		by, pt := signers[b.by], b.st.PredicateType
+		switch {
+		case b.other:
+			rejected[pt] = keep(rejected[pt], rejection{rankSubject, "the attestation bundle by " + by.Name + " is about another artifact",
+				"subject " + r.subj.Digest.String(), "subject " + subjects(b.st.Statement)})
+		case !by.ValidAt(now):
+			rejected[pt] = keep(rejected[pt], rejection{rankWindow, "the key of signer " + by.Name + " is outside its validity window",
+				window(by.Signer), "verification at " + now.UTC().Format(time.RFC3339)})
+		default:
+			if err := r.accept(b.st.Statement, by.Name, accessory.Referrers); err != nil {
+				return err
+			}
+		}
 	}
 
 	required, err := r.required()
@@ -109,6 +122,29 @@ func (r *run) attestations(ctx context.Context, signers []signer) error {
 	r.rep.pass(CheckAttestations, "%s valid, by trusted keys, about %s%s", strings.Join(required, ", "), r.subj.Digest,
 		strings.Join(append([]string{""}, checked...), "; "))
 	return nil
+}
+
+// accept records an accepted attestation statement.
+func (r *run) accept(st *in_toto.Statement, signer string, mode accessory.Mode) error {
+	pt := st.PredicateType
+	r.accepted[pt] = append(r.accepted[pt], statement{st: st, signer: signer, mode: mode})
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode statement: %w", err)
+	}
+	r.rep.Attestations = append(r.rep.Attestations, Attestation{PredicateType: pt, Signer: signer, Mode: mode, Statement: raw})
+	return nil
+}
+
+// subjects lists a statement's subject digests.
+func subjects(st *in_toto.Statement) string {
+	var out []string
+	for _, s := range st.Subject {
+		for alg, h := range s.Digest {
+			out = append(out, alg+":"+h)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // required returns the predicate type URIs the scope requires; allowed

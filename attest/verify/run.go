@@ -30,6 +30,8 @@ type run struct {
 	// Accepted signatures' annotations and attestations' statements.
 	signedTags []string
 	accepted   map[string][]statement // by predicate type
+	// bundles are the stored sigstore bundles, each checked once.
+	bundles []checkedBundle
 }
 
 func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {

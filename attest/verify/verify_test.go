@@ -41,6 +41,7 @@ const sample = "build-test-release.yaml"
 
 // keys is a trusted and an untrusted key pair, loaded once per test binary.
 type keys struct {
+	key, otherKey string
 	pub, otherPub string
 	signer, other *accessory.Signer
 }
@@ -49,7 +50,7 @@ func newKeys(t *testing.T) keys {
 	dir := t.TempDir()
 	key, pub := attesttest.KeyPair(t, dir, "trusted")
 	okey, opub := attesttest.KeyPair(t, dir, "other")
-	return keys{pub: pub, otherPub: opub, signer: attesttest.Signer(t, key), other: attesttest.Signer(t, okey)}
+	return keys{key: key, otherKey: okey, pub: pub, otherPub: opub, signer: attesttest.Signer(t, key), other: attesttest.Signer(t, okey)}
 }
 
 // fixture is a registry with its storage root, and the keys.
@@ -76,8 +77,9 @@ func newPlainFixture(t *testing.T, k keys) *fixture {
 
 // recipe says how to release one version, and what to get wrong.
 type recipe struct {
-	build *ociwf.Build
-	mode  accessory.Mode
+	build  *ociwf.Build
+	mode   accessory.Mode
+	format accessory.Format
 	// signer signs and attests; nil means the trusted key.
 	signer *accessory.Signer
 	unsigned,
@@ -112,7 +114,7 @@ func (f *fixture) release(t *testing.T, ref string, rc recipe) accessory.Subject
 	if s == nil {
 		s = f.signer
 	}
-	reg := accessory.NewRegistry(f.o, accessory.RegistryOptions{Mode: rc.mode})
+	reg := accessory.NewRegistry(f.o, accessory.RegistryOptions{Mode: rc.mode, Format: rc.format})
 	if _, err := reg.Sign(ctx, s, subj, accessory.SignOptions{}); err != nil {
 		t.Fatal(err)
 	}

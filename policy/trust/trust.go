@@ -80,6 +80,12 @@ const (
 	// Remap: the signature names the repository with Prefix replaced by
 	// SignedPrefix, for mirrors and air-gapped copies.
 	Remap IdentityType = "remap"
+	// DigestOnly: the signature need not name any repository; it counts
+	// for the digest wherever the artifact is stored. Signatures are then
+	// replayable across repositories: this is what accepts sigstore
+	// bundle signatures that bind only the digest (stock cosign v3 sign
+	// without -a dev.ociwf.reference=REPOSITORY).
+	DigestOnly IdentityType = "digestOnly"
 )
 
 // SignedIdentity is the rule for the docker-reference in signed payloads.
@@ -430,8 +436,11 @@ func (s *Scope) SignedReference(repo string) string {
 
 // AcceptsIdentity reports whether a signed docker-reference is acceptable
 // for repo: the signed reference itself, or (MatchRepository) that
-// repository with a tag or digest.
+// repository with a tag or digest, or (DigestOnly) any.
 func (s *Scope) AcceptsIdentity(repo, signed string) bool {
+	if s.SignedIdentity.Type == DigestOnly {
+		return true
+	}
 	want := s.SignedReference(repo)
 	if signed == want {
 		return true
