@@ -56,6 +56,9 @@ func (f Format) String() string {
 	return "legacy"
 }
 
+// MarshalText writes "legacy", "bundle" or "both".
+func (f Format) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
+
 // ParseFormat reads "legacy", "bundle" or "both" (cosign's
 // --new-bundle-format is "bundle"); "" is FormatLegacy.
 func ParseFormat(s string) (Format, error) {

@@ -92,6 +92,7 @@ type Result struct {
 	Descriptor ocispec.Descriptor `json:"descriptor"`
 	Tag        string             `json:"tag,omitempty"`
 	Mode       accessory.Mode     `json:"storage"`
+	Format     accessory.Format   `json:"signatureFormat"`
 	Steps      []Step             `json:"steps"`
 }
 
@@ -109,7 +110,7 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, reg *acces
 	if now == nil {
 		now = time.Now
 	}
-	res := &Result{Tag: opts.Tag, Mode: reg.Mode()}
+	res := &Result{Tag: opts.Tag, Mode: reg.Mode(), Format: reg.Format()}
 	started := now()
 	mark := started
 	var mu sync.Mutex

@@ -16,7 +16,7 @@ import (
 func (a *app) publishCmd() *cobra.Command {
 	var b buildFlags
 	var s signerFlags
-	var referrers bool
+	var st storage
 	var annotations []string
 	var prov provenance.Options
 	cmd := &cobra.Command{
@@ -66,7 +66,11 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 				prov.WorkflowPath = argv[0]
 			}
 			prov.ToolVersion = toolVersion()
-			reg := accessory.NewRegistry(o, accessory.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()})
+			ropts, err := st.options(a.logger())
+			if err != nil {
+				return err
+			}
+			reg := accessory.NewRegistry(o, ropts)
 			res, err := publish.Publish(ctx, dst, build, reg, signer, publish.Options{
 				Tag:         tag,
 				Pack:        ociwf.PackOptions{Source: prov.SourceURL(), Revision: prov.SourceRevision},
@@ -97,7 +101,7 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 	f.StringVar(&prov.SourceRevision, "source-revision", "", "git commit built")
 	f.StringVar(&prov.WorkflowPath, "workflow-path", "", "path of FILE in the source repository (default FILE)")
 	f.StringArrayVarP(&annotations, "annotation", "a", nil, "extra signed annotation KEY=VALUE (repeatable)")
-	storageFlag(f, &referrers)
+	storageFlag(f, &st)
 	s.register(f)
 	b.register(cmd, false)
 	return cmd

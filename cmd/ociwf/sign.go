@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -76,16 +77,30 @@ func (a *app) passFunc() accessory.PassFunc {
 	}
 }
 
-// storageFlag selects where signatures and attestations go.
-func storageFlag(fs *pflag.FlagSet, referrers *bool) {
-	fs.BoolVar(referrers, "referrers", false, "store signatures and attestations as OCI 1.1 referrers instead of cosign's sha256-<hex>.sig/.att tags")
+// storage is where and in which format signatures and attestations go.
+type storage struct {
+	referrers bool
+	format    string
 }
 
-func modeOf(referrers bool) accessory.Mode {
-	if referrers {
-		return accessory.Referrers
+// storageFlag selects where signatures and attestations go, and their
+// format.
+func storageFlag(fs *pflag.FlagSet, st *storage) {
+	fs.BoolVar(&st.referrers, "referrers", false, "store signatures and attestations as OCI 1.1 referrers instead of cosign's sha256-<hex>.sig/.att tags")
+	fs.StringVar(&st.format, "signature-format", "legacy", "legacy (cosign v2's simple-signing and DSSE layers, verified by cosign v2 and v3), bundle (sigstore bundles v0.3 as OCI 1.1 referrers, cosign v3's default) or both")
+}
+
+// options are the accessory Registry options st selects.
+func (st storage) options(log *slog.Logger) (accessory.RegistryOptions, error) {
+	f, err := accessory.ParseFormat(st.format)
+	if err != nil {
+		return accessory.RegistryOptions{}, usageError{err}
 	}
-	return accessory.TagScheme
+	mode := accessory.TagScheme
+	if st.referrers {
+		mode = accessory.Referrers
+	}
+	return accessory.RegistryOptions{Mode: mode, Format: f, Logger: log}, nil
 }
 
 // openSubject opens REF on a registry and resolves it to a digest.
@@ -107,7 +122,11 @@ func (a *app) openSubject(ctx context.Context, r *remoteFlags, ref string) (*tar
 
 // signing opens REF, resolves it to the subject to sign and loads the key;
 // the caller closes the signer.
-func (a *app) signing(ctx context.Context, r *remoteFlags, s *signerFlags, ref string, referrers bool) (*accessory.Registry, *accessory.Signer, accessory.Subject, error) {
+func (a *app) signing(ctx context.Context, r *remoteFlags, s *signerFlags, ref string, st storage) (*accessory.Registry, *accessory.Signer, accessory.Subject, error) {
+	ropts, err := st.options(a.logger())
+	if err != nil {
+		return nil, nil, accessory.Subject{}, err
+	}
 	o, subj, err := a.openSubject(ctx, r, ref)
 	if err != nil {
 		return nil, nil, accessory.Subject{}, err
@@ -116,7 +135,7 @@ func (a *app) signing(ctx context.Context, r *remoteFlags, s *signerFlags, ref s
 	if err != nil {
 		return nil, nil, accessory.Subject{}, err
 	}
-	return accessory.NewRegistry(o, accessory.RegistryOptions{Mode: modeOf(referrers), Logger: a.logger()}), signer, subj, nil
+	return accessory.NewRegistry(o, ropts), signer, subj, nil
 }
 
 // report prints what sign or attest did: "VERB REF[detail] (storage)", or
@@ -147,7 +166,7 @@ func resultOf(r *accessory.Result) signResult {
 func (a *app) signCmd() *cobra.Command {
 	var r remoteFlags
 	var s signerFlags
-	var referrers bool
+	var st storage
 	var annotations []string
 	cmd := &cobra.Command{
 		Use:   "sign REF",
@@ -159,6 +178,11 @@ referrer. When REF has a tag, the tag is signed as the annotation
 dev.ociwf.tag so that a moved tag is detectable. Signing again with the same
 key and annotations writes nothing.
 
+--signature-format bundle (or both) stores the signature (also) as a sigstore
+bundle v0.3 referrer, as stock cosign v3 signs; its signed subject annotations
+name the repository (dev.ociwf.reference) and the tag. The default, legacy,
+is the only format both cosign v2 and v3 verify offline with only --key.
+
 Verify with stock cosign:
   cosign verify --key cosign.pub --insecure-ignore-tlog REPO@sha256:...`,
 		Example: `  COSIGN_PASSWORD=... ociwf sign --plain-http --key cosign.key 127.0.0.1:5000/workflows/build:1.0.0`,
@@ -169,7 +193,7 @@ Verify with stock cosign:
 				return err
 			}
 			ctx := cmd.Context()
-			reg, signer, subj, err := a.signing(ctx, &r, &s, argv[0], referrers)
+			reg, signer, subj, err := a.signing(ctx, &r, &s, argv[0], st)
 			if err != nil {
 				return err
 			}
@@ -183,7 +207,7 @@ Verify with stock cosign:
 		},
 	}
 	cmd.Flags().StringArrayVarP(&annotations, "annotation", "a", nil, "extra signed annotation KEY=VALUE (repeatable)")
-	storageFlag(cmd.Flags(), &referrers)
+	storageFlag(cmd.Flags(), &st)
 	s.register(cmd.Flags())
 	r.register(cmd.Flags(), false)
 	return cmd
@@ -192,7 +216,8 @@ Verify with stock cosign:
 func (a *app) attestCmd() *cobra.Command {
 	var r remoteFlags
 	var s signerFlags
-	var referrers, replace, appendAtt bool
+	var st storage
+	var replace, appendAtt bool
 	var typ, predicate string
 	cmd := &cobra.Command{
 		Use:   "attest REF",
@@ -206,6 +231,9 @@ spdxjson, ...) or a predicate type URI.
 By default an attestation of the same type by the same key is kept and
 nothing is written; --replace swaps it for the new one, --append adds the new
 one beside it.
+
+--signature-format bundle (or both) stores the attestation (also) as a
+sigstore bundle v0.3 referrer, as stock cosign v3 attests.
 
 Verify with stock cosign:
   cosign verify-attestation --key cosign.pub --insecure-ignore-tlog --type cyclonedx REPO@sha256:...`,
@@ -227,7 +255,7 @@ Verify with stock cosign:
 				return err
 			}
 			ctx := cmd.Context()
-			reg, signer, subj, err := a.signing(ctx, &r, &s, argv[0], referrers)
+			reg, signer, subj, err := a.signing(ctx, &r, &s, argv[0], st)
 			if err != nil {
 				return err
 			}
@@ -253,7 +281,7 @@ Verify with stock cosign:
 	cmd.Flags().StringVar(&predicate, "predicate", "", "predicate file (- for stdin)")
 	cmd.Flags().BoolVar(&replace, "replace", false, "replace attestations of the same type")
 	cmd.Flags().BoolVar(&appendAtt, "append", false, "add the attestation even if one of the same type by the same key exists")
-	storageFlag(cmd.Flags(), &referrers)
+	storageFlag(cmd.Flags(), &st)
 	s.register(cmd.Flags())
 	r.register(cmd.Flags(), false)
 	return cmd

@@ -208,3 +208,49 @@ func TestProvenanceFromCI(t *testing.T) {
 		t.Errorf("--builder-id did not win:\n%s", pred)
 	}
 }
+
+func TestSignatureFormat(t *testing.T) {
+	t.Setenv("COSIGN_PASSWORD", "s3cret")
+	dir := t.TempDir()
+	key := filepath.Join(dir, "release")
+	other := filepath.Join(dir, "other")
+	for _, p := range []string{key, other} {
+		if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", p); code != 0 {
+			t.Fatalf("key generate: %s", stderr)
+		}
+	}
+	hosts := map[string]string{"ociwf registry": registrytest.New(t), "stock distribution": registrytest.StartPlain(t, t.TempDir())}
+	for name, host := range hosts {
+		for _, format := range []string{"bundle", "both"} {
+			t.Run(name+"/"+format, func(t *testing.T) {
+				repo := host + "/workflows/" + format
+				args := []string{"publish", "--plain-http", "--offline", "--key", key + ".key", "--signature-format", format, samples + "build-test-release.yaml", repo}
+				out, stderr, code := cli(t, args...)
+				if code != 0 {
+					t.Fatalf("publish: %s", stderr)
+				}
+				ref := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
+				if out, _, code := cli(t, args...); code != 0 || !strings.Contains(out, "already there") {
+					t.Fatalf("republish: exit %d\n%s", code, out)
+				}
+				if out, stderr, code := cli(t, "verify", "--plain-http", "--key", key+".pub", "--require-signed-tag", repo+":1.4.0"); code != 0 {
+					t.Fatalf("verify: exit %d %s %s", code, out, stderr)
+				}
+				if _, stderr, code := cli(t, "sign", "--plain-http", "--key", other+".key", "--signature-format", format, ref); code != 0 {
+					t.Fatalf("sign: %s", stderr)
+				}
+				pred := filepath.Join(dir, "review.json")
+				os.WriteFile(pred, []byte(`{"reviewer":"sec"}`), 0o600)
+				if _, stderr, code := cli(t, "attest", "--plain-http", "--key", other+".key", "--signature-format", format, "--type", "https://example.com/review/v1", "--predicate", pred, ref); code != 0 {
+					t.Fatalf("attest: %s", stderr)
+				}
+				if out, stderr, code := cli(t, "verify", "--plain-http", "--key", other+".pub", "--signature-only", "--type", "https://example.com/review/v1", ref); code != 0 {
+					t.Fatalf("verify the second signer: exit %d %s %s", code, out, stderr)
+				}
+			})
+		}
+	}
+	if _, stderr, code := cli(t, "sign", "--plain-http", "--key", key+".key", "--signature-format", "v3", hosts["ociwf registry"]+"/workflows/bundle:1.4.0"); code != exitUsage || !strings.Contains(stderr, "signature format") {
+		t.Fatalf("sign with a bad format: exit %d %s", code, stderr)
+	}
+}
