@@ -6,22 +6,32 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	ggtypes "github.com/google/go-containerregistry/pkg/v1/types"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/cosign/v2/pkg/oci/empty"
 	"github.com/sigstore/cosign/v2/pkg/oci/mutate"
 	ociremote "github.com/sigstore/cosign/v2/pkg/oci/remote"
+	"oras.land/oras-go/v2/content"
+	oraserr "oras.land/oras-go/v2/errdef"
+	orasremote "oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
 )
 
 // Store reaches the registries a Client reaches, authenticating as the
@@ -205,10 +215,83 @@ func Signatures(sigs []oci.Signature) (oci.Signatures, error) {
 }
 
 // WriteBundle stores a sigstore bundle v0.3 about d as an OCI 1.1
-// referrer, as cosign v3 does: an empty config, the bundle as the single
-// layer, and its predicate type among the manifest's annotations. On a
-// registry without the referrers API, the referrers fallback tag is
-// updated.
+// referrer, in the manifest cosign v3 writes (cosign's WriteReferrer): an
+// empty config, the bundle as the single layer, and its predicate type and
+// creation time among the manifest's annotations. The push goes through
+// oras-go, which on a registry without the referrers API lists the
+// referrer in the fallback tag sha256-<hex> under the bundle artifact type
+// with the manifest's annotations (go-containerregistry v0.20, cosign v2's,
+// lists the empty config's media type instead).
 func (r *Store) WriteBundle(ctx context.Context, d name.Digest, bundle []byte, predicateType string) error {
-	return r.resetOnCancel(ociremote.WriteAttestationNewBundleFormat(d, bundle, predicateType, r.Options(ctx, d)...))
+	return r.resetOnCancel(r.writeBundle(ctx, d, bundle, predicateType))
+}
+
+func (r *Store) writeBundle(ctx context.Context, d name.Digest, bundle []byte, predicateType string) error {
+	repo, err := orasremote.NewRepository(d.Repository.Name())
+	if err != nil {
+		return fmt.Errorf("repository %s: %w", d.Repository, err)
+	}
+	repo.PlainHTTP = plainHTTP(r.client, d.RegistryStr())
+	client := &auth.Client{Client: &http.Client{Transport: r.transport}, Credential: r.client.Credential, Cache: auth.NewCache()}
+	if ua := userAgent(r.client); ua != "" {
+		client.SetUserAgent(ua)
+	}
+	repo.Client = client
+	subject, err := repo.Resolve(ctx, d.DigestStr())
+	if err != nil {
+		return fmt.Errorf("resolve %s: %w", d, err)
+	}
+	config := []byte("{}")
+	cfg := content.NewDescriptorFromBytes(ocispec.MediaTypeEmptyJSON, config)
+	layer := content.NewDescriptorFromBytes(BundleArtifactType, bundle)
+	for _, b := range []struct {
+		desc ocispec.Descriptor
+		data []byte
+	}{{cfg, config}, {layer, bundle}} {
+		if ok, err := repo.Blobs().Exists(ctx, b.desc); err == nil && ok {
+			continue
+		}
+		if err := repo.Blobs().Push(ctx, b.desc, bytes.NewReader(b.data)); err != nil && !errors.Is(err, oraserr.ErrAlreadyExists) {
+			return fmt.Errorf("upload bundle blob %s: %w", b.desc.Digest, err)
+		}
+	}
+	// cosign's referrerManifest: go-containerregistry's manifest (its
+	// field order), with the artifact type on the config too.
+	m := struct {
+		v1.Manifest
+		ArtifactType string `json:"artifactType,omitempty"`
+	}{v1.Manifest{
+		SchemaVersion: 2,
+		MediaType:     ggtypes.OCIManifestSchema1,
+		Config: v1.Descriptor{
+			MediaType:    ggtypes.MediaType(ocispec.MediaTypeEmptyJSON),
+			ArtifactType: BundleArtifactType,
+			Digest:       v1.Hash{Algorithm: cfg.Digest.Algorithm().String(), Hex: cfg.Digest.Encoded()},
+			Size:         cfg.Size,
+		},
+		Layers: []v1.Descriptor{{
+			MediaType: ggtypes.MediaType(BundleArtifactType),
+			Digest:    v1.Hash{Algorithm: layer.Digest.Algorithm().String(), Hex: layer.Digest.Encoded()},
+			Size:      layer.Size,
+		}},
+		Annotations: map[string]string{
+			ocispec.AnnotationCreated:           time.Now().UTC().Format(time.RFC3339),
+			"dev.sigstore.bundle.content":       "dsse-envelope",
+			"dev.sigstore.bundle.predicateType": predicateType,
+		},
+		Subject: &v1.Descriptor{
+			MediaType: ggtypes.MediaType(subject.MediaType),
+			Digest:    v1.Hash{Algorithm: subject.Digest.Algorithm().String(), Hex: subject.Digest.Encoded()},
+			Size:      subject.Size,
+		},
+	}, BundleArtifactType}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("bundle referrer manifest: %w", err)
+	}
+	desc := content.NewDescriptorFromBytes(ocispec.MediaTypeImageManifest, raw)
+	if err := repo.Manifests().Push(ctx, desc, bytes.NewReader(raw)); err != nil {
+		return fmt.Errorf("push bundle referrer of %s: %w", d, err)
+	}
+	return nil
 }
