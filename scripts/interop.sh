@@ -27,6 +27,7 @@
 #      sbom` stores an SBOM in the .sbom tag, which holds nothing else; re-pushing the identical manifest
 #      (`oras manifest push` of the fetched bytes; `oras tag` and `crane
 #      tag` of it, which PUT it again) is idempotent.
+#   B. sigstore bundles, with stock cosign v3 (scripts/interop-bundles.sh).
 # Any miss fails the script with the failing check named.
 #
 #   scripts/interop.sh            # registry on a free loopback port
@@ -256,5 +257,9 @@ check "7 crane tag of the same manifest onto the immutable tag is idempotent (PU
   put_reaches /v2/protected/wf/manifests/1.0.0 crane tag "$prot@$orig" 1.0.0
 check "7 after all that the tag still names the original digest" resolves "$prot:1.0.0" "$orig"
 check "7 ... and the mutable tag its own" resolves "$prot:draft" "$draft"
+
+# Sigstore bundles (scripts/interop-bundles.sh).
+source scripts/interop-bundles.sh
+bundle_checks
 
 printf '\ninterop ok: %d checks\n' "$checks"
