@@ -230,13 +230,18 @@ func signStatementBundle(ctx context.Context, s *Signer, stmt []byte) ([]byte, e
 	if err != nil {
 		return nil, fmt.Errorf("signer public key: %w", err)
 	}
-	raw, err := cbundle.MakeNewBundle(pub, nil, stmt, env, s.sv.Cert, nil)
+	return compact(cbundle.MakeNewBundle(pub, nil, stmt, env, s.sv.Cert, nil))
+}
+
+// compact removes the whitespace protojson puts in at random, as cosign
+// v3 writes its JSON.
+func compact(raw []byte, err error) ([]byte, error) {
 	if err != nil {
-		return nil, fmt.Errorf("make bundle: %w", err)
+		return nil, fmt.Errorf("encode: %w", err)
 	}
 	var c bytes.Buffer
 	if err := json.Compact(&c, raw); err != nil {
-		return nil, fmt.Errorf("make bundle: %w", err)
+		return nil, fmt.Errorf("compact: %w", err)
 	}
 	return c.Bytes(), nil
 }
@@ -262,15 +267,11 @@ func signStatement(d name.Digest, ann map[string]string) ([]byte, error) {
 		PredicateType: SignPredicateType,
 		Predicate:     &structpb.Struct{},
 	}
-	raw, err := protojson.Marshal(st)
+	raw, err := compact(protojson.Marshal(st))
 	if err != nil {
 		return nil, fmt.Errorf("signature statement: %w", err)
 	}
-	var c bytes.Buffer
-	if err := json.Compact(&c, raw); err != nil {
-		return nil, fmt.Errorf("signature statement: %w", err)
-	}
-	return c.Bytes(), nil
+	return raw, nil
 }
 
 // signBundle stores a bundle signature of subj by s, unless s's key
@@ -305,7 +306,7 @@ func (r *Registry) signBundle(ctx context.Context, s *Signer, subj Subject, opts
 	}
 	b, err := signStatementBundle(ctx, s, stmt)
 	if err != nil {
-		return nil, fmt.Errorf("sign %s: %w", subj, err)
+		return nil, fmt.Errorf("sign %s bundle: %w", subj, err)
 	}
 	if err := r.st.WriteBundle(ctx, d, b, SignPredicateType); err != nil {
 		return nil, storeError("signature bundle", subj, err)
