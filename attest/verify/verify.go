@@ -1,7 +1,8 @@
 // Package verify re-checks a published workflow from tag to plan under a
 // trust policy: the tag resolves once to a digest; the manifest and every
 // blob are re-hashed; cosign signatures and in-toto attestations, stored
-// under cosign's tags or as OCI 1.1 referrers, must be made by keys the
+// under cosign's tags, as OCI 1.1 referrers or as sigstore bundles
+// (cosign v3's format), must be made by keys the
 // policy trusts for the repository, name the manifest digest and the
 // repository the policy expects (replayed signatures fail), and bind the
 // provenance and SBOM to the layers; the DSL layer must recompile to the

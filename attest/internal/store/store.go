@@ -1,6 +1,6 @@
 // Package store stores and finds cosign signatures and attestations in
 // registries, in either scheme (cosign's sha256-<hex>.sig and .att tags,
-// OCI 1.1 referrers): bounded reads, entries that do not parse skipped and
+// OCI 1.1 referrers), and sigstore bundles as referrers: bounded reads, entries that do not parse skipped and
 // listed, writes that keep every stored entry. It makes and checks
 // nothing; package attest signs, attests and verifies on top of it.
 package store
