@@ -301,3 +301,20 @@ func TestKeyPolicyOptions(t *testing.T) {
 		t.Fatalf("bad type: %v", err)
 	}
 }
+
+// digestOnly accepts any signed repository, and loads from a policy file.
+func TestDigestOnlyIdentity(t *testing.T) {
+	s := &trust.Scope{SignedIdentity: trust.SignedIdentity{Type: trust.DigestOnly}}
+	for _, signed := range []string{"registry.example.com/workflows/release", "elsewhere.example/other", ""} {
+		if !s.AcceptsIdentity("registry.example.com/workflows/release", signed) {
+			t.Errorf("digestOnly refused %q", signed)
+		}
+	}
+	p, err := trust.Parse("policy.yaml", []byte("version: ociwf.dev/trust/v1\ntrustPolicies:\n  - name: a\n    registryScopes: ['*']\n    signedIdentity: {type: digestOnly}\n    signers: [{name: k, key: /k.pub}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.TrustPolicies[0].SignedIdentity.Type; got != trust.DigestOnly {
+		t.Fatalf("type %q", got)
+	}
+}
