@@ -10,7 +10,10 @@
 #       under a 2-of-2 policy passes, and with the countersigner's key
 #       removed fails naming it;
 #   B3. a stock cosign v3 signature without dev.ociwf.reference counts only
-#       under signedIdentity digestOnly.
+#       under signedIdentity digestOnly;
+#   B4. `oras cp -r` of a bundle-only workflow to another repository
+#       verifies with --signed-identity naming the original, and without it
+#       fails as for legacy signatures.
 
 bundle_checks() {
   local cosign3 off pinned both
@@ -76,4 +79,15 @@ EOF
   sed 's/    threshold: 2/    threshold: 2\n    signedIdentity: {type: digestOnly}/' "$work/policy-2of2.yaml" > "$work/policy-digest.yaml"
   check "B3 ... and under signedIdentity digestOnly it counts" \
     "$ociwf" verify --plain-http --policy "$work/policy-digest.yaml" "$stock"
+
+  # B4: a copy of a bundle-signed workflow.
+  local only
+  only=$("$ociwf" publish --plain-http --offline --key "$work/ociwf.key" --signature-format bundle \
+    --source-uri git+https://example.com/acme/workflows --source-revision 0123456789abcdef0123456789abcdef01234567 \
+    testdata/workflows/build-test-release.yaml "$reg/bundles/only:1.4.0" | tail -n1)
+  check "B4 oras cp -r of a bundle-signed workflow" oras cp -r --from-plain-http --to-plain-http "$reg/bundles/only:1.4.0" "$reg/bundles/copy:1.4.0"
+  check "B4 the copy verifies with ociwf, naming the original repository" \
+    "$ociwf" verify --plain-http --key "$work/ociwf.pub" --signed-identity "$reg/bundles/only" --require-signed-tag "$reg/bundles/copy:1.4.0"
+  check "B4 ... and without --signed-identity it is a replay across repositories (exit 3, signatures)" \
+    fails signatures "$ociwf" verify --plain-http --key "$work/ociwf.pub" "$reg/bundles/copy:1.4.0"
 }
