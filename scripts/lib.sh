@@ -19,9 +19,45 @@ start_registry() {
   return 1
 }
 
-# stop_registry stops what start_registry started.
+# stop_registry stops what start_registry or start_stock_registry started.
 stop_registry() {
   [[ -n ${registry:-} ]] || return 0
   kill "$registry" 2>/dev/null
   wait "$registry" 2>/dev/null || true
+  registry=
+}
+
+# start_stock_registry REGISTRY ROOT LOG starts stock Distribution
+# (`registry serve`, the binary REGISTRY) on a free loopback port with
+# filesystem storage under ROOT, deletes enabled and output in LOG, waits
+# until it listens, and sets $registry (its pid) and $reg (its host:port),
+# as start_registry does; stop_registry stops it. Distribution 3.1.2 has no
+# referrers API: clients keep referrers in the sha256-<hex> fallback tag.
+start_stock_registry() {
+  local bin=$1 root=$2 log=$3
+  mkdir -p "$root"
+  cat >"$root.yml" <<CONFIG
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $root
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:0
+CONFIG
+  : >"$log" # exists before the server writes it: read below at once
+  "$bin" serve "$root.yml" >"$log" 2>&1 &
+  registry=$!
+  for _ in $(seq 200); do
+    reg=$(sed -n 's|.*msg="listening on \(127\.0\.0\.1:[0-9]*\)".*|\1|p' "$log")
+    [[ -n $reg ]] && return 0
+    kill -0 "$registry" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "stock registry serve did not start:" >&2
+  cat "$log" >&2
+  return 1
 }
