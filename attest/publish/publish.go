@@ -183,9 +183,10 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, reg *acces
 			step("attest-sbom", rs[1].Existing, t)
 			return nil
 		}
-		if reg.Mode() == accessory.Referrers {
-			// Without a referrers API, both writes update one fallback
-			// index tag; in sequence neither loses the other's entry.
+		if reg.Mode() == accessory.Referrers || reg.Format() != accessory.FormatLegacy {
+			// Referrers, and bundles whatever the mode: without a
+			// referrers API, both writes update one fallback index tag;
+			// in sequence neither loses the other's entry.
 			if err := sign(ctx); err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net/http"
@@ -74,13 +75,19 @@ func newFixture(t *testing.T) fixture {
 
 func (f fixture) publish(t *testing.T, ref, sample string, mode accessory.Mode) (*publish.Result, error) {
 	t.Helper()
+	return f.publishWith(t, ref, sample, accessory.RegistryOptions{Mode: mode})
+}
+
+// publishWith publishes sample to ref through a Registry made with opts.
+func (f fixture) publishWith(t *testing.T, ref, sample string, opts accessory.RegistryOptions) (*publish.Result, error) {
+	t.Helper()
 	ctx := context.Background()
 	dst, err := f.o.Open(ctx, ref)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clock := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	return publish.Publish(ctx, dst, attesttest.Sample(t, sample), accessory.NewRegistry(f.o, accessory.RegistryOptions{Mode: mode}), publish.Key(f.signer), publish.Options{
+	return publish.Publish(ctx, dst, attesttest.Sample(t, sample), accessory.NewRegistry(f.o, opts), publish.Key(f.signer), publish.Options{
 		Tag:        dst.Reference,
 		Provenance: provenance.Options{BuilderID: "https://ci.example/builders/1", SourceURI: "git+https://example.com/acme/wf", SourceRevision: strings.Repeat("ab", 20)},
 		Now:        func() time.Time { clock = clock.Add(time.Second); return clock },
@@ -166,6 +173,32 @@ func TestPublishThenVerify(t *testing.T) {
 				}
 				if !bytes.Contains(st.Predicate, []byte(`"builder":{"id":"https://ci.example/builders/1"`)) {
 					t.Fatalf("stored provenance lost the builder: %s", st.Predicate)
+				}
+			}
+		})
+	}
+}
+
+// On a registry without the referrers API every bundle referrer is listed
+// in one fallback index tag, so no bundle may be lost to concurrent
+// updates of it.
+func TestPublishBundlesWithoutReferrersAPI(t *testing.T) {
+	for _, format := range []accessory.Format{accessory.FormatBundle, accessory.FormatBoth} {
+		t.Run(format.String(), func(t *testing.T) {
+			f := newFixture(t)
+			host := registrytest.StartPlain(t, t.TempDir())
+			for i := range 3 {
+				repo := fmt.Sprintf("%s/wf/release%d", host, i)
+				res, err := f.publishWith(t, repo+":1.4.0", "build-test-release.yaml", accessory.RegistryOptions{Format: format})
+				if err != nil {
+					t.Fatal(err)
+				}
+				found, err := accessory.NewRegistry(f.o, accessory.RegistryOptions{}).Find(context.Background(), subjectOf(res, repo))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(found.Bundles) != 3 {
+					t.Fatalf("%s: found %d bundles, want 3 (the signature and two attestations)", repo, len(found.Bundles))
 				}
 			}
 		})
