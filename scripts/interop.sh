@@ -152,6 +152,12 @@ oras_push_workflow() { # dir ref: stock oras push of a pulled workflow's files a
     plan.json:application/vnd.ociwf.workflow.plan.v1+json \
     sbom.cdx.json:application/vnd.cyclonedx+json)
 }
+copy_checks() { # n repo copy: copy (repository:tag), signed by ociwf's key for repo, verifies with --signed-identity repo only
+  check "$1 the copy verifies with ociwf, naming the original repository" \
+    "$ociwf" verify --plain-http --key "$work/ociwf.pub" --signed-identity "$2" --require-signed-tag "$3"
+  check "$1 ... and without --signed-identity it is a replay across repositories (exit 3, signatures)" \
+    fails signatures "$ociwf" verify --plain-http --key "$work/ociwf.pub" "$3"
+}
 verify_all() { # pub ref [cosign flags]
   local pub=$1 ref=$2; shift 2
   cosign verify --key "$pub" --insecure-ignore-tlog "$@" "$ref" >/dev/null &&
@@ -240,10 +246,7 @@ EOF
   check "4 crane copy --all-tags of the repository" crane copy --all-tags "$reg/workflows/release" "$reg/mirror/release"
   copied="$reg/mirror/release@${pinned#*@}"
   check "4 the copy verifies with stock cosign" verify_all "$work/ociwf.pub" "$copied"
-  check "4 the copy verifies with ociwf, naming the original repository" \
-    "$ociwf" verify --plain-http --key "$work/ociwf.pub" --signed-identity "$reg/workflows/release" --require-signed-tag "$reg/mirror/release:1.4.0"
-  check "4 ... and without --signed-identity it is a replay across repositories (exit 3, signatures)" \
-    fails signatures "$ociwf" verify --plain-http --key "$work/ociwf.pub" "$reg/mirror/release:1.4.0"
+  copy_checks 4 "$reg/workflows/release" "$reg/mirror/release:1.4.0"
 
   # 5: keys across tools.
   check "5 stock cosign signs with an ociwf key" cosign sign --key "$work/ociwf.key" --tlog-upload=false "$stock"
@@ -260,10 +263,7 @@ EOF
   check "6 oras discover lists the referrers" contains "application/vnd.dev.cosign.artifact.sig.v1+json" oras discover --plain-http "$ref"
   check "6 oras cp -r of the workflow and its referrers to another repository" \
     oras cp -r --from-plain-http --to-plain-http "$ref" "$reg/mirror/fan:1.0.0"
-  check "6 the copy verifies with ociwf, naming the original repository" \
-    "$ociwf" verify --plain-http --key "$work/ociwf.pub" --signed-identity "$reg/referrers/fan" --require-signed-tag "$reg/mirror/fan:1.0.0"
-  check "6 ... and without --signed-identity it is a replay across repositories (exit 3, signatures)" \
-    fails signatures "$ociwf" verify --plain-http --key "$work/ociwf.pub" "$reg/mirror/fan:1.0.0"
+  copy_checks 6 "$reg/referrers/fan" "$reg/mirror/fan:1.0.0"
 
   # 8: mixed formats as they meet today: ociwf publishes (legacy), a second
   #    party countersigns with stock cosign v3, which stores a sigstore

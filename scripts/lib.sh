@@ -8,13 +8,21 @@ start_registry() {
   : >"$log" # exists before the server writes it: read below at once
   "$ociwf" registry serve --addr "$addr" --root "$root" >"$log" 2>&1 &
   registry=$!
+  await_listening "ociwf registry serve" 's|^Serving on http://\([^ ]*\) .*|\1|p' "$log"
+}
+
+# await_listening WHAT SCRIPT LOG waits until the sed SCRIPT finds the
+# address the server $registry listens on in LOG, and sets $reg to it;
+# it fails, showing LOG, if the server exits or takes over 10 s.
+await_listening() {
+  local what=$1 script=$2 log=$3
   for _ in $(seq 200); do
-    reg=$(sed -n 's|^Serving on http://\([^ ]*\) .*|\1|p' "$log")
+    reg=$(sed -n "$script" "$log")
     [[ -n $reg ]] && return 0
     kill -0 "$registry" 2>/dev/null || break
     sleep 0.05
   done
-  echo "ociwf registry serve did not start:" >&2
+  echo "$what did not start:" >&2
   cat "$log" >&2
   return 1
 }
@@ -51,13 +59,5 @@ CONFIG
   : >"$log" # exists before the server writes it: read below at once
   "$bin" serve "$root.yml" >"$log" 2>&1 &
   registry=$!
-  for _ in $(seq 200); do
-    reg=$(sed -n 's|.*msg="listening on \(127\.0\.0\.1:[0-9]*\)".*|\1|p' "$log")
-    [[ -n $reg ]] && return 0
-    kill -0 "$registry" 2>/dev/null || break
-    sleep 0.05
-  done
-  echo "stock registry serve did not start:" >&2
-  cat "$log" >&2
-  return 1
+  await_listening "stock registry serve" 's|.*msg="listening on \(127\.0\.0\.1:[0-9]*\)".*|\1|p' "$log"
 }
