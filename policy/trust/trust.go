@@ -1,5 +1,6 @@
-// Package trust reads ociwf trust policies: which keys are trusted to sign
-// workflows in which repositories, during which validity windows, how many
+// Package trust reads ociwf trust policies: which keys and keyless
+// (Sigstore certificate) identities are trusted to sign workflows in which
+// repositories, during which validity windows, how many
 // distinct signers a workflow needs, which attestations it must carry
 // (provenance from allowed builders and sources, an SBOM), which signed
 // identity a signature must name, and what a lifecycle state means for it.
@@ -19,11 +20,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/sigstore/cosign/v2/cmd/cosign/cli/options"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
+	"github.com/sigstore/sigstore-go/pkg/root"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
@@ -96,13 +100,82 @@ type SignedIdentity struct {
 	SignedPrefix string       `json:"signedPrefix,omitempty"`
 }
 
-// Signer is a trusted key and the window in which its signatures count.
+// Signer is a trusted key, or a keyless (Sigstore certificate) identity,
+// and the window in which its signatures count. Exactly one of Key and
+// Keyless is set.
 type Signer struct {
 	Name string `json:"name"`
 	// Key is a PEM public key file (absolute after Load) or a KMS URI.
-	Key       string     `json:"key"`
+	Key string `json:"key,omitempty"`
+	// Keyless is a certificate identity checked against a Sigstore
+	// trusted root, as cosign's --certificate-identity and
+	// --certificate-oidc-issuer flags do.
+	Keyless   *Keyless   `json:"keyless,omitempty"`
 	NotBefore *time.Time `json:"notBefore,omitempty"`
 	NotAfter  *time.Time `json:"notAfter,omitempty"`
+}
+
+// Keyless is a keyless signer: who a short-lived Fulcio certificate must
+// name, which trusted root its chain, transparency log entries and
+// timestamps are checked against, and how many of those are required.
+// Exactly one of Identity and IdentityRegexp is set, and exactly one of
+// Issuer and IssuerRegexp; regular expressions are Go's (RE2), unanchored
+// as in cosign.
+type Keyless struct {
+	// TrustedRoot is a Sigstore trusted_root.json file (absolute after
+	// Load).
+	TrustedRoot string `json:"trustedRoot"`
+	// Identity is the certificate's subject alternative name (an e-mail
+	// address or a workflow URI), compared exactly.
+	Identity string `json:"identity,omitempty"`
+	// IdentityRegexp matches the subject alternative name.
+	IdentityRegexp string `json:"identityRegexp,omitempty"`
+	// Issuer is the OIDC issuer recorded in the certificate, compared
+	// exactly.
+	Issuer string `json:"issuer,omitempty"`
+	// IssuerRegexp matches the OIDC issuer.
+	IssuerRegexp string `json:"issuerRegexp,omitempty"`
+	// Claims are further Fulcio certificate extensions (GitHub workflow
+	// repository, ref and trigger, source repository URI, build signer
+	// URI, ...); every field set must equal the certificate's exactly.
+	// Issuer is not a claim: use Issuer or IssuerRegexp.
+	Claims certificate.Extensions `json:"claims,omitzero"`
+	// TLog is the transparency log requirement. After Parse or Validate
+	// Required is never nil: the default is a required entry.
+	TLog TLogRequirement `json:"tlog,omitzero"`
+	// Timestamps are the signed (RFC 3161) timestamp requirements.
+	Timestamps TimestampRequirement `json:"timestamps,omitzero"`
+}
+
+// TLogRequirement says whether, and how many, verified transparency log
+// entries a keyless signature needs.
+type TLogRequirement struct {
+	// Required is true unless the policy says required: false; nil only
+	// before validation.
+	Required *bool `json:"required,omitempty"`
+	// Threshold is the number of entries required; 1 when Required and
+	// unset.
+	Threshold int `json:"threshold,omitempty"`
+}
+
+// TimestampRequirement is how many signed timestamps from the trusted
+// root's timestamping authorities a keyless signature needs.
+type TimestampRequirement struct {
+	// Signed is the number of RFC 3161 timestamps required; 0 requires
+	// none.
+	Signed int `json:"signed,omitempty"`
+}
+
+// TLogThreshold returns the number of transparency log entries required,
+// 0 when none is.
+func (k Keyless) TLogThreshold() int {
+	if k.TLog.Required != nil && !*k.TLog.Required {
+		return 0
+	}
+	if k.TLog.Threshold == 0 {
+		return 1
+	}
+	return k.TLog.Threshold
 }
 
 // ValidAt reports whether t falls in the signer's window. Without a
@@ -182,8 +255,10 @@ func (e *Error) Error() string {
 // Is makes every policy error match errdef.ErrInvalid.
 func (e *Error) Is(target error) bool { return target == errdef.ErrInvalid }
 
-// Load reads and parses the policy file at path. Relative key files are
-// resolved against the policy file's directory and become absolute paths.
+// Load reads and parses the policy file at path. Relative key files and
+// trusted roots are resolved against the policy file's directory and
+// become absolute paths; each trusted root must load as a Sigstore
+// trusted_root.json.
 func Load(path string) (*Policy, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -206,9 +281,19 @@ func Load(path string) (*Policy, error) {
 	}
 	for i := range p.TrustPolicies {
 		for j := range p.TrustPolicies[i].Signers {
-			k := &p.TrustPolicies[i].Signers[j].Key
-			if !strings.Contains(*k, "://") && !filepath.IsAbs(*k) {
+			sg := &p.TrustPolicies[i].Signers[j]
+			if k := &sg.Key; *k != "" && !strings.Contains(*k, "://") && !filepath.IsAbs(*k) {
 				*k = filepath.Join(dir, *k)
+			}
+			if sg.Keyless == nil {
+				continue
+			}
+			tr := &sg.Keyless.TrustedRoot
+			if !filepath.IsAbs(*tr) {
+				*tr = filepath.Join(dir, *tr)
+			}
+			if _, err := root.NewTrustedRootFromPath(*tr); err != nil {
+				return nil, &Error{File: path, Path: fmt.Sprintf("/trustPolicies/%d/signers/%d/keyless/trustedRoot", i, j), Msg: fmt.Sprintf("trusted root: %v", err)}
 			}
 		}
 	}
@@ -357,6 +442,14 @@ func (p *Policy) check(file string) error {
 			if sg.NotBefore != nil && sg.NotAfter != nil && !sg.NotBefore.Before(*sg.NotAfter) {
 				return fail(fmt.Sprintf("%s/signers/%d", at, j), "notBefore %s is not before notAfter %s", sg.NotBefore.Format(time.RFC3339), sg.NotAfter.Format(time.RFC3339))
 			}
+			if (sg.Key == "") == (sg.Keyless == nil) {
+				return fail(fmt.Sprintf("%s/signers/%d", at, j), "a signer has either a key or keyless, not both or neither")
+			}
+			if sg.Keyless != nil {
+				if err := checkKeyless(sg.Keyless, fmt.Sprintf("%s/signers/%d/keyless", at, j), fail); err != nil {
+					return err
+				}
+			}
 		}
 		for j, t := range s.Require.Attestations {
 			if _, err := options.ParsePredicateType(t); err != nil {
@@ -376,6 +469,41 @@ func (p *Policy) check(file string) error {
 		if s.SignedIdentity.Type == "" {
 			p.TrustPolicies[i].SignedIdentity.Type = Exact
 		}
+	}
+	return nil
+}
+
+// checkKeyless validates a keyless signer at the JSON pointer at and
+// fills its defaults.
+func checkKeyless(k *Keyless, at string, fail func(path, format string, args ...any) error) error {
+	if k.TrustedRoot == "" {
+		return fail(at+"/trustedRoot", "a keyless signer needs a trustedRoot (a Sigstore trusted_root.json file)")
+	}
+	for _, m := range []struct{ field, value, re string }{
+		{"identity", k.Identity, k.IdentityRegexp},
+		{"issuer", k.Issuer, k.IssuerRegexp},
+	} {
+		switch {
+		case (m.value == "") == (m.re == ""):
+			return fail(at, "want exactly one of %s and %sRegexp", m.field, m.field)
+		case m.re != "":
+			if _, err := regexp.Compile(m.re); err != nil {
+				return fail(at+"/"+m.field+"Regexp", "bad regular expression %q: %v", m.re, err)
+			}
+		}
+	}
+	if k.Claims.Issuer != "" {
+		return fail(at+"/claims/issuer", "the issuer is not a claim: use issuer or issuerRegexp")
+	}
+	if k.TLog.Required == nil {
+		required := true
+		k.TLog.Required = &required
+	}
+	if !*k.TLog.Required && k.TLog.Threshold > 0 {
+		return fail(at+"/tlog/threshold", "a threshold for a transparency log that is not required")
+	}
+	if k.TLogThreshold() == 0 && k.Timestamps.Signed == 0 {
+		return fail(at, "no trusted time for a short-lived certificate: require the transparency log (tlog) or signed timestamps (timestamps.signed)")
 	}
 	return nil
 }

@@ -193,6 +193,9 @@ func TestInvalidPolicies(t *testing.T) {
 		return "version: ociwf.dev/trust/v1\ntrustPolicies:\n" + body
 	}
 	signer := "    signers: [{name: a, key: a.pub}]\n"
+	keyless := func(fields string) string {
+		return base("  - name: a\n    registryScopes: ['*']\n    signers: [{name: a, " + fields + "}]\n")
+	}
 	cases := []struct{ name, src, want string }{
 		{"not yaml", "version: [", "did not find expected node content"},
 		{"wrong version", "version: v9\ntrustPolicies: [{name: a, registryScopes: ['*'], skip: true}]\n", "/version"},
@@ -211,6 +214,21 @@ func TestInvalidPolicies(t *testing.T) {
 		{"unknown attestation", base("  - name: a\n    registryScopes: ['*']\n" + signer + "    require: {attestations: [slsaprovenence1]}\n"), `predicate type "slsaprovenence1"`},
 		{"bad lifecycle action", base("  - name: a\n    registryScopes: ['*']\n" + signer + "    lifecycle: {retired: ignore}\n"), "/trustPolicies/0/lifecycle/retired"},
 		{"skip with signers", base("  - name: a\n    registryScopes: ['*']\n    skip: true\n" + signer), "skips verification takes no signers"},
+		{"key and keyless", keyless("key: a.pub, keyless: {trustedRoot: r.json, identity: a@b.c, issuer: https://i}"), "/trustPolicies/0/signers/0"},
+		{"neither key nor keyless", keyless("notAfter: 2026-01-01T00:00:00Z"), "/trustPolicies/0/signers/0"},
+		{"keyless without trusted root", keyless("keyless: {identity: a@b.c, issuer: https://i}"), "missing property 'trustedRoot'"},
+		{"keyless without identity", keyless("keyless: {trustedRoot: r.json, issuer: https://i}"), "/trustPolicies/0/signers/0/keyless"},
+		{"identity and identityRegexp", keyless("keyless: {trustedRoot: r.json, identity: a@b.c, identityRegexp: '.*', issuer: https://i}"), "/trustPolicies/0/signers/0/keyless"},
+		{"keyless without issuer", keyless("keyless: {trustedRoot: r.json, identity: a@b.c}"), "/trustPolicies/0/signers/0/keyless"},
+		{"bad identity regexp", keyless("keyless: {trustedRoot: r.json, identityRegexp: 'a(', issuer: https://i}"), "/trustPolicies/0/signers/0/keyless/identityRegexp: bad regular expression"},
+		{"bad issuer regexp", keyless("keyless: {trustedRoot: r.json, identity: a@b.c, issuerRegexp: '[z-a]'}"), "/trustPolicies/0/signers/0/keyless/issuerRegexp: bad regular expression"},
+		{"issuer as a claim", keyless("keyless: {trustedRoot: r.json, identity: a@b.c, issuer: https://i, claims: {issuer: https://i}}"), "/trustPolicies/0/signers/0/keyless/claims"},
+		{"unknown claim", keyless("keyless: {trustedRoot: r.json, identity: a@b.c, issuer: https://i, claims: {githubWorkflowBranch: main}}"), "additional properties 'githubWorkflowBranch' not allowed"},
+		{"empty claim", keyless("keyless: {trustedRoot: r.json, identity: a@b.c, issuer: https://i, claims: {sourceRepositoryURI: ''}}"), "/trustPolicies/0/signers/0/keyless/claims/sourceRepositoryURI"},
+		{"no trusted time", keyless("keyless: {trustedRoot: r.json, identity: a@b.c, issuer: https://i, tlog: {required: false}}"), "no trusted time for a short-lived certificate"},
+		{"threshold without tlog", keyless("keyless: {trustedRoot: r.json, identity: a@b.c, issuer: https://i, tlog: {required: false, threshold: 2}, timestamps: {signed: 1}}"), "/trustPolicies/0/signers/0/keyless/tlog/threshold"},
+		{"tlog threshold zero", keyless("keyless: {trustedRoot: r.json, identity: a@b.c, issuer: https://i, tlog: {threshold: 0}}"), "/trustPolicies/0/signers/0/keyless/tlog/threshold"},
+		{"negative signed timestamps", keyless("keyless: {trustedRoot: r.json, identity: a@b.c, issuer: https://i, timestamps: {signed: -1}}"), "/trustPolicies/0/signers/0/keyless/timestamps/signed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -316,5 +334,80 @@ func TestDigestOnlyIdentity(t *testing.T) {
 	}
 	if got := p.TrustPolicies[0].SignedIdentity.Type; got != trust.DigestOnly {
 		t.Fatalf("type %q", got)
+	}
+}
+
+const keylessSample = "../../testdata/policies/keyless.yaml"
+
+// Keyless signers load with their trusted roots made absolute against the
+// policy file, and the transparency log required unless the policy says
+// otherwise.
+func TestLoadKeyless(t *testing.T) {
+	p, err := trust.Load(keylessSample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg := p.TrustPolicies[0].Signers
+	wantRoot, _ := filepath.Abs(filepath.Join(filepath.Dir(keylessSample), "sigstore", "trusted_root.json"))
+	ci, sec := sg[0].Keyless, sg[1].Keyless
+	if ci == nil || sec == nil || sg[2].Keyless != nil || sg[0].Key != "" {
+		t.Fatalf("signers: %+v", sg)
+	}
+	if ci.TrustedRoot != wantRoot || sec.TrustedRoot != wantRoot {
+		t.Fatalf("trusted roots %s, %s, want %s", ci.TrustedRoot, sec.TrustedRoot, wantRoot)
+	}
+	if ci.Identity != "https://github.com/acme/workflows/.github/workflows/release.yml@refs/heads/main" || ci.Issuer != "https://token.actions.githubusercontent.com" ||
+		ci.Claims.SourceRepositoryURI != "https://github.com/acme/workflows" || ci.Claims.GithubWorkflowTrigger != "push" {
+		t.Fatalf("release-ci: %+v", ci)
+	}
+	if ci.TLogThreshold() != 1 || ci.TLog.Required == nil || !*ci.TLog.Required || ci.Timestamps.Signed != 0 {
+		t.Fatalf("release-ci defaults: tlog %d %+v, timestamps %+v", ci.TLogThreshold(), ci.TLog, ci.Timestamps)
+	}
+	if sec.TLogThreshold() != 0 || sec.Timestamps.Signed != 1 || sec.IdentityRegexp == "" || sec.IssuerRegexp == "" {
+		t.Fatalf("security: %+v", sec)
+	}
+	if !sg[1].ValidAt(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)) || sg[1].ValidAt(time.Date(2028, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatal("keyless signers keep their validity window")
+	}
+}
+
+// A trusted root that is missing or not a trusted_root.json fails Load,
+// naming the policy file and the signer's trustedRoot.
+func TestLoadKeylessBadTrustedRoot(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "garbage.json"), []byte(`{"mediaType": 7}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []string{"missing.json", "garbage.json"} {
+		t.Run(root, func(t *testing.T) {
+			src := "version: ociwf.dev/trust/v1\ntrustPolicies:\n  - name: a\n    registryScopes: ['*']\n    signers:\n      - {name: k, key: k.pub}\n      - {name: ci, keyless: {trustedRoot: " + root + ", identity: a@b.c, issuer: https://i}}\n"
+			path := filepath.Join(dir, "policy.yaml")
+			if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := trust.Load(path)
+			if !errors.Is(err, errdef.ErrInvalid) || !strings.HasPrefix(err.Error(), path+": /trustPolicies/0/signers/1/keyless/trustedRoot: ") {
+				t.Fatalf("got %v, want ErrInvalid naming the file and the trustedRoot pointer", err)
+			}
+		})
+	}
+}
+
+// Policies built in code get the same keyless checks and defaults.
+func TestValidateKeyless(t *testing.T) {
+	no := false
+	mk := func(k trust.Keyless) *trust.Policy {
+		return &trust.Policy{Version: trust.Version, TrustPolicies: []trust.Scope{{Name: "a", RegistryScopes: []string{"*"}, Signers: []trust.Signer{{Name: "ci", Keyless: &k}}}}}
+	}
+	ok := mk(trust.Keyless{TrustedRoot: "/r.json", Identity: "a@b.c", Issuer: "https://i"})
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ok.TrustPolicies[0].Signers[0].Keyless.TLogThreshold(); got != 1 {
+		t.Fatalf("default tlog threshold %d", got)
+	}
+	bad := mk(trust.Keyless{TrustedRoot: "/r.json", Identity: "a@b.c", Issuer: "https://i", TLog: trust.TLogRequirement{Required: &no}})
+	if err := bad.Validate(); !errors.Is(err, errdef.ErrInvalid) || !strings.Contains(err.Error(), "no trusted time") {
+		t.Fatalf("no time source: %v", err)
 	}
 }
