@@ -141,7 +141,15 @@ func (b FoundBundle) Verify(ctx context.Context, co *cosign.CheckOpts, dgst dige
 	if res.Statement == nil {
 		return nil, fmt.Errorf("bundle holds no in-toto statement: %w", errdef.ErrVerification)
 	}
-	js, err := protojson.Marshal(res.Statement)
+	return NewBundleStatement(res.Statement, dgst)
+}
+
+// NewBundleStatement is what a verified bundle's in-toto statement signed,
+// with the annotations of its subject naming dgst (none with an empty
+// dgst): for a verifier that checked the bundle itself (a keyless
+// signer's, through sigstore-go).
+func NewBundleStatement(stmt *intoto.Statement, dgst digest.Digest) (*BundleStatement, error) {
+	js, err := protojson.Marshal(stmt)
 	if err != nil {
 		return nil, fmt.Errorf("encode statement: %w", err)
 	}
@@ -149,8 +157,8 @@ func (b FoundBundle) Verify(ctx context.Context, co *cosign.CheckOpts, dgst dige
 	if err := json.Unmarshal(js, &st); err != nil {
 		return nil, fmt.Errorf("decode statement: %w", err)
 	}
-	out := &BundleStatement{PredicateType: res.Statement.GetPredicateType(), Statement: &st, Subjects: len(res.Statement.GetSubject()), Annotations: map[string]string{}}
-	for _, s := range res.Statement.GetSubject() {
+	out := &BundleStatement{PredicateType: stmt.GetPredicateType(), Statement: &st, Subjects: len(stmt.GetSubject()), Annotations: map[string]string{}}
+	for _, s := range stmt.GetSubject() {
 		if dgst == "" || s.GetDigest()[dgst.Algorithm().String()] != dgst.Encoded() {
 			continue
 		}
@@ -163,6 +171,10 @@ func (b FoundBundle) Verify(ctx context.Context, co *cosign.CheckOpts, dgst dige
 	}
 	return out, nil
 }
+
+// Bundle is the parsed sigstore bundle, for verifiers that check it
+// themselves.
+func (b FoundBundle) Bundle() *sgbundle.Bundle { return b.b }
 
 // foundBundles wraps the bundles read.
 func foundBundles(got []store.Bundle) []FoundBundle {

@@ -32,6 +32,9 @@ func (r *run) attestations(ctx context.Context, signers []signer) error {
 		var st *in_toto.Statement
 		for i := range signers {
 			var err error
+			if signers[i].v == nil {
+				continue // keyless: bundles only
+			}
 			if st, err = a.Verify(ctx, signers[i].v); err == nil {
 				by = &signers[i]
 				break
@@ -72,7 +75,7 @@ func (r *run) attestations(ctx context.Context, signers []signer) error {
 		case b.other:
 			rejected[pt] = keep(rejected[pt], rejection{rankSubject, "the attestation bundle by " + by.Name + " is about another artifact",
 				"subject " + r.subj.Digest.String(), "subject " + subjects(b.st.Statement)})
-		case !by.ValidAt(now):
+		case b.signedAt.IsZero() && !by.ValidAt(now):
 			rejected[pt] = keep(rejected[pt], rejection{rankWindow, "the key of signer " + by.Name + " is outside its validity window",
 				window(by.Signer), "verification at " + now.UTC().Format(time.RFC3339)})
 		default:

@@ -2,19 +2,45 @@ package verify
 
 import (
 	"context"
+	"fmt"
+	"time"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 
 	"ociwf.dev/attest/accessory"
+	"ociwf.dev/ociwf/errdef"
 )
 
 // bundleCheckOpts are cosign's options for verifying a sigstore bundle by
 // s: for a key signer, that key with no transparency log and no trusted
-// root (accessory.KeyCheckOpts). Every bundle verification of the
-// signatures and attestations checks takes its options from here.
-// Keyless signers: see keyless.go.
-func bundleCheckOpts(s signer) (*cosign.CheckOpts, error) {
-	return accessory.KeyCheckOpts(s.v), nil
+// root (accessory.KeyCheckOpts). Keyless signers have none: their bundles
+// go through VerifyKeyless (keyless.go).
+func bundleCheckOpts(s signer) *cosign.CheckOpts {
+	if s.v == nil {
+		return nil
+	}
+	return accessory.KeyCheckOpts(s.v)
+}
+
+// verifyBundle verifies b as signed by s about dgst (any subject when
+// dgst is empty, key signers only) and returns what it signed and, for a
+// keyless signer, the verified signing time; co is bundleCheckOpts(s).
+func verifyBundle(ctx context.Context, b accessory.FoundBundle, s signer, co *cosign.CheckOpts, dgst digest.Digest) (*accessory.BundleStatement, time.Time, error) {
+	if co != nil {
+		st, err := b.Verify(ctx, co, dgst)
+		return st, time.Time{}, err
+	}
+	if dgst == "" {
+		return nil, time.Time{}, fmt.Errorf("a keyless bundle is verified about this digest only: %w", errdef.ErrVerification)
+	}
+	res, err := VerifyKeyless(ctx, b.Bundle(), dgst, s.Signer)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	st, err := accessory.NewBundleStatement(res.Statement, dgst)
+	return st, res.SignedAt, err
 }
 
 // checkedBundle is one stored bundle after trying every signer.
@@ -25,6 +51,9 @@ type checkedBundle struct {
 	// other artifacts only when other is true (verified without a subject).
 	st    *accessory.BundleStatement
 	other bool
+	// signedAt is the verified signing time of a keyless signer's
+	// bundle (its validity window was checked then); zero for a key's.
+	signedAt time.Time
 }
 
 // isSignature reports a bundle verified as a signature (cosign's sign
@@ -43,18 +72,14 @@ func (r *run) checkBundles(ctx context.Context, signers []signer) ([]checkedBund
 	}
 	opts := make([]*cosign.CheckOpts, len(signers))
 	for i, s := range signers {
-		co, err := bundleCheckOpts(s)
-		if err != nil {
-			return nil, err
-		}
-		opts[i] = co
+		opts[i] = bundleCheckOpts(s)
 	}
 	out := make([]checkedBundle, len(r.found.Bundles))
 	for j, b := range r.found.Bundles {
 		out[j] = checkedBundle{by: -1}
 		for i := range signers {
-			if st, err := b.Verify(ctx, opts[i], r.subj.Digest); err == nil {
-				out[j] = checkedBundle{by: i, st: st}
+			if st, at, err := verifyBundle(ctx, b, signers[i], opts[i], r.subj.Digest); err == nil {
+				out[j] = checkedBundle{by: i, st: st, signedAt: at}
 				break
 			}
 		}
@@ -64,6 +89,9 @@ func (r *run) checkBundles(ctx context.Context, signers []signer) ([]checkedBund
 		// Not valid for this digest: is it a trusted signer's statement
 		// about another artifact (replayed), or nobody's?
 		for i := range signers {
+			if opts[i] == nil {
+				continue // keyless: about this digest only
+			}
 			if st, err := b.Verify(ctx, opts[i], ""); err == nil {
 				out[j] = checkedBundle{by: i, st: st, other: true}
 				break

@@ -76,7 +76,7 @@ func (r *run) signatures(ctx context.Context, signers []signer) error {
 		var by *signer
 		byIndex := -1
 		for i := range signers {
-			if s.Verify(ctx, signers[i].v) == nil {
+			if signers[i].v != nil && s.Verify(ctx, signers[i].v) == nil {
 				by, byIndex = &signers[i], i
 				break
 			}
@@ -176,7 +176,7 @@ func (r *run) bundleSignature(b checkedBundle, signers []signer, now time.Time, 
 		return &rejection{rankIdentity, "the bundle signature by " + by.Name + " names another repository (replayed across repositories; signedIdentity " + rule + ")",
 			accessory.AnnotationReference + " " + r.scope.SignedReference(repo), accessory.AnnotationReference + " " + got}
 	}
-	if !by.ValidAt(now) {
+	if b.signedAt.IsZero() && !by.ValidAt(now) {
 		return &rejection{rankWindow, "the key of signer " + by.Name + " is outside its validity window (no trusted signing time: checked at verification time)",
 			window(by.Signer), "verification at " + now.UTC().Format(time.RFC3339)}
 	}

@@ -463,3 +463,59 @@ func urlOrEmail(san string) (*urlpkg.URL, error) {
 	}
 	return urlpkg.Parse(san)
 }
+
+// A keyless bundle stored as a referrer counts for the keyless signer the
+// policy names, through the verifier; another identity does not.
+func TestVerifyKeylessBundleInRegistry(t *testing.T) {
+	ctx := context.Background()
+	k := newKS(t)
+	f := newFixture(t, newKeys(t))
+	repo := f.host + "/wf/keyless"
+	subj := f.release(t, repo+":1.4.0", recipe{unsigned: true})
+	for _, c := range []struct {
+		name, identity string
+		ok             bool
+	}{
+		{"the policy's identity", ksSAN, true},
+		{"another identity", "https://github.com/evil/workflows/.github/workflows/release.yml@refs/heads/main", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := k.policySigner(t, "identity: "+c.identity+", issuer: "+ksIssuer)
+			pol := &trust.Policy{Version: trust.Version, TrustPolicies: []trust.Scope{{
+				Name: "keyless", RegistryScopes: []string{repo}, Signers: []trust.Signer{s},
+				SignedIdentity: trust.SignedIdentity{Type: trust.DigestOnly},
+			}}}
+			v := f.verifier(t, pol, verify.Options{})
+			_, rep, _ := v.Verify(ctx, repo+":1.4.0")
+			if st := checkStatus(rep, verify.CheckSignatures); st != verify.Fail {
+				t.Fatalf("before the bundle is stored: signatures %s, want fail", st)
+			}
+			b := k.virtualBundle(t, subj.Digest, ksSAN, ksIssuer, true, true)
+			raw, err := b.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.attach(t, subj, bundleMediaType, bundleMediaType, raw)
+			_, rep, _ = v.Verify(ctx, repo+":1.4.0")
+			got := checkStatus(rep, verify.CheckSignatures)
+			if c.ok && (got != verify.Pass || len(rep.Signers) != 1 || rep.Signers[0] != "ci") {
+				t.Fatalf("signatures %s, signers %v; want pass by ci\n%+v", got, rep.Signers, rep.Checks)
+			}
+			if !c.ok && got != verify.Fail {
+				t.Fatalf("a bundle by another identity: signatures %s, want fail", got)
+			}
+		})
+	}
+}
+
+const bundleMediaType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+// checkStatus is the status of check name in rep.
+func checkStatus(rep *verify.Report, name string) verify.Status {
+	for _, c := range rep.Checks {
+		if c.Name == name {
+			return c.Status
+		}
+	}
+	return ""
+}

@@ -227,7 +227,9 @@ func (v *Verifier) verifier(ctx context.Context, key string) (signature.Verifier
 	return sv, nil
 }
 
-// signer is a trusted signer with its loaded key.
+// signer is a trusted signer with its loaded key; a keyless signer has
+// none (v is nil) and verifies only sigstore bundles, through
+// VerifyKeyless.
 type signer struct {
 	trust.Signer
 	v signature.Verifier
@@ -237,6 +239,10 @@ type signer struct {
 func (v *Verifier) signers(ctx context.Context, s *trust.Scope) ([]signer, error) {
 	out := make([]signer, 0, len(s.Signers))
 	for _, sg := range s.Signers {
+		if sg.Keyless != nil {
+			out = append(out, signer{Signer: sg})
+			continue
+		}
 		k, err := v.verifier(ctx, sg.Key)
 		if err != nil {
 			return nil, fmt.Errorf("trust policy %q, signer %q: %w", s.Name, sg.Name, err)
