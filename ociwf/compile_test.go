@@ -15,7 +15,7 @@ import (
 	"ociwf.dev/ociwf/internal/gen"
 	"ociwf.dev/ociwf/plan"
 	"ociwf.dev/ociwf/target"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

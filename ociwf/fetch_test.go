@@ -16,7 +16,7 @@ import (
 
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/errdef"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // TestFetchAllClassifiesContent checks the one verified read: content that

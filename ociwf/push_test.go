@@ -19,7 +19,7 @@ import (
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 func open(t testing.TB, ref string, layout bool) *target.Target {

@@ -22,7 +22,7 @@ import (
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/immutability"
 	"ociwf.dev/policy/registryext"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 const cdx = `{"bomFormat":"CycloneDX","specVersion":"1.6","version":1}`

@@ -12,7 +12,7 @@ import (
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/ociwf/target"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // TestBundleReferrers writes bundle signatures and attestations on a

@@ -12,7 +12,7 @@ import (
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // counting counts the requests it carries.

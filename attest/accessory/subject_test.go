@@ -12,7 +12,7 @@ import (
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // lying resolves every reference to one descriptor, as a registry that

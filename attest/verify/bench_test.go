@@ -19,7 +19,7 @@ import (
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/target"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 	"ociwf.dev/policy/trust"
 )
 

@@ -33,7 +33,7 @@ import (
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/immutability"
 	"ociwf.dev/policy/registryext"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 	"ociwf.dev/policy/trust"
 )
 

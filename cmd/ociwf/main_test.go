@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 const samples = "../../testdata/workflows/"

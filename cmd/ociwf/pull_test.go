@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // listDir returns the names in dir and the content of its regular files.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 func TestPublishSignAttestVerify(t *testing.T) {

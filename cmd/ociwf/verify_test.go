@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 func TestVerifyPolicyAllAndPull(t *testing.T) {

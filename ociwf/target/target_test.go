@@ -20,7 +20,7 @@ import (
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/registryext"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // instrumented is an HTTP transport as tracing libraries install one in

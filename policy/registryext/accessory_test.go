@@ -11,7 +11,7 @@ import (
 
 	"ociwf.dev/policy/immutability"
 	"ociwf.dev/policy/registryext"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // Media types and annotations cosign writes (cosign v2: pkg/types,

@@ -22,7 +22,7 @@ import (
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/audit"
 	"ociwf.dev/policy/registryext"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // authConfig is a Distribution configuration storing under dir with

@@ -12,7 +12,7 @@ import (
 
 	"ociwf.dev/policy/audit"
 	"ociwf.dev/policy/registryext"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // A Distribution configuration file with htpasswd auth: Distribution

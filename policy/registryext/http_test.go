@@ -23,7 +23,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"ociwf.dev/policy/registryext"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // pki is a test CA with a server certificate for 127.0.0.1 and client

@@ -19,7 +19,7 @@ import (
 
 	"ociwf.dev/policy/audit"
 	"ociwf.dev/policy/registryext"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // client talks plain HTTP to one repository of a test registry.

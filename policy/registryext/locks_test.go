@@ -19,7 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"ociwf.dev/policy/registryext"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // gatedDriverName is a filesystem storage driver whose reads of chosen

@@ -14,7 +14,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 
 	"ociwf.dev/policy/registryext"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // Blobs served from memory (small) and by Distribution (large) answer

@@ -7,7 +7,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"ociwf.dev/policy/registryext"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // hexOf is the encoded part of a manifest's digest, as a repository name

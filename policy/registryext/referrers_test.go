@@ -11,7 +11,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"ociwf.dev/policy/registryext"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // referrer builds a manifest with a subject and an artifact type.

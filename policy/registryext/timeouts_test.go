@@ -12,7 +12,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"ociwf.dev/policy/registryext"
-	"ociwf.dev/policy/registryext/registrytest"
+	"ociwf.dev/policy/registrytest"
 )
 
 // A request body that trickles in or stalls is cut off within the body

@@ -1,8 +1,7 @@
 // Package registrytest starts an ociwf registry on a random loopback port for
-// the lifetime of a test, the way net/http/httptest starts a server. Like
-// httptest under net/http, it imports its parent, registryext, and nothing
-// in registryext imports it back: a test helper for a package belongs
-// beneath it, so the import graph still points down.
+// the lifetime of a test, the way net/http/httptest starts a server. It
+// sits beside registryext, not beneath it, so that no package imports the
+// package above it.
 package registrytest
 
 import (
