@@ -19,12 +19,14 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/types"
 	sgdsse "github.com/sigstore/sigstore/pkg/signature/dsse"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/trust"
+	"oras.land/oras-go/v2"
 )
 
 const (
@@ -315,5 +317,31 @@ func TestStockCosign3Bundles(t *testing.T) {
 	_, rep, err = f.verifier(t, only, verify.Options{}).Verify(context.Background(), repo+":1.4.0")
 	if err != nil || len(rep.Signers) != 1 || len(rep.Attestations) != 2 {
 		t.Fatalf("policy trusting only cosign v3's key: err = %v, signers %v, %d attestations", err, rep.Signers, len(rep.Attestations))
+	}
+}
+
+// A bundle referrer whose manifest declares a layer over the read limit
+// is skipped as malformed, not fetched: anyone with push access could
+// otherwise block the verification of a validly signed version.
+func TestOversizedBundleReferrerIsSkipped(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, newKeys(t))
+	repo := f.host + "/wf/release"
+	subj := f.release(t, repo+":1.4.0", recipe{format: accessory.FormatBundle})
+	tg, err := f.o.Open(ctx, subj.String())
+	must(t, err)
+	layer, err := oras.PushBytes(ctx, tg.Storage, bundleType, bytes.Repeat([]byte(" "), accessory.MaxAccessoryBytes+1))
+	must(t, err)
+	desc, err := tg.Storage.Resolve(ctx, subj.Digest.String())
+	must(t, err)
+	_, err = oras.PackManifest(ctx, tg.Storage, oras.PackManifestVersion1_1, bundleType, oras.PackManifestOptions{Subject: &desc, Layers: []ocispec.Descriptor{layer}})
+	must(t, err)
+	v := f.verifier(t, trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{}), verify.Options{})
+	_, rep, err := v.Verify(ctx, repo+":1.4.0")
+	if err != nil || !rep.Verified {
+		t.Fatalf("verify with an oversized bundle referrer stored: %v\n%+v", err, rep)
+	}
+	if rep.Malformed != 1 {
+		t.Fatalf("malformed %d, want 1", rep.Malformed)
 	}
 }

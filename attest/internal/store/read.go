@@ -266,6 +266,14 @@ func (k Kind) name() string {
 // too) that holds no bundle layer is simply not a bundle. Failures to
 // read fail the load.
 func loadBundle(ref name.Digest, artifactType string, ropts []ociremote.Option) (Entries, error) {
+	// A layer its manifest declares over the limit is malformed, not
+	// fetched: read, it would fail the whole load (anyone with push
+	// access could block verification with one such referrer).
+	if reason, err := oversizedLayer(ref, ropts); err != nil {
+		return Entries{}, fmt.Errorf("read %s: %w", ref, err)
+	} else if reason != "" {
+		return Entries{Malformed: []Malformed{{Mode: Referrers, Kind: BundleKind.name(), Manifest: ref.String(), Reason: reason}}}, nil
+	}
 	b, err := ociremote.Bundle(ref, ropts...)
 	if err == nil {
 		return Entries{Bundles: []Bundle{{Manifest: ref.String(), Bundle: b}}}, nil
@@ -277,6 +285,33 @@ func loadBundle(ref name.Digest, artifactType string, ropts []ociremote.Option) 
 		return Entries{}, nil
 	}
 	return Entries{Malformed: []Malformed{{Mode: Referrers, Kind: BundleKind.name(), Manifest: ref.String(), Reason: err.Error()}}}, nil
+}
+
+// oversizedLayer says which layer of the manifest at ref its manifest
+// declares over MaxAccessoryBytes, or returns "". Only the manifest is
+// read; a manifest that cannot be read as an image is left to the bundle
+// reader to classify.
+func oversizedLayer(ref name.Digest, ropts []ociremote.Option) (string, error) {
+	sigs, err := ociremote.Signatures(ref, ropts...)
+	if err != nil {
+		if readError(err) {
+			return "", err
+		}
+		return "", nil
+	}
+	m, err := sigs.Manifest()
+	if err != nil {
+		if readError(err) {
+			return "", err
+		}
+		return "", nil
+	}
+	for i, l := range m.Layers {
+		if l.Size > MaxAccessoryBytes {
+			return fmt.Sprintf("layer %d of %d bytes, over the %d byte limit for signatures and attestations", i, l.Size, MaxAccessoryBytes), nil
+		}
+	}
+	return "", nil
 }
 
 // notBundle reports cosign's reader refusing a manifest for its layers'
