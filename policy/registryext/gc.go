@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/registry/storage"
@@ -13,6 +14,7 @@ import (
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
+	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/immutability"
 )
 
@@ -57,6 +59,12 @@ type GCResult struct {
 func GarbageCollect(ctx context.Context, cfg Config, opts GCOptions) (*GCResult, error) {
 	if cfg.Root == "" && cfg.Distribution == nil {
 		return nil, fmt.Errorf("registry gc: no storage: set a root directory or a Distribution configuration")
+	}
+	if cfg.Root != "" && cfg.Distribution == nil {
+		// A mistyped root would otherwise fail deep in the mark phase.
+		if fi, err := os.Stat(cfg.Root); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("registry gc: no registry storage at %s: give the root directory the registry serves: %w", cfg.Root, errdef.ErrInvalid)
+		}
 	}
 	log, rules := cfg.logAndRules()
 	conf, err := distributionConfig(cfg)

@@ -2,12 +2,17 @@ package registryext_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 
+	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/registryext"
 )
 
@@ -73,5 +78,18 @@ func TestGarbageCollectKeepsProtected(t *testing.T) {
 	}
 	if _, idx := c.referrers(loose, ""); len(idx.Manifests) != 0 {
 		t.Fatalf("referrers of the deleted manifest after gc: %+v", idx)
+	}
+}
+
+// A root that is not there is named as such, not as a storage path deep
+// inside the mark phase.
+func TestGarbageCollectMissingRoot(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "typo")
+	_, err := registryext.GarbageCollect(context.Background(), registryext.Config{Root: root}, registryext.GCOptions{DeleteUntagged: true})
+	if !errors.Is(err, errdef.ErrInvalid) || !strings.Contains(err.Error(), "no registry storage at "+root) {
+		t.Fatalf("gc of a missing root: %v; want ErrInvalid naming %s", err, root)
+	}
+	if _, serr := os.Stat(root); !errors.Is(serr, fs.ErrNotExist) {
+		t.Fatalf("gc created %s (%v)", root, serr)
 	}
 }
