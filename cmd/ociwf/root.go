@@ -45,7 +45,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ue), errors.Is(err, errdef.ErrInvalidReference):
 		return exitUsage
-	case errors.Is(err, errdef.ErrImmutable):
+	case errors.Is(err, errdef.ErrImmutable), errors.Is(err, errdef.ErrLifecycle):
 		return exitImmutable
 	case errors.Is(err, errdef.ErrVerification):
 		return exitVerification

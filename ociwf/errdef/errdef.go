@@ -29,6 +29,13 @@ var (
 
 	// ErrTooLarge reports content over one of the documented size limits.
 	ErrTooLarge = errors.New("content too large")
+
+	// ErrLifecycle reports a lifecycle violation: using, referencing or
+	// pulling a version whose verified lifecycle state forbids it (draft,
+	// retired, archived, ...), or a transition the lifecycle state machine
+	// or the trust policy does not allow. Like ErrImmutable, the CLI exits
+	// 4 with it.
+	ErrLifecycle = errors.New("lifecycle violation")
 )
 
 // ErrInvalidReference reports a reference or tag the caller gave that does

@@ -34,6 +34,7 @@ import (
 
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/internal/pattern"
+	"ociwf.dev/policy/lifecycle"
 )
 
 // Version is the only policy format version so far.
@@ -211,29 +212,60 @@ const (
 	Deny  Action = "deny"
 )
 
-// LifecycleRules map lifecycle states to actions. Zero fields take the
-// defaults: deprecated warns, retired denies.
+// LifecycleRules say what a lifecycle state means for verification and
+// who may move a version through the lifecycle (package
+// policy/lifecycle). Zero action fields take the defaults: deprecated
+// warns, retired (and archived) denies; draft, review and approved
+// versions are always denied (cannot_be_executed).
 type LifecycleRules struct {
 	Deprecated Action `json:"deprecated,omitempty"`
 	Retired    Action `json:"retired,omitempty"`
+	// Signers are governance identities (submitters, approvers, release
+	// managers, emergency approvers) besides the scope's workflow
+	// signers. Their signatures count only for the lifecycle facts their
+	// roles allow, never as workflow signatures.
+	Signers []Signer `json:"signers,omitempty"`
+	// Roles name, from Signers and the scope's signers, who may submit,
+	// approve (a threshold of a set), publish, deprecate, retire and
+	// archive, and the emergency approver set. A role listing nobody
+	// falls to the scope's workflow signers; approvals are required only
+	// when approve names a set.
+	lifecycle.Roles
 }
 
-// For returns the action for a lifecycle state; states other than
-// deprecated and retired are allowed.
-func (l LifecycleRules) For(state string) Action {
+// For returns the action for a lifecycle state.
+func (l LifecycleRules) For(state lifecycle.State) Action {
 	switch state {
-	case "deprecated":
+	case lifecycle.Published:
+		return Allow
+	case lifecycle.Deprecated:
 		if l.Deprecated != "" {
 			return l.Deprecated
 		}
 		return Warn
-	case "retired":
+	case lifecycle.Retired, lifecycle.Archived:
 		if l.Retired != "" {
 			return l.Retired
 		}
 		return Deny
 	}
-	return Allow
+	return Deny
+}
+
+// LifecycleSigners returns every signer whose signatures on lifecycle
+// facts are checked: the scope's workflow signers, then its lifecycle
+// signers.
+func (s *Scope) LifecycleSigners() []Signer {
+	return append(append([]Signer(nil), s.Signers...), s.Lifecycle.Signers...)
+}
+
+// SignerNames returns the names of the scope's workflow signers.
+func (s *Scope) SignerNames() []string {
+	out := make([]string, len(s.Signers))
+	for i, sg := range s.Signers {
+		out[i] = sg.Name
+	}
+	return out
 }
 
 // Error is a policy file problem: where and what.
@@ -280,20 +312,26 @@ func Load(path string) (*Policy, error) {
 		return nil, fmt.Errorf("trust policy %s: %w", path, err)
 	}
 	for i := range p.TrustPolicies {
-		for j := range p.TrustPolicies[i].Signers {
-			sg := &p.TrustPolicies[i].Signers[j]
-			if k := &sg.Key; *k != "" && !strings.Contains(*k, "://") && !filepath.IsAbs(*k) {
-				*k = filepath.Join(dir, *k)
-			}
-			if sg.Keyless == nil {
-				continue
-			}
-			tr := &sg.Keyless.TrustedRoot
-			if !filepath.IsAbs(*tr) {
-				*tr = filepath.Join(dir, *tr)
-			}
-			if _, err := root.NewTrustedRootFromPath(*tr); err != nil {
-				return nil, &Error{File: path, Path: fmt.Sprintf("/trustPolicies/%d/signers/%d/keyless/trustedRoot", i, j), Msg: fmt.Sprintf("trusted root: %v", err)}
+		sc := &p.TrustPolicies[i]
+		for _, list := range []struct {
+			at      string
+			signers []Signer
+		}{{"signers", sc.Signers}, {"lifecycle/signers", sc.Lifecycle.Signers}} {
+			for j := range list.signers {
+				sg := &list.signers[j]
+				if k := &sg.Key; *k != "" && !strings.Contains(*k, "://") && !filepath.IsAbs(*k) {
+					*k = filepath.Join(dir, *k)
+				}
+				if sg.Keyless == nil {
+					continue
+				}
+				tr := &sg.Keyless.TrustedRoot
+				if !filepath.IsAbs(*tr) {
+					*tr = filepath.Join(dir, *tr)
+				}
+				if _, err := root.NewTrustedRootFromPath(*tr); err != nil {
+					return nil, &Error{File: path, Path: fmt.Sprintf("/trustPolicies/%d/%s/%d/keyless/trustedRoot", i, list.at, j), Msg: fmt.Sprintf("trusted root: %v", err)}
+				}
 			}
 		}
 	}
@@ -434,22 +472,31 @@ func (p *Policy) check(file string) error {
 			return fail(at+"/threshold", "threshold %d exceeds the %d signers listed", s.Threshold, len(s.Signers))
 		}
 		signers := map[string]bool{}
-		for j, sg := range s.Signers {
-			if signers[sg.Name] {
-				return fail(fmt.Sprintf("%s/signers/%d/name", at, j), "duplicate signer %q", sg.Name)
-			}
-			signers[sg.Name] = true
-			if sg.NotBefore != nil && sg.NotAfter != nil && !sg.NotBefore.Before(*sg.NotAfter) {
-				return fail(fmt.Sprintf("%s/signers/%d", at, j), "notBefore %s is not before notAfter %s", sg.NotBefore.Format(time.RFC3339), sg.NotAfter.Format(time.RFC3339))
-			}
-			if (sg.Key == "") == (sg.Keyless == nil) {
-				return fail(fmt.Sprintf("%s/signers/%d", at, j), "a signer has either a key or keyless, not both or neither")
-			}
-			if sg.Keyless != nil {
-				if err := checkKeyless(sg.Keyless, fmt.Sprintf("%s/signers/%d/keyless", at, j), fail); err != nil {
-					return err
+		for _, list := range []struct {
+			at      string
+			signers []Signer
+		}{{"signers", s.Signers}, {"lifecycle/signers", s.Lifecycle.Signers}} {
+			for j, sg := range list.signers {
+				sat := fmt.Sprintf("%s/%s/%d", at, list.at, j)
+				if signers[sg.Name] {
+					return fail(sat+"/name", "duplicate signer %q", sg.Name)
+				}
+				signers[sg.Name] = true
+				if sg.NotBefore != nil && sg.NotAfter != nil && !sg.NotBefore.Before(*sg.NotAfter) {
+					return fail(sat, "notBefore %s is not before notAfter %s", sg.NotBefore.Format(time.RFC3339), sg.NotAfter.Format(time.RFC3339))
+				}
+				if (sg.Key == "") == (sg.Keyless == nil) {
+					return fail(sat, "a signer has either a key or keyless, not both or neither")
+				}
+				if sg.Keyless != nil {
+					if err := checkKeyless(sg.Keyless, sat+"/keyless", fail); err != nil {
+						return err
+					}
 				}
 			}
+		}
+		if err := checkRoles(&p.TrustPolicies[i].Lifecycle.Roles, signers, at+"/lifecycle", fail); err != nil {
+			return err
 		}
 		for j, t := range s.Require.Attestations {
 			if _, err := options.ParsePredicateType(t); err != nil {
@@ -468,6 +515,36 @@ func (p *Policy) check(file string) error {
 		}
 		if s.SignedIdentity.Type == "" {
 			p.TrustPolicies[i].SignedIdentity.Type = Exact
+		}
+	}
+	return nil
+}
+
+// checkRoles validates a scope's lifecycle roles against the signer names
+// it defines and fills the quorums' default threshold (1).
+func checkRoles(r *lifecycle.Roles, names map[string]bool, at string, fail func(path, format string, args ...any) error) error {
+	for _, l := range []struct {
+		name string
+		list []string
+	}{{"submit", r.Submit}, {"publish", r.Publish}, {"deprecate", r.Deprecate}, {"retire", r.Retire}, {"archive", r.Archive},
+		{"approve/signers", r.Approve.Signers}, {"emergency/signers", r.Emergency.Signers}} {
+		for j, n := range l.list {
+			if !names[n] {
+				return fail(fmt.Sprintf("%s/%s/%d", at, l.name, j), "no signer named %q in this trust policy's signers or lifecycle signers", n)
+			}
+		}
+	}
+	for _, q := range []struct {
+		name string
+		q    *lifecycle.Quorum
+	}{{"approve", &r.Approve}, {"emergency", &r.Emergency}} {
+		switch {
+		case len(q.q.Signers) == 0 && q.q.Threshold > 0:
+			return fail(at+"/"+q.name+"/threshold", "a threshold without signers")
+		case len(q.q.Signers) > 0 && q.q.Threshold == 0:
+			q.q.Threshold = 1
+		case q.q.Threshold > len(q.q.Signers):
+			return fail(at+"/"+q.name+"/threshold", "threshold %d exceeds the %d signers listed", q.q.Threshold, len(q.q.Signers))
 		}
 	}
 	return nil
