@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"ociwf.dev/policy/lifecycle"
 	"ociwf.dev/policy/trust"
 )
 
@@ -19,7 +20,7 @@ func (r *run) lifecycle(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("verify %s: lifecycle state: %w", r.subj, err)
 	}
-	switch r.scope.Lifecycle.For(state) {
+	switch r.scope.Lifecycle.For(lifecycle.State(state)) {
 	case trust.Deny:
 		return r.rep.fail(CheckLifecycle, "trust policy "+r.scope.Name+" denies workflows in state "+state, "a state the policy allows", state)
 	case trust.Warn:
