@@ -2,31 +2,310 @@ package verify
 
 import (
 	"context"
+	"crypto"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/in-toto/in-toto-golang/in_toto"
+
+	"ociwf.dev/attest/accessory"
+	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/lifecycle"
 	"ociwf.dev/policy/trust"
 )
 
-// lifecycle asks the lifecycle source, if any, and applies the scope's
-// rules.
+// lifecycle computes the version's state from its verified event chain,
+// checks it against the rollback state store and applies the scope's
+// rules for the state.
 func (r *run) lifecycle(ctx context.Context) error {
-	l := r.v.opts.Lifecycle
-	if l == nil {
-		r.rep.skip(CheckLifecycle, "no lifecycle source configured")
-		return nil
+	st, warnings, err := r.v.lifecycleStatus(ctx, r.scope, r.subj, r.found, true)
+	r.rep.Warnings = append(r.rep.Warnings, warnings...)
+	if st != nil {
+		r.rep.Lifecycle = st
 	}
-	state, err := l.State(ctx, r.subj)
-	if err != nil {
-		return fmt.Errorf("verify %s: lifecycle state: %w", r.subj, err)
+	var ce *lifecycle.ChainError
+	var rb *lifecycle.RollbackError
+	switch {
+	case errors.As(err, &ce):
+		return r.rep.fail(CheckLifecycle, ce.Error(), "one unbroken chain of events by signers allowed each transition", ce.Problem)
+	case errors.As(err, &rb):
+		exp, got := fmt.Sprintf("at least %d events, event %d %s", rb.Seen.Sequence, rb.Seen.Sequence, rb.Seen.ID), fmt.Sprintf("%d events", rb.Served.Sequence)
+		if rb.Different {
+			got = fmt.Sprintf("event %d %s", rb.Served.Sequence, rb.Served.ID)
+		}
+		return r.rep.fail(CheckLifecycle, rb.Error(), exp, got)
+	case err != nil:
+		return fmt.Errorf("verify %s: lifecycle: %w", r.subj, err)
 	}
-	switch r.scope.Lifecycle.For(lifecycle.State(state)) {
+	state := st.State
+	reason, replacement := st.Reason()
+	refuse := &lifecycle.StateError{Reference: r.rep.Reference, State: state, Restriction: state.Restriction(), Reason: reason, Replacement: replacement, Emergency: st.Emergency}
+	detail := describeState(st)
+	switch r.scope.Lifecycle.For(state) {
 	case trust.Deny:
-		return r.rep.fail(CheckLifecycle, "trust policy "+r.scope.Name+" denies workflows in state "+state, "a state the policy allows", state)
+		f := r.rep.fail(CheckLifecycle, fmt.Sprintf("%s; trust policy %q denies workflows in state %s", refuse.Error(), r.scope.Name, state), "a state the policy allows", string(state))
+		f.Cause = refuse
+		return f
 	case trust.Warn:
-		r.rep.warn(CheckLifecycle, "%s is %s (trust policy %s warns)", r.subj, state, r.scope.Name)
+		r.rep.warn(CheckLifecycle, "%s (trust policy %s warns)", refuse.Error(), r.scope.Name)
 	default:
-		r.rep.pass(CheckLifecycle, "state %s allowed", state)
+		r.rep.pass(CheckLifecycle, "%s", detail)
 	}
 	return nil
+}
+
+// describeState says what a status is, for reports.
+func describeState(st *lifecycle.Status) string {
+	switch {
+	case st.Implicit:
+		return "state published: signed, no lifecycle events"
+	case len(st.Chain) == 0:
+		return "state " + string(st.State) + ": no lifecycle events"
+	}
+	l := st.Last()
+	s := fmt.Sprintf("state %s: %d event(s) in one chain, newest %s by %s", st.State, len(st.Chain), l.ID, strings.Join(l.Signers, ", "))
+	if st.Emergency {
+		s += " (emergency)"
+	}
+	return s
+}
+
+// lifecycleStatus verifies the stored lifecycle events and approvals of
+// subj with the scope's lifecycle signers, evaluates them, and checks the
+// result against the rollback state store (recording it when it is
+// newer). signed says whether the version carries a valid workflow
+// signature. The warnings name every fact that did not count.
+func (v *Verifier) lifecycleStatus(ctx context.Context, scope *trust.Scope, subj accessory.Subject, found *accessory.Found, signed bool) (*lifecycle.Status, []string, error) {
+	signers, err := v.loadSigners(ctx, scope.Name, scope.LifecycleSigners())
+	if err != nil {
+		return nil, nil, err
+	}
+	now := v.opts.Now()
+	in := lifecycle.Input{Workflow: subj.Digest.String(), Roles: scope.Lifecycle.Roles, Signers: scope.SignerNames(), Signed: signed}
+	var warnings []string
+	add := func(st *in_toto.Statement, names []string, where string) {
+		if len(names) == 0 {
+			if st != nil {
+				warnings = append(warnings, fmt.Sprintf("ignored %s %s: not signed by a signer trusted for %s", kindOf(st.PredicateType), where, subj.Repository))
+			}
+			return
+		}
+		if !accessory.Covers(st, subj.Digest) {
+			warnings = append(warnings, fmt.Sprintf("ignored %s %s by %s: about another artifact (%s)", kindOf(st.PredicateType), where, strings.Join(names, ", "), subjects(st)))
+			return
+		}
+		raw, err := json.Marshal(st.Predicate)
+		if err != nil {
+			warnings = append(warnings, fmt.Sprintf("ignored %s %s by %s: %v", kindOf(st.PredicateType), where, strings.Join(names, ", "), err))
+			return
+		}
+		switch st.PredicateType {
+		case lifecycle.EventPredicateType:
+			e, id, err := lifecycle.DecodeEvent(raw)
+			if err != nil {
+				warnings = append(warnings, fmt.Sprintf("ignored lifecycle event %s by %s: %v", where, strings.Join(names, ", "), err))
+				return
+			}
+			in.Events = append(in.Events, lifecycle.Signed[lifecycle.Event]{Value: *e, ID: id, Signers: names})
+		case lifecycle.ApprovalPredicateType:
+			a, id, err := lifecycle.DecodeApproval(raw)
+			if err != nil {
+				warnings = append(warnings, fmt.Sprintf("ignored approval %s by %s: %v", where, strings.Join(names, ", "), err))
+				return
+			}
+			in.Approvals = append(in.Approvals, lifecycle.Signed[lifecycle.Approval]{Value: *a, ID: id, Signers: names})
+		}
+	}
+	if found != nil {
+		for i, a := range found.Attestations {
+			claimed, err := a.Statement()
+			if err != nil || !isLifecyclePredicate(claimed.PredicateType) {
+				continue
+			}
+			var names []string
+			var st *in_toto.Statement
+			for _, s := range signers {
+				if s.v == nil {
+					continue // keyless: bundles only
+				}
+				got, err := a.Verify(ctx, s.v)
+				if err != nil {
+					continue
+				}
+				if !s.ValidAt(now) {
+					warnings = append(warnings, fmt.Sprintf("ignored %s #%d by %s: the key is outside its validity window (%s)", kindOf(claimed.PredicateType), i+1, s.Name, window(s.Signer)))
+					continue
+				}
+				names, st = append(names, s.Name), got
+			}
+			if st == nil {
+				st = claimed
+			}
+			add(st, names, fmt.Sprintf("#%d (%s)", i+1, a.Mode))
+		}
+		for _, b := range found.Bundles {
+			env, err := b.Bundle().Envelope()
+			if err != nil {
+				continue
+			}
+			claimed, err := env.Statement()
+			if err != nil || !isLifecyclePredicate(claimed.GetPredicateType()) {
+				continue
+			}
+			var names []string
+			var st *in_toto.Statement
+			for _, s := range signers {
+				got, at, err := verifyBundle(ctx, b, s, bundleCheckOpts(s), subj.Digest)
+				if err != nil {
+					continue
+				}
+				if at.IsZero() && !s.ValidAt(now) {
+					warnings = append(warnings, fmt.Sprintf("ignored %s bundle %s by %s: the key is outside its validity window (%s)", kindOf(claimed.GetPredicateType()), b.Manifest, s.Name, window(s.Signer)))
+					continue
+				}
+				names, st = append(names, s.Name), got.Statement
+			}
+			if st == nil {
+				warnings = append(warnings, fmt.Sprintf("ignored %s bundle %s: not signed by a signer trusted for %s", kindOf(claimed.GetPredicateType()), b.Manifest, subj.Repository))
+				continue
+			}
+			add(st, names, "bundle "+b.Manifest)
+		}
+	}
+	st, err := lifecycle.Evaluate(in)
+	if err != nil {
+		return st, warnings, err
+	}
+	for _, ig := range st.Ignored {
+		warnings = append(warnings, fmt.Sprintf("ignored %s %s by %s: %s", ig.Kind, ig.ID, strings.Join(ig.Signers, ", "), ig.Reason))
+	}
+	for _, p := range st.Pending {
+		warnings = append(warnings, fmt.Sprintf("emergency retirement %s by %s is pending: %d of %d emergency approvals", p.ID, strings.Join(p.Signers, ", "), len(p.Approvals), p.Needed))
+	}
+	if store := v.opts.StateStore; store != nil {
+		seen, ok, err := store.Load(ctx, subj.Digest.String())
+		if err != nil {
+			return st, warnings, fmt.Errorf("lifecycle state store: %w", err)
+		}
+		if ok {
+			if err := lifecycle.CheckRollback(seen, st); err != nil {
+				return st, warnings, err
+			}
+		}
+		if h := st.Head(); h.Sequence > seen.Sequence {
+			if err := store.Save(ctx, subj.Digest.String(), h); err != nil {
+				return st, warnings, fmt.Errorf("lifecycle state store: %w", err)
+			}
+		}
+	}
+	return st, warnings, nil
+}
+
+func isLifecyclePredicate(t string) bool {
+	return t == lifecycle.EventPredicateType || t == lifecycle.ApprovalPredicateType
+}
+
+func kindOf(predicateType string) string {
+	if predicateType == lifecycle.ApprovalPredicateType {
+		return "approval"
+	}
+	return "lifecycle event"
+}
+
+// LifecycleStatus is a version's verified lifecycle, as `ociwf status` shows it:
+// its state computed from the event chain, who signed the workflow, and
+// every fact that did not count.
+type LifecycleStatus struct {
+	Reference  string `json:"reference"`
+	Repository string `json:"repository"`
+	Digest     string `json:"digest"`
+	Scope      string `json:"scope,omitempty"`
+	// Signers are the trusted workflow signers whose signatures verified.
+	Signers []string `json:"signers,omitempty"`
+	// SignedTags are the tags those signatures record.
+	SignedTags []string `json:"signedTags,omitempty"`
+	*lifecycle.Status
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Lifecycle verifies ref's signatures and lifecycle facts, without the
+// content checks, and returns its lifecycle state. It answers for
+// versions every state, retired and archived ones included (their
+// content stays readable for audit); a broken, forked or rolled-back
+// chain is an error (a *lifecycle.ChainError or *lifecycle.RollbackError,
+// matching errdef.ErrVerification) returned with the status so far.
+func (v *Verifier) Lifecycle(ctx context.Context, ref string) (*LifecycleStatus, error) {
+	tgt, err := v.opener.Open(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	scope, err := v.policy.For(scopeName(tgt.Name))
+	if err != nil {
+		return nil, fmt.Errorf("status %s: %w", ref, err)
+	}
+	if scope.Skip {
+		return nil, fmt.Errorf("status %s: trust policy %q skips verification, so nothing vouches for a lifecycle state: %w", ref, scope.Name, errdef.ErrVerification)
+	}
+	subj, desc, err := accessory.ResolveSubject(ctx, tgt.Storage, tgt.Ref)
+	if err != nil {
+		return nil, fmt.Errorf("status %s: %w", ref, err)
+	}
+	out := &LifecycleStatus{Reference: ref, Repository: tgt.Name, Digest: desc.Digest.String(), Scope: scope.Name}
+	found, err := v.reg.Find(ctx, subj)
+	if err != nil {
+		return out, fmt.Errorf("status %s: read signatures and attestations: %w", ref, err)
+	}
+	signers, err := v.signers(ctx, scope)
+	if err != nil {
+		return out, err
+	}
+	r := &run{v: v, rep: newReport(ref), scope: scope, subj: subj, found: found}
+	signErr := r.signatures(ctx, signers)
+	var f *Failure
+	if signErr != nil && !errors.As(signErr, &f) {
+		return out, signErr
+	}
+	out.Signers, out.SignedTags = r.rep.Signers, r.rep.SignedTags
+	st, warnings, err := v.lifecycleStatus(ctx, scope, subj, found, signErr == nil)
+	out.Status, out.Warnings = st, warnings
+	if err != nil {
+		return out, fmt.Errorf("status %s: %w", ref, err)
+	}
+	return out, nil
+}
+
+// SignerNamesFor returns the scope governing ref and the names, among
+// its workflow and lifecycle signers with keys, that pub (a signing key's
+// public key, as accessory.Signer.PublicKey returns it) belongs to: what
+// the policy will count that key's signatures as, for writers to refuse
+// before they sign what would not count.
+func (v *Verifier) SignerNamesFor(ctx context.Context, ref string, pub crypto.PublicKey) ([]string, *trust.Scope, error) {
+	tgt, err := v.opener.Open(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	scope, err := v.policy.For(scopeName(tgt.Name))
+	if err != nil {
+		return nil, nil, err
+	}
+	signers, err := v.loadSigners(ctx, scope.Name, scope.LifecycleSigners())
+	if err != nil {
+		return nil, nil, err
+	}
+	eq, ok := pub.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok {
+		return nil, scope, nil
+	}
+	var names []string
+	for _, s := range signers {
+		if s.v == nil {
+			continue
+		}
+		if k, err := s.v.PublicKey(); err == nil && eq.Equal(k) {
+			names = append(names, s.Name)
+		}
+	}
+	return names, scope, nil
 }

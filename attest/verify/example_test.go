@@ -99,7 +99,7 @@ trustPolicies:
 	//   attestations    pass
 	//   sbom            pass
 	//   reproducibility pass
-	//   lifecycle       skipped
+	//   lifecycle       pass
 }
 
 // A verification that fails says which check failed, what it expected and

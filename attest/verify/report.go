@@ -9,6 +9,7 @@ import (
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/policy/lifecycle"
 )
 
 // Names of the checks, in the order they run.
@@ -60,8 +61,7 @@ type Report struct {
 	Digest     digest.Digest `json:"digest,omitempty"`
 	// Scope is the name of the trust policy scope applied.
 	Scope string `json:"scope,omitempty"`
-	// Verified is true when every check ran and passed (the lifecycle
-	// check may be skipped for want of a lifecycle source).
+	// Verified is true when every check ran and passed.
 	Verified bool `json:"verified"`
 	// Skipped is true when the trust policy scope skips verification:
 	// only the reference, the manifest and the blobs were checked, and
@@ -75,6 +75,9 @@ type Report struct {
 	SignedTags []string `json:"signedTags,omitempty"`
 	// Attestations are the accepted attestations.
 	Attestations []Attestation `json:"attestations,omitempty"`
+	// Lifecycle is the version's evaluated lifecycle: its state and the
+	// verified event chain.
+	Lifecycle *lifecycle.Status `json:"lifecycle,omitempty"`
 	// Malformed counts the stored signatures and attestations that do
 	// not parse as cosign's and were skipped; Warnings names each.
 	Malformed int `json:"malformed,omitempty"`
@@ -161,6 +164,10 @@ type Failure struct {
 	Detail    string
 	Expected  string
 	Actual    string
+	// Cause, if set, is the more specific error the failure is also: a
+	// *lifecycle.StateError (matching errdef.ErrLifecycle) when the
+	// version's lifecycle state is denied.
+	Cause error
 }
 
 func (f *Failure) Error() string {
@@ -171,8 +178,13 @@ func (f *Failure) Error() string {
 	return msg
 }
 
-// Unwrap makes a Failure match errdef.ErrVerification.
-func (f *Failure) Unwrap() error { return errdef.ErrVerification }
+// Unwrap makes a Failure match errdef.ErrVerification, and its Cause.
+func (f *Failure) Unwrap() []error {
+	if f.Cause != nil {
+		return []error{errdef.ErrVerification, f.Cause}
+	}
+	return []error{errdef.ErrVerification}
+}
 
 // SkippedScope is the error of a version whose trust policy scope skips
 // verification, when the caller did not accept that (Options.AllowSkipped).

@@ -6,7 +6,9 @@
 // policy trusts for the repository, name the manifest digest and the
 // repository the policy expects (replayed signatures fail), and bind the
 // provenance and SBOM to the layers; the DSL layer must recompile to the
-// very plan layer; and the lifecycle state must allow use.
+// very plan layer; and the lifecycle state, computed from the signed
+// event chain stored beside the version (package policy/lifecycle), must
+// allow use.
 //
 // Runtimes embed it through Fetch, which hands back a plan only when all
 // of that held. Every verification produces a Report with one entry per
@@ -30,16 +32,9 @@ import (
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/plan"
 	"ociwf.dev/ociwf/target"
+	"ociwf.dev/policy/lifecycle"
 	"ociwf.dev/policy/trust"
 )
-
-// Lifecycle reports the lifecycle state of a workflow version (draft,
-// review, approved, published, deprecated, retired, archived), for the
-// lifecycle check. The trust policy's lifecycle rules say what each state
-// means.
-type Lifecycle interface {
-	State(ctx context.Context, subj accessory.Subject) (string, error)
-}
 
 // Opener opens the repositories a Verifier reads workflows from and
 // reaches their registries for signatures and attestations (an
@@ -54,9 +49,11 @@ type Opener interface {
 
 // Options tune a Verifier. The zero value verifies with the defaults.
 type Options struct {
-	// Lifecycle, if set, is asked for every version's lifecycle state;
-	// without it the lifecycle check is skipped.
-	Lifecycle Lifecycle
+	// StateStore, if set, keeps the highest lifecycle chain seen per
+	// version: a registry serving fewer events than were seen (a
+	// rollback) or other ones fails the lifecycle check. Without it only
+	// the chain served is checked.
+	StateStore lifecycle.StateStore
 	// Now returns the verification time; nil means time.Now. Signer
 	// validity windows are checked at it, since key-based signatures carry
 	// no trusted signing time.
@@ -235,17 +232,22 @@ type signer struct {
 	v signature.Verifier
 }
 
-// signers loads the keys of a scope's signers.
+// signers loads the keys of a scope's workflow signers.
 func (v *Verifier) signers(ctx context.Context, s *trust.Scope) ([]signer, error) {
-	out := make([]signer, 0, len(s.Signers))
-	for _, sg := range s.Signers {
+	return v.loadSigners(ctx, s.Name, s.Signers)
+}
+
+// loadSigners loads the keys of signers of the scope named scope.
+func (v *Verifier) loadSigners(ctx context.Context, scope string, signers []trust.Signer) ([]signer, error) {
+	out := make([]signer, 0, len(signers))
+	for _, sg := range signers {
 		if sg.Keyless != nil {
 			out = append(out, signer{Signer: sg})
 			continue
 		}
 		k, err := v.verifier(ctx, sg.Key)
 		if err != nil {
-			return nil, fmt.Errorf("trust policy %q, signer %q: %w", s.Name, sg.Name, err)
+			return nil, fmt.Errorf("trust policy %q, signer %q: %w", scope, sg.Name, err)
 		}
 		out = append(out, signer{Signer: sg, v: k})
 	}

@@ -23,6 +23,7 @@ import (
 	"oras.land/oras-go/v2"
 
 	"ociwf.dev/attest/accessory"
+	"ociwf.dev/attest/govern"
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/verify"
@@ -32,6 +33,7 @@ import (
 	"ociwf.dev/ociwf/sbom"
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/immutability"
+	"ociwf.dev/policy/lifecycle"
 	"ociwf.dev/policy/registryext"
 	"ociwf.dev/policy/registrytest"
 	"ociwf.dev/policy/trust"
@@ -272,10 +274,19 @@ func replaceBody(resp *http.Response, body []byte) {
 	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
 }
 
-type lifecycleState string
-
-func (s lifecycleState) State(context.Context, accessory.Subject) (string, error) {
-	return string(s), nil
+// record records lifecycle events for ref, signed by the trusted key
+// under pol, as ociwf lifecycle does.
+func (f *fixture) record(t *testing.T, ref string, pol *trust.Policy, states ...lifecycle.State) {
+	t.Helper()
+	rec, err := govern.New(f.verifier(t, pol, verify.Options{}), accessory.NewRegistry(f.o, accessory.RegistryOptions{}), govern.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range states {
+		if _, err := rec.Transition(context.Background(), ref, f.signer, s, govern.EventOptions{Reason: "test: " + string(s)}); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
 }
 
 func TestVerifyPublished(t *testing.T) {
@@ -295,11 +306,7 @@ func TestVerifyPublished(t *testing.T) {
 					t.Fatalf("report %+v", rep)
 				}
 				for _, c := range rep.Checks {
-					want := verify.Pass
-					if c.Name == verify.CheckLifecycle {
-						want = verify.Skipped
-					}
-					if c.Status != want {
+					if c.Status != verify.Pass {
 						t.Errorf("%s: check %s is %s (%s)", ref, c.Name, c.Status, c.Detail)
 					}
 				}
@@ -487,9 +494,10 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				f.release(t, repo+":1.4.0", recipe{build: b})
 				return repo + ":1.4.0", nil
 			}},
-		{name: "retired version", check: verify.CheckLifecycle, want: "retired", opts: verify.Options{Lifecycle: lifecycleState("retired")},
+		{name: "retired version", check: verify.CheckLifecycle, want: "retired",
 			setup: func(t *testing.T, f *fixture, repo string) (string, *trust.Policy) {
 				f.release(t, repo+":1.4.0", recipe{})
+				f.record(t, repo+":1.4.0", trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{}), lifecycle.Published, lifecycle.Retired)
 				return repo + ":1.4.0", nil
 			}},
 		{name: "oversized manifest served", check: verify.CheckManifest, want: "too large",
@@ -662,7 +670,8 @@ func TestVerifySkipAndWarn(t *testing.T) {
 	}
 
 	f.release(t, repo+":1.5.0", recipe{build: rebuildVersion(t)})
-	_, rep, err = f.verifier(t, trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{}), verify.Options{Lifecycle: lifecycleState("deprecated")}).Verify(context.Background(), repo+":1.5.0")
+	f.record(t, repo+":1.5.0", trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{}), lifecycle.Deprecated)
+	_, rep, err = f.verifier(t, trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{}), verify.Options{}).Verify(context.Background(), repo+":1.5.0")
 	if err != nil || !rep.Verified || rep.Check(verify.CheckLifecycle).Status != verify.Warn || len(rep.Warnings) != 1 {
 		t.Fatalf("deprecated: %v %+v", err, rep)
 	}

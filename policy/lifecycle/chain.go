@@ -277,6 +277,7 @@ func Evaluate(in Input) (*Status, error) {
 	}
 	reached := map[string]bool{}
 	state, prev := Draft, (*Signed[Event])(nil)
+	implicit := in.Signed && in.Roles.Approve.Threshold == 0
 	var round *Round
 	for {
 		key := ""
@@ -310,6 +311,11 @@ func Evaluate(in Input) (*Status, error) {
 		from := state
 		if round != nil {
 			from = roundState(round)
+		}
+		if prev == nil && implicit && !CanTransition(from, ev.State) {
+			// A version published by its signature alone: the first
+			// event may follow from the publication.
+			from = Published
 		}
 		if !CanTransition(from, ev.State) {
 			return fail("transition", []string{e.ID}, "event %s moves %s to %s, which the state machine does not allow (from %s: %s)",
@@ -364,7 +370,7 @@ func Evaluate(in Input) (*Status, error) {
 	}
 
 	switch {
-	case len(st.Chain) == 0 && in.Signed && in.Roles.Approve.Threshold == 0:
+	case len(st.Chain) == 0 && implicit:
 		st.State, st.Implicit = Published, true
 	case round != nil:
 		st.Round = round

@@ -97,8 +97,8 @@ type Approval struct {
 	Workflow string `json:"workflow"`
 	// Request is the ID of the event decided on: the review submission,
 	// or an emergency retirement.
-	Request  string   `json:"request"`
-	Decision Decision `json:"decision"`
+	Request  string    `json:"request"`
+	Decision Decision  `json:"decision"`
 	Time     time.Time `json:"time"`
 	Actor    string    `json:"actor,omitempty"`
 	Comment  string    `json:"comment,omitempty"`
