@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"ociwf.dev/policy/registrytest"
+)
+
+// docExample is one command line of a documentation page.
+type docExample struct {
+	line int
+	cmd  string
+	exit int
+}
+
+// docPage is what a page's examples need: its commands in order, and the
+// files it shows (a fenced block right after <!-- file: NAME -->).
+type docPage struct {
+	commands []docExample
+	files    map[string]string
+}
+
+var exitsComment = regexp.MustCompile(`\s+#\s*exits (\d+)\b.*$`)
+
+// readDocPage extracts the ociwf command lines of the ```sh blocks of a
+// page, with the exit code a trailing "# exits N" comment expects (0
+// without one), and the files it shows.
+func readDocPage(t *testing.T, path string) docPage {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	page := docPage{files: map[string]string{}}
+	sc := bufio.NewScanner(f)
+	var fence, file string
+	var body strings.Builder
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		switch {
+		case fence == "" && strings.HasPrefix(line, "<!-- file: "):
+			file = strings.TrimSuffix(strings.TrimPrefix(line, "<!-- file: "), " -->")
+		case fence == "" && strings.HasPrefix(line, "```"):
+			fence = strings.TrimPrefix(line, "```")
+			if fence == "" {
+				fence = "text"
+			}
+			body.Reset()
+		case fence != "" && line == "```":
+			if file != "" {
+				page.files[file] = body.String()
+			}
+			fence, file = "", ""
+		case fence == "sh":
+			cmd := strings.TrimSpace(line)
+			if cmd == "" || strings.HasPrefix(cmd, "#") {
+				continue
+			}
+			ex := docExample{line: n, cmd: cmd}
+			if m := exitsComment.FindStringSubmatch(cmd); m != nil {
+				ex.exit, _ = strconv.Atoi(m[1])
+				ex.cmd = strings.TrimSpace(cmd[:len(cmd)-len(m[0])])
+			}
+			page.commands = append(page.commands, ex)
+		case fence != "":
+			body.WriteString(line + "\n")
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return page
+}
+
+// splitWords splits a command line as a shell would for the examples:
+// words separated by spaces, double-quoted strings kept whole, $NAME
+// expanded from vars.
+func splitWords(line string, vars map[string]string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	in, quoted := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '"':
+			quoted, in = !quoted, true
+		case c == ' ' && !quoted:
+			if in {
+				words = append(words, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteByte(c)
+			in = true
+		}
+	}
+	if quoted {
+		return nil, fmt.Errorf("unterminated quote in %q", line)
+	}
+	if in {
+		words = append(words, cur.String())
+	}
+	for i, w := range words {
+		words[i] = os.Expand(w, func(k string) string { return vars[k] })
+	}
+	return words, nil
+}
+
+// TestDocsLifecycleExamples runs every ociwf command of docs/lifecycle.md,
+// in order, against a fresh registry extension, and checks each exit code.
+func TestDocsLifecycleExamples(t *testing.T) {
+	page := readDocPage(t, "../../docs/lifecycle.md")
+	if len(page.commands) < 20 || page.files["policy.yaml"] == "" {
+		t.Fatalf("docs/lifecycle.md: %d commands, files %v", len(page.commands), page.files)
+	}
+	dir := t.TempDir()
+	t.Chdir(dir)
+	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	for name, body := range page.files {
+		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, who := range []string{"alice", "bob", "carol", "ci", "ops"} {
+		if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", who); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	src, err := os.ReadFile(filepath.Join(samples, "build-test-release.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("workflow.yaml", src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	next := strings.Replace(string(src), "version: 1.4.0", "version: 1.5.0", 1)
+	if next == string(src) {
+		t.Fatal("sample workflow has no version 1.4.0 line")
+	}
+	if err := os.WriteFile("workflow-1.5.yaml", []byte(next), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"REG": registrytest.New(t)}
+	for _, ex := range page.commands {
+		args, err := splitWords(ex.cmd, vars)
+		if err != nil || len(args) == 0 || args[0] != "ociwf" {
+			t.Fatalf("docs/lifecycle.md:%d: %q is not an ociwf command (%v)", ex.line, ex.cmd, err)
+		}
+		stdout, stderr, code := cli(t, args[1:]...)
+		if code != ex.exit {
+			t.Fatalf("docs/lifecycle.md:%d: %s\nexit %d, want %d\nstdout:\n%s\nstderr:\n%s", ex.line, ex.cmd, code, ex.exit, stdout, stderr)
+		}
+		t.Logf("docs/lifecycle.md:%d: exit %d: %s", ex.line, code, ex.cmd)
+		// push and publish print the pinned reference last.
+		if code == 0 && (args[1] == "push" || args[1] == "publish") {
+			lines := strings.Split(strings.TrimSpace(stdout), "\n")
+			last := lines[len(lines)-1]
+			i := strings.LastIndex(last, "@")
+			if i < 0 {
+				t.Fatalf("docs/lifecycle.md:%d: no pinned reference in %q", ex.line, stdout)
+			}
+			vars["DIGEST"] = last[i+1:]
+		}
+	}
+}
