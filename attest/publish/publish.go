@@ -75,7 +75,7 @@ type Options struct {
 	// PublishDigest refuses it: stored content is never repacked.
 	Pack ociwf.PackOptions
 	// Provenance describes the builder and source; its timestamps are set
-	// by Publish.
+	// by Publish and PublishDigest.
 	Provenance provenance.Options
 	// Annotations are signed with the signature (the tag is added).
 	Annotations map[string]string
@@ -94,7 +94,9 @@ type Options struct {
 	// stored and before the tag is applied, also when Tag is empty: an
 	// error leaves the tag untouched. What must be recorded before a
 	// version is published under its tag (a lifecycle event, say) goes
-	// here.
+	// here. PublishDigest has checked the tag before signing; Publish
+	// makes its second check of the tag while BeforeTag runs, so there
+	// BeforeTag may run although another client took the tag meanwhile.
 	BeforeTag func(ctx context.Context, desc ocispec.Descriptor) error
 }
 
@@ -187,6 +189,9 @@ func PublishDigest(ctx context.Context, dst *target.Target, dgst digest.Digest, 
 		return nil, fmt.Errorf("publish: %w", err)
 	}
 	_, b, err := ociwf.ReadBuild(ctx, dst.Storage, desc)
+	if errors.Is(err, errdef.ErrNotWorkflow) {
+		return nil, fmt.Errorf("publish %s: %w (name the digest of a workflow pushed with ociwf push)", pinned, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", pinned, err)
 	}
