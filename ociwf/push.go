@@ -58,7 +58,7 @@ func Push(ctx context.Context, dst oras.Target, b *Build, tag string, opts PushO
 	// Refuse early, before uploading anything, when the tag is taken by
 	// another digest; TagOnce checks again at the end.
 	if tag != "" {
-		if _, err := checkTag(ctx, dst, desc, tag); err != nil {
+		if _, err := CheckTag(ctx, dst, desc, tag); err != nil {
 			return ocispec.Descriptor{}, err
 		}
 	}
@@ -86,7 +86,7 @@ func Push(ctx context.Context, dst oras.Target, b *Build, tag string, opts PushO
 	var g errgroup.Group
 	if tag != "" {
 		g.Go(func() (err error) {
-			exists, err = checkTag(ctx, dst, desc, tag)
+			exists, err = CheckTag(ctx, dst, desc, tag)
 			return err
 		})
 	}
@@ -142,7 +142,7 @@ func (e *ImmutableError) Is(target error) bool { return target == errdef.ErrImmu
 
 // checkTag reports whether tag already names desc, and returns an
 // *ImmutableError if it names another digest.
-func checkTag(ctx context.Context, dst oras.ReadOnlyTarget, desc ocispec.Descriptor, tag string) (bool, error) {
+func CheckTag(ctx context.Context, dst oras.ReadOnlyTarget, desc ocispec.Descriptor, tag string) (bool, error) {
 	cur, err := dst.Resolve(ctx, tag)
 	switch {
 	case err == nil && cur.Digest == desc.Digest:
@@ -172,7 +172,7 @@ func TagOnce(ctx context.Context, dst oras.Target, src content.Fetcher, desc oci
 	if err := ValidateTag(tag); err != nil {
 		return err
 	}
-	exists, err := checkTag(ctx, dst, desc, tag)
+	exists, err := CheckTag(ctx, dst, desc, tag)
 	if err != nil || exists {
 		return err
 	}

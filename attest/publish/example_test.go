@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
+	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/target"
 )
 
@@ -85,4 +88,71 @@ func ExamplePublish() {
 	//   attest-provenance existing: true
 	//   attest-sbom existing: true
 	//   tag existing: false
+}
+
+// Publish a version that is already stored, by its digest: a draft pushed
+// for review is published exactly as it was reviewed, without repacking.
+// PublishDigest reads it back, checks it (digests, bindings, and that its
+// plan recompiles from its source), signs and attests it, and tags it last.
+func ExamplePublishDigest() {
+	ctx := context.Background()
+	host, keyFile, stop, err := attesttest.Sandbox()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer stop()
+	o, err := target.New(target.Options{PlainHTTP: true})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	dst, err := o.Open(ctx, host+"/workflows/build-test-release")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// The draft, pushed unsigned under a tag of its own.
+	b, err := attesttest.Build("build-test-release.yaml")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	draft, err := ociwf.Push(ctx, dst.Storage, b, "1.4.0-rc.1", ociwf.PushOptions{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	signer, err := accessory.LoadSigner(ctx, accessory.SignerOptions{Key: keyFile, Pass: attesttest.Pass})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer signer.Close()
+	reg := accessory.NewRegistry(o, accessory.RegistryOptions{})
+	res, err := publish.PublishDigest(ctx, dst, draft.Digest, reg, publish.Key(signer), publish.Options{
+		Tag: "1.4.0",
+		// A gate (approvals, say) may refuse here, before anything is signed.
+		BeforeSign: func(ctx context.Context, desc ocispec.Descriptor, b *ociwf.Build) error {
+			fmt.Println("about to sign", b.Plan.Workflow.Name, b.Plan.Workflow.Version)
+			return nil
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("same digest as the draft:", res.Descriptor.Digest == draft.Digest)
+	for _, s := range res.Steps {
+		fmt.Println(" ", s.Name)
+	}
+	// Output:
+	// about to sign build-test-release 1.4.0
+	// same digest as the draft: true
+	//   check
+	//   sign
+	//   attest-provenance
+	//   attest-sbom
+	//   tag
 }

@@ -1,6 +1,9 @@
 // Package publish runs the publication ceremony of a workflow in one call:
 // push the artifact by digest, sign it, attest its SLSA v1 provenance and
-// its CycloneDX SBOM, and only then apply the write-once tag.
+// its CycloneDX SBOM, and only then apply the write-once tag. Publish runs
+// it for a freshly compiled Build; PublishDigest runs it for a version
+// already stored by digest (a reviewed draft), reading it back, checked,
+// without repacking it.
 //
 // A failure at any step leaves the tag where it was (absent, or on the
 // same digest), so no tag ever names a half-published artifact; the blobs,
@@ -11,14 +14,17 @@ package publish
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
+	orasdef "oras.land/oras-go/v2/errdef"
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/provenance"
@@ -60,15 +66,16 @@ func Load(ctx context.Context, load func(context.Context) (*accessory.Signer, er
 	}}
 }
 
-// Options tune Publish. The zero value publishes by digest only, with
-// the registry's clock and no logging.
+// Options tune Publish and PublishDigest. The zero value publishes by
+// digest only, with the registry's clock and no logging.
 type Options struct {
 	// Tag is the write-once version tag; empty publishes by digest only.
 	Tag string
 	// Pack sets the artifact's created time, source and annotations.
+	// PublishDigest refuses it: stored content is never repacked.
 	Pack ociwf.PackOptions
 	// Provenance describes the builder and source; its timestamps are set
-	// by Publish.
+	// by Publish and PublishDigest.
 	Provenance provenance.Options
 	// Annotations are signed with the signature (the tag is added).
 	Annotations map[string]string
@@ -76,6 +83,21 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for provenance timestamps; nil means time.Now.
 	Now func() time.Time
+
+	// BeforeSign, if set, runs once the content is known (pushed by
+	// Publish; read back and checked by PublishDigest) and before anything
+	// is signed: an error stops the ceremony with nothing signed or
+	// attested and the tag untouched. A gate that refuses to publish a
+	// version (one without the required approvals, say) goes here.
+	BeforeSign func(ctx context.Context, desc ocispec.Descriptor, b *ociwf.Build) error
+	// BeforeTag, if set, runs after the signature and attestations are
+	// stored and before the tag is applied, also when Tag is empty: an
+	// error leaves the tag untouched. What must be recorded before a
+	// version is published under its tag (a lifecycle event, say) goes
+	// here. PublishDigest has checked the tag before signing; Publish
+	// makes its second check of the tag while BeforeTag runs, so there
+	// BeforeTag may run although another client took the tag meanwhile.
+	BeforeTag func(ctx context.Context, desc ocispec.Descriptor) error
 }
 
 // Step is one completed step of the ceremony.
@@ -97,114 +119,22 @@ type Result struct {
 }
 
 // Publish runs the ceremony for b on dst (a registry target), storing the
-// signature and attestations in reg and signing with signer.
+// signature and attestations in reg and signing with signer: push b by
+// digest, BeforeSign, sign and attest, BeforeTag, then the tag.
 func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, reg *accessory.Registry, signer Signer, opts Options) (*Result, error) {
-	if reg == nil || (signer.key == nil && signer.load == nil) {
-		return nil, fmt.Errorf("publish: a registry and a signer are required: %w", errdef.ErrInvalid)
+	c, done, err := begin(ctx, reg, signer, opts)
+	if err != nil {
+		return nil, err
 	}
-	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	now := opts.Now
-	if now == nil {
-		now = time.Now
-	}
-	res := &Result{Tag: opts.Tag, Mode: reg.Mode(), Format: reg.Format()}
-	started := now()
-	mark := started
-	var mu sync.Mutex
-	step := func(name string, existing bool, since time.Time) {
-		t := now()
-		mu.Lock()
-		defer mu.Unlock()
-		res.Steps = append(res.Steps, Step{Name: name, Existing: existing, Duration: t.Sub(since)})
-		log.Info(name, "existing", existing, "duration", t.Sub(since))
-	}
-
-	key := func(context.Context) (*accessory.Signer, error) { return signer.key, nil }
-	if signer.load != nil {
-		key = signer.load
-		defer func() {
-			go func() { // close what was loaded, without waiting for a slow load
-				if s, err := key(context.WithoutCancel(ctx)); err == nil && s != nil {
-					s.Close()
-				}
-			}()
-		}()
-	}
-
-	ceremony := func(ctx context.Context, desc ocispec.Descriptor) error {
-		step("push", false, mark)
-		pushed := now()
-		subj := accessory.NewSubject(target.Ref{Name: dst.Name, Reference: opts.Tag}, desc.Digest)
-		// Read what a previous run stored while the key may still be
-		// loading; Sign and AttestAll then skip that round trip.
-		pre, err := reg.Prefetch(ctx, subj)
-		if err != nil {
-			return fmt.Errorf("publish %s: %w", subj, err)
-		}
-		s, err := key(ctx)
-		if err != nil {
-			return fmt.Errorf("publish %s: %w", subj, err)
-		}
-		log.Debug("signer ready", "waited", now().Sub(pushed))
-
-		po := opts.Provenance
-		po.StartedOn, po.FinishedOn = started, pushed
-		pred, err := provenance.Generate(b, po)
-		if err != nil {
-			return fmt.Errorf("publish %s: %w", subj, err)
-		}
-		raw, err := provenance.Marshal(pred)
-		if err != nil {
-			return fmt.Errorf("publish %s: provenance: %w", subj, err)
-		}
-
-		sign := func(ctx context.Context) error {
-			t := now()
-			r, err := reg.Sign(ctx, s, subj, accessory.SignOptions{Annotations: opts.Annotations, Stored: pre})
-			if err != nil {
-				return fmt.Errorf("publish %s: sign: %w", subj, err)
-			}
-			step("sign", r.Existing, t)
-			return nil
-		}
-		attestBoth := func(ctx context.Context) error {
-			t := now()
-			rs, err := reg.AttestAll(ctx, s, subj, []accessory.AttestOptions{
-				{Type: provenance.PredicateType, Predicate: raw},
-				{Type: accessory.TypeCycloneDX, Predicate: b.SBOM},
-			}, pre)
-			if err != nil {
-				return fmt.Errorf("publish %s: attest provenance and SBOM: %w", subj, err)
-			}
-			step("attest-provenance", rs[0].Existing, t)
-			step("attest-sbom", rs[1].Existing, t)
-			return nil
-		}
-		if reg.Mode() == accessory.Referrers || reg.Format() != accessory.FormatLegacy {
-			// Referrers, and bundles whatever the mode: without a
-			// referrers API, both writes update one fallback index tag;
-			// in sequence neither loses the other's entry.
-			if err := sign(ctx); err != nil {
-				return err
-			}
-			return attestBoth(ctx)
-		}
-		// The signature and the attestations live under different tags.
-		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() error { return sign(gctx) })
-		g.Go(func() error { return attestBoth(gctx) })
-		return g.Wait()
-	}
-
+	defer done()
+	mark := c.started
 	desc, err := ociwf.Push(ctx, dst.Storage, b, opts.Tag, ociwf.PushOptions{
 		PackOptions: opts.Pack,
-		Logger:      log,
+		Logger:      c.log,
 		BeforeTag: func(ctx context.Context, desc ocispec.Descriptor) error {
-			err := ceremony(ctx, desc)
-			mark = now()
+			c.step("push", false, mark)
+			err := c.seal(ctx, dst, desc, b)
+			mark = c.now()
 			return err
 		},
 	})
@@ -212,16 +142,232 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, reg *acces
 		return nil, err
 	}
 	if opts.Tag != "" {
-		step("tag", false, mark)
+		c.step("tag", false, mark)
 	}
-	slices.SortStableFunc(res.Steps, func(a, b Step) int { return order(a.Name) - order(b.Name) })
-	res.Descriptor = desc
-	res.Reference = dst.Pinned(desc.Digest)
-	return res, nil
+	return c.result(dst, desc), nil
+}
+
+// PublishDigest runs the ceremony for the workflow version already stored
+// in dst's repository as manifest dgst (dst's own tag or digest is not
+// used), without repacking it: the version published is exactly the one
+// reviewed. It resolves dgst, reads the manifest, the config and the
+// layers back with bounded, digest-checked reads (ociwf.ReadBuild), checks
+// that the stored plan is what the stored source recompiles to
+// (ociwf.Reproduce), refuses a tag taken by another digest, and then, as
+// Publish does, runs BeforeSign, signs and attests, runs BeforeTag and
+// applies the write-once tag last. A rerun writes nothing new.
+//
+// Content that is not an ociwf workflow fails with an error matching
+// errdef.ErrNotWorkflow; content that fails its checks (a digest, a
+// binding, a plan that does not recompile) matches errdef.ErrVerification;
+// a tag that names another digest is an *ociwf.ImmutableError
+// (errdef.ErrImmutable). In each case nothing is signed and the tag is
+// untouched. opts.Pack must be zero.
+func PublishDigest(ctx context.Context, dst *target.Target, dgst digest.Digest, reg *accessory.Registry, signer Signer, opts Options) (*Result, error) {
+	pinned := dst.Pinned(dgst)
+	if err := dgst.Validate(); err != nil {
+		return nil, fmt.Errorf("publish %s: %v: %w", pinned, err, errdef.ErrInvalidReference)
+	}
+	if p := opts.Pack; !p.Created.IsZero() || p.Source != "" || p.Revision != "" || len(p.Annotations) > 0 {
+		return nil, fmt.Errorf("publish %s: pack options do not apply to a version already stored (its content is published as it is): %w", pinned, errdef.ErrInvalid)
+	}
+	if opts.Tag != "" {
+		if err := ociwf.ValidateTag(opts.Tag); err != nil {
+			return nil, err
+		}
+	}
+	c, done, err := begin(ctx, reg, signer, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	_, desc, err := accessory.ResolveSubject(ctx, dst.Storage, target.Ref{Name: dst.Name, Reference: dgst.String()})
+	if errors.Is(err, orasdef.ErrNotFound) {
+		return nil, fmt.Errorf("publish %s: %s holds no manifest with this digest (push the workflow first): %w", pinned, dst.Name, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	_, b, err := ociwf.ReadBuild(ctx, dst.Storage, desc)
+	if errors.Is(err, errdef.ErrNotWorkflow) {
+		return nil, fmt.Errorf("publish %s: %w (name the digest of a workflow pushed with ociwf push)", pinned, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", pinned, err)
+	}
+	if err := ociwf.Reproduce(ctx, b.Source, b.PlanJSON, b.Plan); err != nil {
+		return nil, fmt.Errorf("publish %s: refusing to sign a plan that its source does not compile to: %w", pinned, err)
+	}
+	tagged := false
+	if opts.Tag != "" {
+		if tagged, err = ociwf.CheckTag(ctx, dst.Storage, desc, opts.Tag); err != nil {
+			return nil, fmt.Errorf("publish %s: %w", pinned, err)
+		}
+	}
+	c.step("check", false, c.started)
+	if err := c.seal(ctx, dst, desc, b); err != nil {
+		return nil, err
+	}
+	if opts.Tag != "" {
+		t := c.now()
+		// TagOnce checks the tag again: another client may have taken it
+		// while this one signed.
+		if err := ociwf.TagOnce(ctx, dst.Storage, dst.Storage, desc, opts.Tag); err != nil {
+			return nil, fmt.Errorf("publish %s: %w", pinned, err)
+		}
+		c.step("tag", tagged, t)
+	}
+	return c.result(dst, desc), nil
+}
+
+// ceremony is one run of the publication ceremony: its clock, its key and
+// the steps completed.
+type ceremony struct {
+	reg     *accessory.Registry
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	key     func(context.Context) (*accessory.Signer, error)
+	started time.Time
+
+	mu  sync.Mutex
+	res *Result
+}
+
+// begin starts a ceremony; done closes a key that Load loaded.
+func begin(ctx context.Context, reg *accessory.Registry, signer Signer, opts Options) (c *ceremony, done func(), err error) {
+	if reg == nil || (signer.key == nil && signer.load == nil) {
+		return nil, nil, fmt.Errorf("publish: a registry and a signer are required: %w", errdef.ErrInvalid)
+	}
+	c = &ceremony{reg: reg, opts: opts, log: opts.Logger, now: opts.Now}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	c.started = c.now()
+	c.res = &Result{Tag: opts.Tag, Mode: reg.Mode(), Format: reg.Format()}
+	c.key = func(context.Context) (*accessory.Signer, error) { return signer.key, nil }
+	done = func() {}
+	if signer.load != nil {
+		c.key = signer.load
+		done = func() {
+			go func() { // close what was loaded, without waiting for a slow load
+				if s, err := signer.load(context.WithoutCancel(ctx)); err == nil && s != nil {
+					s.Close()
+				}
+			}()
+		}
+	}
+	return c, done, nil
+}
+
+// step records a completed step that began at since.
+func (c *ceremony) step(name string, existing bool, since time.Time) {
+	t := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.res.Steps = append(c.res.Steps, Step{Name: name, Existing: existing, Duration: t.Sub(since)})
+	c.log.Info(name, "existing", existing, "duration", t.Sub(since))
+}
+
+// seal runs the part of the ceremony that both ways share, for content
+// now known as desc and b: BeforeSign, the signature and the provenance
+// and SBOM attestations, then BeforeTag.
+func (c *ceremony) seal(ctx context.Context, dst *target.Target, desc ocispec.Descriptor, b *ociwf.Build) error {
+	ready := c.now()
+	reg, opts := c.reg, c.opts
+	subj := accessory.NewSubject(target.Ref{Name: dst.Name, Reference: opts.Tag}, desc.Digest)
+	if opts.BeforeSign != nil {
+		if err := opts.BeforeSign(ctx, desc, b); err != nil {
+			return fmt.Errorf("publish %s: %w", subj, err)
+		}
+	}
+	// Read what a previous run stored while the key may still be
+	// loading; Sign and AttestAll then skip that round trip.
+	pre, err := reg.Prefetch(ctx, subj)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", subj, err)
+	}
+	s, err := c.key(ctx)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", subj, err)
+	}
+	c.log.Debug("signer ready", "waited", c.now().Sub(ready))
+
+	po := opts.Provenance
+	po.StartedOn, po.FinishedOn = c.started, ready
+	pred, err := provenance.Generate(b, po)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", subj, err)
+	}
+	raw, err := provenance.Marshal(pred)
+	if err != nil {
+		return fmt.Errorf("publish %s: provenance: %w", subj, err)
+	}
+
+	sign := func(ctx context.Context) error {
+		t := c.now()
+		r, err := reg.Sign(ctx, s, subj, accessory.SignOptions{Annotations: opts.Annotations, Stored: pre})
+		if err != nil {
+			return fmt.Errorf("publish %s: sign: %w", subj, err)
+		}
+		c.step("sign", r.Existing, t)
+		return nil
+	}
+	attestBoth := func(ctx context.Context) error {
+		t := c.now()
+		rs, err := reg.AttestAll(ctx, s, subj, []accessory.AttestOptions{
+			{Type: provenance.PredicateType, Predicate: raw},
+			{Type: accessory.TypeCycloneDX, Predicate: b.SBOM},
+		}, pre)
+		if err != nil {
+			return fmt.Errorf("publish %s: attest provenance and SBOM: %w", subj, err)
+		}
+		c.step("attest-provenance", rs[0].Existing, t)
+		c.step("attest-sbom", rs[1].Existing, t)
+		return nil
+	}
+	if reg.Mode() == accessory.Referrers || reg.Format() != accessory.FormatLegacy {
+		// Referrers, and bundles whatever the mode: without a
+		// referrers API, both writes update one fallback index tag;
+		// in sequence neither loses the other's entry.
+		if err := sign(ctx); err != nil {
+			return err
+		}
+		if err := attestBoth(ctx); err != nil {
+			return err
+		}
+	} else {
+		// The signature and the attestations live under different tags.
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return sign(gctx) })
+		g.Go(func() error { return attestBoth(gctx) })
+		if err := g.Wait(); err != nil {
+			return err
+		}
+	}
+	if opts.BeforeTag != nil {
+		if err := opts.BeforeTag(ctx, desc); err != nil {
+			return fmt.Errorf("publish %s: %w", subj, err)
+		}
+	}
+	return nil
+}
+
+// result is the completed publication of desc, its steps in order.
+func (c *ceremony) result(dst *target.Target, desc ocispec.Descriptor) *Result {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	slices.SortStableFunc(c.res.Steps, func(a, b Step) int { return order(a.Name) - order(b.Name) })
+	c.res.Descriptor = desc
+	c.res.Reference = dst.Pinned(desc.Digest)
+	return c.res
 }
 
 // order ranks steps as the ceremony defines them; sign and attest run
 // concurrently and finish in any order.
 func order(step string) int {
-	return slices.Index([]string{"push", "sign", "attest-provenance", "attest-sbom", "tag"}, step)
+	return slices.Index([]string{"push", "check", "sign", "attest-provenance", "attest-sbom", "tag"}, step)
 }

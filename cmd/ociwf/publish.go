@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
 	"ociwf.dev/ociwf"
+	"ociwf.dev/ociwf/target"
 )
 
 func (a *app) publishCmd() *cobra.Command {
@@ -19,24 +22,35 @@ func (a *app) publishCmd() *cobra.Command {
 	var st storage
 	var annotations []string
 	var prov provenance.Options
+	var tag string
 	cmd := &cobra.Command{
-		Use:   "publish FILE REF",
-		Short: "Compile, push, sign and attest a workflow, then tag it write-once",
+		Use:   "publish FILE REF | publish REPOSITORY@DIGEST [--tag TAG]",
+		Short: "Sign, attest and tag a workflow write-once: compiled from FILE, or already pushed",
 		Long: `Publish runs the publication ceremony in one command: compile FILE, push the
 artifact by digest, sign it, attest its SLSA v1 provenance and its CycloneDX
-SBOM, and apply the write-once tag last. The last line printed is the pinned
-reference REPOSITORY@sha256:....
+SBOM, and apply the write-once tag last. REF is REPOSITORY[:TAG]; without a
+tag, the workflow's metadata.version is the tag. The last line printed is
+the pinned reference REPOSITORY@sha256:....
+
+Given REPOSITORY@sha256:... alone, publish publishes that version, already
+pushed (a draft, reviewed and approved by digest), exactly as it is stored:
+nothing is compiled or repacked and the digest does not change. The
+manifest, config and layers are read back and re-hashed, and the stored plan
+must be what the stored source recompiles to, or publish exits 3 with
+nothing signed. --tag names the version tag; without it the version is
+published by digest only.
 
 A failure at any step leaves no tag naming a half-published artifact; rerun
 the same command to finish. Rerunning a completed publish writes nothing
 new. If the tag already names other content, publish exits 4 before
-uploading anything.
+uploading or signing anything.
 
 Provenance records the builder (--builder-id, else $OCIWF_BUILDER_ID, else
 the GitHub Actions or GitLab CI run, else a local builder) and the source
 (--source-uri, --source-ref, --source-revision, else the CI's variables).`,
-		Example: `  COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key wf.yaml 127.0.0.1:5000/workflows/build:1.0.0`,
-		Args:    args(cobra.ExactArgs(2)),
+		Example: `  COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key wf.yaml 127.0.0.1:5000/workflows/build:1.0.0
+  COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key 127.0.0.1:5000/workflows/build@sha256:... --tag 1.0.0`,
+		Args: args(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ann, err := parseAnnotations(annotations)
 			if err != nil {
@@ -46,6 +60,12 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 				return usagef("publish needs a registry: signatures and attestations are stored in registry repositories")
 			}
 			ctx := cmd.Context()
+			if len(argv) == 1 {
+				return a.publishStored(ctx, &b, &s, st, argv[0], tag, prov, ann)
+			}
+			if tag != "" {
+				return usagef("--tag is for publishing a version already pushed (REPOSITORY@sha256:...); with FILE, name the tag in REF (REPOSITORY:TAG)")
+			}
 			o, dst, err := a.destination(ctx, &b.remote, argv[1], "publish")
 			if err != nil {
 				return err
@@ -81,16 +101,7 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 			if err != nil {
 				return err
 			}
-			a.emit(res, func(w io.Writer) {
-				for _, st := range res.Steps {
-					note := ""
-					if st.Existing {
-						note = " (already there)"
-					}
-					fmt.Fprintf(w, "%-18s %8s%s\n", st.Name, st.Duration.Round(100_000), note)
-				}
-				fmt.Fprintf(w, "Published %s:%s\n%s\n", dst.Name, tag, res.Reference)
-			})
+			a.published(dst, res)
 			return nil
 		},
 	}
@@ -100,9 +111,67 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 	f.StringVar(&prov.SourceRef, "source-ref", "", "git ref built, e.g. refs/heads/main")
 	f.StringVar(&prov.SourceRevision, "source-revision", "", "git commit built")
 	f.StringVar(&prov.WorkflowPath, "workflow-path", "", "path of FILE in the source repository (default FILE)")
+	f.StringVar(&tag, "tag", "", "with REPOSITORY@DIGEST: the write-once version tag to apply (default: none, publish by digest only)")
 	f.StringArrayVarP(&annotations, "annotation", "a", nil, "extra signed annotation KEY=VALUE (repeatable)")
 	storageFlag(f, &st)
 	s.register(f)
 	b.register(cmd, false)
 	return cmd
+}
+
+// publishStored publishes the version ref (REPOSITORY@DIGEST) names, as
+// it is stored, under tag ("" for by digest only).
+func (a *app) publishStored(ctx context.Context, b *buildFlags, s *signerFlags, st storage, ref, tag string, prov provenance.Options, ann map[string]string) error {
+	o, err := b.remote.opener(a.stdin)
+	if err != nil {
+		return err
+	}
+	dst, err := o.Open(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if !dst.IsDigest() {
+		return usagef("publish takes FILE REF, or a version already pushed named by digest alone (REPOSITORY@sha256:... [--tag TAG]); %s names no digest", ref)
+	}
+	if err := s.check(); err != nil {
+		return err
+	}
+	// The key loads while the stored version is read back and checked.
+	signer := publish.Load(ctx, s.loader(a))
+	prov = provenance.FromEnv(os.Getenv, prov)
+	prov.ToolVersion = toolVersion()
+	ropts, err := st.options(a.logger())
+	if err != nil {
+		return err
+	}
+	res, err := publish.PublishDigest(ctx, dst, digest.Digest(dst.Reference), accessory.NewRegistry(o, ropts), signer, publish.Options{
+		Tag:         tag,
+		Provenance:  prov,
+		Annotations: ann,
+		Logger:      a.logger(),
+	})
+	if err != nil {
+		return err
+	}
+	a.published(dst, res)
+	return nil
+}
+
+// published prints a completed publication: its steps, then the pinned
+// reference last.
+func (a *app) published(dst *target.Target, res *publish.Result) {
+	a.emit(res, func(w io.Writer) {
+		for _, st := range res.Steps {
+			note := ""
+			if st.Existing {
+				note = " (already there)"
+			}
+			fmt.Fprintf(w, "%-18s %8s%s\n", st.Name, st.Duration.Round(100_000), note)
+		}
+		if res.Tag == "" {
+			fmt.Fprintf(w, "Published %s by digest only (no tag)\n%s\n", dst.Name, res.Reference)
+			return
+		}
+		fmt.Fprintf(w, "Published %s:%s\n%s\n", dst.Name, res.Tag, res.Reference)
+	})
 }
