@@ -451,6 +451,11 @@ type UsesOptions struct {
 	AllowDeprecated bool
 }
 
+// CheckUses is the package's CheckUses under r's verifier.
+func (r *Recorder) CheckUses(ctx context.Context, p *plan.Plan, opts UsesOptions) ([]string, error) {
+	return CheckUses(ctx, r.v, p, opts)
+}
+
 // CheckUses checks the lifecycle state of every workflow p uses, under
 // v's trust policy: a draft, review, approved, retired or archived one is
 // refused (a *lifecycle.StateError, matching errdef.ErrLifecycle), a

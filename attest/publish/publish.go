@@ -27,10 +27,12 @@ import (
 	orasdef "oras.land/oras-go/v2/errdef"
 
 	"ociwf.dev/attest/accessory"
+	"ociwf.dev/attest/govern"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
+	"ociwf.dev/policy/lifecycle"
 )
 
 // Signer gives Publish its key: Key for a loaded one, Load for one that
@@ -98,6 +100,30 @@ type Options struct {
 	// makes its second check of the tag while BeforeTag runs, so there
 	// BeforeTag may run although another client took the tag meanwhile.
 	BeforeTag func(ctx context.Context, desc ocispec.Descriptor) error
+
+	// Lifecycle, if set, makes the publication a lifecycle transition:
+	// refused before anything is signed when the version's verified
+	// lifecycle does not allow it (missing approvals, a signer not
+	// allowed to publish, a retired version) or when a uses: dependency
+	// may not be referenced, and recorded as the chain's publication
+	// event in the same write as the provenance and SBOM attestations.
+	Lifecycle *Lifecycle
+}
+
+// Lifecycle is how a publication takes part in the lifecycle.
+type Lifecycle struct {
+	// Recorder reads the version's chain under its trust policy and
+	// refuses what would not count.
+	Recorder *govern.Recorder
+	// Actor names the publisher in the publication event.
+	Actor string
+	// AllowDeprecated accepts deprecated uses: dependencies, with a
+	// warning.
+	AllowDeprecated bool
+	// Supersedes, if set, is a version (a reference) this publication
+	// replaces: once the new version is tagged, the old one is deprecated
+	// with the new one, pinned by digest, as its replacement.
+	Supersedes string
 }
 
 // Step is one completed step of the ceremony.
@@ -116,6 +142,14 @@ type Result struct {
 	Mode       accessory.Mode     `json:"storage"`
 	Format     accessory.Format   `json:"signatureFormat"`
 	Steps      []Step             `json:"steps"`
+	// Event is the ID of the publication's lifecycle event, with
+	// Options.Lifecycle.
+	Event string `json:"lifecycleEvent,omitempty"`
+	// Superseded is the deprecation of Options.Lifecycle.Supersedes.
+	Superseded *govern.Result `json:"superseded,omitempty"`
+	// Warnings are things the publisher must hear about: deprecated
+	// dependencies allowed.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Publish runs the ceremony for b on dst (a registry target), storing the
@@ -144,7 +178,8 @@ func Publish(ctx context.Context, dst *target.Target, b *ociwf.Build, reg *acces
 	if opts.Tag != "" {
 		c.step("tag", false, mark)
 	}
-	return c.result(dst, desc), nil
+	res := c.result(dst, desc)
+	return res, c.supersede(ctx, res)
 }
 
 // PublishDigest runs the ceremony for the workflow version already stored
@@ -217,7 +252,8 @@ func PublishDigest(ctx context.Context, dst *target.Target, dgst digest.Digest, 
 		}
 		c.step("tag", tagged, t)
 	}
-	return c.result(dst, desc), nil
+	res := c.result(dst, desc)
+	return res, c.supersede(ctx, res)
 }
 
 // ceremony is one run of the publication ceremony: its clock, its key and
@@ -295,6 +331,14 @@ func (c *ceremony) seal(ctx context.Context, dst *target.Target, desc ocispec.De
 		return fmt.Errorf("publish %s: %w", subj, err)
 	}
 	c.log.Debug("signer ready", "waited", c.now().Sub(ready))
+	var event *accessory.AttestOptions
+	if lc := opts.Lifecycle; lc != nil {
+		t := c.now()
+		if event, err = c.gate(ctx, lc, dst.Pinned(desc.Digest), s, b); err != nil {
+			return fmt.Errorf("publish %s: %w", subj, err)
+		}
+		c.step("lifecycle", event == nil, t)
+	}
 
 	po := opts.Provenance
 	po.StartedOn, po.FinishedOn = c.started, ready
@@ -318,10 +362,14 @@ func (c *ceremony) seal(ctx context.Context, dst *target.Target, desc ocispec.De
 	}
 	attestBoth := func(ctx context.Context) error {
 		t := c.now()
-		rs, err := reg.AttestAll(ctx, s, subj, []accessory.AttestOptions{
+		all := []accessory.AttestOptions{
 			{Type: provenance.PredicateType, Predicate: raw},
 			{Type: accessory.TypeCycloneDX, Predicate: b.SBOM},
-		}, pre)
+		}
+		if event != nil {
+			all = append(all, *event)
+		}
+		rs, err := reg.AttestAll(ctx, s, subj, all, pre)
 		if err != nil {
 			return fmt.Errorf("publish %s: attest provenance and SBOM: %w", subj, err)
 		}
@@ -356,6 +404,65 @@ func (c *ceremony) seal(ctx context.Context, dst *target.Target, desc ocispec.De
 	return nil
 }
 
+// gate checks the uses: dependencies and the version's lifecycle, and
+// returns the publication event to attest (nil when the chain records the
+// publication already).
+func (c *ceremony) gate(ctx context.Context, lc *Lifecycle, pinned string, s *accessory.Signer, b *ociwf.Build) (*accessory.AttestOptions, error) {
+	if lc.Recorder == nil {
+		return nil, fmt.Errorf("lifecycle: no recorder: %w", errdef.ErrInvalid)
+	}
+	warnings, err := lc.Recorder.CheckUses(ctx, b.Plan, govern.UsesOptions{AllowDeprecated: lc.AllowDeprecated})
+	for _, w := range warnings {
+		c.log.Warn(w)
+	}
+	c.mu.Lock()
+	c.res.Warnings = append(c.res.Warnings, warnings...)
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	ev, err := lc.Recorder.PublicationEvent(ctx, pinned, s, govern.EventOptions{Actor: lc.Actor})
+	if err != nil || ev == nil {
+		return nil, err
+	}
+	raw, err := ev.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	id, err := ev.ID()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.res.Event = id
+	c.mu.Unlock()
+	// Appended, never recognised as a duplicate by predicate type: the
+	// chain, read above, says whether the publication is recorded.
+	return &accessory.AttestOptions{Type: lifecycle.EventPredicateType, Predicate: raw, Duplicates: accessory.Append, Now: c.now}, nil
+}
+
+// supersede deprecates the version lc.Supersedes names in favour of the
+// one just published.
+func (c *ceremony) supersede(ctx context.Context, res *Result) error {
+	lc := c.opts.Lifecycle
+	if lc == nil || lc.Supersedes == "" {
+		return nil
+	}
+	s, err := c.key(ctx)
+	if err != nil {
+		return err
+	}
+	t := c.now()
+	r, err := lc.Recorder.Transition(ctx, lc.Supersedes, s, lifecycle.Deprecated, govern.EventOptions{
+		Actor: lc.Actor, Reason: "superseded by " + res.Reference, Replacement: res.Reference})
+	if err != nil {
+		return fmt.Errorf("published %s, but deprecating %s failed (rerun the command to finish): %w", res.Reference, lc.Supersedes, err)
+	}
+	c.step("supersede", r.Existing, t)
+	res.Superseded = r
+	return nil
+}
+
 // result is the completed publication of desc, its steps in order.
 func (c *ceremony) result(dst *target.Target, desc ocispec.Descriptor) *Result {
 	c.mu.Lock()
@@ -369,5 +476,5 @@ func (c *ceremony) result(dst *target.Target, desc ocispec.Descriptor) *Result {
 // order ranks steps as the ceremony defines them; sign and attest run
 // concurrently and finish in any order.
 func order(step string) int {
-	return slices.Index([]string{"push", "check", "sign", "attest-provenance", "attest-sbom", "tag"}, step)
+	return slices.Index([]string{"push", "check", "lifecycle", "sign", "attest-provenance", "attest-sbom", "tag", "supersede"}, step)
 }
