@@ -32,6 +32,28 @@ type PushOptions struct {
 	// whose signature or attestations are missing. The second write-once
 	// check of the tag runs while BeforeTag does.
 	BeforeTag func(ctx context.Context, desc ocispec.Descriptor) error
+	// Draft, if set, says the tag is a mutable draft tag: Push then moves
+	// it when it names another digest instead of refusing. Set it only
+	// for tags the immutability rules leave mutable (DraftTag checks).
+	Draft bool
+}
+
+// DraftTag refuses a draft push to a tag that rules (the registry's
+// immutability rules; nil means immutability.Default()) protect in
+// repository repo (its name without the registry host): only mutable
+// tags may be moved. The error matches errdef.ErrImmutable.
+func DraftTag(rules *immutability.Rules, repo, tag string) error {
+	if rules == nil {
+		rules = immutability.Default()
+	}
+	if mode, rule := rules.Match(repo, tag); mode != immutability.Mutable {
+		name := "accessory tags"
+		if rule != nil {
+			name = rule.Name
+		}
+		return fmt.Errorf("tag %q of %s is %s under rule %q, so it cannot be a draft tag: push drafts to a mutable tag (for example draft or main) or by digest: %w", tag, repo, mode, name, errdef.ErrImmutable)
+	}
+	return nil
 }
 
 // Push packs b and publishes it to dst: every blob, then the manifest, by
@@ -56,9 +78,13 @@ func Push(ctx context.Context, dst oras.Target, b *Build, tag string, opts PushO
 		return ocispec.Descriptor{}, err
 	}
 	// Refuse early, before uploading anything, when the tag is taken by
-	// another digest; TagOnce checks again at the end.
+	// another digest; TagOnce checks again at the end. A draft tag moves.
+	moved := func(err error) bool {
+		var ie *ImmutableError
+		return opts.Draft && errors.As(err, &ie)
+	}
 	if tag != "" {
-		if _, err := CheckTag(ctx, dst, desc, tag); err != nil {
+		if _, err := CheckTag(ctx, dst, desc, tag); err != nil && !moved(err) {
 			return ocispec.Descriptor{}, err
 		}
 	}
@@ -87,6 +113,9 @@ func Push(ctx context.Context, dst oras.Target, b *Build, tag string, opts PushO
 	if tag != "" {
 		g.Go(func() (err error) {
 			exists, err = CheckTag(ctx, dst, desc, tag)
+			if moved(err) {
+				return nil
+			}
 			return err
 		})
 	}

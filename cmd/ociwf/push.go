@@ -10,6 +10,7 @@ import (
 
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/target"
+	"ociwf.dev/policy/immutability"
 )
 
 type pushResult struct {
@@ -24,6 +25,8 @@ func (a *app) pushCmd() *cobra.Command {
 	var b buildFlags
 	var source, revision string
 	var annotations []string
+	var draft bool
+	var rulesFile string
 	cmd := &cobra.Command{
 		Use:   "push FILE REF",
 		Short: "Compile a workflow and publish it write-once",
@@ -32,8 +35,14 @@ publishes it to REF (registry/repository[:tag], or with --oci-layout
 DIR[:tag]). Blobs and the manifest go by digest; the tag is applied last and
 never moved: if it already names another digest, push exits 4 and leaves it
 alone. Without a tag, the workflow's metadata.version is the tag. The last
-line printed is the pinned reference REPOSITORY@sha256:...`,
+line printed is the pinned reference REPOSITORY@sha256:...
+
+--draft pushes a draft (docs/lifecycle.md): the tag is a mutable draft tag
+that moves to the new content. Only tags the immutability rules leave
+mutable may be draft tags (the default rules protect semver tags; --rules
+FILE reads the registry's); a protected tag exits 4.`,
 		Example: `  ociwf push --plain-http wf.yaml 127.0.0.1:5000/workflows/build
+  ociwf push --plain-http --draft wf.yaml 127.0.0.1:5000/workflows/build:draft
   ociwf push --oci-layout --offline wf.yaml ./layout:1.0.0`,
 		Args: args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
@@ -51,9 +60,23 @@ line printed is the pinned reference REPOSITORY@sha256:...`,
 				return err
 			}
 			tag := versionTag(dst, build)
+			if draft {
+				var rules *immutability.Rules
+				if rulesFile != "" {
+					if rules, err = immutability.Load(rulesFile); err != nil {
+						return err
+					}
+				}
+				if err := ociwf.DraftTag(rules, repositoryPath(dst.Name), tag); err != nil {
+					return err
+				}
+			} else if rulesFile != "" {
+				return usagef("--rules applies to --draft pushes")
+			}
 			desc, err := ociwf.Push(ctx, dst.Storage, build, tag, ociwf.PushOptions{
 				PackOptions: ociwf.PackOptions{Source: source, Revision: revision, Annotations: ann},
 				Logger:      a.logger(),
+				Draft:       draft,
 			})
 			if err != nil {
 				return err
@@ -68,6 +91,8 @@ line printed is the pinned reference REPOSITORY@sha256:...`,
 	cmd.Flags().StringVar(&source, "source", "", "source repository URL (org.opencontainers.image.source)")
 	cmd.Flags().StringVar(&revision, "revision", "", "source revision, e.g. a git commit (org.opencontainers.image.revision)")
 	cmd.Flags().StringArrayVarP(&annotations, "annotation", "a", nil, "extra manifest annotation KEY=VALUE (repeatable)")
+	cmd.Flags().BoolVar(&draft, "draft", false, "push a draft: move the tag if it names other content (mutable tags only)")
+	cmd.Flags().StringVar(&rulesFile, "rules", "", "immutability rules file deciding which tags are mutable, for --draft (default: semver tags are immutable)")
 	b.register(cmd, true)
 	return cmd
 }
@@ -87,6 +112,15 @@ func (a *app) destination(ctx context.Context, r *remoteFlags, ref, verb string)
 		return nil, nil, usagef("%s to a tag or a bare repository, not a digest (%s)", verb, ref)
 	}
 	return o, dst, nil
+}
+
+// repositoryPath is a repository name without its registry host, as
+// immutability rules match it.
+func repositoryPath(name string) string {
+	if _, rest, ok := strings.Cut(name, "/"); ok {
+		return rest
+	}
+	return name
 }
 
 // versionTag is the tag REF named, else the workflow's metadata.version.

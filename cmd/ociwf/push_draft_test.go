@@ -1,0 +1,38 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"ociwf.dev/policy/registrytest"
+)
+
+// A draft tag moves to new content with --draft; without it, and for a
+// tag the immutability rules protect, push refuses (exit 4).
+func TestPushDraftMovesOnlyMutableTags(t *testing.T) {
+	repo := registrytest.New(t) + "/team/build"
+	last := func(out string) string {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		return lines[len(lines)-1]
+	}
+	out, stderr, code := cli(t, "push", "--plain-http", "--draft", samples+"build-test-release.yaml", repo+":draft")
+	if code != exitOK {
+		t.Fatal(stderr)
+	}
+	first := last(out)
+	if _, stderr, code = cli(t, "push", "--plain-http", samples+"fan-out-fan-in.yaml", repo+":draft"); code != exitImmutable {
+		t.Fatalf("push without --draft over a draft tag: exit %d: %s", code, stderr)
+	}
+	out, stderr, code = cli(t, "push", "--plain-http", "--draft", samples+"fan-out-fan-in.yaml", repo+":draft")
+	second := last(out)
+	if code != exitOK || second == first {
+		t.Fatalf("draft push: exit %d: %s %s", code, out, stderr)
+	}
+	digest := second[strings.LastIndex(second, "@")+1:]
+	if out, stderr, code = cli(t, "inspect", "--plain-http", "--output", "json", repo+":draft"); code != exitOK || !strings.Contains(out, digest) {
+		t.Fatalf("the draft tag does not name %s: %s %s", digest, out, stderr)
+	}
+	if _, stderr, code = cli(t, "push", "--plain-http", "--draft", samples+"build-test-release.yaml", repo+":1.4.0"); code != exitImmutable || !strings.Contains(stderr, `under rule "semver"`) {
+		t.Fatalf("draft push to a semver tag: exit %d: %s", code, stderr)
+	}
+}
