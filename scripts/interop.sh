@@ -38,7 +38,8 @@
 #      bundle): cosign v3 then reads only bundles, and cosign v2 needs
 #      --trusted-root (an empty trusted root will do) and then verifies the
 #      bundles only;
-#   B. sigstore bundles written and read by ociwf (scripts/interop-bundles.sh).
+#   B. sigstore bundles written and read by ociwf (scripts/interop-bundles.sh);
+#   L. lifecycle events verified by stock cosign (scripts/interop-lifecycle.sh).
 # Issue 13's acceptance items map to 1-2 and B1 (item 1), 3 and B2 (item 2),
 # 8 and B3 (item 3), 4, 6 and B5 (item 4).
 # Any miss fails the script with the failing check named.
@@ -50,10 +51,14 @@ PATH="$(scripts/tools.sh):$PATH"
 work=$(mktemp -d)
 source scripts/lib.sh
 source scripts/interop-bundles.sh
+source scripts/interop-lifecycle.sh
 trap 'stop_registry; rm -rf "$work"' EXIT
 go build -o "$work/ociwf" ./cmd/ociwf
 ociwf="$work/ociwf"
 export COSIGN_PASSWORD=interop-password COSIGN_YES=true
+# The lifecycle state file of every ociwf command (rollback protection)
+# lives in the work directory, not the user's.
+export XDG_STATE_HOME="$work/state"
 
 
 checks=0
@@ -297,6 +302,7 @@ EOF
   # (scripts/interop-bundles.sh; they skip while ociwf has no
   # --signature-format).
   bundle_checks
+  lifecycle_checks
 
 }
 
