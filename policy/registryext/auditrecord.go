@@ -48,6 +48,8 @@ func (s *Server) record(r *http.Request, w *recorder, d *Denial) {
 		e.Operation = "manifest-put"
 		if r.Method == http.MethodDelete {
 			e.Operation = "manifest-delete"
+		} else {
+			e.PredicateTypes = w.st.predicateTypes()
 		}
 		if digest.Digest(rt.ref).Validate() == nil {
 			named = rt.ref

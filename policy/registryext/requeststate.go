@@ -14,6 +14,9 @@ type requestState struct {
 	subject digest.Digest // of a manifest stored with a subject
 	tagged  string        // tag@digest the middleware's Put tagged
 	actor   string        // the user Distribution authenticated
+	// types are the predicate types of the attestations a manifest PUT
+	// adds, for the audit log.
+	types []string
 }
 
 type stateKey struct{}
@@ -83,4 +86,16 @@ func (s *requestState) denied() *Denial {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.denial
+}
+
+func (s *requestState) setPredicateTypes(types []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.types = types
+}
+
+func (s *requestState) predicateTypes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.types
 }

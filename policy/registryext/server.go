@@ -1,13 +1,14 @@
 // Package registryext runs ociwf's registry: the CNCF Distribution registry,
 // embedded as a library, with ociwf's repository middleware and a small
-// HTTP handler wrapped around it. The middleware enforces tag immutability server-side
-// (package immutability: immutable and append-only tags, protected
-// manifests and blobs, atomic check-and-tag) and serves small blobs from
-// memory; the handler reports denials as 403 DENIED, appends every mutating
-// request to a hash-chained audit log (package audit), counts requests for
-// Prometheus on a separate listener, answers a health endpoint and shuts
-// down gracefully. It is the embedded default for local use and tests
-// (`ociwf registry serve`).
+// HTTP handler wrapped around it. The middleware enforces tag immutability
+// server-side (package immutability: immutable and append-only tags,
+// protected manifests and blobs, atomic check-and-tag), keeps lifecycle
+// events and approvals and the versions they are about (LifecycleRule)
+// and serves small blobs from memory; the handler reports denials as 403
+// DENIED, appends every mutating request to a hash-chained audit log
+// (package audit), counts requests for Prometheus on a separate listener,
+// answers a health endpoint and shuts down gracefully. It is the embedded
+// default for local use and tests (`ociwf registry serve`).
 package registryext
 
 import (
@@ -112,7 +113,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	m := newMetrics()
-	p := &protection{rules: rules, log: log, metrics: m, referrers: &referrers{d: d}}
+	p := &protection{rules: rules, log: log, metrics: m, referrers: &referrers{d: d}, lifecycle: lifecycleIndex{d: d}}
 	// Move a referrers index written by an older version before serving,
 	// so no request waits for it.
 	if err := p.referrers.ready(ctx, log); err != nil {
