@@ -44,6 +44,7 @@ func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
 	if err := m.ManifestService.Delete(ctx, dgst); err != nil {
 		return err
 	}
+	m.r.p.reads.invalidate(m.r.name())
 	if subject != nil {
 		return m.r.p.referrers.remove(ctx, m.r.p.log, m.r.name(), subject.Digest, dgst)
 	}

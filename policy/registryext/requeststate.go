@@ -17,6 +17,12 @@ type requestState struct {
 	// types are the predicate types of the attestations a manifest PUT
 	// adds, for the audit log.
 	types []string
+	// pull is set for a manifest GET, which the lifecycle pull rule
+	// applies to.
+	pull bool
+	// granted is a restricted pull allowed to a named reader, for the
+	// audit log.
+	granted *Denial
 }
 
 type stateKey struct{}
@@ -98,4 +104,22 @@ func (s *requestState) predicateTypes() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.types
+}
+
+func (s *requestState) setGranted(d Denial) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.granted = &d
+}
+
+func (s *requestState) grantedRead() *Denial {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.granted
+}
+
+func (s *requestState) isPull() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pull
 }

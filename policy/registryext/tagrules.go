@@ -69,6 +69,7 @@ func (m *manifests) Put(ctx context.Context, man distribution.Manifest, options 
 			}
 		}
 	}
+	m.r.p.reads.invalidate(m.r.name())
 	return got, nil
 }
 
