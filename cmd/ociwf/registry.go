@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 
-	"github.com/distribution/distribution/v3/configuration"
 	"github.com/spf13/cobra"
 
 	"ociwf.dev/policy/immutability"
@@ -142,16 +140,10 @@ func storageConfig(cmd *cobra.Command, root, config, rulesFile string) (registry
 		if cmd.Flags().Changed("root") {
 			return cfg, usagef("--root and --config are mutually exclusive: set the storage in the configuration file")
 		}
-		f, err := os.Open(config)
-		if err != nil {
+		var err error
+		if cfg, err = registryext.LoadConfig(config); err != nil {
 			return cfg, err
 		}
-		cfg.Distribution, err = configuration.Parse(f)
-		f.Close()
-		if err != nil {
-			return cfg, fmt.Errorf("distribution configuration %s: %w", config, err)
-		}
-		cfg.Root = ""
 	}
 	if rulesFile != "" {
 		rules, err := immutability.Load(rulesFile)

@@ -147,3 +147,24 @@ func TestRegistryGC(t *testing.T) {
 		t.Fatalf("--root with --config: exit %d", code)
 	}
 }
+
+// The configuration file's ociwf section is read: a misspelt key stops
+// the start, naming it; a lifecycle pull rule is not served without a
+// lifecycle state source, and the error says so.
+func TestRegistryServeOciwfSection(t *testing.T) {
+	dir := t.TempDir()
+	base := "version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  secret: s\nociwf:\n  lifecycle:\n    policy: trust.yaml\n"
+	for name, c := range map[string]struct{ extra, want string }{
+		"misspelt key": {"    reader: [auditor]\n", "field reader not found"},
+		"no state":     {"    readers: [auditor]\n", "no lifecycle state source"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yml")
+			os.WriteFile(file, []byte(base+c.extra), 0o600)
+			stdout, _, code := cli(t, "registry", "serve", "--addr", "127.0.0.1:0", "--config", file, "--output", "json")
+			if code != 1 || !strings.Contains(stdout, c.want) || !strings.Contains(stdout, "trust.yaml") && name == "no state" {
+				t.Fatalf("exit %d: %s", code, stdout)
+			}
+		})
+	}
+}

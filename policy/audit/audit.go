@@ -59,7 +59,11 @@ type Entry struct {
 	// Rule and Message say why a request was denied.
 	Rule    string `json:"rule,omitempty"`
 	Message string `json:"message,omitempty"`
-	Prev    string `json:"prev"`
+	// PredicateTypes are the predicate types of the attestations an
+	// accessory manifest PUT adds (for a referrer without any, its
+	// artifact type), so lifecycle events and approvals show in the log.
+	PredicateTypes []string `json:"predicateTypes,omitempty"`
+	Prev           string   `json:"prev"`
 	// Hash is the last member of the line; see Append.
 	Hash string `json:"hash"`
 }
@@ -68,8 +72,10 @@ type Entry struct {
 const MaxLineBytes = 1 << 20
 
 // MaxFieldBytes bounds one string field of an entry, after invalid UTF-8
-// is escaped; Append cuts longer values. All nine string fields at the
-// limit, each byte escaped by JSON into six, stay under MaxLineBytes.
+// is escaped; Append cuts longer values. It also bounds PredicateTypes,
+// counting three bytes more for each element. All nine string fields and
+// PredicateTypes at the limit, each byte escaped by JSON into six, stay
+// under MaxLineBytes.
 const MaxFieldBytes = 16 << 10
 
 // MaxBreaks bounds the breaks a Report lists; further ones are counted.
@@ -105,6 +111,28 @@ func clean(s string) string {
 		i += size
 	}
 	return b.String()
+}
+
+// cleanList cleans each value of l as clean does, leaves out empty ones
+// and bounds the rest to MaxFieldBytes (each value counting three bytes
+// more, for its quotes and comma); what is cut is noted as its last
+// element, "…[N more cut]".
+func cleanList(l []string) []string {
+	var out []string
+	n := 0
+	for i, s := range l {
+		if s == "" {
+			continue
+		}
+		s = clean(s)
+		if n+len(s)+3 > MaxFieldBytes {
+			out = append(out, fmt.Sprintf("…[%d more cut]", len(l)-i))
+			break
+		}
+		n += len(s) + 3
+		out = append(out, s)
+	}
+	return out
 }
 
 // encode returns e's line (with its newline) and hash. The entry is
@@ -193,6 +221,7 @@ func (l *Log) Append(e Entry) error {
 	for _, s := range []*string{&e.Actor, &e.Repository, &e.Operation, &e.Digest, &e.Asked, &e.Tag, &e.Outcome, &e.Rule, &e.Message} {
 		*s = clean(*s)
 	}
+	e.PredicateTypes = cleanList(e.PredicateTypes)
 	e.Seq, e.Prev = l.seq+1, l.prev
 	line, h, err := e.encode()
 	if err != nil {

@@ -358,3 +358,52 @@ func FuzzAppend(f *testing.F) {
 		}
 	})
 }
+
+// The predicate types of an accessory PUT are written before prev, and
+// verify; an entry without them is written as before, byte for byte.
+func TestPredicateTypes(t *testing.T) {
+	old, err := os.ReadFile("testdata/v1.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(string(old), "\n")
+	var e audit.Entry
+	if err := json.Unmarshal([]byte(first), &e); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(e); err != nil {
+		t.Fatal(err)
+	}
+	types := []string{"https://ociwf.dev/lifecycle/event/v1", "", "https://ociwf.dev/lifecycle/approval/v1"}
+	if err := l.Append(audit.Entry{Actor: "ci", Repository: "wf/a", Operation: "manifest-put", Tag: "sha256-00.att", Status: 201, Outcome: audit.OK, PredicateTypes: types}); err != nil {
+		t.Fatal(err)
+	}
+	many := make([]string, 3*audit.MaxFieldBytes)
+	for i := range many {
+		many[i] = "\xff<"
+	}
+	if err := l.Append(audit.Entry{Actor: "ci", Operation: "manifest-put", Status: 201, Outcome: audit.OK, PredicateTypes: many}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if lines[0] != first {
+		t.Errorf("an entry without predicate types is written as\n%s\nnot as before\n%s", lines[0], first)
+	}
+	if !strings.Contains(lines[1], `"outcome":"ok","predicateTypes":["https://ociwf.dev/lifecycle/event/v1","https://ociwf.dev/lifecycle/approval/v1"],"prev":"sha256:`) {
+		t.Errorf("predicate types written as\n%s", lines[1])
+	}
+	if len(lines[2]) > audit.MaxLineBytes || !utf8.ValidString(lines[2]) || !strings.Contains(lines[2], `more cut]"],"prev"`) {
+		t.Errorf("a hostile list is written in %d bytes: %.200s…%s", len(lines[2]), lines[2], lines[2][len(lines[2])-200:])
+	}
+	if rep := verify(t, b); rep.Broken != nil || rep.Entries != 3 {
+		t.Fatalf("report %+v", rep)
+	}
+	reopen(t, path)
+}

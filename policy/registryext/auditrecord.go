@@ -19,7 +19,8 @@ func mutating(method string) bool {
 	return false
 }
 
-// record appends the audit entry of a mutating request. Its digest is
+// record appends the audit entry of a mutating request, of a pull the
+// lifecycle rule refused and of one it allowed a named reader. Its digest is
 // what the request committed or removed, as Distribution answered it: the
 // Docker-Content-Digest of a 201 (Distribution reads an upload's digest
 // from a form body before the query, so the query may name another), the
@@ -45,9 +46,14 @@ func (s *Server) record(r *http.Request, w *recorder, d *Denial) {
 	var named string // the digest the request names
 	switch rt.kind {
 	case "manifests":
-		e.Operation = "manifest-put"
-		if r.Method == http.MethodDelete {
+		switch r.Method {
+		case http.MethodDelete:
 			e.Operation = "manifest-delete"
+		case http.MethodGet, http.MethodHead:
+			e.Operation = "manifest-" + strings.ToLower(r.Method)
+		default:
+			e.Operation = "manifest-put"
+			e.PredicateTypes = w.st.predicateTypes()
 		}
 		if digest.Digest(rt.ref).Validate() == nil {
 			named = rt.ref
@@ -74,12 +80,15 @@ func (s *Server) record(r *http.Request, w *recorder, d *Denial) {
 		e.Operation = strings.ToLower(r.Method) + "-" + rt.kind
 		e.Message = r.URL.Path
 	}
+	g := w.st.grantedRead()
 	switch {
 	case d != nil:
 		if d.Digest != "" {
 			e.Digest = d.Digest.String()
 		}
 		e.Asked = named
+	case g != nil:
+		e.Rule, e.Message, e.Digest = g.Rule, g.Message, g.Digest.String()
 	case w.status == http.StatusCreated && w.Header().Get("Docker-Content-Digest") != "":
 		e.Digest = w.Header().Get("Docker-Content-Digest")
 	case r.Method == http.MethodDelete && w.status < 300:

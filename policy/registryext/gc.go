@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/registry/storage"
@@ -34,8 +35,8 @@ type GCResult struct {
 	DryRun           bool `json:"dryRun"`
 	ManifestsDeleted int  `json:"manifestsDeleted"`
 	ManifestsKept    int  `json:"manifestsKept"`
-	// ManifestsProtected counts the kept manifests a protected tag
-	// reaches.
+	// ManifestsProtected counts the kept manifests a protected tag, or a
+	// version with lifecycle attestations, reaches.
 	ManifestsProtected int `json:"manifestsProtected"`
 	BlobsDeleted       int `json:"blobsDeleted"`
 	BlobsKept          int `json:"blobsKept"`
@@ -49,8 +50,11 @@ type GCResult struct {
 // protected manifests included; here, with DeleteUntagged, a manifest is
 // deleted only when no tag keeps it: a tag keeps the manifest it names,
 // the manifests an index contains (at any depth) and the referrers of all
-// of those, found through their subject and ociwf's referrers index. The
-// referrers index entries of deleted manifests are removed. Then
+// of those, found through their subject and ociwf's referrers index; a
+// version with lifecycle events or approvals (LifecycleRule) keeps
+// itself likewise, and a manifest holding such attestations keeps itself
+// and its subject, tagged or not. The referrers index entries of deleted
+// manifests are removed. Then
 // Distribution's mark and sweep, without its own untagged deletion,
 // removes the blobs no remaining manifest references.
 //
@@ -177,6 +181,14 @@ func (g *collector) repository(ctx context.Context, name string) error {
 	}
 	nodes := map[digest.Digest]node{}
 	bySubject := map[digest.Digest][]digest.Digest{}
+	// Versions with lifecycle attestations, and those attestations, stay
+	// whatever the tags: the lifecycle index names the versions, and a
+	// manifest holding such attestations keeps itself and its subject.
+	lifecycleRoots, err := lifecycleIndex{d: g.index.d}.subjects(ctx, name)
+	if err != nil {
+		return fmt.Errorf("repository %s: lifecycle index: %w", name, err)
+	}
+	blobs := repo.Blobs(ctx)
 	err = enum.Enumerate(ctx, func(dg digest.Digest) error {
 		man, err := ms.Get(ctx, dg)
 		if err != nil {
@@ -190,9 +202,16 @@ func (g *collector) repository(ctx context.Context, name string) error {
 		if err != nil {
 			return fmt.Errorf("manifest %s: %w", dg, err)
 		}
-		if s, _, ok := subjectOf(mt, payload); ok {
+		s, _, ok := subjectOf(mt, payload)
+		if ok {
 			n.subject = s.Digest
 			bySubject[s.Digest] = append(bySubject[s.Digest], dg)
+		}
+		if carriesLifecycle(ctx, blobs, man) {
+			lifecycleRoots = append(lifecycleRoots, dg)
+			if ok {
+				lifecycleRoots = append(lifecycleRoots, s.Digest)
+			}
 		}
 		nodes[dg] = n
 		return nil
@@ -206,7 +225,8 @@ func (g *collector) repository(ctx context.Context, name string) error {
 	if err != nil && !errors.As(err, &unknown) && !isNotFound(err) {
 		return fmt.Errorf("repository %s: tags: %w", name, err)
 	}
-	var roots, protectedRoots []digest.Digest
+	roots := slices.Clone(lifecycleRoots)
+	protectedRoots := slices.Clone(lifecycleRoots)
 	for _, t := range tags {
 		desc, err := ts.Get(ctx, t)
 		if err != nil {
@@ -241,7 +261,7 @@ func (g *collector) repository(ctx context.Context, name string) error {
 			continue
 		}
 		if protected[dg] {
-			return fmt.Errorf("repository %s: manifest %s is protected yet no tag keeps it", name, dg) // cannot happen: protected tags are tags
+			return fmt.Errorf("repository %s: manifest %s is protected yet nothing keeps it", name, dg) // cannot happen: protected roots are roots
 		}
 		g.res.ManifestsDeleted++
 		g.deletes = append(g.deletes, manifestDelete{repo: name, digest: dg, subject: n.subject, tags: tags})

@@ -27,6 +27,8 @@ type client struct {
 	t    *testing.T
 	base string
 	repo *remote.Repository
+	// user and password, if set, authenticate every request (basic auth).
+	user, password string
 }
 
 func newClient(t *testing.T, host, name string) *client {
@@ -88,6 +90,9 @@ func (c *client) send(method, path string, body []byte) *http.Response {
 		req.Header.Set("Content-Type", childType(body))
 	}
 	req.Header.Set("Accept", ocispec.MediaTypeImageManifest+", "+ocispec.MediaTypeImageIndex)
+	if c.user != "" {
+		req.SetBasicAuth(c.user, c.password)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)

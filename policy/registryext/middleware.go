@@ -42,6 +42,10 @@ type protection struct {
 	log       *slog.Logger
 	metrics   *metrics
 	referrers *referrers
+	// lifecycle names the versions with lifecycle attestations.
+	lifecycle lifecycleIndex
+	// reads is the lifecycle pull rule; nil when none is configured.
+	reads *lifecycleReads
 	// locks serialise check-and-tag per tag: a tag hashes to one of a
 	// fixed set, so memory stays bounded however many tags there are.
 	locks [256]sync.Mutex

@@ -15,7 +15,9 @@ import (
 
 // Delete refuses to delete a manifest that a protected tag reaches:
 // the manifest it names, everything an index contains, at any depth, and
-// the referrers (signatures, attestations) of all of those.
+// the referrers (signatures, attestations) of all of those; likewise a
+// manifest that a version with lifecycle attestations reaches, and a
+// manifest that holds lifecycle attestations.
 func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
 	defer m.r.p.repos.exclusive(m.r.name())()
 	switch ok, err := m.ManifestService.Exists(ctx, dgst); {
@@ -32,31 +34,58 @@ func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
 		if mt, payload, err := man.Payload(); err == nil {
 			subject, _, _ = subjectOf(mt, payload)
 		}
+		// One the lifecycle index does not name (stored before it
+		// existed, or its entry could not be written).
+		if carriesLifecycle(ctx, m.r.Repository.Blobs(ctx), man) {
+			return m.r.deny(ctx, Denial{Digest: dgst, Rule: LifecycleRule,
+				Message: fmt.Sprintf("manifest %s of %s holds lifecycle events or approvals, which cannot be deleted (rule %s)", dgst, m.r.name(), LifecycleRule)})
+		}
 	}
 	if err := m.ManifestService.Delete(ctx, dgst); err != nil {
 		return err
 	}
+	m.r.p.reads.invalidate(m.r.name())
 	if subject != nil {
 		return m.r.p.referrers.remove(ctx, m.r.p.log, m.r.name(), subject.Digest, dgst)
 	}
 	return nil
 }
 
+// protector is what protects content: a protected tag with its rule, or
+// a version with lifecycle attestations (rule LifecycleRule), reached
+// directly or through its attestation tag.
+type protector struct {
+	tag, rule string
+	version   digest.Digest // for LifecycleRule
+}
+
 // refuseProtected denies deleting dgst (what: a manifest or a blob) when a
-// protected tag reaches it; how says so in the message. The caller holds
-// the repository's lock exclusive.
+// protected tag, or a version with lifecycle attestations, reaches it;
+// how says so in the message. The caller holds the repository's lock
+// exclusive.
 func (r *repository) refuseProtected(ctx context.Context, what string, dgst digest.Digest, how string) error {
 	b := &reachBudget{steps: maxReach, until: time.Now().Add(maxReachTime)}
-	tag, rule, err := r.protecting(ctx, dgst, b)
-	if err != nil || tag == "" {
+	p, err := r.protecting(ctx, dgst, b)
+	if err != nil || p.rule == "" {
 		return err
 	}
-	if b.spent() {
-		return r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule,
-			Message: fmt.Sprintf("%s %s of %s may be protected: checking the protected tags stopped at its bound (%d manifests and tags, %s) at tag %s (rule %s), so the delete is refused; let ociwf registry gc remove unreferenced content", what, dgst, r.name(), maxReach, maxReachTime, tag, rule)})
+	by := fmt.Sprintf("tag %s (rule %s)", p.tag, p.rule)
+	if p.rule == LifecycleRule {
+		by = fmt.Sprintf("version %s, which has lifecycle events or approvals (rule %s),", p.version, p.rule)
+		if p.tag != "" {
+			by = fmt.Sprintf("the lifecycle attestations of version %s under tag %s (rule %s)", p.version, p.tag, p.rule)
+		}
 	}
-	return r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: rule,
-		Message: fmt.Sprintf("%s %s of %s is protected: tag %s (rule %s) %s", what, dgst, r.name(), tag, rule, how)})
+	if b.spent() {
+		return r.deny(ctx, Denial{Tag: p.tag, Digest: dgst, Rule: p.rule,
+			Message: fmt.Sprintf("%s %s of %s may be protected: checking the protected tags and versions stopped at its bound (%d manifests and tags, %s) at %s, so the delete is refused; let ociwf registry gc remove unreferenced content", what, dgst, r.name(), maxReach, maxReachTime, by)})
+	}
+	if p.rule == LifecycleRule && p.tag == "" && p.version == dgst {
+		return r.deny(ctx, Denial{Digest: dgst, Rule: p.rule,
+			Message: fmt.Sprintf("%s %s of %s is protected: it is a version with lifecycle events or approvals, kept with them for good (rule %s)", what, dgst, r.name(), p.rule)})
+	}
+	return r.deny(ctx, Denial{Tag: p.tag, Digest: dgst, Rule: p.rule,
+		Message: fmt.Sprintf("%s %s of %s is protected: %s %s", what, dgst, r.name(), by, how)})
 }
 
 // maxReach and maxReachTime bound one delete's protection check: the
@@ -85,25 +114,23 @@ func (b *reachBudget) step() bool {
 
 func (b *reachBudget) spent() bool { return b.over }
 
-// protecting returns a protected tag of the repository that reaches dgst,
-// with its rule, or "". A tag reaches the manifest it names, every
-// manifest and blob that manifest references (an index's manifests, at
-// any depth, and their configs and layers), and the referrers of each of
-// those manifests with what they reference. Content that cannot be read
+// protecting returns what protects dgst, or the zero protector. A
+// protected tag reaches the manifest it names, every manifest and blob
+// that manifest references (an index's manifests, at any depth, and their
+// configs and layers), and the referrers of each of those manifests with
+// what they reference. A version the lifecycle index names reaches
+// likewise, and so does its attestation tag. Content that cannot be read
 // for another reason than its absence counts as reached.
-func (r *repository) protecting(ctx context.Context, dgst digest.Digest, b *reachBudget) (string, string, error) {
+func (r *repository) protecting(ctx context.Context, dgst digest.Digest, b *reachBudget) (protector, error) {
 	ts := r.Repository.Tags(ctx)
 	all, err := ts.All(ctx)
 	var unknown distribution.ErrRepositoryUnknown
-	if errors.As(err, &unknown) {
-		return "", "", nil
-	}
-	if err != nil {
-		return "", "", err
+	if err != nil && !errors.As(err, &unknown) {
+		return protector{}, err
 	}
 	ms, err := r.Repository.Manifests(ctx)
 	if err != nil {
-		return "", "", err
+		return protector{}, err
 	}
 	seen := map[digest.Digest]bool{} // walked already, from any protected tag
 	for _, t := range all {
@@ -111,8 +138,9 @@ func (r *repository) protecting(ctx context.Context, dgst digest.Digest, b *reac
 		if mode == immutability.Mutable {
 			continue
 		}
+		p := protector{tag: t, rule: rule.Name}
 		if !b.step() {
-			return t, rule.Name, nil
+			return p, nil
 		}
 		desc, err := ts.Get(ctx, t)
 		if err != nil {
@@ -120,10 +148,36 @@ func (r *repository) protecting(ctx context.Context, dgst digest.Digest, b *reac
 		}
 		found, err := r.reaches(ctx, ms, desc.Digest, dgst, seen, b)
 		if err != nil || found {
-			return t, rule.Name, err
+			return p, err
 		}
 	}
-	return "", "", nil
+	versions, err := r.p.lifecycle.subjects(ctx, r.name())
+	if err != nil {
+		return protector{}, fmt.Errorf("read the lifecycle index of %s: %w", r.name(), err)
+	}
+	for _, v := range versions {
+		p := protector{rule: LifecycleRule, version: v}
+		if !b.step() {
+			return p, nil
+		}
+		found, err := r.reaches(ctx, ms, v, dgst, seen, b)
+		if err != nil || found {
+			return p, err
+		}
+		p.tag = attTag(v)
+		desc, err := ts.Get(ctx, p.tag)
+		var noTag distribution.ErrTagUnknown
+		switch {
+		case errors.As(err, &noTag):
+			continue
+		case err != nil:
+			return p, nil // unreadable: counts as reached
+		}
+		if found, err = r.reaches(ctx, ms, desc.Digest, dgst, seen, b); err != nil || found {
+			return p, err
+		}
+	}
+	return protector{}, nil
 }
 
 // reaches walks from root and reports whether it gets to target.

@@ -14,6 +14,15 @@ type requestState struct {
 	subject digest.Digest // of a manifest stored with a subject
 	tagged  string        // tag@digest the middleware's Put tagged
 	actor   string        // the user Distribution authenticated
+	// types are the predicate types of the attestations a manifest PUT
+	// adds, for the audit log.
+	types []string
+	// pull is set for a manifest GET, which the lifecycle pull rule
+	// applies to.
+	pull bool
+	// granted is a restricted pull allowed to a named reader, for the
+	// audit log.
+	granted *Denial
 }
 
 type stateKey struct{}
@@ -83,4 +92,34 @@ func (s *requestState) denied() *Denial {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.denial
+}
+
+func (s *requestState) setPredicateTypes(types []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.types = types
+}
+
+func (s *requestState) predicateTypes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.types
+}
+
+func (s *requestState) setGranted(d Denial) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.granted = &d
+}
+
+func (s *requestState) grantedRead() *Denial {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.granted
+}
+
+func (s *requestState) isPull() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pull
 }

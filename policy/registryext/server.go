@@ -1,13 +1,15 @@
 // Package registryext runs ociwf's registry: the CNCF Distribution registry,
 // embedded as a library, with ociwf's repository middleware and a small
-// HTTP handler wrapped around it. The middleware enforces tag immutability server-side
-// (package immutability: immutable and append-only tags, protected
-// manifests and blobs, atomic check-and-tag) and serves small blobs from
-// memory; the handler reports denials as 403 DENIED, appends every mutating
-// request to a hash-chained audit log (package audit), counts requests for
-// Prometheus on a separate listener, answers a health endpoint and shuts
-// down gracefully. It is the embedded default for local use and tests
-// (`ociwf registry serve`).
+// HTTP handler wrapped around it. The middleware enforces tag immutability
+// server-side (package immutability: immutable and append-only tags,
+// protected manifests and blobs, atomic check-and-tag), keeps lifecycle
+// events and approvals and the versions they are about (LifecycleRule),
+// optionally refuses pulls of retired and archived versions
+// (LifecycleReads) and serves small blobs from memory; the handler reports
+// denials as 403 DENIED, appends every mutating request to a hash-chained
+// audit log (package audit), counts requests for Prometheus on a separate
+// listener, answers a health endpoint and shuts down gracefully. It is the
+// embedded default for local use and tests (`ociwf registry serve`).
 package registryext
 
 import (
@@ -62,6 +64,11 @@ type Config struct {
 	// Timeouts bounds how long clients may take; the zero value means
 	// the defaults.
 	Timeouts Timeouts
+	// Lifecycle, if set, restricts pulls of versions by lifecycle state
+	// (retired and archived ones by default) to named readers. A
+	// configuration file's ociwf.lifecycle section sets it (ParseConfig)
+	// without State, which the program must supply.
+	Lifecycle *LifecycleReads
 }
 
 // Server is a running registry.
@@ -77,6 +84,7 @@ type Server struct {
 	drain     time.Duration // how long Shutdown waits for requests in flight
 	timeouts  Timeouts
 	referrers *referrers
+	reads     *lifecycleReads       // nil: no lifecycle pull rule
 	access    auth.AccessController // nil: no auth configured
 	prefix    string                // Distribution's http.prefix
 
@@ -111,8 +119,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("registry: auth %s: %w", name, err)
 		}
 	}
+	var reads *lifecycleReads
+	if cfg.Lifecycle != nil {
+		if reads, err = newLifecycleReads(cfg.Lifecycle, log); err != nil {
+			return nil, fmt.Errorf("registry: %w", err)
+		}
+		if len(cfg.Lifecycle.Readers) > 0 && len(conf.Auth) == 0 {
+			log.Warn("lifecycle pull rule: readers are named but no auth is configured, so no pull is a reader's", "readers", cfg.Lifecycle.Readers)
+		}
+	}
 	m := newMetrics()
-	p := &protection{rules: rules, log: log, metrics: m, referrers: &referrers{d: d}}
+	p := &protection{rules: rules, log: log, metrics: m, referrers: &referrers{d: d}, lifecycle: lifecycleIndex{d: d}, reads: reads}
 	// Move a referrers index written by an older version before serving,
 	// so no request waits for it.
 	if err := p.referrers.ready(ctx, log); err != nil {
@@ -136,6 +153,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics:   m,
 		audit:     auditLog,
 		referrers: p.referrers,
+		reads:     reads,
 		access:    access,
 		prefix:    conf.HTTP.Prefix,
 		headers:   conf.HTTP.Headers,

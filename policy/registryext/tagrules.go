@@ -31,37 +31,58 @@ func tagOption(options []distribution.ManifestServiceOption) string {
 // tag's lock, so of racing writers exactly one creates it; Distribution's
 // own Tag call afterwards finds the tag already set. A protected write
 // (see protectedWrite) holds its repository's lock shared throughout, so
-// no delete of that repository checks and deletes in between.
+// no delete of that repository checks and deletes in between. A write
+// that stores a lifecycle event or approval records its version in the
+// lifecycle index before the lock is released.
 func (m *manifests) Put(ctx context.Context, man distribution.Manifest, options ...distribution.ManifestServiceOption) (digest.Digest, error) {
-	if m.protectedWrite(man, tagOption(options)) {
+	tag := tagOption(options)
+	if m.protectedWrite(man, tag) {
 		defer m.r.p.repos.shared(m.r.name())()
+	}
+	mediaType, payload, err := man.Payload()
+	if err != nil {
+		return "", err
+	}
+	subject, desc, isReferrer := subjectOf(mediaType, payload)
+	var referrerTypes []string
+	if isReferrer {
+		referrerTypes = manifestTypes(ctx, m.r.Repository.Blobs(ctx), man)
+		if st := stateOf(ctx); st != nil {
+			st.setPredicateTypes(referrerTypes)
+		}
 	}
 	got, err := m.put(ctx, man, options...)
 	if err != nil {
 		return got, err
 	}
-	// Index it by its subject for the referrers API.
-	mediaType, payload, err := man.Payload()
-	if err != nil {
-		return got, err
-	}
-	if subject, desc, ok := subjectOf(mediaType, payload); ok {
+	if isReferrer {
+		// Index it by its subject for the referrers API.
 		if err := m.r.p.referrers.add(ctx, m.r.p.log, m.r.name(), subject.Digest, desc); err != nil {
 			return got, fmt.Errorf("index referrer %s of %s: %w", got, subject.Digest, err)
 		}
 		if st := stateOf(ctx); st != nil {
 			st.setSubject(subject.Digest)
 		}
+		if anyLifecycle(referrerTypes) {
+			if err := m.r.p.lifecycle.mark(ctx, m.r.name(), subject.Digest, got); err != nil {
+				return got, fmt.Errorf("record lifecycle referrer %s of %s: %w", got, subject.Digest, err)
+			}
+		}
 	}
+	m.r.p.reads.invalidate(m.r.name())
 	return got, nil
 }
 
 // protectedWrite reports whether storing man (under tag, if not "") can
-// make content protected: a protected tag, or a subject, whose referrers
+// make content protected: a protected tag, a cosign attestation tag
+// (which may take lifecycle attestations), or a subject, whose referrers
 // a protected tag reaches.
 func (m *manifests) protectedWrite(man distribution.Manifest, tag string) bool {
 	if tag != "" {
 		if mode, _ := m.r.p.rules.Match(m.r.name(), tag); mode != immutability.Mutable {
+			return true
+		}
+		if _, ok := attSubject(tag); ok {
 			return true
 		}
 	}
@@ -95,13 +116,23 @@ func (m *manifests) put(ctx context.Context, man distribution.Manifest, options 
 		}
 	}
 	mode, rule := m.r.p.rules.Match(repo, tag)
-	if mode == immutability.Mutable {
+	subject, att := attSubject(tag)
+	if mode == immutability.Mutable && !att {
 		return m.ManifestService.Put(ctx, man, options...)
 	}
 	defer m.r.p.lock(repo, tag)()
 	tags := m.r.Repository.Tags(ctx)
-	if _, err := m.r.checkMove(ctx, tags, tag, mode, rule, dgst, man); err != nil {
-		return "", err
+	var lifecycleAfter bool
+	if att {
+		var err error
+		if lifecycleAfter, err = m.r.checkAttestations(ctx, tags, tag, dgst, man); err != nil {
+			return "", err
+		}
+	}
+	if mode != immutability.Mutable {
+		if _, err := m.r.checkMove(ctx, tags, tag, mode, rule, dgst, man); err != nil {
+			return "", err
+		}
 	}
 	got, err := m.ManifestService.Put(ctx, man, options...)
 	if err != nil {
@@ -113,7 +144,67 @@ func (m *manifests) put(ctx context.Context, man distribution.Manifest, options 
 	if st := stateOf(ctx); st != nil {
 		st.setTagged(tag, got)
 	}
+	if lifecycleAfter {
+		if err := m.r.p.lifecycle.mark(ctx, repo, subject, got); err != nil {
+			return "", fmt.Errorf("record lifecycle attestations %s of %s: %w", got, subject, err)
+		}
+	}
 	return got, nil
+}
+
+// checkAttestations applies the lifecycle rule to moving the cosign
+// attestation tag tag to man (digest dgst): it must keep every lifecycle
+// event and approval of the manifest the tag names, whatever the rules
+// say of accessory tags. It notes the predicate types man adds for the
+// audit log and reports whether man carries lifecycle attestations. The
+// caller holds the tag's lock.
+func (r *repository) checkAttestations(ctx context.Context, ts distribution.TagService, tag string, dgst digest.Digest, man distribution.Manifest) (bool, error) {
+	blobs := r.Repository.Blobs(ctx)
+	prev, err := r.taggedManifest(ctx, ts, tag)
+	if err != nil {
+		return false, err
+	}
+	types := layerTypes(ctx, blobs, nil, added(prev, man))
+	if st := stateOf(ctx); st != nil {
+		st.setPredicateTypes(types)
+	}
+	if prev != nil {
+		reads := maxStatementReads
+		for _, l := range added(man, prev) { // what man drops
+			if t := layerType(ctx, blobs, nil, l, &reads); isLifecycleType(t) {
+				return false, r.deny(ctx, Denial{Tag: tag, Digest: dgst, Rule: LifecycleRule,
+					Message: fmt.Sprintf("tag %s of %s holds lifecycle %s %s, and lifecycle events and approvals are append-only (rule %s): the new manifest drops it; keep every existing entry", tag, r.name(), lifecycleKind(t), l.Digest, LifecycleRule)})
+			}
+		}
+	}
+	return anyLifecycle(types) || (prev != nil && carriesLifecycle(ctx, blobs, prev)), nil
+}
+
+// taggedManifest returns the manifest tag names, or nil for an unknown
+// tag.
+func (r *repository) taggedManifest(ctx context.Context, ts distribution.TagService, tag string) (distribution.Manifest, error) {
+	cur, err := ts.Get(ctx, tag)
+	var unknown distribution.ErrTagUnknown
+	switch {
+	case errors.As(err, &unknown):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	ms, err := r.Repository.Manifests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ms.Get(ctx, cur.Digest)
+}
+
+// manifest reads the stored manifest dgst.
+func (r *repository) manifest(ctx context.Context, dgst digest.Digest) (distribution.Manifest, error) {
+	ms, err := r.Repository.Manifests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ms.Get(ctx, dgst)
 }
 
 type tags struct {
@@ -127,12 +218,26 @@ type tags struct {
 // append-only tag on, and re-tagging would roll it back.
 func (t *tags) Tag(ctx context.Context, tag string, desc v1.Descriptor) error {
 	repo := t.r.name()
-	mode, rule := t.r.p.rules.Match(repo, tag)
-	if mode == immutability.Mutable {
-		return t.TagService.Tag(ctx, tag, desc)
-	}
 	if st := stateOf(ctx); st != nil && st.alreadyTagged(tag, desc.Digest) {
 		return nil
+	}
+	mode, rule := t.r.p.rules.Match(repo, tag)
+	if _, att := attSubject(tag); att && mode == immutability.Mutable {
+		// Only through a manifest PUT, which checks the lifecycle
+		// attestations: a tag moved onto a stored manifest would skip it.
+		defer t.r.p.repos.shared(repo)()
+		defer t.r.p.lock(repo, tag)()
+		man, err := t.r.manifest(ctx, desc.Digest)
+		if err != nil {
+			return err
+		}
+		if _, err := t.r.checkAttestations(ctx, t.TagService, tag, desc.Digest, man); err != nil {
+			return err
+		}
+		return t.TagService.Tag(ctx, tag, desc)
+	}
+	if mode == immutability.Mutable {
+		return t.TagService.Tag(ctx, tag, desc)
 	}
 	defer t.r.p.repos.shared(repo)()
 	defer t.r.p.lock(repo, tag)()
@@ -193,6 +298,20 @@ func (t *tags) Untag(ctx context.Context, tag string) error {
 		cur, _ := t.TagService.Get(ctx, tag)
 		return t.r.deny(ctx, Denial{Tag: tag, Digest: cur.Digest, Rule: rule.Name,
 			Message: fmt.Sprintf("tag %s of %s is %s (rule %s) and cannot be deleted", tag, repo, mode, rule.Name)})
+	}
+	if _, att := attSubject(tag); att {
+		defer t.r.p.lock(repo, tag)()
+		cur, err := t.TagService.Get(ctx, tag)
+		if err == nil {
+			man, err := t.r.manifest(ctx, cur.Digest)
+			if err != nil {
+				return err
+			}
+			if carriesLifecycle(ctx, t.r.Repository.Blobs(ctx), man) {
+				return t.r.deny(ctx, Denial{Tag: tag, Digest: cur.Digest, Rule: LifecycleRule,
+					Message: fmt.Sprintf("tag %s of %s holds lifecycle events or approvals, which cannot be deleted (rule %s)", tag, repo, LifecycleRule)})
+			}
+		}
 	}
 	return t.TagService.Untag(ctx, tag)
 }

@@ -12,18 +12,25 @@ func (s *Server) wrapDistribution(next http.Handler) http.Handler {
 		st := &requestState{}
 		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 		rw := &recorder{ResponseWriter: w, st: st}
-		if rt, ok := parseRoute(s.prefix, r.URL.Path); ok && rt.kind == "referrers" {
+		rt, ok := parseRoute(s.prefix, r.URL.Path)
+		if ok && rt.kind == "referrers" {
 			addHeaders(rw.Header(), s.headers)
 			s.serveReferrers(rw, r, rt)
 			s.metrics.request(r.Method, rw.status)
 			return
+		}
+		if ok && rt.kind == "manifests" && r.Method == http.MethodGet && s.reads != nil {
+			st.pull = true
+			// Distribution answers a matching If-None-Match with 304
+			// before it reads the manifest, which would skip the rule.
+			r.Header.Del("If-None-Match")
 		}
 		next.ServeHTTP(rw, r)
 		if rw.status == 0 {
 			rw.status = http.StatusOK
 		}
 		s.metrics.request(r.Method, rw.status)
-		if mutating(r.Method) {
+		if mutating(r.Method) || st.denied() != nil || st.grantedRead() != nil {
 			s.record(r, rw, st.denied())
 		}
 	})
