@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/in-toto/in-toto-golang/in_toto"
+	"github.com/opencontainers/go-digest"
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/ociwf/errdef"
@@ -308,4 +309,19 @@ func (v *Verifier) SignerNamesFor(ctx context.Context, ref string, pub crypto.Pu
 		}
 	}
 	return names, scope, nil
+}
+
+// StateOf returns the verified lifecycle state of the version with
+// manifest digest dgst in repository repo (a name without a host) of the
+// registry at host, as a registry's pull rule asks for it
+// (registryext.LifecycleReads.State). A chain that does not verify is an
+// error: the rule then fails closed.
+func (v *Verifier) StateOf(host string) func(ctx context.Context, repo string, dgst digest.Digest) (lifecycle.State, error) {
+	return func(ctx context.Context, repo string, dgst digest.Digest) (lifecycle.State, error) {
+		st, err := v.Lifecycle(ctx, host+"/"+repo+"@"+dgst.String())
+		if err != nil {
+			return "", err
+		}
+		return st.State, nil
+	}
 }

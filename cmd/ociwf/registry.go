@@ -5,11 +5,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"sync/atomic"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
+	"ociwf.dev/attest/verify"
+	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/immutability"
+	"ociwf.dev/policy/lifecycle"
 	"ociwf.dev/policy/registryext"
+	"ociwf.dev/policy/trust"
 )
 
 func (a *app) registryCmd() *cobra.Command {
@@ -46,8 +54,16 @@ It stops gracefully on SIGINT or SIGTERM. A health endpoint answers on ` + regis
 			}
 			cfg.Addr, cfg.Logger, cfg.AuditLog, cfg.MetricsAddr = addr, log, auditLog, metricsAddr
 			root = cfg.Root
+			self, err := lifecycleStates(&cfg)
+			if err != nil {
+				return err
+			}
 			srv, err := registryext.New(cmd.Context(), cfg)
 			if err != nil {
+				return err
+			}
+			if err := self(srv); err != nil {
+				_ = srv.Shutdown(context.Background())
 				return err
 			}
 			done := make(chan error, 1)
@@ -83,6 +99,56 @@ It stops gracefully on SIGINT or SIGTERM. A health endpoint answers on ` + regis
 	serve.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address")
 	cmd.AddCommand(serve, a.registryGCCmd())
 	return cmd
+}
+
+// lifecycleStates wires the pull rule of an ociwf.lifecycle section: the
+// registry asks a verifier under the section's trust policy for the state
+// of each version pulled, reading the chain from itself. Its lookups read
+// only what the rule leaves readable (tags resolved by HEAD, accessories,
+// referrers); with auth configured they authenticate as
+// $OCIWF_LIFECYCLE_USERNAME with $OCIWF_LIFECYCLE_PASSWORD. The returned
+// function completes the wiring once the server listens.
+func lifecycleStates(cfg *registryext.Config) (func(*registryext.Server) error, error) {
+	lc := cfg.Lifecycle
+	if lc == nil {
+		return func(*registryext.Server) error { return nil }, nil
+	}
+	pol, err := trust.Load(lc.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("ociwf.lifecycle.policy: %w", err)
+	}
+	var v atomic.Pointer[verify.Verifier]
+	var host atomic.Value
+	lc.State = func(ctx context.Context, repo string, dgst digest.Digest) (lifecycle.State, error) {
+		vv := v.Load()
+		if vv == nil {
+			return "", fmt.Errorf("lifecycle states: the registry is still starting")
+		}
+		return vv.StateOf(host.Load().(string))(ctx, repo, dgst)
+	}
+	return func(srv *registryext.Server) error {
+		if srv.Network() == "unix" {
+			return fmt.Errorf("ociwf.lifecycle: the pull rule reads lifecycle states from the registry itself over TCP; it cannot listen on a unix socket: %w", errdef.ErrInvalid)
+		}
+		opts := target.Options{Username: os.Getenv("OCIWF_LIFECYCLE_USERNAME"), Password: os.Getenv("OCIWF_LIFECYCLE_PASSWORD")}
+		addr := srv.Addr()
+		if srv.TLS() {
+			opts.Insecure = true // the registry talking to itself on its own listener
+		} else {
+			opts.PlainHTTPHosts = []string{addr}
+		}
+		o, err := target.New(opts)
+		if err != nil {
+			return err
+		}
+		vv, err := verify.New(pol, o, verify.Options{StateStore: lifecycle.NewMemoryStore()})
+		if err != nil {
+			return fmt.Errorf("ociwf.lifecycle.policy: %w", err)
+		}
+		host.Store(addr)
+		v.Store(vv)
+		return nil
+	}, nil
 }
 
 func (a *app) registryGCCmd() *cobra.Command {

@@ -156,15 +156,52 @@ func TestRegistryServeOciwfSection(t *testing.T) {
 	base := "version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  secret: s\nociwf:\n  lifecycle:\n    policy: trust.yaml\n"
 	for name, c := range map[string]struct{ extra, want string }{
 		"misspelt key": {"    reader: [auditor]\n", "field reader not found"},
-		"no state":     {"    readers: [auditor]\n", "no lifecycle state source"},
+		"no policy":    {"    readers: [auditor]\n", "trust.yaml"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			file := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yml")
 			os.WriteFile(file, []byte(base+c.extra), 0o600)
 			stdout, _, code := cli(t, "registry", "serve", "--addr", "127.0.0.1:0", "--config", file, "--output", "json")
-			if code != 1 || !strings.Contains(stdout, c.want) || !strings.Contains(stdout, "trust.yaml") && name == "no state" {
+			if code != 1 || !strings.Contains(stdout, c.want) {
 				t.Fatalf("exit %d: %s", code, stdout)
 			}
 		})
+	}
+}
+
+// With an ociwf.lifecycle section, the registry refuses manifest pulls of
+// retired versions (it reads their verified chain from itself), while
+// status, which reads only what stays readable, still answers.
+func TestRegistryServeRefusesPullsOfRetiredVersions(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	dir := t.TempDir()
+	keys := newKeys(t)
+	pol := filepath.Join(dir, "trust.yaml")
+	os.WriteFile(pol, []byte("version: ociwf.dev/trust/v1\ntrustPolicies:\n  - name: all\n    registryScopes: [\"*\"]\n    signers:\n      - {name: ci, key: "+keys+".pub}\n"), 0o600)
+	conf := filepath.Join(dir, "config.yml")
+	os.WriteFile(conf, []byte("version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  secret: s\nociwf:\n  lifecycle:\n    policy: trust.yaml\n"), 0o600)
+	addr := serve(t, "--config", conf)
+	ref := addr + "/team/build:1.4.0"
+	if _, stderr, code := cli(t, "publish", "--plain-http", "--key", keys+".key", samples+"build-test-release.yaml", ref); code != 0 {
+		t.Fatal(stderr)
+	}
+	if _, stderr, code := cli(t, "pull", "--plain-http", "--key", keys+".pub", "-o", t.TempDir(), ref); code != 0 {
+		t.Fatalf("pull of the published version: exit %d: %s", code, stderr)
+	}
+	if _, stderr, code := cli(t, "lifecycle", "retire", "--plain-http", "--key", keys+".key", "--reason", "CVE-2026-1", ref); code != 0 {
+		t.Fatal(stderr)
+	}
+	resp, err := http.Get("http://" + addr + "/v2/team/build/manifests/1.4.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := new(strings.Builder)
+	_, _ = bufio.NewReader(resp.Body).WriteTo(body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body.String(), "retired") {
+		t.Fatalf("GET of a retired version: %d %s", resp.StatusCode, body)
+	}
+	if out, stderr, code := cli(t, "status", "--plain-http", "--key", keys+".pub", ref); code != 0 || !strings.HasPrefix(out, "state: retired\n") {
+		t.Fatalf("status: exit %d: %s %s", code, out, stderr)
 	}
 }
