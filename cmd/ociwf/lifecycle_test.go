@@ -594,3 +594,45 @@ func cli2status(t *testing.T, pub, ref string) (*verify.LifecycleStatus, error) 
 	}
 	return &st, nil
 }
+
+// TestLifecycleStorageFormats records events as OCI 1.1 referrers and as
+// sigstore bundles: the chain reads back from either.
+func TestLifecycleStorageFormats(t *testing.T) {
+	keys := newKeys(t)
+	host := registrytest.New(t)
+	for _, c := range []struct{ repo, flag, value string }{
+		{"referrers", "--referrers", ""},
+		{"bundle", "--signature-format", "bundle"},
+	} {
+		t.Run(c.repo, func(t *testing.T) {
+			// One digest in two repositories shares its chain head in
+			// a state file: each subtest keeps its own.
+			t.Setenv("XDG_STATE_HOME", filepath.Join(t.TempDir(), "state"))
+			repo := host + "/wf/" + c.repo
+			if _, stderr, code := cli(t, "push", "--plain-http", "--offline", samples+"build-test-release.yaml", repo); code != 0 {
+				t.Fatal(stderr)
+			}
+			tag := repo + ":1.4.0"
+			if _, stderr, code := cli(t, "sign", "--plain-http", "--key", keys+".key", tag); code != 0 {
+				t.Fatal(stderr)
+			}
+			args := []string{"lifecycle", "retire", "--plain-http", "--key", keys + ".key", tag, "--reason", "gone", c.flag}
+			if c.value != "" {
+				args = append(args, c.value)
+			}
+			for i := range 2 {
+				out, stderr, code := cli(t, append(args, "--output", "json")...)
+				var res struct {
+					Existing bool
+					State    string
+				}
+				if code != 0 || json.Unmarshal([]byte(out), &res) != nil || res.State != "retired" || res.Existing != (i == 1) {
+					t.Fatalf("retire #%d: exit %d\n%s%s", i+1, code, out, stderr)
+				}
+			}
+			if out, stderr, code := cli(t, "status", "--plain-http", "--key", keys+".pub", tag); code != 0 || firstLine(out) != "state: retired" {
+				t.Fatalf("status: exit %d\n%s%s", code, out, stderr)
+			}
+		})
+	}
+}
