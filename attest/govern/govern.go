@@ -259,6 +259,20 @@ func (r *Recorder) Decide(ctx context.Context, ref string, s *accessory.Signer, 
 		role, allowed, to = lifecycle.RoleEmergency, roles.Emergency.Signers, lifecycle.Retired
 		switch len(st.Pending) {
 		case 0:
+			// Deciding again once the retirement counted: the decision is
+			// recorded with the counted emergency event.
+			for i := len(st.Chain) - 1; i >= 0; i-- {
+				l := st.Chain[i]
+				if l.Event.Emergency == nil || (opts.Request != "" && opts.Request != l.ID) {
+					continue
+				}
+				for _, v := range l.Approvals {
+					if v.Approval.Decision == d && len(intersect(v.Signers, names)) > 0 {
+						res.ID, res.Existing = v.ID, true
+						return res, nil
+					}
+				}
+			}
 			return nil, &lifecycle.TransitionError{Workflow: res.Reference, From: st.State, To: to, Allowed: lifecycle.Next(st.State),
 				Rule: "no emergency retirement is pending (record one with lifecycle retire --emergency)"}
 		case 1:
@@ -275,6 +289,15 @@ func (r *Recorder) Decide(ctx context.Context, ref string, s *accessory.Signer, 
 		}
 	} else {
 		if st.Round == nil || st.State == lifecycle.Draft {
+			if st.Round != nil && d == lifecycle.Reject && (opts.Request == "" || opts.Request == st.Round.Request) {
+				// Rejecting again: the round's rejection by this key is recorded.
+				for _, v := range st.Round.Rejections {
+					if len(intersect(v.Signers, names)) > 0 {
+						res.ID, res.Existing = v.ID, true
+						return res, nil
+					}
+				}
+			}
 			rule := "no review is open (submit the version with review submit)"
 			if st.Rejected {
 				rule = "the review was rejected (submit the version again to open a new one)"

@@ -21,7 +21,10 @@ func (a *app) pullCmd() *cobra.Command {
 (--policy FILE, or --key PUB for one key) and only when all pass writes the
 three layers under their titles into the output directory. Nothing is
 written unless verification passed; a failure exits 3 and names the check.
-The three files appear together or not at all. Existing files of the same
+The three files appear together or not at all. A retired or
+archived version exits 4, naming its state and reason, and writes nothing;
+the lifecycle state file is kept as ociwf verify keeps it (--state-file,
+--no-state). Existing files of the same
 names are left alone (pull exits 1) unless --force replaces them.
 
 --insecure-skip-verify pulls without any signature, attestation or policy

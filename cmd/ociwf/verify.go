@@ -13,6 +13,7 @@ import (
 
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/trust"
 )
 
@@ -23,16 +24,26 @@ type trustFlags struct {
 	signedIdentity string
 	types          []string
 	requireTag     bool
+	state          stateFlags
 }
 
 func (t *trustFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringVar(&t.key, "key", "", "trust this public key (file or KMS URI): a one-key policy requiring the signature, SLSA provenance and the CycloneDX SBOM")
-	fs.StringVar(&t.policy, "policy", "", "trust policy file (docs/policy.md)")
+	t.registerTrust(cmd, "trust this public key (file or KMS URI): a one-key policy requiring the signature, SLSA provenance and the CycloneDX SBOM")
 	fs.BoolVar(&t.signatureOnly, "signature-only", false, "with --key: require only the signature, not the provenance and SBOM attestations (for artifacts signed by other tools)")
-	fs.StringVar(&t.signedIdentity, "signed-identity", "", "with --key: the repository the signatures name, when verifying a mirror of it")
 	fs.StringArrayVar(&t.types, "type", nil, "with --key: a further predicate type that must be attested (repeatable)")
 	fs.BoolVar(&t.requireTag, "require-signed-tag", false, "fail a tag reference unless a valid signature records that tag")
+}
+
+// registerTrust registers what every command reading a lifecycle chain
+// needs: --key or --policy, --signed-identity and the rollback state
+// flags; keyHelp describes --key.
+func (t *trustFlags) registerTrust(cmd *cobra.Command, keyHelp string) {
+	fs := cmd.Flags()
+	fs.StringVar(&t.key, "key", "", keyHelp)
+	fs.StringVar(&t.policy, "policy", "", "trust policy file (docs/policy.md)")
+	fs.StringVar(&t.signedIdentity, "signed-identity", "", "with --key: the repository the signatures name, when verifying a mirror of it")
+	t.state.register(fs)
 }
 
 // load returns the policy for repository repo; warn receives loud notes.
@@ -61,6 +72,21 @@ func (t *trustFlags) load(repo string, warn io.Writer) (*trust.Policy, error) {
 // verifier builds a Verifier for the repository of ref.
 // With all, ref names a repository; otherwise it must name a version.
 func (a *app) verifier(ctx context.Context, r *remoteFlags, t *trustFlags, ref string, all bool) (*verify.Verifier, error) {
+	return a.verifierFor(ctx, r, t, ref, func(tg *target.Source) error {
+		switch {
+		case all && tg.Reference != "":
+			return usagef("--all takes a repository, without :TAG or @DIGEST: %s", tg.Name)
+		case !all && tg.Reference == "":
+			return usagef("name a tag or a digest: %s:TAG or %s@sha256:... (or --all for every version)", ref, ref)
+		}
+		return nil
+	})
+}
+
+// verifierFor builds a Verifier for the repository of ref, after check
+// accepted the reference; the trust policy comes from t, the lifecycle
+// state store from t.state.
+func (a *app) verifierFor(ctx context.Context, r *remoteFlags, t *trustFlags, ref string, check func(*target.Source) error) (*verify.Verifier, error) {
 	o, err := r.opener(a.stdin)
 	if err != nil {
 		return nil, err
@@ -69,17 +95,18 @@ func (a *app) verifier(ctx context.Context, r *remoteFlags, t *trustFlags, ref s
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case all && tg.Reference != "":
-		return nil, usagef("--all takes a repository, without :TAG or @DIGEST: %s", tg.Name)
-	case !all && tg.Reference == "":
-		return nil, usagef("name a tag or a digest: %s:TAG or %s@sha256:... (or --all for every version)", ref, ref)
+	if err := check(tg); err != nil {
+		return nil, err
 	}
 	pol, err := t.load(tg.Name, a.stderr)
 	if err != nil {
 		return nil, err
 	}
-	return verify.New(pol, o, verify.Options{RequireSignedTag: t.requireTag, Logger: a.logger()})
+	store, err := t.state.store()
+	if err != nil {
+		return nil, err
+	}
+	return verify.New(pol, o, verify.Options{RequireSignedTag: t.requireTag, StateStore: store, Logger: a.logger()})
 }
 
 // reported marks an error whose details the command already printed, so
@@ -117,6 +144,15 @@ one key that must sign the repository being verified and attest SLSA
 provenance and a CycloneDX SBOM, as ociwf publish does. Exit code 3 names the
 failed check with what it expected and what it found; --output json prints
 the report with one entry per check.
+
+The lifecycle state comes from the version's signed event chain
+(docs/lifecycle.md): a deprecated version passes with a warning, a retired
+or archived one exits 4 naming its state and reason (unless the policy's
+lifecycle rules say otherwise). The highest chain seen per version is kept
+in a state file ($XDG_STATE_HOME/ociwf/lifecycle.json, else
+~/.local/state/ociwf/lifecycle.json; --state-file PATH elsewhere,
+--no-state for none): a registry serving fewer or other events than were
+seen before (a rollback) fails with exit 3.
 
 With --all, every tagged version of REPOSITORY is verified concurrently and a
 summary is printed.`,
