@@ -48,7 +48,7 @@ func TestPublishGatesOnTheLifecycle(t *testing.T) {
 	}
 	_, subj := attesttest.Push(t, f.o, repo+":draft", "build-test-release.yaml")
 	pinned := subj.Repository + "@" + subj.Digest.String()
-	gated := publish.Options{Tag: "1.4.0", Lifecycle: &publish.Lifecycle{Recorder: rec, Actor: "ci"}}
+	gated := publish.Options{Tag: "1.4.0", Lifecycle: &publish.Lifecycle{Recorder: publish.Fixed(rec), Actor: "ci"}}
 
 	// No review: refused, nothing signed, no tag.
 	if _, err := f.publishDigest(t, repo, subj.Digest, accessory.TagScheme, gated); !errors.Is(err, errdef.ErrLifecycle) || !strings.Contains(err.Error(), "publication needs 2 approvals") {
@@ -113,7 +113,7 @@ func TestPublishGatesOnTheLifecycle(t *testing.T) {
 		}
 	}
 	next, err := f.publishDigest(t, repo, subj2.Digest, accessory.TagScheme, publish.Options{Tag: "1.4.1",
-		Lifecycle: &publish.Lifecycle{Recorder: rec, Supersedes: repo + ":1.4.0"}})
+		Lifecycle: &publish.Lifecycle{Recorder: publish.Fixed(rec), Supersedes: repo + ":1.4.0"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,9 +112,11 @@ type Options struct {
 
 // Lifecycle is how a publication takes part in the lifecycle.
 type Lifecycle struct {
-	// Recorder reads the version's chain under its trust policy and
-	// refuses what would not count.
-	Recorder *govern.Recorder
+	// Recorder returns the recorder that reads the version's chain under
+	// its trust policy and refuses what would not count, given the
+	// loaded signing key (a one-key policy is made from it); it is called
+	// once, when the key is ready. Fixed is one for a recorder at hand.
+	Recorder func(ctx context.Context, s *accessory.Signer) (*govern.Recorder, error)
 	// Actor names the publisher in the publication event.
 	Actor string
 	// AllowDeprecated accepts deprecated uses: dependencies, with a
@@ -268,6 +270,7 @@ type ceremony struct {
 
 	mu  sync.Mutex
 	res *Result
+	rec *govern.Recorder // the lifecycle recorder, once made
 }
 
 // begin starts a ceremony; done closes a key that Load loaded.
@@ -404,14 +407,38 @@ func (c *ceremony) seal(ctx context.Context, dst *target.Target, desc ocispec.De
 	return nil
 }
 
+// Fixed returns a Lifecycle.Recorder function that always returns rec.
+func Fixed(rec *govern.Recorder) func(context.Context, *accessory.Signer) (*govern.Recorder, error) {
+	return func(context.Context, *accessory.Signer) (*govern.Recorder, error) { return rec, nil }
+}
+
+// recorder returns the ceremony's lifecycle recorder, made once.
+func (c *ceremony) recorder(ctx context.Context, s *accessory.Signer) (*govern.Recorder, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec != nil {
+		return c.rec, nil
+	}
+	if c.opts.Lifecycle.Recorder == nil {
+		return nil, fmt.Errorf("lifecycle: no recorder: %w", errdef.ErrInvalid)
+	}
+	rec, err := c.opts.Lifecycle.Recorder(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	c.rec = rec
+	return rec, nil
+}
+
 // gate checks the uses: dependencies and the version's lifecycle, and
 // returns the publication event to attest (nil when the chain records the
 // publication already).
 func (c *ceremony) gate(ctx context.Context, lc *Lifecycle, pinned string, s *accessory.Signer, b *ociwf.Build) (*accessory.AttestOptions, error) {
-	if lc.Recorder == nil {
-		return nil, fmt.Errorf("lifecycle: no recorder: %w", errdef.ErrInvalid)
+	rec, err := c.recorder(ctx, s)
+	if err != nil {
+		return nil, err
 	}
-	warnings, err := lc.Recorder.CheckUses(ctx, b.Plan, govern.UsesOptions{AllowDeprecated: lc.AllowDeprecated})
+	warnings, err := rec.CheckUses(ctx, b.Plan, govern.UsesOptions{AllowDeprecated: lc.AllowDeprecated})
 	for _, w := range warnings {
 		c.log.Warn(w)
 	}
@@ -421,7 +448,7 @@ func (c *ceremony) gate(ctx context.Context, lc *Lifecycle, pinned string, s *ac
 	if err != nil {
 		return nil, err
 	}
-	ev, err := lc.Recorder.PublicationEvent(ctx, pinned, s, govern.EventOptions{Actor: lc.Actor})
+	ev, err := rec.PublicationEvent(ctx, pinned, s, govern.EventOptions{Actor: lc.Actor})
 	if err != nil || ev == nil {
 		return nil, err
 	}
@@ -452,8 +479,12 @@ func (c *ceremony) supersede(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
+	rec, err := c.recorder(ctx, s)
+	if err != nil {
+		return err
+	}
 	t := c.now()
-	r, err := lc.Recorder.Transition(ctx, lc.Supersedes, s, lifecycle.Deprecated, govern.EventOptions{
+	r, err := rec.Transition(ctx, lc.Supersedes, s, lifecycle.Deprecated, govern.EventOptions{
 		Actor: lc.Actor, Reason: "superseded by " + res.Reference, Replacement: res.Reference})
 	if err != nil {
 		return fmt.Errorf("published %s, but deprecating %s failed (rerun the command to finish): %w", res.Reference, lc.Supersedes, err)

@@ -3,9 +3,11 @@ package verify
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/in-toto/in-toto-golang/in_toto"
@@ -186,7 +188,15 @@ func (v *Verifier) lifecycleStatus(ctx context.Context, scope *trust.Scope, subj
 		warnings = append(warnings, fmt.Sprintf("emergency retirement %s by %s is pending: %d of %d emergency approvals", p.ID, strings.Join(p.Signers, ", "), len(p.Approvals), p.Needed))
 	}
 	if store := v.opts.StateStore; store != nil {
-		seen, ok, err := store.Load(ctx, subj.Digest.String())
+		// Chains are kept per repository and per set of signers: the
+		// same content stored in two repositories (a mirror, a copy
+		// without its events) has two chains, and a policy trusting other
+		// signers counts other events.
+		key, err := stateKey(signers, subj)
+		if err != nil {
+			return st, warnings, err
+		}
+		seen, ok, err := store.Load(ctx, key)
 		if err != nil {
 			return st, warnings, fmt.Errorf("lifecycle state store: %w", err)
 		}
@@ -196,7 +206,7 @@ func (v *Verifier) lifecycleStatus(ctx context.Context, scope *trust.Scope, subj
 			}
 		}
 		if h := st.Head(); h.Sequence > seen.Sequence {
-			if err := store.Save(ctx, subj.Digest.String(), h); err != nil {
+			if err := store.Save(ctx, key, h); err != nil {
 				return st, warnings, fmt.Errorf("lifecycle state store: %w", err)
 			}
 		}
@@ -324,4 +334,32 @@ func (v *Verifier) StateOf(host string) func(ctx context.Context, repo string, d
 		}
 		return st.State, nil
 	}
+}
+
+// stateKey is the state store key of subj's chain as signers see it:
+// REPOSITORY@DIGEST, then the first 16 hex digits of the SHA-256 of the
+// sorted set of their identities (public keys in DER, keyless identity
+// and issuer), whatever the policy names them or wherever their key
+// files are.
+func stateKey(signers []signer, subj accessory.Subject) (string, error) {
+	var ids []string
+	for _, s := range signers {
+		if s.v == nil {
+			k := s.Keyless
+			ids = append(ids, "keyless\x00"+k.Identity+"\x00"+k.IdentityRegexp+"\x00"+k.Issuer+"\x00"+k.IssuerRegexp)
+			continue
+		}
+		pub, err := s.v.PublicKey()
+		if err != nil {
+			return "", fmt.Errorf("lifecycle state key: %w", err)
+		}
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			return "", fmt.Errorf("lifecycle state key: %w", err)
+		}
+		ids = append(ids, "key\x00"+string(der))
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	return fmt.Sprintf("%s@%s#%.16s", subj.Repository, subj.Digest, digest.FromString(strings.Join(ids, "\x01")).Encoded()), nil
 }

@@ -122,6 +122,10 @@ func TestDocsLifecycleExamples(t *testing.T) {
 	if len(page.commands) < 20 || page.files["policy.yaml"] == "" {
 		t.Fatalf("docs/lifecycle.md: %d commands, files %v", len(page.commands), page.files)
 	}
+	src, err := os.ReadFile(filepath.Join(samples, "build-test-release.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	t.Chdir(dir)
 	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
@@ -135,10 +139,6 @@ func TestDocsLifecycleExamples(t *testing.T) {
 		if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", who); code != 0 {
 			t.Fatal(stderr)
 		}
-	}
-	src, err := os.ReadFile(filepath.Join(samples, "build-test-release.yaml"))
-	if err != nil {
-		t.Fatal(err)
 	}
 	if err := os.WriteFile("workflow.yaml", src, 0o644); err != nil {
 		t.Fatal(err)

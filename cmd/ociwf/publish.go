@@ -8,12 +8,16 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"ociwf.dev/attest/accessory"
+	"ociwf.dev/attest/govern"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
+	"ociwf.dev/attest/verify"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/target"
+	"ociwf.dev/policy/trust"
 )
 
 func (a *app) publishCmd() *cobra.Command {
@@ -23,6 +27,7 @@ func (a *app) publishCmd() *cobra.Command {
 	var annotations []string
 	var prov provenance.Options
 	var tag string
+	var lf publishLifecycleFlags
 	cmd := &cobra.Command{
 		Use:   "publish FILE REF | publish REPOSITORY@DIGEST [--tag TAG]",
 		Short: "Sign, attest and tag a workflow write-once: compiled from FILE, or already pushed",
@@ -47,9 +52,20 @@ uploading or signing anything.
 
 Provenance records the builder (--builder-id, else $OCIWF_BUILDER_ID, else
 the GitHub Actions or GitLab CI run, else a local builder) and the source
-(--source-uri, --source-ref, --source-revision, else the CI's variables).`,
+(--source-uri, --source-ref, --source-revision, else the CI's variables).
+
+Publication is a lifecycle transition (docs/lifecycle.md): under the trust
+policy (--policy, else a one-key policy trusting --key's public key for
+every repository and role), publish refuses before signing anything (exit
+4) a version whose verified lifecycle does not allow it (a review without
+the approvals the policy requires, a retired version, a signer not allowed
+to publish) and a uses: dependency that is a draft, retired or archived, or
+deprecated without --allow-deprecated. It records the publication event
+with the attestations. --supersedes REF deprecates REF once the new version
+is tagged, with the new version as its replacement.`,
 		Example: `  COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key wf.yaml 127.0.0.1:5000/workflows/build:1.0.0
-  COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key 127.0.0.1:5000/workflows/build@sha256:... --tag 1.0.0`,
+  COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key 127.0.0.1:5000/workflows/build@sha256:... --tag 1.0.0
+  COSIGN_PASSWORD=... ociwf publish --plain-http --key ci.key --policy policy.yaml wf.yaml 127.0.0.1:5000/workflows/build:1.0.1 --supersedes 127.0.0.1:5000/workflows/build:1.0.0`,
 		Args: args(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ann, err := parseAnnotations(annotations)
@@ -61,7 +77,7 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 			}
 			ctx := cmd.Context()
 			if len(argv) == 1 {
-				return a.publishStored(ctx, &b, &s, st, argv[0], tag, prov, ann)
+				return a.publishStored(ctx, &b, &s, st, &lf, argv[0], tag, prov, ann)
 			}
 			if tag != "" {
 				return usagef("--tag is for publishing a version already pushed (REPOSITORY@sha256:...); with FILE, name the tag in REF (REPOSITORY:TAG)")
@@ -91,12 +107,18 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 				return err
 			}
 			reg := accessory.NewRegistry(o, ropts)
+			lc, cleanup, err := a.publishLifecycle(o, reg, &lf, &s)
+			if err != nil {
+				return err
+			}
+			defer cleanup()
 			res, err := publish.Publish(ctx, dst, build, reg, signer, publish.Options{
 				Tag:         tag,
 				Pack:        ociwf.PackOptions{Source: prov.SourceURL(), Revision: prov.SourceRevision},
 				Provenance:  prov,
 				Annotations: ann,
 				Logger:      a.logger(),
+				Lifecycle:   lc,
 			})
 			if err != nil {
 				return err
@@ -113,15 +135,70 @@ the GitHub Actions or GitLab CI run, else a local builder) and the source
 	f.StringVar(&prov.WorkflowPath, "workflow-path", "", "path of FILE in the source repository (default FILE)")
 	f.StringVar(&tag, "tag", "", "with REPOSITORY@DIGEST: the write-once version tag to apply (default: none, publish by digest only)")
 	f.StringArrayVarP(&annotations, "annotation", "a", nil, "extra signed annotation KEY=VALUE (repeatable)")
+	lf.register(f)
 	storageFlag(f, &st)
 	s.register(f)
 	b.register(cmd, false)
 	return cmd
 }
 
+// publishLifecycleFlags are publish's lifecycle flags.
+type publishLifecycleFlags struct {
+	policy, actor, supersedes string
+	allowDeprecated           bool
+	state                     stateFlags
+}
+
+func (l *publishLifecycleFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&l.policy, "policy", "", "trust policy the version's lifecycle and its uses: dependencies are checked under (docs/lifecycle.md); default: a one-key policy trusting --key's public key")
+	fs.StringVar(&l.actor, "actor", "", "who publishes, as you name yourself, recorded in the publication event")
+	fs.StringVar(&l.supersedes, "supersedes", "", "a version this one replaces: deprecated once this one is tagged, with this one as its replacement")
+	fs.BoolVar(&l.allowDeprecated, "allow-deprecated", false, "accept deprecated uses: dependencies, with a warning")
+	l.state.register(fs)
+}
+
+// publishLifecycle is the ceremony's lifecycle part the flags describe;
+// cleanup removes what a one-key policy needed.
+func (a *app) publishLifecycle(o *target.Opener, reg *accessory.Registry, l *publishLifecycleFlags, s *signerFlags) (*publish.Lifecycle, func(), error) {
+	store, err := l.state.store()
+	if err != nil {
+		return nil, nil, err
+	}
+	var pol *trust.Policy
+	if l.policy != "" {
+		if pol, err = trust.Load(l.policy); err != nil {
+			return nil, nil, err
+		}
+	} else if s.opts.Keyless {
+		return nil, nil, usagef("--keyless needs --policy FILE naming the keyless identity: without a policy, the signing key's public key is what is trusted")
+	}
+	var remove func()
+	cleanup := func() {
+		if remove != nil {
+			remove()
+		}
+	}
+	return &publish.Lifecycle{
+		Actor: l.actor, AllowDeprecated: l.allowDeprecated, Supersedes: l.supersedes,
+		Recorder: func(_ context.Context, signer *accessory.Signer) (*govern.Recorder, error) {
+			p := pol
+			if p == nil {
+				if p, remove, err = signerPolicy(signer, s.opts.Key, "*"); err != nil {
+					return nil, err
+				}
+			}
+			v, err := verify.New(p, o, verify.Options{StateStore: store, Logger: a.logger()})
+			if err != nil {
+				return nil, err
+			}
+			return govern.New(v, reg, govern.Options{Logger: a.logger()})
+		},
+	}, cleanup, nil
+}
+
 // publishStored publishes the version ref (REPOSITORY@DIGEST) names, as
 // it is stored, under tag ("" for by digest only).
-func (a *app) publishStored(ctx context.Context, b *buildFlags, s *signerFlags, st storage, ref, tag string, prov provenance.Options, ann map[string]string) error {
+func (a *app) publishStored(ctx context.Context, b *buildFlags, s *signerFlags, st storage, lf *publishLifecycleFlags, ref, tag string, prov provenance.Options, ann map[string]string) error {
 	o, err := b.remote.opener(a.stdin)
 	if err != nil {
 		return err
@@ -144,11 +221,18 @@ func (a *app) publishStored(ctx context.Context, b *buildFlags, s *signerFlags, 
 	if err != nil {
 		return err
 	}
-	res, err := publish.PublishDigest(ctx, dst, digest.Digest(dst.Reference), accessory.NewRegistry(o, ropts), signer, publish.Options{
+	reg := accessory.NewRegistry(o, ropts)
+	lc, cleanup, err := a.publishLifecycle(o, reg, lf, s)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	res, err := publish.PublishDigest(ctx, dst, digest.Digest(dst.Reference), reg, signer, publish.Options{
 		Tag:         tag,
 		Provenance:  prov,
 		Annotations: ann,
 		Logger:      a.logger(),
+		Lifecycle:   lc,
 	})
 	if err != nil {
 		return err

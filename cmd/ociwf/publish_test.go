@@ -87,7 +87,7 @@ func TestPublishByDigest(t *testing.T) {
 	for _, s := range res.Steps {
 		names = append(names, s.Name)
 	}
-	if res.Reference != pinned || res.Descriptor.Digest != draft.String() || res.Tag != "1.4.0" || strings.Join(names, ",") != "check,sign,attest-provenance,attest-sbom,tag" {
+	if res.Reference != pinned || res.Descriptor.Digest != draft.String() || res.Tag != "1.4.0" || strings.Join(names, ",") != "check,lifecycle,sign,attest-provenance,attest-sbom,tag" {
 		t.Fatalf("publish output %s", out)
 	}
 	if got := resolve(t, store, "1.4.0"); got != draft {

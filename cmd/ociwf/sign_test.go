@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"ociwf.dev/policy/lifecycle"
 	"ociwf.dev/policy/registrytest"
 )
 
@@ -34,7 +35,7 @@ func TestPublishSignAttestVerify(t *testing.T) {
 		Tag       string
 		Steps     []struct{ Name string }
 	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Tag != "1.4.0" || len(res.Steps) != 5 || !strings.HasPrefix(res.Reference, repo+"@sha256:") {
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Tag != "1.4.0" || len(res.Steps) != 6 || !strings.HasPrefix(res.Reference, repo+"@sha256:") {
 		t.Fatalf("publish output %s (%v)", out, err)
 	}
 	// Text output ends with the pinned reference.
@@ -50,7 +51,7 @@ func TestPublishSignAttestVerify(t *testing.T) {
 		Checks       []struct{ Name, Status string }
 		Attestations []struct{ PredicateType string }
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &ver) != nil || !ver.Verified || len(ver.SignedTags) != 1 || ver.SignedTags[0] != "1.4.0" || len(ver.Attestations) != 2 || len(ver.Checks) != 8 {
+	if code != 0 || json.Unmarshal([]byte(out), &ver) != nil || !ver.Verified || len(ver.SignedTags) != 1 || ver.SignedTags[0] != "1.4.0" || len(ver.Attestations) != 3 || ver.Attestations[2].PredicateType != lifecycle.EventPredicateType || len(ver.Checks) != 8 {
 		t.Fatalf("verify: exit %d %s %s", code, out, stderr)
 	}
 

@@ -23,17 +23,20 @@ type Head struct {
 	State    State  `json:"state"`
 }
 
-// StateStore keeps, per version, the highest chain a verifier has seen,
+// StateStore keeps, per version and set of trusted signers (the
+// verifier's key: REPOSITORY@DIGEST#SIGNERS, so the same content in
+// another repository, or under a policy trusting other keys, has its own
+// chain), the highest chain a verifier has seen,
 // so that a registry serving fewer events (rollback) or other events
 // (a rewritten history) is noticed. Implementations must be safe for
 // concurrent use.
 type StateStore interface {
-	// Load returns the head recorded for the version with manifest
-	// digest workflow; ok is false when none is.
-	Load(ctx context.Context, workflow string) (h Head, ok bool, err error)
-	// Save records h for workflow unless a head with a higher sequence
-	// is recorded already.
-	Save(ctx context.Context, workflow string, h Head) error
+	// Load returns the head recorded under key; ok is false when none
+	// is.
+	Load(ctx context.Context, key string) (h Head, ok bool, err error)
+	// Save records h under key unless a head with a higher sequence is
+	// recorded already.
+	Save(ctx context.Context, key string, h Head) error
 }
 
 // RollbackError is a chain shorter than, or different from, the one a
