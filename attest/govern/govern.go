@@ -259,6 +259,15 @@ func (r *Recorder) Decide(ctx context.Context, ref string, s *accessory.Signer, 
 		role, allowed, to = lifecycle.RoleEmergency, roles.Emergency.Signers, lifecycle.Retired
 		switch len(st.Pending) {
 		case 0:
+			// The approval that made the retirement count, rerun.
+			if l := st.Last(); l != nil && l.Event.Emergency != nil && (opts.Request == "" || opts.Request == l.ID) {
+				for _, v := range l.Approvals {
+					if v.Approval.Decision == d && len(intersect(v.Signers, names)) > 0 {
+						res.ID, res.Existing = v.ID, true
+						return res, nil
+					}
+				}
+			}
 			return nil, &lifecycle.TransitionError{Workflow: res.Reference, From: st.State, To: to, Allowed: lifecycle.Next(st.State),
 				Rule: "no emergency retirement is pending (record one with lifecycle retire --emergency)"}
 		case 1:
