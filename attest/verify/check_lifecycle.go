@@ -29,13 +29,17 @@ func (r *run) lifecycle(ctx context.Context) error {
 	var rb *lifecycle.RollbackError
 	switch {
 	case errors.As(err, &ce):
-		return r.rep.fail(CheckLifecycle, ce.Error(), "one unbroken chain of events by signers allowed each transition", ce.Problem)
+		f := r.rep.fail(CheckLifecycle, ce.Error(), "one unbroken chain of events by signers allowed each transition", ce.Problem)
+		f.Cause = ce
+		return f
 	case errors.As(err, &rb):
 		exp, got := fmt.Sprintf("at least %d events, event %d %s", rb.Seen.Sequence, rb.Seen.Sequence, rb.Seen.ID), fmt.Sprintf("%d events", rb.Served.Sequence)
 		if rb.Different {
 			got = fmt.Sprintf("event %d %s", rb.Served.Sequence, rb.Served.ID)
 		}
-		return r.rep.fail(CheckLifecycle, rb.Error(), exp, got)
+		f := r.rep.fail(CheckLifecycle, rb.Error(), exp, got)
+		f.Cause = rb
+		return f
 	case err != nil:
 		return fmt.Errorf("verify %s: lifecycle: %w", r.subj, err)
 	}
