@@ -323,3 +323,146 @@ func TestIdempotency(t *testing.T) {
 	again("emergency approval", first, decide)
 	again("emergency retirement after its approval", &govern.Result{ID: res.ID, State: lifecycle.Retired}, retire)
 }
+
+// A publisher's own approval does not count for their publication: govern
+// refuses it before writing an event that would break the chain.
+func TestPublisherApprovalDoesNotCount(t *testing.T) {
+	ctx := context.Background()
+	s := keys.signer
+	r := lifecycle.Roles{Approve: lifecycle.Quorum{Signers: []string{"bob", "carol"}, Threshold: 2}, Publish: []string{"carol", "rm"}}
+	e := extension(t, r, accessory.RegistryOptions{})
+	ref := e.host + "/wf/release:1.4.0"
+	subj := e.push(ref, nil)
+	rec := e.recorder(verify.Options{})
+	must(t, "submit", lifecycle.Review)(rec.Transition(ctx, ref, s["alice"], lifecycle.Review, govern.EventOptions{}))
+	must(t, "bob", lifecycle.Review)(rec.Decide(ctx, ref, s["bob"], lifecycle.Approve, govern.ApprovalOptions{}))
+	must(t, "carol", lifecycle.Approved)(rec.Decide(ctx, ref, s["carol"], lifecycle.Approve, govern.ApprovalOptions{}))
+	e.sign(subj)
+	_, err := rec.PublicationEvent(ctx, ref, s["carol"], govern.EventOptions{})
+	refused(t, "carol publishing on her own approval", err, "carol")
+	before, _ := e.stored(subj)
+	_, err = rec.Transition(ctx, ref, s["carol"], lifecycle.Published, govern.EventOptions{})
+	refused(t, "carol publishing on her own approval", err, "carol")
+	if after, _ := e.stored(subj); after != before {
+		t.Fatalf("a refused publication wrote %d statements", after-before)
+	}
+	if st, err := e.verifier(verify.Options{}).Lifecycle(ctx, ref); err != nil || st.State != lifecycle.Approved {
+		t.Fatalf("after the refusal: %v %+v", err, st)
+	}
+	must(t, "rm publishes", lifecycle.Published)(rec.Transition(ctx, ref, s["rm"], lifecycle.Published, govern.EventOptions{}))
+}
+
+// A version published by its signature alone (no approvals required, no
+// events) is published: submitting it for review would take it out of
+// use, which the state machine does not allow. Its publication may still
+// be recorded, and it may be deprecated.
+func TestImplicitPublication(t *testing.T) {
+	ctx := context.Background()
+	a := keys.signer["alice"]
+	e := extension(t, lifecycle.Roles{}, accessory.RegistryOptions{})
+	ref := e.host + "/wf/release:1.4.0"
+	subj := e.push(ref, nil)
+	e.sign(subj)
+	rec := e.recorder(verify.Options{})
+	st, err := e.verifier(verify.Options{}).Lifecycle(ctx, ref)
+	if err != nil || st.State != lifecycle.Published || !st.Implicit {
+		t.Fatalf("signed: %v %+v", err, st)
+	}
+	_, err = rec.Transition(ctx, ref, a, lifecycle.Review, govern.EventOptions{})
+	refused(t, "submitting a published version", err, "state machine")
+	if n, _ := e.stored(subj); n != 0 {
+		t.Fatalf("%d statements written", n)
+	}
+	pub := must(t, "record the publication", lifecycle.Published)(rec.Transition(ctx, ref, a, lifecycle.Published, govern.EventOptions{}))
+	if pub.From != lifecycle.Published || len(pub.Status.Chain) != 1 || pub.Status.Implicit {
+		t.Fatalf("publication %+v", pub)
+	}
+	must(t, "deprecate", lifecycle.Deprecated)(rec.Transition(ctx, ref, a, lifecycle.Deprecated, govern.EventOptions{Reason: "old"}))
+
+	// Deprecating straight from the implicit publication works too.
+	ref2 := e.host + "/wf/other:1.4.0"
+	subj2 := e.push(ref2, changed(t))
+	e.sign(subj2)
+	dep := must(t, "deprecate the implicit publication", lifecycle.Deprecated)(rec.Transition(ctx, ref2, a, lifecycle.Deprecated, govern.EventOptions{Reason: "old"}))
+	if dep.From != lifecycle.Published || dep.Status.Chain[0].Event.Sequence != 1 {
+		t.Fatalf("deprecation %+v", dep)
+	}
+}
+
+// A rejection sends the version back to draft; only a new submission
+// reopens review, and its round starts from nothing.
+func TestRejection(t *testing.T) {
+	ctx := context.Background()
+	s := keys.signer
+	e := extension(t, reviewed(), accessory.RegistryOptions{})
+	ref := e.host + "/wf/release:1.4.0"
+	e.push(ref, nil)
+	rec := e.recorder(verify.Options{})
+	sub := must(t, "submit", lifecycle.Review)(rec.Transition(ctx, ref, s["alice"], lifecycle.Review, govern.EventOptions{}))
+	must(t, "bob", lifecycle.Review)(rec.Decide(ctx, ref, s["bob"], lifecycle.Approve, govern.ApprovalOptions{}))
+	rej := must(t, "carol rejects", lifecycle.Draft)(rec.Decide(ctx, ref, s["carol"], lifecycle.Reject, govern.ApprovalOptions{Comment: "no tests"}))
+	if !rej.Status.Rejected {
+		t.Fatalf("not flagged rejected: %+v", rej.Status)
+	}
+	_, err := rec.Decide(ctx, ref, s["bob"], lifecycle.Approve, govern.ApprovalOptions{})
+	refused(t, "approving a rejected review", err, "the review was rejected")
+	_, err = rec.PublicationEvent(ctx, ref, s["alice"], govern.EventOptions{})
+	refused(t, "publishing a rejected version", err, "publication needs 2 approvals")
+	sub2 := must(t, "resubmit", lifecycle.Review)(rec.Transition(ctx, ref, s["alice"], lifecycle.Review, govern.EventOptions{}))
+	if sub2.ID == sub.ID || sub2.Status.Round.Request != sub2.ID || len(sub2.Status.Round.Approvals) != 0 || sub2.Status.Last().Event.Previous != sub.ID {
+		t.Fatalf("new round %+v", sub2.Status.Round)
+	}
+	must(t, "bob again", lifecycle.Review)(rec.Decide(ctx, ref, s["bob"], lifecycle.Approve, govern.ApprovalOptions{}))
+	must(t, "carol now", lifecycle.Approved)(rec.Decide(ctx, ref, s["carol"], lifecycle.Approve, govern.ApprovalOptions{}))
+}
+
+// Emergency retirements: only the emergency set records them, they need
+// its threshold, and one recorded before the chain moved on cannot be
+// approved (that would fork the chain): a new one is recorded instead.
+func TestEmergencyRetirement(t *testing.T) {
+	ctx := context.Background()
+	s := keys.signer
+	emergency := &lifecycle.Emergency{Justification: "compromised dependency", Impact: "all runs", Remediation: "pin the fixed release"}
+	e := extension(t, reviewed(), accessory.RegistryOptions{})
+	ref := e.host + "/wf/release:1.4.0"
+	subj := e.push(ref, nil)
+	rec := e.recorder(verify.Options{})
+	_, err := rec.Transition(ctx, ref, s["sec1"], lifecycle.Retired, govern.EventOptions{Reason: "x", Emergency: emergency})
+	refused(t, "retiring a draft", err, "state machine")
+	must(t, "submit", lifecycle.Review)(rec.Transition(ctx, ref, s["alice"], lifecycle.Review, govern.EventOptions{}))
+	must(t, "bob", lifecycle.Review)(rec.Decide(ctx, ref, s["bob"], lifecycle.Approve, govern.ApprovalOptions{}))
+	must(t, "carol", lifecycle.Approved)(rec.Decide(ctx, ref, s["carol"], lifecycle.Approve, govern.ApprovalOptions{}))
+	e.sign(subj)
+	must(t, "publish", lifecycle.Published)(rec.Transition(ctx, ref, s["alice"], lifecycle.Published, govern.EventOptions{}))
+
+	_, err = rec.Transition(ctx, ref, s["alice"], lifecycle.Retired, govern.EventOptions{Reason: "x", Emergency: emergency})
+	refused(t, "an emergency retirement by the author", err, "sec1, sec2 is allowed to emergency")
+	_, err = rec.Decide(ctx, ref, s["sec2"], lifecycle.Approve, govern.ApprovalOptions{Emergency: true})
+	refused(t, "approving no emergency", err, "no emergency retirement is pending")
+
+	first, err := rec.Transition(ctx, ref, s["sec1"], lifecycle.Retired, govern.EventOptions{Reason: "CVE", Emergency: emergency})
+	if err != nil || first.Pending == nil || first.State != lifecycle.Published {
+		t.Fatalf("emergency retirement: %v %+v", err, first)
+	}
+	// The chain moves on while it waits.
+	must(t, "deprecate", lifecycle.Deprecated)(rec.Transition(ctx, ref, s["alice"], lifecycle.Deprecated, govern.EventOptions{Reason: "old"}))
+	before, _ := e.stored(subj)
+	_, err = rec.Decide(ctx, ref, s["sec2"], lifecycle.Approve, govern.ApprovalOptions{Emergency: true})
+	refused(t, "approving a stale emergency retirement", err, first.ID)
+	if after, _ := e.stored(subj); after != before {
+		t.Fatalf("a refused approval wrote %d statements", after-before)
+	}
+	second, err := rec.Transition(ctx, ref, s["sec1"], lifecycle.Retired, govern.EventOptions{Reason: "CVE", Emergency: emergency})
+	if err != nil || second.Existing || second.ID == first.ID || second.Pending == nil || second.Pending.Event.Previous != second.Status.Last().ID {
+		t.Fatalf("a new emergency retirement: %v %+v", err, second)
+	}
+	done := must(t, "approve it", lifecycle.Retired)(rec.Decide(ctx, ref, s["sec2"], lifecycle.Approve, govern.ApprovalOptions{Emergency: true}))
+	if !done.Status.Emergency || done.Status.Last().ID != second.ID {
+		t.Fatalf("retired: %+v", done.Status)
+	}
+	_, rep, err := e.verifier(verify.Options{}).Verify(ctx, ref)
+	var se *lifecycle.StateError
+	if !errors.As(err, &se) || !se.Emergency || se.State != lifecycle.Retired {
+		t.Fatalf("Verify: %v %+v", err, rep)
+	}
+}
