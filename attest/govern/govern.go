@@ -442,6 +442,12 @@ func (r *Recorder) signerNames(ctx context.Context, ref string, s *accessory.Sig
 	if err != nil {
 		return nil, nil, err
 	}
+	if len(names) > 1 {
+		// Verification refuses its signatures too: they would count
+		// once per name.
+		return nil, nil, fmt.Errorf("trust policy %q lists this key as signers %s: a key must be named once, with that name in every role it has: %w",
+			scope.Name, strings.Join(names, " and "), errdef.ErrInvalid)
+	}
 	return scope, names, nil
 }
 

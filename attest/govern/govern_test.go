@@ -3,6 +3,8 @@ package govern_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/lifecycle"
+	"ociwf.dev/policy/trust"
 )
 
 // refused fails the test unless err is a *lifecycle.TransitionError whose
@@ -464,5 +467,47 @@ func TestEmergencyRetirement(t *testing.T) {
 	var se *lifecycle.StateError
 	if !errors.As(err, &se) || !se.Emergency || se.State != lifecycle.Retired {
 		t.Fatalf("Verify: %v %+v", err, rep)
+	}
+}
+
+// One key listed under two names (two files holding one public key, which
+// the policy check cannot see) is one signer: its approval must not count
+// twice. Verification refuses the ambiguity rather than guess, and govern
+// refuses to sign with such a key.
+func TestOneKeyTwoNames(t *testing.T) {
+	ctx := context.Background()
+	s := keys.signer
+	r := reviewed()
+	r.Approve.Signers = append(r.Approve.Signers, "bob2")
+	e := extension(t, r, accessory.RegistryOptions{})
+	raw, err := os.ReadFile(keys.pub["bob"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyPath := filepath.Join(t.TempDir(), "bob-again.pub")
+	if err := os.WriteFile(copyPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sc := &e.pol.TrustPolicies[0]
+	sc.Lifecycle.Signers = append(sc.Lifecycle.Signers, trust.Signer{Name: "bob2", Key: copyPath})
+	ref := e.host + "/wf/release:1.4.0"
+	subj := e.push(ref, nil)
+	rec := e.recorder(verify.Options{})
+	sub := must(t, "submit", lifecycle.Review)(rec.Transition(ctx, ref, s["alice"], lifecycle.Review, govern.EventOptions{}))
+
+	_, err = rec.Decide(ctx, ref, s["bob"], lifecycle.Approve, govern.ApprovalOptions{})
+	if !errors.Is(err, errdef.ErrInvalid) || !strings.Contains(err.Error(), "bob") || !strings.Contains(err.Error(), "bob2") {
+		t.Fatalf("govern with a key under two names: %v", err)
+	}
+	if n, _ := e.stored(subj); n != 1 {
+		t.Fatalf("%d statements stored, want the submission only", n)
+	}
+	e.attestApproval(subj, "bob", lifecycle.Approval{Workflow: subj.Digest.String(), Request: sub.ID, Decision: lifecycle.Approve, Time: time.Now().UTC()})
+	st, err := e.verifier(verify.Options{}).Lifecycle(ctx, ref)
+	if err == nil && st.State == lifecycle.Approved {
+		t.Fatalf("one key approved as two signers: %+v", st.Round)
+	}
+	if !errors.Is(err, errdef.ErrInvalid) || !strings.Contains(err.Error(), `"bob" and "bob2"`) {
+		t.Fatalf("Lifecycle: %v", err)
 	}
 }

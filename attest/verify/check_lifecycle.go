@@ -147,6 +147,9 @@ func (v *Verifier) lifecycleStatus(ctx context.Context, scope *trust.Scope, subj
 			if st == nil {
 				st = claimed
 			}
+			if err := oneSigner(scope, names); err != nil {
+				return nil, warnings, err
+			}
 			add(st, names, fmt.Sprintf("#%d (%s)", i+1, a.Mode))
 		}
 		for _, b := range found.Bundles {
@@ -174,6 +177,9 @@ func (v *Verifier) lifecycleStatus(ctx context.Context, scope *trust.Scope, subj
 			if st == nil {
 				warnings = append(warnings, fmt.Sprintf("ignored %s bundle %s: not signed by a signer trusted for %s", kindOf(claimed.GetPredicateType()), b.Manifest, subj.Repository))
 				continue
+			}
+			if err := oneSigner(scope, names); err != nil {
+				return nil, warnings, err
 			}
 			add(st, names, "bundle "+b.Manifest)
 		}
@@ -205,6 +211,17 @@ func (v *Verifier) lifecycleStatus(ctx context.Context, scope *trust.Scope, subj
 		}
 	}
 	return st, warnings, nil
+}
+
+// oneSigner refuses a signature that verifies for several of the scope's
+// signers: one key (or certificate identity) listed under two names, which
+// would count twice towards an approval quorum.
+func oneSigner(scope *trust.Scope, names []string) error {
+	if len(names) < 2 {
+		return nil
+	}
+	return fmt.Errorf("trust policy %q: one signature verifies as signers %q and %q (the same key or identity under two names): a signer must be named once, with that name in every role it has: %w",
+		scope.Name, names[0], names[1], errdef.ErrInvalid)
 }
 
 func isLifecyclePredicate(t string) bool {
