@@ -89,6 +89,12 @@ func TestDeletedEvents(t *testing.T) {
 				if _, err := rec.Transition(ctx, ref, keys.signer["alice"], lifecycle.Deprecated, govern.EventOptions{Reason: "again"}); !errors.As(err, &rb) {
 					t.Fatalf("govern on a rolled-back chain: %v", err)
 				}
+				// Another third event in its place: the history was rewritten.
+				other := e.attestEvent(subj, "alice", lifecycle.Event{Workflow: subj.Digest.String(), State: lifecycle.Retired, Previous: ids[1], Sequence: 3,
+					Time: time.Now().UTC().Add(time.Minute), Reason: "rewritten"})
+				if _, err := v.Lifecycle(ctx, ref); !errors.As(err, &rb) || !rb.Different || rb.Served.ID != other || !strings.Contains(err.Error(), "rewrote history") {
+					t.Fatalf("rewritten history: %v", err)
+				}
 			})
 
 			t.Run("middle", func(t *testing.T) {
