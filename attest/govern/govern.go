@@ -188,8 +188,12 @@ func (r *Recorder) prepare(ctx context.Context, ref string, s *accessory.Signer,
 		return res, nil, nil
 	}
 	from := st.State
-	if st.Implicit && lifecycle.CanTransition(lifecycle.Draft, to) {
-		from = lifecycle.Draft // published by signature alone: the event is the first link
+	if st.Implicit && to == lifecycle.Published {
+		// Published by its signature alone: the publication event
+		// records what the signature did, as the first link. Any other
+		// event follows from published (a submission would take a
+		// published version out of use).
+		from = lifecycle.Draft
 	}
 	refuse := func(rule string) error {
 		return &lifecycle.TransitionError{Workflow: res.Reference, From: st.State, To: to, Allowed: lifecycle.Next(from), Rule: rule}
@@ -202,13 +206,15 @@ func (r *Recorder) prepare(ctx context.Context, ref string, s *accessory.Signer,
 	if !lifecycle.CanTransition(from, to) {
 		return nil, nil, refuse("the lifecycle state machine")
 	}
-	if to == lifecycle.Published && roles.Approve.Threshold > 0 && from != lifecycle.Approved {
+	if to == lifecycle.Published && roles.Approve.Threshold > 0 {
 		got := 0
 		if st.Round != nil {
 			got = len(st.Round.Approvers())
 		}
-		return nil, nil, refuse(fmt.Sprintf("trust policy %q: publication needs %d approvals from %s, the version has %d",
-			scope.Name, roles.Approve.Threshold, strings.Join(roles.Approve.Signers, ", "), got))
+		if from != lifecycle.Approved {
+			return nil, nil, refuse(fmt.Sprintf("trust policy %q: publication needs %d approvals from %s, the version has %d",
+				scope.Name, roles.Approve.Threshold, strings.Join(roles.Approve.Signers, ", "), got))
+		}
 	}
 	role, allowed := lifecycle.RoleFor(to), roles.Allowed(lifecycle.RoleFor(to), scope.SignerNames())
 	if opts.Emergency != nil {
@@ -219,6 +225,15 @@ func (r *Recorder) prepare(ctx context.Context, ref string, s *accessory.Signer,
 	}
 	if err := allowedSigner(res.Reference, st.State, to, scope, role, allowed, names, s); err != nil {
 		return nil, nil, err
+	}
+	// The publisher's own approvals do not count for their publication
+	// (lifecycle.Evaluate would fail the chain).
+	if to == lifecycle.Published && roles.Approve.Threshold > 0 && st.Round != nil {
+		got := st.Round.Approvers()
+		if own := intersect(got, names); len(own) > 0 && len(got)-len(own) < roles.Approve.Threshold {
+			return nil, nil, refuse(fmt.Sprintf("trust policy %q: publication needs %d approvals from approvers other than the publisher; %s approved it, so it has %d (another publisher may publish it)",
+				scope.Name, roles.Approve.Threshold, strings.Join(own, ", "), len(got)-len(own)))
+		}
 	}
 	ev := &lifecycle.Event{Workflow: st.Digest, State: to, Sequence: 1, Time: r.now().UTC().Truncate(time.Second),
 		Actor: opts.Actor, Reason: opts.Reason, Replacement: opts.Replacement, Emergency: opts.Emergency}
@@ -257,7 +272,8 @@ func (r *Recorder) Decide(ctx context.Context, ref string, s *accessory.Signer, 
 	to := lifecycle.Approved
 	if opts.Emergency {
 		role, allowed, to = lifecycle.RoleEmergency, roles.Emergency.Signers, lifecycle.Retired
-		switch len(st.Pending) {
+		pending := openPending(st)
+		switch len(pending) {
 		case 0:
 			// Deciding again once the retirement counted: the decision is
 			// recorded with the counted emergency event.
@@ -273,15 +289,24 @@ func (r *Recorder) Decide(ctx context.Context, ref string, s *accessory.Signer, 
 					}
 				}
 			}
-			return nil, &lifecycle.TransitionError{Workflow: res.Reference, From: st.State, To: to, Allowed: lifecycle.Next(st.State),
-				Rule: "no emergency retirement is pending (record one with lifecycle retire --emergency)"}
+			rule := "no emergency retirement is pending (record one with lifecycle retire --emergency)"
+			if len(st.Pending) > 0 {
+				// Counted now, it would fork the chain at the event it
+				// follows.
+				var ids []string
+				for _, p := range st.Pending {
+					ids = append(ids, p.ID)
+				}
+				rule = fmt.Sprintf("the pending emergency retirement %s was recorded before the newest event, so approving it would fork the chain; record a new one with lifecycle retire --emergency", strings.Join(ids, ", "))
+			}
+			return nil, &lifecycle.TransitionError{Workflow: res.Reference, From: st.State, To: to, Allowed: lifecycle.Next(st.State), Rule: rule}
 		case 1:
-			request, votes = st.Pending[0].ID, st.Pending[0].Approvals
+			request, votes = pending[0].ID, pending[0].Approvals
 		default:
 			if opts.Request == "" {
-				return nil, fmt.Errorf("%d emergency retirements are pending: name one by its ID: %w", len(st.Pending), errdef.ErrInvalid)
+				return nil, fmt.Errorf("%d emergency retirements are pending: name one by its ID: %w", len(pending), errdef.ErrInvalid)
 			}
-			for _, p := range st.Pending {
+			for _, p := range pending {
 				if p.ID == opts.Request {
 					request, votes = p.ID, p.Approvals
 				}
@@ -381,8 +406,8 @@ func (r *Recorder) confirm(ctx context.Context, res *Result, ref, id string, cou
 // recorded reports whether the chain already records an event entering
 // to, with its ID.
 func recorded(st *verify.LifecycleStatus, to lifecycle.State, opts EventOptions) (string, bool) {
-	if opts.Emergency != nil && len(st.Pending) > 0 {
-		return st.Pending[0].ID, true
+	if p := openPending(st); opts.Emergency != nil && len(p) > 0 {
+		return p[0].ID, true
 	}
 	l := st.Last()
 	if l == nil || l.Event.State != to {
@@ -392,6 +417,24 @@ func recorded(st *verify.LifecycleStatus, to lifecycle.State, opts EventOptions)
 		return "", false // rejected: a new submission opens a new round
 	}
 	return l.ID, true
+}
+
+// openPending returns the pending emergency retirements that follow the
+// newest counted event: those that would extend the chain once approved.
+// The others were recorded before the chain moved on; approved, they
+// would fork it.
+func openPending(st *verify.LifecycleStatus) []lifecycle.Pending {
+	head, seq := "", 1
+	if l := st.Last(); l != nil {
+		head, seq = l.ID, l.Event.Sequence+1
+	}
+	var out []lifecycle.Pending
+	for _, p := range st.Pending {
+		if p.Event.Previous == head && p.Event.Sequence == seq {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func pendingOf(st *verify.LifecycleStatus, id string) *lifecycle.Pending {
@@ -412,6 +455,12 @@ func (r *Recorder) signerNames(ctx context.Context, ref string, s *accessory.Sig
 	names, scope, err := r.v.SignerNamesFor(ctx, ref, pub)
 	if err != nil {
 		return nil, nil, err
+	}
+	if len(names) > 1 {
+		// Verification refuses its signatures too: they would count
+		// once per name.
+		return nil, nil, fmt.Errorf("trust policy %q lists this key as signers %s: a key must be named once, with that name in every role it has: %w",
+			scope.Name, strings.Join(names, " and "), errdef.ErrInvalid)
 	}
 	return scope, names, nil
 }

@@ -32,13 +32,17 @@ func (r *run) lifecycle(ctx context.Context) error {
 	var rb *lifecycle.RollbackError
 	switch {
 	case errors.As(err, &ce):
-		return r.rep.fail(CheckLifecycle, ce.Error(), "one unbroken chain of events by signers allowed each transition", ce.Problem)
+		f := r.rep.fail(CheckLifecycle, ce.Error(), "one unbroken chain of events by signers allowed each transition", ce.Problem)
+		f.Cause = ce
+		return f
 	case errors.As(err, &rb):
 		exp, got := fmt.Sprintf("at least %d events, event %d %s", rb.Seen.Sequence, rb.Seen.Sequence, rb.Seen.ID), fmt.Sprintf("%d events", rb.Served.Sequence)
 		if rb.Different {
 			got = fmt.Sprintf("event %d %s", rb.Served.Sequence, rb.Served.ID)
 		}
-		return r.rep.fail(CheckLifecycle, rb.Error(), exp, got)
+		f := r.rep.fail(CheckLifecycle, rb.Error(), exp, got)
+		f.Cause = rb
+		return f
 	case err != nil:
 		return fmt.Errorf("verify %s: lifecycle: %w", r.subj, err)
 	}
@@ -146,6 +150,9 @@ func (v *Verifier) lifecycleStatus(ctx context.Context, scope *trust.Scope, subj
 			if st == nil {
 				st = claimed
 			}
+			if err := oneSigner(scope, names); err != nil {
+				return nil, warnings, err
+			}
 			add(st, names, fmt.Sprintf("#%d (%s)", i+1, a.Mode))
 		}
 		for _, b := range found.Bundles {
@@ -173,6 +180,9 @@ func (v *Verifier) lifecycleStatus(ctx context.Context, scope *trust.Scope, subj
 			if st == nil {
 				warnings = append(warnings, fmt.Sprintf("ignored %s bundle %s: not signed by a signer trusted for %s", kindOf(claimed.GetPredicateType()), b.Manifest, subj.Repository))
 				continue
+			}
+			if err := oneSigner(scope, names); err != nil {
+				return nil, warnings, err
 			}
 			add(st, names, "bundle "+b.Manifest)
 		}
@@ -212,6 +222,17 @@ func (v *Verifier) lifecycleStatus(ctx context.Context, scope *trust.Scope, subj
 		}
 	}
 	return st, warnings, nil
+}
+
+// oneSigner refuses a signature that verifies for several of the scope's
+// signers: one key (or certificate identity) listed under two names, which
+// would count twice towards an approval quorum.
+func oneSigner(scope *trust.Scope, names []string) error {
+	if len(names) < 2 {
+		return nil
+	}
+	return fmt.Errorf("trust policy %q: one signature verifies as signers %q and %q (the same key or identity under two names): a signer must be named once, with that name in every role it has: %w",
+		scope.Name, names[0], names[1], errdef.ErrInvalid)
 }
 
 func isLifecyclePredicate(t string) bool {

@@ -166,7 +166,9 @@ type Failure struct {
 	Actual    string
 	// Cause, if set, is the more specific error the failure is also: a
 	// *lifecycle.StateError (matching errdef.ErrLifecycle) when the
-	// version's lifecycle state is denied.
+	// version's lifecycle state is denied, a *lifecycle.ChainError when
+	// its event chain is forked or broken, a *lifecycle.RollbackError when
+	// the registry serves less of it than was seen before.
 	Cause error
 }
 

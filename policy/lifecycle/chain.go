@@ -325,6 +325,12 @@ func Evaluate(in Input) (*Status, error) {
 			if round == nil {
 				return fail("unapproved", []string{e.ID}, "event %s publishes without a review, but the trust policy requires %d approvals", e.ID, in.Roles.Approve.Threshold)
 			}
+			// A rejected round sent the version back to draft: only a new
+			// submission's approvals can publish it.
+			if len(round.Rejections) > 0 {
+				return fail("unapproved", []string{e.ID, round.Request}, "event %s publishes a version whose review %s was rejected by %s; submit it again for a new review",
+					e.ID, round.Request, strings.Join(voters(round.Rejections), ", "))
+			}
 			// The publisher's own approvals do not count.
 			votes, _ := tally(byRequest[round.Request], in.Roles.Approve.Signers, union(round.Author, e.Signers), nil)
 			if n := len(voters(votes)); n < in.Roles.Approve.Threshold {

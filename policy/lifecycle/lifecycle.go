@@ -46,7 +46,8 @@ const (
 	Approved State = "approved"
 	// Published: the immutable version; runtimes may use it.
 	Published State = "published"
-	// Deprecated, the state: runtimes warn (or refuse by policy); no new references.
+	// Deprecated versions: runtimes warn (or refuse by policy); no new
+	// references.
 	Deprecated State = "deprecated"
 	// Retired: runtimes, verify and pull refuse it; readable for audit.
 	Retired State = "retired"

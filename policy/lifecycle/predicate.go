@@ -11,10 +11,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	jsoncanonicalizer "github.com/cyberphone/json-canonicalization/go/src/webpki.org/jsoncanonicalizer"
 	"github.com/opencontainers/go-digest"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 
@@ -223,6 +225,11 @@ func decode(raw []byte, schema func() (*jsonschema.Schema, error), name string, 
 	if len(raw) > MaxPredicateBytes {
 		return "", fmt.Errorf("%w: %w", &PredicateError{Type: name, Msg: fmt.Sprintf("larger than %d bytes", MaxPredicateBytes)}, errdef.ErrTooLarge)
 	}
+	// RFC 8785 hashes I-JSON, which is UTF-8: the decoder would replace
+	// invalid bytes with U+FFFD while the ID hashed them as they are.
+	if !utf8.Valid(raw) {
+		return "", &PredicateError{Type: name, Msg: "not valid UTF-8"}
+	}
 	if err := validate(raw, schema, name); err != nil {
 		return "", err
 	}
@@ -255,7 +262,11 @@ func validate(raw []byte, schema func() (*jsonschema.Schema, error), name string
 		for len(ve.Causes) > 0 {
 			ve = ve.Causes[0]
 		}
-		return &PredicateError{Type: name, Path: "/" + strings.Join(ve.InstanceLocation, "/"), Msg: ve.ErrorKind.LocalizedString(message.NewPrinter(language.English))}
+		msg := ve.ErrorKind.LocalizedString(message.NewPrinter(language.English))
+		if _, ok := ve.ErrorKind.(*kind.FalseSchema); ok {
+			msg = "not allowed here"
+		}
+		return &PredicateError{Type: name, Path: "/" + strings.Join(ve.InstanceLocation, "/"), Msg: msg}
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -77,7 +78,13 @@ func CheckRollback(seen Head, served *Status) error {
 	if h.Sequence < seen.Sequence {
 		return &RollbackError{Workflow: served.Workflow, Seen: seen, Served: h}
 	}
-	if at := served.Chain[seen.Sequence-1]; at.ID != seen.ID {
+	// Evaluate numbers a chain's events from 1; a Status made otherwise
+	// may not, so the seen position is looked up, not indexed.
+	i := slices.IndexFunc(served.Chain, func(l Link) bool { return l.Event.Sequence == seen.Sequence })
+	if i < 0 {
+		return &RollbackError{Workflow: served.Workflow, Seen: seen, Served: h}
+	}
+	if at := served.Chain[i]; at.ID != seen.ID {
 		return &RollbackError{Workflow: served.Workflow, Seen: seen, Served: Head{Sequence: seen.Sequence, ID: at.ID, State: at.Event.State}, Different: true}
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,10 +44,28 @@ func StartPlain(t testing.TB, root string) string {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", app)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}
+	// Connections that never sent a request (clients dial ahead) are
+	// closed at shutdown, as the ociwf server does: net/http would wait
+	// five seconds for each to speak.
+	var mu sync.Mutex
+	fresh := map[net.Conn]bool{}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, ConnState: func(c net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		if s == http.StateNew {
+			fresh[c] = true
+		} else {
+			delete(fresh, c)
+		}
+	}}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
+		mu.Lock()
+		for c := range fresh {
+			c.Close()
+		}
+		mu.Unlock()
 		if err := srv.Shutdown(context.Background()); err != nil {
 			t.Errorf("plain distribution: %v", err)
 		}

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -472,6 +473,7 @@ func (p *Policy) check(file string) error {
 			return fail(at+"/threshold", "threshold %d exceeds the %d signers listed", s.Threshold, len(s.Signers))
 		}
 		signers := map[string]bool{}
+		keys := map[string]string{} // signer name by key
 		for _, list := range []struct {
 			at      string
 			signers []Signer
@@ -487,6 +489,14 @@ func (p *Policy) check(file string) error {
 				}
 				if (sg.Key == "") == (sg.Keyless == nil) {
 					return fail(sat, "a signer has either a key or keyless, not both or neither")
+				}
+				// One key under two names would count twice towards
+				// the approvals a lifecycle role needs.
+				if k := sameKey(sg.Key); k != "" {
+					if other, ok := keys[k]; ok {
+						return fail(sat+"/key", "signers %q and %q have the same key: a key is one signer; name it once and list that name in every role it has", other, sg.Name)
+					}
+					keys[k] = sg.Name
 				}
 				if sg.Keyless != nil {
 					if err := checkKeyless(sg.Keyless, sat+"/keyless", fail); err != nil {
@@ -520,6 +530,15 @@ func (p *Policy) check(file string) error {
 	return nil
 }
 
+// sameKey is the form in which two key references name the same key
+// file: cleaned paths, KMS URIs as they are; "" for no key.
+func sameKey(key string) string {
+	if key == "" || strings.Contains(key, "://") {
+		return key
+	}
+	return filepath.Clean(key)
+}
+
 // checkRoles validates a scope's lifecycle roles against the signer names
 // it defines and fills the quorums' default threshold (1).
 func checkRoles(r *lifecycle.Roles, names map[string]bool, at string, fail func(path, format string, args ...any) error) error {
@@ -532,6 +551,11 @@ func checkRoles(r *lifecycle.Roles, names map[string]bool, at string, fail func(
 			if !names[n] {
 				return fail(fmt.Sprintf("%s/%s/%d", at, l.name, j), "no signer named %q in this trust policy's signers or lifecycle signers", n)
 			}
+			// A quorum of [bob, bob] could never be met by distinct
+			// signers; the schema says so for files, this for code.
+			if slices.Index(l.list, n) < j {
+				return fail(fmt.Sprintf("%s/%s/%d", at, l.name, j), "signer %q is listed twice", n)
+			}
 		}
 	}
 	for _, q := range []struct {
@@ -539,6 +563,8 @@ func checkRoles(r *lifecycle.Roles, names map[string]bool, at string, fail func(
 		q    *lifecycle.Quorum
 	}{{"approve", &r.Approve}, {"emergency", &r.Emergency}} {
 		switch {
+		case q.q.Threshold < 0:
+			return fail(at+"/"+q.name+"/threshold", "threshold %d: want at least 1", q.q.Threshold)
 		case len(q.q.Signers) == 0 && q.q.Threshold > 0:
 			return fail(at+"/"+q.name+"/threshold", "a threshold without signers")
 		case len(q.q.Signers) > 0 && q.q.Threshold == 0:
