@@ -62,7 +62,11 @@ func TestDeletedEvents(t *testing.T) {
 				if st, err := v.Lifecycle(ctx, ref); err != nil || st.State != lifecycle.Deprecated {
 					t.Fatalf("before: %v %+v", err, st)
 				}
-				if h, ok, _ := store.Load(ctx, subj.Digest.String()); !ok || h.Sequence != 3 || h.ID != ids[2] {
+				key, err := v.StateKey(ctx, ref)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if h, ok, _ := store.Load(ctx, key); !ok || h.Sequence != 3 || h.ID != ids[2] {
 					t.Fatalf("store %+v %v", h, ok)
 				}
 				e.drop(subj, ids[2])
@@ -81,7 +85,7 @@ func TestDeletedEvents(t *testing.T) {
 				_, rep, err := v.Verify(ctx, ref)
 				lifecycleFailure(t, err, rep, &rb)
 				// The store still holds the head it saw.
-				if h, _, _ := store.Load(ctx, subj.Digest.String()); h.Sequence != 3 {
+				if h, _, _ := store.Load(ctx, key); h.Sequence != 3 {
 					t.Fatalf("store rolled back to %+v", h)
 				}
 				// Nor can govern write on the rolled-back chain.

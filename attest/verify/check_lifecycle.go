@@ -195,7 +195,7 @@ func (v *Verifier) lifecycleStatus(ctx context.Context, scope *trust.Scope, subj
 		warnings = append(warnings, fmt.Sprintf("ignored %s %s by %s: %s", ig.Kind, ig.ID, strings.Join(ig.Signers, ", "), ig.Reason))
 	}
 	for _, p := range st.Pending {
-		warnings = append(warnings, fmt.Sprintf("emergency retirement %s by %s is pending: %d of %d emergency approvals", p.ID, strings.Join(p.Signers, ", "), len(p.Approvals), p.Needed))
+		warnings = append(warnings, fmt.Sprintf("emergency retirement %s by %s is pending: %d of %d emergency approvers (%s)", p.ID, strings.Join(p.Signers, ", "), len(p.Agree), p.Needed, strings.Join(p.Agree, ", ")))
 	}
 	if store := v.opts.StateStore; store != nil {
 		// Chains are kept per repository and per set of signers: the
@@ -383,4 +383,27 @@ func stateKey(signers []signer, subj accessory.Subject) (string, error) {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	return fmt.Sprintf("%s@%s#%.16s", subj.Repository, subj.Digest, digest.FromString(strings.Join(ids, "\x01")).Encoded()), nil
+}
+
+// StateKey returns the key under which a StateStore keeps the chain of
+// the version ref names as this verifier sees it (REPOSITORY@DIGEST#SIGNERS:
+// see stateKey), for tools that inspect or seed a store.
+func (v *Verifier) StateKey(ctx context.Context, ref string) (string, error) {
+	tgt, err := v.opener.Open(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	scope, err := v.policy.For(scopeName(tgt.Name))
+	if err != nil {
+		return "", err
+	}
+	subj, _, err := accessory.ResolveSubject(ctx, tgt.Storage, tgt.Ref)
+	if err != nil {
+		return "", err
+	}
+	signers, err := v.loadSigners(ctx, scope.Name, scope.LifecycleSigners())
+	if err != nil {
+		return "", err
+	}
+	return stateKey(signers, subj)
 }

@@ -66,7 +66,11 @@ func TestVersionsListsStatesAndBoundsTags(t *testing.T) {
 
 	// A rolled-back chain is listed as failed, the others still answer.
 	store := lifecycle.NewMemoryStore()
-	if err := store.Save(ctx, deprecated.Digest.String(), lifecycle.Head{Sequence: 3, ID: "sha256:" + strings.Repeat("e", 64), State: lifecycle.Archived}); err != nil {
+	key, err := f.verifier(t, pol, verify.Options{}).StateKey(ctx, deprecated.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Save(ctx, key, lifecycle.Head{Sequence: 3, ID: "sha256:" + strings.Repeat("e", 64), State: lifecycle.Archived}); err != nil {
 		t.Fatal(err)
 	}
 	list, err = f.verifier(t, pol, verify.Options{StateStore: store}).Versions(ctx, repo, verify.VersionsOptions{})

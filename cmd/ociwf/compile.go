@@ -10,6 +10,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
+	"ociwf.dev/attest/govern"
+	"ociwf.dev/attest/verify"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/dsl"
 	"ociwf.dev/ociwf/errdef"
@@ -79,27 +81,87 @@ type compileResult struct {
 	Stages       int               `json:"stages"`
 	Dependencies []plan.Dependency `json:"dependencies"`
 	Plan         *plan.Plan        `json:"plan,omitempty"`
+	Warnings     []string          `json:"warnings,omitempty"`
+}
+
+// usesFlags choose the trust policy the lifecycle states of uses:
+// dependencies are checked under.
+type usesFlags struct {
+	trust           trustFlags
+	allowDeprecated bool
+}
+
+func (u *usesFlags) register(cmd *cobra.Command) {
+	u.trust.registerTrust(cmd, "check the lifecycle state of every uses: dependency under a one-key policy trusting this public key (file or KMS URI)")
+	cmd.Flags().BoolVar(&u.allowDeprecated, "allow-deprecated", false, "accept deprecated uses: dependencies, with a warning")
+}
+
+// checkUses checks the lifecycle states of b's uses: dependencies when
+// the flags name a trust policy; it returns the warnings.
+func (a *app) checkUses(ctx context.Context, b *buildFlags, u *usesFlags, build *ociwf.Build) ([]string, error) {
+	t := &u.trust
+	if t.key == "" && t.policy == "" {
+		if u.allowDeprecated {
+			return nil, usagef("--allow-deprecated goes with --key or --policy, which check the uses: dependencies' lifecycle")
+		}
+		return nil, nil
+	}
+	if b.offline {
+		return nil, usagef("checking the uses: dependencies' lifecycle reads their registries: drop --offline, or --key and --policy")
+	}
+	pol, err := t.load("*", a.stderr)
+	if err != nil {
+		return nil, err
+	}
+	store, err := t.state.store()
+	if err != nil {
+		return nil, err
+	}
+	o, err := b.remote.opener(a.stdin)
+	if err != nil {
+		return nil, err
+	}
+	v, err := verify.New(pol, o, verify.Options{StateStore: store, Logger: a.logger()})
+	if err != nil {
+		return nil, err
+	}
+	return govern.CheckUses(ctx, v, build.Plan, govern.UsesOptions{AllowDeprecated: u.allowDeprecated})
 }
 
 func (a *app) compileCmd() *cobra.Command {
 	var b buildFlags
 	var out string
+	var uses usesFlags
 	cmd := &cobra.Command{
 		Use:   "compile FILE",
 		Short: "Compile a workflow into its digest-pinned execution plan",
 		Long: `Compile validates a workflow and writes its execution plan as canonical JSON.
 Image and uses references with tags are resolved to digests against their
-registries; with --offline every reference must already be pinned.`,
+registries; with --offline every reference must already be pinned.
+
+With --policy FILE or --key PUB, every uses: dependency's lifecycle state is
+checked under that trust policy (docs/lifecycle.md): a draft, review,
+approved, retired or archived workflow is refused (exit 4, naming it and its
+state), and a deprecated one too unless --allow-deprecated, which warns.`,
+		Example: `  ociwf compile --offline wf.yaml
+  ociwf compile --plain-http --key cosign.pub -o plan.json release-train.yaml`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			build, err := a.compile(cmd.Context(), argv[0], &b)
 			if err != nil {
 				return err
 			}
+			warnings, err := a.checkUses(cmd.Context(), &b, &uses, build)
+			for _, w := range warnings {
+				fmt.Fprintln(a.stderr, "WARNING: "+w)
+			}
+			if err != nil {
+				return err
+			}
 			res := compileResult{
 				File: argv[0], Output: out, Digest: digest.FromBytes(build.PlanJSON).String(),
 				Size: len(build.PlanJSON), Steps: len(build.Plan.Steps), Stages: len(build.Plan.Stages),
-				Dependencies: build.Plan.Dependencies,
+				Dependencies: build.Plan.Dependencies, Warnings: warnings,
 			}
 			if out != "" {
 				if err := writeFileAtomic(out, build.PlanJSON); err != nil {
@@ -121,6 +183,7 @@ registries; with --offline every reference must already be pinned.`,
 		},
 	}
 	cmd.Flags().StringVarP(&out, "plan-output", "o", "", "write the plan to this file instead of stdout")
+	uses.register(cmd)
 	b.register(cmd, false)
 	return cmd
 }

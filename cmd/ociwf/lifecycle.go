@@ -570,11 +570,5 @@ func printRound(w io.Writer, r *lifecycle.Round) {
 
 // emergencyCount says how far a pending emergency retirement got.
 func emergencyCount(p *lifecycle.Pending) string {
-	agree := slices.Clone(p.Signers)
-	for _, v := range p.Approvals {
-		agree = append(agree, v.Signers...)
-	}
-	slices.Sort(agree)
-	agree = slices.Compact(agree)
-	return fmt.Sprintf("%d of %d emergency approvers (%s)", len(agree), p.Needed, strings.Join(agree, ", "))
+	return fmt.Sprintf("%d of %d emergency approvers (%s)", len(p.Agree), p.Needed, strings.Join(p.Agree, ", "))
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,14 +11,10 @@ import (
 
 	"oras.land/oras-go/v2/registry/remote"
 
-	"ociwf.dev/attest/accessory"
-	"ociwf.dev/attest/govern"
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/ociwf/errdef"
-	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/lifecycle"
 	"ociwf.dev/policy/registrytest"
-	"ociwf.dev/policy/trust"
 )
 
 // TestMain points the lifecycle state directory at a temporary one, so
@@ -106,42 +101,12 @@ func (tm *team) push(t *testing.T, file, tag string) string {
 	return lines[len(lines)-1]
 }
 
-// publish signs ref with ci's key (ociwf sign) and records its
-// publication through the library.
-// publish by digest: replaced when publish gates on the lifecycle
-func (tm *team) publish(t *testing.T, ref string) error {
+// publish publishes the pushed version pinned under its tag with ci's
+// key and the team policy: ociwf publish REPOSITORY@DIGEST --tag TAG.
+func (tm *team) publish(t *testing.T, pinned, tag string) (string, int) {
 	t.Helper()
-	if _, stderr, code := cli(t, "sign", "--plain-http", "--key", tm.key("ci"), ref); code != 0 {
-		t.Fatalf("sign: %s", stderr)
-	}
-	ctx := context.Background()
-	o, err := target.New(target.Options{PlainHTTP: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, err := trust.Load(tm.policy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path, err := lifecycle.DefaultStatePath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := verify.New(pol, o, verify.Options{StateStore: lifecycle.NewFileStore(path)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := govern.New(v, accessory.NewRegistry(o, accessory.RegistryOptions{}), govern.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := accessory.LoadSigner(ctx, accessory.SignerOptions{Key: tm.key("ci"), Pass: func(bool) ([]byte, error) { return []byte("pw"), nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	_, err = rec.Transition(ctx, ref, s, lifecycle.Published, govern.EventOptions{Actor: "ci"})
-	return err
+	_, stderr, code := tm.as(t, "ci", "publish", pinned, "--tag", tag)
+	return stderr, code
 }
 
 // firstLine returns the first line of s.
@@ -208,15 +173,14 @@ func TestLifecycleEndToEnd(t *testing.T) {
 		}
 	}
 	// Publication needs the second approval.
-	var te *lifecycle.TransitionError
-	if err := tm.publish(t, tag); !errors.As(err, &te) || !strings.Contains(err.Error(), "publication needs 2 approvals") {
-		t.Fatalf("publish with 1 of 2 approvals: %v", err)
+	if stderr, code := tm.publish(t, ref, "1.4.0"); code != exitImmutable || !strings.Contains(stderr, "publication needs 2 approvals") {
+		t.Fatalf("publish with 1 of 2 approvals: exit %d %s", code, stderr)
 	}
 	if out, stderr, code := tm.as(t, "carol", "approve", ref, "--risk", "medium"); code != 0 || !strings.Contains(out, "state: approved (was review)") {
 		t.Fatalf("approve by carol: exit %d\n%s%s", code, out, stderr)
 	}
-	if err := tm.publish(t, tag); err != nil {
-		t.Fatalf("publish: %v", err)
+	if stderr, code := tm.publish(t, ref, "1.4.0"); code != 0 {
+		t.Fatalf("publish: exit %d %s", code, stderr)
 	}
 	tm.wantState(t, tag, lifecycle.Published)
 	if out, stderr, code := tm.read(t, "verify", tag); code != 0 {
@@ -326,8 +290,8 @@ func TestLifecycleEndToEnd(t *testing.T) {
 		}
 	}
 	nextTag := tm.repo + ":2.0.1"
-	if err := tm.publish(t, nextTag); err != nil {
-		t.Fatal(err)
+	if stderr, code := tm.publish(t, next, "2.0.1"); code != 0 {
+		t.Fatalf("publish: exit %d %s", code, stderr)
 	}
 	emergency := []string{"lifecycle", "retire", nextTag, "--emergency", "--reason", "credential leak", "--justification", "tokens printed to logs", "--impact", "every run since 2.0.1"}
 	if _, stderr, code := tm.as(t, "ops", emergency...); code != exitUsage || !strings.Contains(stderr, "--justification, --impact and --remediation") {

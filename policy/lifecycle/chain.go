@@ -123,7 +123,10 @@ type Pending struct {
 	Event     Event    `json:"event"`
 	Signers   []string `json:"signers"`
 	Approvals []Vote   `json:"approvals,omitempty"`
-	Needed    int      `json:"needed"`
+	// Agree are the emergency approvers who signed or approved it so
+	// far; it counts once they are Needed.
+	Agree  []string `json:"agree"`
+	Needed int      `json:"needed"`
 }
 
 // Ignored is a verified statement that does not count: signed by a
@@ -255,7 +258,7 @@ func Evaluate(in Input) (*Status, error) {
 			})
 			agree := union(by, voters(votes))
 			if len(agree) < q.Threshold {
-				st.Pending = append(st.Pending, Pending{ID: e.ID, Event: ev, Signers: e.Signers, Approvals: votes, Needed: q.Threshold})
+				st.Pending = append(st.Pending, Pending{ID: e.ID, Event: ev, Signers: e.Signers, Approvals: votes, Agree: agree, Needed: q.Threshold})
 				continue
 			}
 			counted = append(counted, e)
