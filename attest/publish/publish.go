@@ -486,6 +486,14 @@ func (c *ceremony) supersede(ctx context.Context, res *Result) error {
 	t := c.now()
 	r, err := rec.Transition(ctx, lc.Supersedes, s, lifecycle.Deprecated, govern.EventOptions{
 		Actor: lc.Actor, Reason: "superseded by " + res.Reference, Replacement: res.Reference})
+	var te *lifecycle.TransitionError
+	if errors.As(err, &te) && (te.From == lifecycle.Retired || te.From == lifecycle.Archived) {
+		// Past deprecation already: nothing to record.
+		w := fmt.Sprintf("%s is %s already; not deprecated", lc.Supersedes, te.From)
+		c.log.Warn(w)
+		res.Warnings = append(res.Warnings, w)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("published %s, but deprecating %s failed (rerun the command to finish): %w", res.Reference, lc.Supersedes, err)
 	}

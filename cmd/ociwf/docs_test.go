@@ -150,6 +150,9 @@ func TestDocsLifecycleExamples(t *testing.T) {
 	if err := os.WriteFile("workflow-1.5.yaml", []byte(next), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile("workflow-1.5.1.yaml", []byte(strings.Replace(string(src), "version: 1.4.0", "version: 1.5.1", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	vars := map[string]string{"REG": registrytest.New(t)}
 	for _, ex := range page.commands {
 		args, err := splitWords(ex.cmd, vars)
