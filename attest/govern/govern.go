@@ -545,6 +545,12 @@ func CheckUses(ctx context.Context, v *verify.Verifier, p *plan.Plan, opts UsesO
 		}
 		reason, replacement := st.Reason()
 		se := &lifecycle.StateError{Reference: d.Pinned, State: st.State, Reason: reason, Replacement: replacement, Emergency: st.Emergency}
+		if st.State.Executable() && len(st.Signers) == 0 {
+			// A chain says published, but no trusted signer signed the
+			// workflow: verify would refuse it, so nothing may use it.
+			se.Restriction, se.Reason = "cannot_be_referenced", "no signature by a trusted workflow signer"
+			return warnings, fmt.Errorf("uses %s: %w", d.Ref, se)
+		}
 		switch st.State {
 		case lifecycle.Published:
 			continue
