@@ -124,11 +124,7 @@ func (r *Recorder) Transition(ctx context.Context, ref string, s *accessory.Sign
 	if err != nil || ev == nil {
 		return res, err
 	}
-	raw, err := ev.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	id, err := ev.ID()
+	raw, id, err := ev.Encode()
 	if err != nil {
 		return nil, err
 	}
@@ -353,11 +349,7 @@ func (r *Recorder) Decide(ctx context.Context, ref string, s *accessory.Signer, 
 	}
 	a := lifecycle.Approval{Workflow: st.Digest, Request: request, Decision: d, Time: r.now().UTC().Truncate(time.Second),
 		Actor: opts.Actor, Comment: opts.Comment, Checklist: opts.Checklist, Risk: opts.Risk}
-	raw, err := a.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	id, err := a.ID()
+	raw, id, err := a.Encode()
 	if err != nil {
 		return nil, err
 	}

@@ -452,11 +452,7 @@ func (c *ceremony) gate(ctx context.Context, lc *Lifecycle, pinned string, s *ac
 	if err != nil || ev == nil {
 		return nil, err
 	}
-	raw, err := ev.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	id, err := ev.ID()
+	raw, id, err := ev.Encode()
 	if err != nil {
 		return nil, err
 	}

@@ -129,6 +129,10 @@ type Risk struct {
 // EventSchema.
 func (e Event) Marshal() ([]byte, error) { return marshal(e, eventSchema) }
 
+// Encode returns the predicate JSON of e, checked against EventSchema,
+// and its ID: what a writer signs and links the next event to.
+func (e Event) Encode() (raw []byte, id string, err error) { return encode(e, eventSchema) }
+
 // ID returns the event's ID: "sha256:" and the hex SHA-256 of its
 // canonical JSON (RFC 8785).
 func (e Event) ID() (string, error) { return id(e) }
@@ -136,6 +140,10 @@ func (e Event) ID() (string, error) { return id(e) }
 // Marshal returns the predicate JSON of a after checking it against
 // ApprovalSchema.
 func (a Approval) Marshal() ([]byte, error) { return marshal(a, approvalSchema) }
+
+// Encode returns the predicate JSON of a, checked against
+// ApprovalSchema, and its ID.
+func (a Approval) Encode() (raw []byte, id string, err error) { return encode(a, approvalSchema) }
 
 // ID returns the approval's ID, made as Event.ID.
 func (a Approval) ID() (string, error) { return id(a) }
@@ -200,6 +208,18 @@ func marshal(v any, schema func() (*jsonschema.Schema, error)) ([]byte, error) {
 		return nil, err
 	}
 	return raw, nil
+}
+
+func encode(v any, schema func() (*jsonschema.Schema, error)) ([]byte, string, error) {
+	raw, err := marshal(v, schema)
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := idOf(raw)
+	if err != nil {
+		return nil, "", err
+	}
+	return raw, id, nil
 }
 
 func id(v any) (string, error) {
