@@ -28,17 +28,15 @@ lifecycle_checks() {
     _ "$work/ociwf.pub" "$event_type" "$pinned" "${off[@]}"
   check "L1 ociwf verify warns: deprecated" contains "deprecated" "$ociwf" verify --plain-http --key "$work/ociwf.pub" "$pinned"
 
-  if "$ociwf" sign --help 2>&1 | grep -qF -- --signature-format; then
-    b=$("$ociwf" publish --plain-http --offline --key "$work/ociwf.key" --signature-format bundle \
-      --source-uri git+https://example.com/acme/workflows --source-revision 0123456789abcdef0123456789abcdef01234567 \
-      testdata/workflows/build-test-release.yaml "$reg/lifecycle/bundle:1.4.0" | tail -n1)
-    check "L2 ociwf lifecycle deprecate --signature-format bundle" \
-      "$ociwf" lifecycle deprecate --plain-http --key "$work/ociwf.key" --signature-format bundle --reason "use 1.5.0" "$b"
-    check "L2 cosign3 verify-attestation --type $event_type (bundles)" \
-      contains '"state":"deprecated"' \
-      bash -c 'cosign3 verify-attestation --key "$1" "${@:4}" --type "$2" "$3" | { sed -E "s/.*\"payload\":\"([^\"]*)\".*/\1/" | while read -r p; do printf "%s" "$p" | base64 -d; echo; done; }' \
-      _ "$work/ociwf.pub" "$event_type" "$b" "${off[@]}"
-  fi
+  b=$("$ociwf" publish --plain-http --offline --key "$work/ociwf.key" --signature-format bundle \
+    --source-uri git+https://example.com/acme/workflows --source-revision 0123456789abcdef0123456789abcdef01234567 \
+    testdata/workflows/build-test-release.yaml "$reg/lifecycle/bundle:1.4.0" | tail -n1)
+  check "L2 ociwf lifecycle deprecate --signature-format bundle" \
+    "$ociwf" lifecycle deprecate --plain-http --key "$work/ociwf.key" --signature-format bundle --reason "use 1.5.0" "$b"
+  check "L2 cosign3 verify-attestation --type $event_type (bundles)" \
+    contains '"state":"deprecated"' \
+    bash -c 'cosign3 verify-attestation --key "$1" "${@:4}" --type "$2" "$3" | { sed -E "s/.*\"payload\":\"([^\"]*)\".*/\1/" | while read -r p; do printf "%s" "$p" | base64 -d; echo; done; }' \
+    _ "$work/ociwf.pub" "$event_type" "$b" "${off[@]}"
 
   check "L3 ociwf lifecycle retire" \
     "$ociwf" lifecycle retire --plain-http --key "$work/ociwf.key" --reason "CVE-2026-1234" "$pinned"
