@@ -297,17 +297,34 @@ func (r *Recorder) Decide(ctx context.Context, ref string, s *accessory.Signer, 
 			}
 			return nil, &lifecycle.TransitionError{Workflow: res.Reference, From: st.State, To: to, Allowed: lifecycle.Next(st.State), Rule: rule}
 		case 1:
-			request, votes = pending[0].ID, pending[0].Approvals
+			request, votes, excluded = pending[0].ID, pending[0].Approvals, pending[0].Signers
 		default:
 			if opts.Request == "" {
 				return nil, fmt.Errorf("%d emergency retirements are pending: name one by its ID: %w", len(pending), errdef.ErrInvalid)
 			}
 			for _, p := range pending {
 				if p.ID == opts.Request {
-					request, votes = p.ID, p.Approvals
+					request, votes, excluded = p.ID, p.Approvals, p.Signers
 				}
 			}
 		}
+		if own := intersect(names, excluded); d == lifecycle.Approve && len(own) > 0 {
+			// The retirement's signature is its signer's approval: another
+			// one would be written and change nothing.
+			var p *lifecycle.Pending
+			for i := range st.Pending {
+				if st.Pending[i].ID == request {
+					p = &st.Pending[i]
+				}
+			}
+			more := ""
+			if p != nil {
+				more = fmt.Sprintf(" (%d of %d so far); another of %s must approve it", len(p.Agree), p.Needed, strings.Join(without(allowed, p.Agree), ", "))
+			}
+			return nil, &lifecycle.TransitionError{Workflow: res.Reference, From: st.State, To: to, Allowed: lifecycle.Next(st.State),
+				Rule: fmt.Sprintf("trust policy %q: %s recorded the emergency retirement %s, which counts as their approval already%s", scope.Name, strings.Join(own, ", "), request, more)}
+		}
+		excluded = nil
 	} else {
 		if st.Round == nil || st.State == lifecycle.Draft {
 			if st.Round != nil && d == lifecycle.Reject && (opts.Request == "" || opts.Request == st.Round.Request) {

@@ -459,6 +459,14 @@ func TestEmergencyRetirement(t *testing.T) {
 	if err != nil || second.Existing || second.ID == first.ID || second.Pending == nil || second.Pending.Event.Previous != second.Status.Last().ID {
 		t.Fatalf("a new emergency retirement: %v %+v", err, second)
 	}
+	// Its signer's signature on it is their approval already: approving
+	// it again would write a statement that changes nothing.
+	before, _ = e.stored(subj)
+	_, err = rec.Decide(ctx, ref, s["sec1"], lifecycle.Approve, govern.ApprovalOptions{Emergency: true})
+	refused(t, "the emergency retirement's signer approving it", err, "sec1 recorded the emergency retirement")
+	if after, _ := e.stored(subj); after != before {
+		t.Fatalf("a refused approval wrote %d statements", after-before)
+	}
 	done := must(t, "approve it", lifecycle.Retired)(rec.Decide(ctx, ref, s["sec2"], lifecycle.Approve, govern.ApprovalOptions{Emergency: true}))
 	if !done.Status.Emergency || done.Status.Last().ID != second.ID {
 		t.Fatalf("retired: %+v", done.Status)

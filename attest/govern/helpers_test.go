@@ -381,3 +381,53 @@ func changed(t *testing.T) *ociwf.Build {
 	}
 	return b
 }
+
+// copyToAttTag copies the layer holding fact id from the .att manifest of
+// from to the .att manifest of to, signature and all, as anyone with push
+// access to to's repository can: a replay of a signed statement stored
+// for another repository.
+func (e *env) copyToAttTag(from, to accessory.Subject, id string) {
+	e.t.Helper()
+	ctx := context.Background()
+	src, dst := e.repository(from), e.repository(to)
+	tag := func(s accessory.Subject) string {
+		return s.Digest.Algorithm().String() + "-" + s.Digest.Encoded() + ".att"
+	}
+	_, raw, err := oras.FetchBytes(ctx, src, tag(from), oras.DefaultFetchBytesOptions)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var sm ocispec.Manifest
+	if err := json.Unmarshal(raw, &sm); err != nil {
+		e.t.Fatal(err)
+	}
+	var layer *ocispec.Descriptor
+	for i, got := range layerIDs(e.t, ctx, src, sm) {
+		if got == id {
+			layer = &sm.Layers[i]
+		}
+	}
+	if layer == nil {
+		e.t.Fatalf("%s is not in %s of %s", id, tag(from), from.Repository)
+	}
+	blob, err := content.FetchAll(ctx, src, *layer)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := dst.Blobs().Push(ctx, *layer, bytes.NewReader(blob)); err != nil {
+		e.t.Fatal(err)
+	}
+	desc, raw, err := oras.FetchBytes(ctx, dst, tag(to), oras.DefaultFetchBytesOptions)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var dm ocispec.Manifest
+	if err := json.Unmarshal(raw, &dm); err != nil {
+		e.t.Fatal(err)
+	}
+	dm.Layers = append(dm.Layers, *layer)
+	raw, _ = json.Marshal(dm)
+	if _, err := oras.TagBytes(ctx, dst, desc.MediaType, raw, tag(to)); err != nil {
+		e.t.Fatal(err)
+	}
+}

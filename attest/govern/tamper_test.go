@@ -182,3 +182,72 @@ func TestOutsiderRetirement(t *testing.T) {
 		})
 	}
 }
+
+// Events and approvals name only the digest in their predicate, but
+// their statement's subject names the repository they were recorded
+// for. The same content in two repositories has two chains: an event of
+// one copied onto the other by someone with push access but no key (on
+// the append-only registry extension, for good) is ignored and reported,
+// as a signature replayed across repositories is, instead of forking or
+// breaking the other chain.
+func TestReplayedAcrossRepositories(t *testing.T) {
+	ctx := context.Background()
+	e := extension(t, lifecycle.Roles{}, accessory.RegistryOptions{})
+	x, y := e.host+"/wf/x:1.4.0", e.host+"/wf/y:1.4.0"
+	sx, ids := chain3(t, e, x)
+	sy := e.push(y, nil)
+	if sx.Digest != sy.Digest {
+		t.Fatalf("digests %s and %s, want one content in two repositories", sx.Digest, sy.Digest)
+	}
+	e.sign(sy)
+	own := e.attestEvent(sy, "alice", lifecycle.Event{Workflow: sy.Digest.String(), State: lifecycle.Published, Sequence: 1,
+		Time: time.Now().UTC().Truncate(time.Second).Add(time.Minute)})
+	v := e.verifier(verify.Options{})
+	if st, err := v.Lifecycle(ctx, y); err != nil || st.State != lifecycle.Published || len(st.Chain) != 1 || st.Chain[0].ID != own {
+		t.Fatalf("before: %v %+v", err, st)
+	}
+	// x's first link (a second first link in y: a fork) and its third
+	// (whose predecessor y lacks: a broken link).
+	e.copyToAttTag(sx, sy, ids[0])
+	e.copyToAttTag(sx, sy, ids[2])
+	for _, v := range []*verify.Verifier{v, e.verifier(verify.Options{StateStore: lifecycle.NewMemoryStore()})} {
+		st, err := v.Lifecycle(ctx, y)
+		if err != nil || st.State != lifecycle.Published || len(st.Chain) != 1 || st.Chain[0].ID != own {
+			t.Fatalf("after the replay: %v %+v", err, st)
+		}
+		n := 0
+		for _, w := range st.Warnings {
+			if strings.Contains(w, "names another repository") && strings.Contains(w, sx.Repository) {
+				n++
+			}
+		}
+		if n != 2 {
+			t.Fatalf("warnings %q, want two naming the replay from %s", st.Warnings, sx.Repository)
+		}
+		_, rep, err := v.Verify(ctx, y)
+		if err != nil || !rep.Verified || rep.Lifecycle.State != lifecycle.Published {
+			t.Fatalf("Verify after the replay: %v %+v", err, rep)
+		}
+	}
+	// A registry's pull rule asks under its own address, not the name the
+	// events were recorded under: they count, the replayed ones do not.
+	_, port, _ := strings.Cut(e.host, ":")
+	anyHost := *e.pol
+	anyHost.TrustPolicies = slices.Clone(e.pol.TrustPolicies)
+	anyHost.TrustPolicies[0].RegistryScopes = []string{"*"}
+	rv, err := verify.New(&anyHost, e.o, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ref, want := range map[string]lifecycle.State{"wf/x": lifecycle.Deprecated, "wf/y": lifecycle.Published} {
+		if got, err := rv.StateOf("localhost:"+port)(ctx, ref, sy.Digest); err != nil || got != want {
+			t.Fatalf("StateOf %s: %s %v, want %s", ref, got, err, want)
+		}
+	}
+	// x itself is untouched, and govern goes on writing y's own chain.
+	if st, err := v.Lifecycle(ctx, x); err != nil || st.State != lifecycle.Deprecated {
+		t.Fatalf("x: %v %+v", err, st)
+	}
+	rec := e.recorder(verify.Options{})
+	must(t, "deprecate y", lifecycle.Deprecated)(rec.Transition(ctx, y, keys.signer["alice"], lifecycle.Deprecated, govern.EventOptions{Reason: "y's own"}))
+}

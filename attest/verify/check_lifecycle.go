@@ -23,7 +23,7 @@ import (
 // checks it against the rollback state store and applies the scope's
 // rules for the state.
 func (r *run) lifecycle(ctx context.Context) error {
-	st, warnings, err := r.v.lifecycleStatus(ctx, r.scope, r.subj, r.found, true)
+	st, warnings, err := r.v.lifecycleStatus(ctx, r.scope, r.subj, r.found, true, false)
 	r.rep.Warnings = append(r.rep.Warnings, warnings...)
 	if st != nil {
 		r.rep.Lifecycle = st
@@ -83,8 +83,11 @@ func describeState(st *lifecycle.Status) string {
 // subj with the scope's lifecycle signers, evaluates them, and checks the
 // result against the rollback state store (recording it when it is
 // newer). signed says whether the version carries a valid workflow
-// signature. The warnings name every fact that did not count.
-func (v *Verifier) lifecycleStatus(ctx context.Context, scope *trust.Scope, subj accessory.Subject, found *accessory.Found, signed bool) (*lifecycle.Status, []string, error) {
+// signature. A statement counts only when its subject names subj's
+// repository as the scope's signed identity rule accepts it (as
+// signatures must), or, with anyHost, the same repository path on any
+// registry host. The warnings name every fact that did not count.
+func (v *Verifier) lifecycleStatus(ctx context.Context, scope *trust.Scope, subj accessory.Subject, found *accessory.Found, signed, anyHost bool) (*lifecycle.Status, []string, error) {
 	signers, err := v.loadSigners(ctx, scope.Name, scope.LifecycleSigners())
 	if err != nil {
 		return nil, nil, err
@@ -101,6 +104,15 @@ func (v *Verifier) lifecycleStatus(ctx context.Context, scope *trust.Scope, subj
 		}
 		if !accessory.Covers(st, subj.Digest) {
 			warnings = append(warnings, fmt.Sprintf("ignored %s %s by %s: about another artifact (%s)", kindOf(st.PredicateType), where, strings.Join(names, ", "), subjects(st)))
+			return
+		}
+		if named, ok := namesRepository(scope, st, subj, anyHost); !ok {
+			rule := string(scope.SignedIdentity.Type)
+			if rule == "" {
+				rule = string(trust.Exact)
+			}
+			warnings = append(warnings, fmt.Sprintf("ignored %s %s by %s: names another repository (%s, not %s: replayed across repositories; signedIdentity %s)",
+				kindOf(st.PredicateType), where, strings.Join(names, ", "), named, scope.SignedReference(subj.Repository), rule))
 			return
 		}
 		raw, err := json.Marshal(st.Predicate)
@@ -224,6 +236,44 @@ func (v *Verifier) lifecycleStatus(ctx context.Context, scope *trust.Scope, subj
 	return st, warnings, nil
 }
 
+// namesRepository reports whether a subject of st with subj's digest
+// names subj's repository as the scope's signed identity rule accepts it
+// (any name under digestOnly), or, with anyHost, the same repository
+// path on another registry host. Otherwise it returns the names found.
+// Events and approvals name only the digest in their predicate; the
+// statement's subject name (cosign's and ociwf's attestations name the
+// repository) is what keeps one repository's chain from being replayed
+// onto the same content stored in another.
+func namesRepository(scope *trust.Scope, st *in_toto.Statement, subj accessory.Subject, anyHost bool) (string, bool) {
+	if scope.SignedIdentity.Type == trust.DigestOnly {
+		return "", true
+	}
+	var seen []string
+	for _, s := range st.Subject {
+		if s.Digest[subj.Digest.Algorithm().String()] != subj.Digest.Encoded() {
+			continue
+		}
+		if scope.AcceptsIdentity(subj.Repository, s.Name) || (anyHost && repoPath(s.Name) != "" && repoPath(s.Name) == repoPath(subj.Repository)) {
+			return s.Name, true
+		}
+		name := s.Name
+		if name == "" {
+			name = "no repository"
+		}
+		seen = append(seen, name)
+	}
+	return strings.Join(seen, ", "), false
+}
+
+// repoPath is a repository name without its registry host.
+func repoPath(name string) string {
+	_, path, ok := strings.Cut(name, "/")
+	if !ok {
+		return ""
+	}
+	return path
+}
+
 // oneSigner refuses a signature that verifies for several of the scope's
 // signers: one key (or certificate identity) listed under two names, which
 // would count twice towards an approval quorum.
@@ -269,6 +319,12 @@ type LifecycleStatus struct {
 // chain is an error (a *lifecycle.ChainError or *lifecycle.RollbackError,
 // matching errdef.ErrVerification) returned with the status so far.
 func (v *Verifier) Lifecycle(ctx context.Context, ref string) (*LifecycleStatus, error) {
+	return v.lifecycleOf(ctx, ref, false)
+}
+
+// lifecycleOf is Lifecycle; anyHost counts statements naming the
+// repository's path on any registry host (see lifecycleStatus).
+func (v *Verifier) lifecycleOf(ctx context.Context, ref string, anyHost bool) (*LifecycleStatus, error) {
 	tgt, err := v.opener.Open(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -300,7 +356,7 @@ func (v *Verifier) Lifecycle(ctx context.Context, ref string) (*LifecycleStatus,
 		return out, signErr
 	}
 	out.Signers, out.SignedTags = r.rep.Signers, r.rep.SignedTags
-	st, warnings, err := v.lifecycleStatus(ctx, scope, subj, found, signErr == nil)
+	st, warnings, err := v.lifecycleStatus(ctx, scope, subj, found, signErr == nil, anyHost)
 	out.Status, out.Warnings = st, warnings
 	if err != nil {
 		return out, fmt.Errorf("status %s: %w", ref, err)
@@ -346,10 +402,13 @@ func (v *Verifier) SignerNamesFor(ctx context.Context, ref string, pub crypto.Pu
 // manifest digest dgst in repository repo (a name without a host) of the
 // registry at host, as a registry's pull rule asks for it
 // (registryext.LifecycleReads.State). A chain that does not verify is an
-// error: the rule then fails closed.
+// error: the rule then fails closed. The registry does not know the name
+// its clients reach it by, so events and approvals whose statement names
+// repo on any host count, besides those the signed identity rule accepts
+// (all Lifecycle counts); a replay from another repository is ignored.
 func (v *Verifier) StateOf(host string) func(ctx context.Context, repo string, dgst digest.Digest) (lifecycle.State, error) {
 	return func(ctx context.Context, repo string, dgst digest.Digest) (lifecycle.State, error) {
-		st, err := v.Lifecycle(ctx, host+"/"+repo+"@"+dgst.String())
+		st, err := v.lifecycleOf(ctx, host+"/"+repo+"@"+dgst.String(), true)
 		if err != nil {
 			return "", err
 		}
