@@ -200,7 +200,7 @@ func (r *Recorder) prepare(ctx context.Context, ref string, s *accessory.Signer,
 	}
 	roles := scope.Lifecycle.Roles
 	if !lifecycle.CanTransition(from, to) {
-		return nil, nil, refuse("the lifecycle state machine")
+		return nil, nil, refuse("the lifecycle state machine does not allow it")
 	}
 	if to == lifecycle.Published && roles.Approve.Threshold > 0 {
 		got := 0

@@ -232,7 +232,7 @@ func TestLifecycleEndToEnd(t *testing.T) {
 			t.Fatalf("status lacks %q:\n%s", want, status)
 		}
 	}
-	if _, stderr, code := tm.as(t, "ops", "lifecycle", "deprecate", tag, "--reason", "again"); code != exitImmutable || !strings.Contains(stderr, "retired -> deprecated refused by the lifecycle state machine; allowed from retired: archived") {
+	if _, stderr, code := tm.as(t, "ops", "lifecycle", "deprecate", tag, "--reason", "again"); code != exitImmutable || !strings.Contains(stderr, "retired -> deprecated refused: the lifecycle state machine does not allow it; allowed from retired: archived") {
 		t.Fatalf("deprecate retired: exit %d %s", code, stderr)
 	}
 
@@ -249,7 +249,7 @@ func TestLifecycleEndToEnd(t *testing.T) {
 		ExitCode int
 	}
 	if json.Unmarshal([]byte(out), &refused) != nil || code != exitImmutable || refused.ExitCode != exitImmutable ||
-		!strings.Contains(refused.Error, "archived -> deprecated refused by the lifecycle state machine; allowed from archived: none: the version is final") {
+		!strings.Contains(refused.Error, "archived -> deprecated refused: the lifecycle state machine does not allow it; allowed from archived: none: the version is final") {
 		t.Fatalf("deprecate archived: exit %d\n%s", code, out)
 	}
 	tm.wantState(t, tag, lifecycle.Archived)

@@ -489,7 +489,7 @@ func TestEvaluateEmergency(t *testing.T) {
 
 // Errors name what failed and match their sentinels.
 func TestErrors(t *testing.T) {
-	te := &lifecycle.TransitionError{Workflow: "r@" + wf, From: lifecycle.Archived, To: lifecycle.Deprecated, Rule: "the lifecycle state machine"}
+	te := &lifecycle.TransitionError{Workflow: "r@" + wf, From: lifecycle.Archived, To: lifecycle.Deprecated, Rule: "the lifecycle state machine does not allow it"}
 	if !errors.Is(te, errdef.ErrLifecycle) || !strings.Contains(te.Error(), "none: the version is final") {
 		t.Fatalf("%v", te)
 	}

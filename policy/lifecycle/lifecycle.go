@@ -152,8 +152,9 @@ type TransitionError struct {
 	From, To State
 	// Allowed are the states reachable from From.
 	Allowed []State
-	// Rule names what refused it: "state machine", or the trust policy
-	// rule (for example "approvals: 1 of 2").
+	// Rule says what refused it: "the lifecycle state machine does not
+	// allow it", a trust policy rule ("trust policy \"team\": publication
+	// needs 2 approvals ..."), or why no review or emergency is open.
 	Rule string
 }
 
@@ -166,7 +167,7 @@ func (e *TransitionError) Error() string {
 		}
 		allowed = strings.Join(s, ", ")
 	}
-	return fmt.Sprintf("%s: %s -> %s refused by %s; allowed from %s: %s", e.Workflow, e.From, e.To, e.Rule, e.From, allowed)
+	return fmt.Sprintf("%s: %s -> %s refused: %s; allowed from %s: %s", e.Workflow, e.From, e.To, e.Rule, e.From, allowed)
 }
 
 // Is makes a TransitionError match errdef.ErrLifecycle.
