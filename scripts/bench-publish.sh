@@ -18,6 +18,9 @@ source scripts/lib.sh
 trap 'stop_registry; rm -rf "$work"' EXIT
 go build -o "$work/ociwf" ./cmd/ociwf
 ociwf="$work/ociwf"
+# ociwf's lifecycle state file (rollback protection) lives in the work
+# directory, not in the user's state directory.
+export XDG_STATE_HOME="$work/state"
 export COSIGN_PASSWORD=bench COSIGN_YES=true
 start_registry "$ociwf" 127.0.0.1:0 "$work/registry" "$work/registry.log"
 "$ociwf" key generate --output-key-prefix "$work/k" >/dev/null

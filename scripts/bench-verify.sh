@@ -37,6 +37,9 @@ trap 'stop_registry; rm -rf "$work"' EXIT
 go build -o "$work/ociwf" ./cmd/ociwf
 go test -c -o "$work/verify.test" ./attest/verify
 ociwf="$work/ociwf"
+# ociwf's lifecycle state file (rollback protection) lives in the work
+# directory, not in the user's state directory.
+export XDG_STATE_HOME="$work/state"
 export COSIGN_PASSWORD=bench
 
 # The registry runs with -v so that it logs 4xx responses too (as debug

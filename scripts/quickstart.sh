@@ -15,6 +15,9 @@ work=.quickstart
 rm -rf "$work" && mkdir -p "$work"
 go build -o "$work/ociwf" ./cmd/ociwf
 ociwf="$work/ociwf"
+# ociwf's lifecycle state file (rollback protection) lives in the work
+# directory, not in the user's state directory.
+export XDG_STATE_HOME="$PWD/$work/state"
 
 source scripts/lib.sh
 trap stop_registry EXIT
