@@ -11,11 +11,13 @@ import (
 	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2"
 	oraserr "oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/plan"
+	"ociwf.dev/policy/lifecycle"
 	"ociwf.dev/policy/trust"
 )
 
@@ -173,6 +175,13 @@ func (r *run) manifest(ctx context.Context, store oras.ReadOnlyTarget, desc ocis
 	case errors.Is(err, errdef.ErrNotWorkflow):
 		return rep.fail(CheckManifest, "not an ociwf workflow manifest", "OCI image manifest with artifactType "+ociwf.ArtifactType+", config "+ociwf.ConfigMediaType+" and exactly the source, plan and SBOM layers", err.Error())
 	case err != nil:
+		if state, ok := refusedByLifecycle(err); ok {
+			// The registry's lifecycle pull rule refused the manifest.
+			se := &lifecycle.StateError{Reference: rep.Reference, State: state, Restriction: state.Restriction()}
+			f := rep.fail(CheckLifecycle, fmt.Sprintf("%v; the registry refuses pulls of it (its rule %s)", se, registryLifecyclePullRule), "a state the registry serves", string(state))
+			f.Cause = se
+			return f
+		}
 		return err
 	}
 	r.wf.Descriptor = desc
@@ -262,4 +271,28 @@ func (r *run) signedTag() error {
 	}
 	return r.rep.fail(CheckReference, "the tag was moved onto content signed for another version",
 		"signed tag "+r.subj.Tag, "signed tag(s) "+strings.Join(r.signedTags, ", "))
+}
+
+// registryLifecyclePullRule is the rule name the registry extension's
+// lifecycle pull rule puts in the detail of its DENIED errors
+// (registryext.LifecyclePullRule).
+const registryLifecyclePullRule = "lifecycle-pulls"
+
+// refusedByLifecycle reports whether a registry refused a request with a
+// DENIED error of its lifecycle pull rule, and the state it named.
+func refusedByLifecycle(err error) (lifecycle.State, bool) {
+	var resp *errcode.ErrorResponse
+	if !errors.As(err, &resp) {
+		return "", false
+	}
+	for _, e := range resp.Errors {
+		d, ok := e.Detail.(map[string]any)
+		if e.Code != errcode.ErrorCodeDenied || !ok || d["rule"] != registryLifecyclePullRule {
+			continue
+		}
+		if s, ok := d["state"].(string); ok && lifecycle.State(s).Valid() {
+			return lifecycle.State(s), true
+		}
+	}
+	return "", false
 }

@@ -198,8 +198,16 @@ func TestRegistryServeRefusesPullsOfRetiredVersions(t *testing.T) {
 	body := new(strings.Builder)
 	_, _ = bufio.NewReader(resp.Body).WriteTo(body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body.String(), "retired") {
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body.String(), "retired") || !strings.Contains(body.String(), `"rule":"lifecycle-pulls"`) || !strings.Contains(body.String(), `"state":"retired"`) {
 		t.Fatalf("GET of a retired version: %d %s", resp.StatusCode, body)
+	}
+	// verify and pull name the refusal as the lifecycle violation it is.
+	out := t.TempDir()
+	if _, stderr, code := cli(t, "pull", "--plain-http", "--key", keys+".pub", "-o", out, ref); code != exitImmutable || !strings.Contains(stderr, "is retired (cannot_be_used)") || !strings.Contains(stderr, "the registry refuses pulls") {
+		t.Fatalf("pull of the retired version from the restricting registry: exit %d: %s", code, stderr)
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Fatalf("pull wrote %v", entries)
 	}
 	if out, stderr, code := cli(t, "status", "--plain-http", "--key", keys+".pub", ref); code != 0 || !strings.HasPrefix(out, "state: retired\n") {
 		t.Fatalf("status: exit %d: %s %s", code, out, stderr)

@@ -167,7 +167,7 @@ func (x *lifecycleReads) check(ctx context.Context, r *repository, tag string, d
 	if !slices.Contains(x.states, state) {
 		return nil
 	}
-	d := Denial{Tag: tag, Digest: dgst, Rule: LifecyclePullRule}
+	d := Denial{Tag: tag, Digest: dgst, Rule: LifecyclePullRule, State: state}
 	if reader {
 		d.Repository = repo
 		d.Message = fmt.Sprintf("%s %s of %s read by compliance reader %s", state, dgst, repo, user)

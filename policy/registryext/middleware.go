@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"ociwf.dev/policy/immutability"
+	"ociwf.dev/policy/lifecycle"
 )
 
 // MiddlewareName is the name ociwf's repository middleware is registered
@@ -116,6 +117,26 @@ type Denial struct {
 	Digest     digest.Digest
 	Rule       string
 	Message    string
+	// State is the lifecycle state of a pull the lifecycle rule refused.
+	State lifecycle.State
+}
+
+// detail is the machine-readable detail of a denial's DENIED error:
+// the rule, what it protects and, for a refused pull, the lifecycle
+// state, so that clients can tell a lifecycle refusal from others.
+func (d Denial) detail() map[string]string {
+	out := map[string]string{"rule": d.Rule, "repository": d.Repository}
+	if d.Tag != "" {
+		out["tag"] = d.Tag
+	}
+	if d.Digest != "" {
+		out["digest"] = d.Digest.String()
+	}
+	if d.State != "" {
+		out["state"] = string(d.State)
+		out["restriction"] = d.State.Restriction()
+	}
+	return out
 }
 
 // deny records a denial for the request in ctx (wrapDistribution rewrites the
@@ -127,5 +148,5 @@ func (r *repository) deny(ctx context.Context, d Denial) error {
 	}
 	r.p.metrics.denied(d.Rule)
 	r.p.log.Warn("denied", "repository", d.Repository, "tag", d.Tag, "digest", d.Digest.String(), "rule", d.Rule, "reason", d.Message)
-	return errcode.ErrorCodeDenied.WithMessage(d.Message)
+	return errcode.ErrorCodeDenied.WithMessage(d.Message).WithDetail(d.detail())
 }

@@ -26,7 +26,7 @@ func (w *recorder) WriteHeader(code int) {
 		w.status = http.StatusForbidden
 		body, _ := json.Marshal(map[string]any{"errors": []map[string]any{{
 			"code": "DENIED", "message": d.Message,
-			"detail": map[string]string{"repository": d.Repository, "tag": d.Tag, "digest": d.Digest.String(), "rule": d.Rule},
+			"detail": d.detail(),
 		}}})
 		h := w.ResponseWriter.Header()
 		h.Set("Content-Type", "application/json")
