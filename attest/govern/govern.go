@@ -110,6 +110,9 @@ type Result struct {
 	State lifecycle.State `json:"state"`
 	// Pending is set when an emergency retirement still needs approvals.
 	Pending *lifecycle.Pending `json:"pending,omitempty"`
+	// Note says how an existing fact differs from what the call asked
+	// for (another reason, say): the recorded one stands.
+	Note string `json:"note,omitempty"`
 	// Status is the verified lifecycle after the call.
 	Status *verify.LifecycleStatus `json:"status"`
 }
@@ -181,6 +184,9 @@ func (r *Recorder) prepare(ctx context.Context, ref string, s *accessory.Signer,
 	if id, ok := recorded(st, to, opts); ok {
 		res.ID, res.Existing = id, true
 		res.Pending = pendingOf(st, id)
+		if l := st.Last(); l != nil && l.ID == id && (opts.Reason != l.Event.Reason || opts.Replacement != l.Event.Replacement) {
+			res.Note = fmt.Sprintf("the version is %s already, recorded with reason %q and replacement %q; the reason and replacement given now are not recorded (events are never rewritten)", to, l.Event.Reason, l.Event.Replacement)
+		}
 		return res, nil, nil
 	}
 	from := st.State

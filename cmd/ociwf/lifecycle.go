@@ -181,6 +181,9 @@ func (a *app) printRecorded(res *govern.Result, what string) {
 		}
 		if res.Existing {
 			fmt.Fprintf(w, "Already recorded: %s of %s (%s); nothing written\n", what, res.Reference, res.ID)
+			if res.Note != "" {
+				fmt.Fprintf(a.stderr, "NOTE: %s\n", res.Note)
+			}
 		} else {
 			fmt.Fprintf(w, "Recorded %s of %s (%s)\n", what, res.Reference, res.ID)
 		}

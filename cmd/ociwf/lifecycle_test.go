@@ -240,8 +240,13 @@ func TestLifecycleEndToEnd(t *testing.T) {
 	if out, stderr, code := tm.as(t, "ops", "lifecycle", "archive", tag, "--reason", "retention: 7 years"); code != 0 || !strings.Contains(out, "state: archived") {
 		t.Fatalf("archive: exit %d\n%s%s", code, out, stderr)
 	}
-	if out, _, code := tm.as(t, "ops", "lifecycle", "archive", tag, "--reason", "retention: 7 years"); code != 0 || !strings.Contains(out, "Already recorded: archival") {
-		t.Fatalf("archive again: exit %d\n%s", code, out)
+	if out, stderr, code := tm.as(t, "ops", "lifecycle", "archive", tag, "--reason", "retention: 7 years"); code != 0 || !strings.Contains(out, "Already recorded: archival") || strings.Contains(stderr, "NOTE:") {
+		t.Fatalf("archive again: exit %d\n%s%s", code, out, stderr)
+	}
+	// Another reason does not rewrite the event, and says so.
+	if out, stderr, code := tm.as(t, "ops", "lifecycle", "archive", tag, "--reason", "retention: 10 years"); code != 0 || !strings.Contains(out, "Already recorded: archival") ||
+		!strings.Contains(stderr, `NOTE: the version is archived already, recorded with reason "retention: 7 years"`) {
+		t.Fatalf("archive again with another reason: exit %d\n%s%s", code, out, stderr)
 	}
 	out, _, code = tm.as(t, "ops", "lifecycle", "deprecate", tag, "--reason", "again", "--output", "json")
 	var refused struct {
