@@ -309,7 +309,10 @@ type LifecycleStatus struct {
 	// SignedTags are the tags those signatures record.
 	SignedTags []string `json:"signedTags,omitempty"`
 	*lifecycle.Status
-	Warnings []string `json:"warnings,omitempty"`
+	// ChainVerified is false when the chain failed (a fork, a broken
+	// link, a rollback): State is then only what the registry serves.
+	ChainVerified bool     `json:"chainVerified"`
+	Warnings      []string `json:"warnings,omitempty"`
 }
 
 // Lifecycle verifies ref's signatures and lifecycle facts, without the
@@ -361,6 +364,7 @@ func (v *Verifier) lifecycleOf(ctx context.Context, ref string, anyHost bool) (*
 	if err != nil {
 		return out, fmt.Errorf("status %s: %w", ref, err)
 	}
+	out.ChainVerified = true
 	return out, nil
 }
 

@@ -537,11 +537,13 @@ func TestLifecycleRollbackAndOneKey(t *testing.T) {
 	}
 	out, _, code = cli(t, "status", "--plain-http", "--key", keys+".pub", tag, "--state-file", stateFile, "--output", "json")
 	var failed struct {
-		State    string
-		Error    string
-		ExitCode int
+		State         string
+		ChainVerified *bool
+		Error         string
+		ExitCode      int
 	}
-	if json.Unmarshal([]byte(out), &failed) != nil || code != exitVerification || failed.ExitCode != exitVerification || failed.State != "published" || !strings.Contains(failed.Error, "rollback") {
+	if json.Unmarshal([]byte(out), &failed) != nil || code != exitVerification || failed.ExitCode != exitVerification || failed.State != "published" ||
+		failed.ChainVerified == nil || *failed.ChainVerified || !strings.Contains(failed.Error, "rollback") {
 		t.Fatalf("status --output json after the rollback: exit %d\n%s", code, out)
 	}
 	// Without state, only the chain served counts.
