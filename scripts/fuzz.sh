@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs each fuzz target for FUZZTIME (default 2m): the DSL parser, the plan
-# decoder, the immutability rules parser, the audit log verifier and the
-# audit log writer (hostile fields through Append and Verify). New
+# decoder, the immutability rules parser, the audit log verifier, the
+# audit log writer (hostile fields through Append and Verify), and the
+# lifecycle event and approval decoders and chain evaluation. New
 # crashers land in the packages' testdata/fuzz folders.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,3 +12,6 @@ go test ./ociwf/plan -run '^$' -fuzz '^FuzzDecode$' -fuzztime "$t"
 go test ./policy/immutability -run '^$' -fuzz '^FuzzParse$' -fuzztime "$t"
 go test ./policy/audit -run '^$' -fuzz '^FuzzVerify$' -fuzztime "$t"
 go test ./policy/audit -run '^$' -fuzz '^FuzzAppend$' -fuzztime "$t"
+go test ./policy/lifecycle -run '^$' -fuzz '^FuzzDecodeEvent$' -fuzztime "$t"
+go test ./policy/lifecycle -run '^$' -fuzz '^FuzzDecodeApproval$' -fuzztime "$t"
+go test ./policy/lifecycle -run '^$' -fuzz '^FuzzEvaluate$' -fuzztime "$t"
