@@ -22,7 +22,7 @@ import (
 
 func (a *app) registryCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "registry", Short: "Run ociwf's own OCI registry"}
-	var addr, root, config, rulesFile, auditLog, metricsAddr string
+	var addr, root, config, rulesFile, auditLog, metricsAddr, alertWebhook string
 	serve := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the CNCF Distribution registry with ociwf's extensions",
@@ -41,7 +41,11 @@ immutable and cosign's signature and attestation tags are append-only;
 --rules FILE sets other rules (docs/registry.md). Refused requests get 403
 DENIED naming the tag, its digest and the rule. --audit-log appends every
 mutating request to a hash-chained log (check it with ociwf audit verify);
---metrics-addr serves Prometheus metrics on /metrics.
+--metrics-addr serves Prometheus metrics on /metrics. Every refused request
+raises an alert: a WARN log line "access denied" and
+ociwf_registry_alerts_total; --alert-webhook URL (or ociwf.alerts.webhook in
+--config) also POSTs it there as an Alertmanager v2 alert (OciwfAccessDenied),
+asynchronously and retried.
 
 It stops gracefully on SIGINT or SIGTERM. A health endpoint answers on ` + registryext.HealthPath + `.`,
 		Args: args(cobra.NoArgs),
@@ -53,6 +57,15 @@ It stops gracefully on SIGINT or SIGTERM. A health endpoint answers on ` + regis
 				return err
 			}
 			cfg.Addr, cfg.Logger, cfg.AuditLog, cfg.MetricsAddr = addr, log, auditLog, metricsAddr
+			if alertWebhook != "" {
+				// The flag names the URL; the file's other webhook settings stay.
+				hook := registryext.AlertWebhook{}
+				if cfg.Alerts.Webhook != nil {
+					hook = *cfg.Alerts.Webhook
+				}
+				hook.URL = alertWebhook
+				cfg.Alerts.Webhook = &hook
+			}
 			root = cfg.Root
 			self, err := lifecycleStates(&cfg)
 			if err != nil {
@@ -97,6 +110,7 @@ It stops gracefully on SIGINT or SIGTERM. A health endpoint answers on ` + regis
 	serve.Flags().StringVar(&rulesFile, "rules", "", "immutability rules file (default: semantic-version tags immutable)")
 	serve.Flags().StringVar(&auditLog, "audit-log", "", "append every mutating request to this hash-chained JSON Lines file")
 	serve.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address")
+	serve.Flags().StringVar(&alertWebhook, "alert-webhook", "", "POST an Alertmanager v2 alert for every refused request to this URL (overrides ociwf.alerts.webhook.url)")
 	cmd.AddCommand(serve, a.registryGCCmd())
 	return cmd
 }

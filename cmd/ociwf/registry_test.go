@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -211,5 +213,55 @@ func TestRegistryServeRefusesPullsOfRetiredVersions(t *testing.T) {
 	}
 	if out, stderr, code := cli(t, "status", "--plain-http", "--key", keys+".pub", ref); code != 0 || !strings.HasPrefix(out, "state: retired\n") {
 		t.Fatalf("status: exit %d: %s %s", code, out, stderr)
+	}
+}
+
+// --alert-webhook posts an Alertmanager alert for a refused request.
+func TestRegistryServeAlertWebhook(t *testing.T) {
+	got := make(chan []registryext.Alert, 10)
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var alerts []registryext.Alert
+		if err := json.NewDecoder(r.Body).Decode(&alerts); err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
+		got <- alerts
+	}))
+	defer rc.Close()
+	dir := t.TempDir()
+	addr := serve(t, "--root", filepath.Join(dir, "data"), "--alert-webhook", rc.URL)
+	repo, err := remote.NewRepository(addr + "/workflows/alerted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.PlainHTTP = true
+	ctx := context.Background()
+	var descs []ocispec.Descriptor
+	for _, layer := range []string{"a", "b"} {
+		l, err := oras.PushBytes(ctx, repo, "application/octet-stream", []byte(layer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, "application/vnd.example", oras.PackManifestOptions{Layers: []ocispec.Descriptor{l}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		descs = append(descs, m)
+	}
+	if err := repo.Tag(ctx, descs[0], "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := repo.Tag(ctx, descs[1], "1.0.0"); err == nil {
+		t.Fatal("an immutable tag moved")
+	}
+	select {
+	case alerts := <-got:
+		if len(alerts) != 1 || alerts[0].Labels["alertname"] != registryext.AlertName || alerts[0].Labels["repository"] != "workflows/alerted" || alerts[0].Labels["tag"] != "1.0.0" || alerts[0].Labels["rule"] != "semver" {
+			t.Fatalf("alerts %+v", alerts)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no alert posted")
+	}
+	if _, stderr, code := cli(t, "registry", "serve", "--addr", "127.0.0.1:0", "--root", dir, "--alert-webhook", "alertmanager:9093"); code != exitError || !strings.Contains(stderr, "alert webhook") {
+		t.Fatalf("bad webhook URL: exit %d %s", code, stderr)
 	}
 }

@@ -43,41 +43,12 @@ func (s *Server) record(r *http.Request, w *recorder, d *Denial) {
 	case w.status >= 400:
 		e.Outcome = audit.Failed
 	}
-	var named string // the digest the request names
-	switch rt.kind {
-	case "manifests":
-		switch r.Method {
-		case http.MethodDelete:
-			e.Operation = "manifest-delete"
-		case http.MethodGet, http.MethodHead:
-			e.Operation = "manifest-" + strings.ToLower(r.Method)
-		default:
-			e.Operation = "manifest-put"
-			e.PredicateTypes = w.st.predicateTypes()
-		}
-		if digest.Digest(rt.ref).Validate() == nil {
-			named = rt.ref
-		} else {
-			e.Tag = rt.ref
-			if r.Method == http.MethodDelete {
-				e.Operation = "tag-delete"
-			}
-		}
-	case "uploads":
-		e.Operation = "blob-upload"
-		if r.Method == http.MethodDelete {
-			e.Operation = "blob-upload-cancel" // removes no blob, whatever the query says
-			break
-		}
-		q := r.URL.Query()
-		if named = q.Get("digest"); named == "" {
-			named = q.Get("mount")
-		}
-	case "blobs":
-		e.Operation = "blob-delete"
-		named = rt.ref
-	default:
-		e.Operation = strings.ToLower(r.Method) + "-" + rt.kind
+	op, tag, named := operationOf(r, rt)
+	e.Operation, e.Tag = op, tag
+	switch {
+	case rt.kind == "manifests" && op == "manifest-put":
+		e.PredicateTypes = w.st.predicateTypes()
+	case rt.kind != "manifests" && rt.kind != "uploads" && rt.kind != "blobs":
 		e.Message = r.URL.Path
 	}
 	g := w.st.grantedRead()
@@ -105,6 +76,49 @@ func (s *Server) record(r *http.Request, w *recorder, d *Denial) {
 		return
 	}
 	s.metrics.audited.Inc()
+}
+
+// operationOf names what request r does on route rt, as the audit log and
+// alerts name it (manifest-put, manifest-get, manifest-head,
+// manifest-delete, tag-delete, blob-upload, blob-upload-cancel,
+// blob-delete, or METHOD-KIND), and returns the tag and the digest the
+// request names, if any.
+func operationOf(r *http.Request, rt route) (op, tag, named string) {
+	switch rt.kind {
+	case "manifests":
+		switch r.Method {
+		case http.MethodDelete:
+			op = "manifest-delete"
+		case http.MethodGet, http.MethodHead:
+			op = "manifest-" + strings.ToLower(r.Method)
+		default:
+			op = "manifest-put"
+		}
+		if digest.Digest(rt.ref).Validate() == nil {
+			named = rt.ref
+		} else {
+			tag = rt.ref
+			if r.Method == http.MethodDelete {
+				op = "tag-delete"
+			}
+		}
+	case "uploads":
+		op = "blob-upload"
+		if r.Method == http.MethodDelete {
+			op = "blob-upload-cancel" // removes no blob, whatever the query says
+			break
+		}
+		q := r.URL.Query()
+		if named = q.Get("digest"); named == "" {
+			named = q.Get("mount")
+		}
+	case "blobs":
+		op = "blob-delete"
+		named = rt.ref
+	default:
+		op = strings.ToLower(r.Method) + "-" + rt.kind
+	}
+	return op, tag, named
 }
 
 // actor is the user Distribution authenticated the request as, or the

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 	"go.yaml.in/yaml/v3"
@@ -20,6 +22,22 @@ const MaxConfigBytes = 4 << 20
 // fileSection is the ociwf section of a configuration file.
 type fileSection struct {
 	Lifecycle *lifecycleSection `yaml:"lifecycle"`
+	Alerts    *alertsSection    `yaml:"alerts"`
+}
+
+// alertsSection is ociwf.alerts: where alerts for refused requests go.
+type alertsSection struct {
+	Webhook *webhookSection `yaml:"webhook"`
+}
+
+// webhookSection is ociwf.alerts.webhook (AlertWebhook).
+type webhookSection struct {
+	URL       string              `yaml:"url"`
+	Timeout   time.Duration       `yaml:"timeout"`
+	Threshold int                 `yaml:"threshold"`
+	Backoff   time.Duration       `yaml:"backoff"`
+	Headers   map[string][]string `yaml:"headers"`
+	Queue     int                 `yaml:"queue"`
 }
 
 // lifecycleSection is ociwf.lifecycle: the lifecycle pull rule.
@@ -55,9 +73,17 @@ func LoadConfig(path string) (Config, error) {
 //	    restrictPulls: [retired, archived]  # the default
 //	    readers: [auditor]                  # user names auth authenticates
 //	    policy: trust-policy.yaml           # required
+//	  alerts:
+//	    webhook:                            # see AlertWebhook
+//	      url: http://alertmanager:9093/api/v2/alerts
+//	      timeout: 1s
+//	      threshold: 10
+//	      backoff: 1s
+//	      queue: 1024
+//	      headers: {Authorization: [Bearer …]}
 //
 // The Config returned has Distribution set and, for an ociwf.lifecycle
-// section, Lifecycle, with Policy resolved against the file's directory
+// section, Lifecycle (and for ociwf.alerts, Alerts), with Policy resolved against the file's directory
 // and State unset: the program serving it builds State from the trust
 // policy. Unknown keys in the ociwf section, unknown states and a missing
 // policy are errors matching errdef.ErrInvalid.
@@ -107,6 +133,14 @@ func ParseConfig(file string, src []byte) (Config, error) {
 			policy = filepath.Join(filepath.Dir(file), policy)
 		}
 		cfg.Lifecycle = &LifecycleReads{States: l.RestrictPulls, Readers: l.Readers, Policy: policy}
+	}
+	if a := sec.Alerts; a != nil && a.Webhook != nil {
+		w := a.Webhook
+		hook := AlertWebhook{URL: w.URL, Timeout: w.Timeout, Threshold: w.Threshold, Backoff: w.Backoff, Headers: http.Header(w.Headers), QueueSize: w.Queue}
+		if _, err := hook.validate(); err != nil {
+			return Config{}, fmt.Errorf("registry configuration %s: ociwf.alerts.webhook: %w", file, err)
+		}
+		cfg.Alerts.Webhook = &hook
 	}
 	return cfg, nil
 }

@@ -140,13 +140,16 @@ func (d Denial) detail() map[string]string {
 }
 
 // deny records a denial for the request in ctx (wrapDistribution rewrites the
-// response and audits it) and returns Distribution's DENIED error.
+// response, audits it and raises its alert, once per request) and returns
+// Distribution's DENIED error. A denial outside a request is logged and
+// counted here.
 func (r *repository) deny(ctx context.Context, d Denial) error {
 	d.Repository = r.name()
 	if st := stateOf(ctx); st != nil {
 		st.setDenial(d)
+	} else {
+		r.p.metrics.denied(d.Rule, "unknown")
+		r.p.log.Warn("access denied", "alert", AlertName, "repository", d.Repository, "tag", d.Tag, "digest", d.Digest.String(), "rule", d.Rule, "reason", d.Message)
 	}
-	r.p.metrics.denied(d.Rule)
-	r.p.log.Warn("denied", "repository", d.Repository, "tag", d.Tag, "digest", d.Digest.String(), "rule", d.Rule, "reason", d.Message)
 	return errcode.ErrorCodeDenied.WithMessage(d.Message).WithDetail(d.detail())
 }

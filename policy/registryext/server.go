@@ -69,6 +69,10 @@ type Config struct {
 	// configuration file's ociwf.lifecycle section sets it (ParseConfig)
 	// without State, which the program must supply.
 	Lifecycle *LifecycleReads
+	// Alerts configures the alerts raised for refused requests, beyond
+	// the log line and the metric every one gets; a configuration file's
+	// ociwf.alerts section sets it (ParseConfig).
+	Alerts Alerts
 }
 
 // Server is a running registry.
@@ -87,6 +91,8 @@ type Server struct {
 	reads     *lifecycleReads       // nil: no lifecycle pull rule
 	access    auth.AccessController // nil: no auth configured
 	prefix    string                // Distribution's http.prefix
+	webhook   *webhook              // nil: no alert webhook
+	base      string                // the registry's URL, for alerts
 
 	metricsLn   net.Listener
 	metricsHTTP *http.Server
@@ -126,6 +132,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		if len(cfg.Lifecycle.Readers) > 0 && len(conf.Auth) == 0 {
 			log.Warn("lifecycle pull rule: readers are named but no auth is configured, so no pull is a reader's", "readers", cfg.Lifecycle.Readers)
+		}
+	}
+	var hook AlertWebhook
+	if cfg.Alerts.Webhook != nil {
+		if hook, err = cfg.Alerts.Webhook.validate(); err != nil {
+			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
 	m := newMetrics()
@@ -174,6 +186,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		_ = app.Shutdown()
 		closeLog(auditLog)
 		return nil, err
+	}
+	s.base = baseURL(conf.HTTP.Host, s.tls, s.ln)
+	if cfg.Alerts.Webhook != nil {
+		s.webhook = newWebhook(hook, log, m)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(HealthPath, func(w http.ResponseWriter, _ *http.Request) {
@@ -284,7 +300,8 @@ func (s *Server) track(c net.Conn, state http.ConnState) {
 // Shutdown stops accepting requests, waits for those in flight (until ctx
 // ends or the drain timeout, http.draintimeout or DefaultDrainTimeout,
 // passes, whichever is first; then it cuts them off) and releases the
-// storage. Connections that never sent a request (clients dial ahead) are
+// storage. Alerts queued for the webhook get up to its timeout to go out.
+// Connections that never sent a request (clients dial ahead) are
 // closed at once; net/http would otherwise wait five seconds for each to
 // speak.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -307,6 +324,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if aerr := s.app.Shutdown(); err == nil {
 		err = aerr
+	}
+	if s.webhook != nil {
+		s.webhook.close(ctx)
 	}
 	if s.audit != nil {
 		if lerr := s.audit.Close(); err == nil {

@@ -6,7 +6,8 @@ import (
 )
 
 // wrapDistribution wraps Distribution: it gives each request a state the middleware
-// reports denials through, counts requests and audits every mutating one.
+// reports denials through, counts requests, audits every mutating one and raises an alert for
+// each it refused.
 func (s *Server) wrapDistribution(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := &requestState{}
@@ -30,8 +31,12 @@ func (s *Server) wrapDistribution(next http.Handler) http.Handler {
 			rw.status = http.StatusOK
 		}
 		s.metrics.request(r.Method, rw.status)
-		if mutating(r.Method) || st.denied() != nil || st.grantedRead() != nil {
-			s.record(r, rw, st.denied())
+		d := st.denied()
+		if mutating(r.Method) || d != nil || st.grantedRead() != nil {
+			s.record(r, rw, d)
+		}
+		if d != nil {
+			s.alert(r, st, d)
 		}
 	})
 }
