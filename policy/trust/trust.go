@@ -249,6 +249,9 @@ func (l LifecycleRules) For(state lifecycle.State) Action {
 			return l.Retired
 		}
 		return Deny
+	case lifecycle.Quarantined:
+		// A failed integrity check: no policy allows it.
+		return Deny
 	}
 	return Deny
 }
