@@ -509,14 +509,14 @@ func TestErrors(t *testing.T) {
 // The state machine, as the immutability policy draws it.
 func TestStateMachine(t *testing.T) {
 	allowed := map[[2]lifecycle.State]bool{
-		{lifecycle.Draft, lifecycle.Review}:         true,
-		{lifecycle.Draft, lifecycle.Published}:      true,
-		{lifecycle.Review, lifecycle.Published}:     true,
-		{lifecycle.Approved, lifecycle.Published}:   true,
-		{lifecycle.Published, lifecycle.Deprecated}: true,
-		{lifecycle.Published, lifecycle.Retired}:    true,
-		{lifecycle.Deprecated, lifecycle.Retired}:   true,
-		{lifecycle.Retired, lifecycle.Archived}:     true,
+		{lifecycle.Draft, lifecycle.Review}:           true,
+		{lifecycle.Draft, lifecycle.Published}:        true,
+		{lifecycle.Review, lifecycle.Published}:       true,
+		{lifecycle.Approved, lifecycle.Published}:     true,
+		{lifecycle.Published, lifecycle.Deprecated}:   true,
+		{lifecycle.Published, lifecycle.Retired}:      true,
+		{lifecycle.Deprecated, lifecycle.Retired}:     true,
+		{lifecycle.Retired, lifecycle.Archived}:       true,
 		{lifecycle.Published, lifecycle.Quarantined}:  true,
 		{lifecycle.Deprecated, lifecycle.Quarantined}: true,
 		// A release: Evaluate also checks it returns to the state before.
