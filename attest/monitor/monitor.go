@@ -127,24 +127,46 @@ type Options struct {
 	Rand *rand.Rand
 }
 
-// Monitor checks versions of a set of repositories.
-type Monitor struct {
-	v     *verify.Verifier
-	repos []string
-	opts  Options
-	log   *slog.Logger
-	rmu   sync.Mutex
+// Target is a repository to monitor and the verifier for it (a policy
+// built for one repository, as trust.KeyPolicy is, verifies only that
+// one).
+type Target struct {
+	// Repository is registry/repository.
+	Repository string
+	Verifier   *verify.Verifier
+	// Quarantine, if set, records this repository's quarantines instead
+	// of Options.Quarantine.
+	Quarantine Quarantiner
 }
 
-// New returns a Monitor of repos (registry/repository each) verifying
-// through v. Give v a StateStore that outlives the Monitor (a
-// lifecycle.FileStore) so rollbacks are noticed across runs.
+// Monitor checks versions of a set of repositories.
+type Monitor struct {
+	targets []Target
+	opts    Options
+	log     *slog.Logger
+	rmu     sync.Mutex
+}
+
+// New returns a Monitor of repositories verifying through v. Give v a
+// StateStore that outlives the Monitor (a lifecycle.FileStore) so
+// rollbacks are noticed across runs.
 func New(v *verify.Verifier, repos []string, opts Options) (*Monitor, error) {
-	if v == nil {
-		return nil, fmt.Errorf("monitor: no verifier: %w", errdef.ErrInvalid)
+	targets := make([]Target, len(repos))
+	for i, r := range repos {
+		targets[i] = Target{Repository: r, Verifier: v}
 	}
-	if len(repos) == 0 {
+	return NewTargets(targets, opts)
+}
+
+// NewTargets returns a Monitor of targets, each with its own verifier.
+func NewTargets(targets []Target, opts Options) (*Monitor, error) {
+	if len(targets) == 0 {
 		return nil, fmt.Errorf("monitor: no repositories to monitor: %w", errdef.ErrInvalid)
+	}
+	for _, t := range targets {
+		if t.Verifier == nil || t.Repository == "" {
+			return nil, fmt.Errorf("monitor: a target without a repository or verifier: %w", errdef.ErrInvalid)
+		}
 	}
 	if opts.Sample < 0 || opts.Concurrency < 0 || opts.Jitter < 0 {
 		return nil, fmt.Errorf("monitor: sample, concurrency and jitter must not be negative: %w", errdef.ErrInvalid)
@@ -159,7 +181,14 @@ func New(v *verify.Verifier, repos []string, opts Options) (*Monitor, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Monitor{v: v, repos: repos, opts: opts, log: log}, nil
+	ts := make([]Target, len(targets))
+	for i, t := range targets {
+		if t.Quarantine == nil {
+			t.Quarantine = opts.Quarantine
+		}
+		ts[i] = t
+	}
+	return &Monitor{targets: ts, opts: opts, log: log}, nil
 }
 
 // Summary is the outcome of one pass.
@@ -193,10 +222,15 @@ func (s *Summary) Failures() []Result {
 // written to the results log (the pass still completes).
 func (m *Monitor) Pass(ctx context.Context) (*Summary, error) {
 	sum := &Summary{Started: time.Now().UTC(), Results: []Result{}}
-	type job struct{ repo, tag string }
+	type job struct {
+		t   *Target
+		tag string
+	}
 	var jobs []job
-	for _, repo := range m.repos {
-		list, err := m.v.Tags(ctx, repo, m.opts.MaxTags)
+	for i := range m.targets {
+		tg := &m.targets[i]
+		repo := tg.Repository
+		list, err := tg.Verifier.Tags(ctx, repo, m.opts.MaxTags)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -208,7 +242,7 @@ func (m *Monitor) Pass(ctx context.Context) (*Summary, error) {
 		}
 		sum.Versions += len(list.Tags)
 		for _, t := range m.sample(list.Tags) {
-			jobs = append(jobs, job{list.Repository, t})
+			jobs = append(jobs, job{tg, t})
 		}
 	}
 	results := make([]Result, len(jobs))
@@ -221,12 +255,12 @@ func (m *Monitor) Pass(ctx context.Context) (*Summary, error) {
 			if err := m.wait(gctx); err != nil {
 				return err
 			}
-			r := m.check(gctx, j.repo, j.tag)
+			r := m.check(gctx, j.t.Verifier, j.t.Repository, j.tag)
 			if gctx.Err() != nil {
 				return gctx.Err()
 			}
 			results[i] = r
-			if err := m.record(gctx, &results[i]); err != nil {
+			if err := m.record(gctx, j.t.Quarantine, &results[i]); err != nil {
 				logMu.Lock()
 				logErrs = append(logErrs, err)
 				logMu.Unlock()
@@ -307,12 +341,15 @@ func (m *Monitor) wait(ctx context.Context) error {
 }
 
 // check verifies repo:tag once.
-func (m *Monitor) check(ctx context.Context, repo, tag string) Result {
+func (m *Monitor) check(ctx context.Context, v *verify.Verifier, repo, tag string) Result {
 	start := time.Now()
 	r := Result{Time: start.UTC(), Repository: repo, Tag: tag, Outcome: OK}
-	_, rep, err := m.v.Verify(ctx, repo+":"+tag)
+	_, rep, err := v.Verify(ctx, repo+":"+tag)
 	r.Duration = time.Since(start)
 	if rep != nil {
+		if rep.Repository != "" {
+			r.Repository = rep.Repository
+		}
 		r.Digest = rep.Digest.String()
 		if rep.Lifecycle != nil {
 			r.State = rep.Lifecycle.State
@@ -338,13 +375,13 @@ func (m *Monitor) check(ctx context.Context, repo, tag string) Result {
 
 // record writes r to the results log, alerts on a failure and
 // quarantines the version; the error is the results log's.
-func (m *Monitor) record(ctx context.Context, r *Result) error {
+func (m *Monitor) record(ctx context.Context, q Quarantiner, r *Result) error {
 	if m.opts.Metrics != nil {
 		m.opts.Metrics.check(*r)
 	}
 	if r.Outcome == Failed {
-		if m.opts.Quarantine != nil && r.Digest != "" && !quarantined(r) {
-			if err := m.opts.Quarantine.Quarantine(ctx, r.Repository+"@"+r.Digest, "integrity monitor: "+r.Check+" check failed: "+r.Reason); err != nil {
+		if q != nil && r.Digest != "" && !quarantined(r) {
+			if err := q.Quarantine(ctx, r.Repository+"@"+r.Digest, "integrity monitor: "+r.Check+" check failed: "+r.Reason); err != nil {
 				r.QuarantineError = err.Error()
 				m.log.ErrorContext(ctx, "monitor: quarantine not recorded", "version", r.Version(), "reason", r.QuarantineError)
 			} else {
