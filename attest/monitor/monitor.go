@@ -388,8 +388,13 @@ func (m *Monitor) record(ctx context.Context, q Quarantiner, r *Result) error {
 				r.Quarantined = true
 			}
 		}
-		m.log.ErrorContext(ctx, "integrity check failed", "version", r.Version(), "tag", r.Tag, "check", r.Check, "reason", r.Reason,
-			"time", r.Time, "quarantined", r.Quarantined)
+		// One line whose time is the check's.
+		if h := m.log.Handler(); h.Enabled(ctx, slog.LevelError) {
+			rec := slog.NewRecord(r.Time, slog.LevelError, "integrity check failed", 0)
+			rec.AddAttrs(slog.String("version", r.Version()), slog.String("tag", r.Tag), slog.String("check", r.Check),
+				slog.String("reason", r.Reason), slog.Bool("quarantined", r.Quarantined))
+			_ = h.Handle(ctx, rec)
+		}
 		for _, a := range m.opts.Alerters {
 			if err := a.Alert(ctx, *r); err != nil {
 				m.log.ErrorContext(ctx, "monitor: alert not delivered", "version", r.Version(), "reason", err.Error())

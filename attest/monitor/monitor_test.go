@@ -178,7 +178,7 @@ func TestPassAltersBlob(t *testing.T) {
 			}
 		}
 	}
-	if line.Level != "ERROR" || line.Version != e.repo+"@"+bad.Digest.String() || line.Check != "blobs" || line.Reason == "" {
+	if line.Level != "ERROR" || !line.Time.Equal(fails[0].Time) || line.Version != e.repo+"@"+bad.Digest.String() || line.Check != "blobs" || line.Reason == "" {
 		t.Fatalf("alert line %+v in %s", line, logs.String())
 	}
 

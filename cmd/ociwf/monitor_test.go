@@ -1,16 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -150,5 +155,64 @@ func TestMonitorOnceAcceptance(t *testing.T) {
 	}
 	if _, _, code := cli(t, "monitor", "--key", "k.pub", "--sample", "2", "--all", repo); code != exitUsage {
 		t.Fatalf("--sample with --all: exit %d", code)
+	}
+}
+
+var okChecks = regexp.MustCompile(`(?m)^ociwf_monitor_checks_total\{outcome="ok"\} (\d+)$`)
+
+// The long-running mode passes every --interval, serves its metrics on
+// --metrics-addr, and exits 0 when its context ends (as on SIGTERM).
+func TestMonitorLongRunning(t *testing.T) {
+	keys := newKeys(t)
+	t.Setenv("XDG_STATE_HOME", filepath.Join(t.TempDir(), "state"))
+	host := registrytest.New(t)
+	repo := host + "/workflows/watched"
+	d := pushDraft(t, "build-test-release.yaml", repo)
+	if _, stderr, code := cli(t, "publish", "--plain-http", "--key", keys+".key", "--builder-id", "https://ci.example/b", repo+"@"+d.String(), "--tag", "1.4.0"); code != 0 {
+		t.Fatal(stderr)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb bytes.Buffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"monitor", "--plain-http", "--key", keys + ".pub", "--interval", "20ms", "--metrics-addr", addr, repo}, strings.NewReader(""), &out, &errb)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	var body string
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			if m := okChecks.FindStringSubmatch(body); m != nil && len(m[1]) > 0 && m[1] != "0" && m[1] != "1" && m[1] != "2" {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if m := okChecks.FindStringSubmatch(body); m == nil || m[1] == "0" || m[1] == "1" || m[1] == "2" {
+		t.Fatalf("fewer than 3 passes:\n%s", body)
+	}
+	for _, want := range []string{`ociwf_monitor_versions{state="published"} 1`, "ociwf_monitor_check_duration_seconds_count", "ociwf_monitor_seconds_since_last_full_pass"} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("metrics without %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "ociwf_monitor_seconds_since_last_full_pass -1") {
+		t.Fatalf("no full pass recorded:\n%s", body)
+	}
+	if !strings.Contains(out.String(), "pass: 1 of 1 versions checked, 1 passed, 0 failed, 0 errors") {
+		t.Fatalf("stdout %s", out.String())
 	}
 }
