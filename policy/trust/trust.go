@@ -549,6 +549,7 @@ func checkRoles(r *lifecycle.Roles, names map[string]bool, at string, fail func(
 		name string
 		list []string
 	}{{"submit", r.Submit}, {"publish", r.Publish}, {"deprecate", r.Deprecate}, {"retire", r.Retire}, {"archive", r.Archive},
+		{"quarantine", r.Quarantine}, {"release", r.Release},
 		{"approve/signers", r.Approve.Signers}, {"emergency/signers", r.Emergency.Signers}} {
 		for j, n := range l.list {
 			if !names[n] {
