@@ -60,8 +60,9 @@ checks.
 With --once, one pass runs and the command exits 0 when every version
 verified, 3 when any failed (each named with its failed check), 1 when one
 could not be checked. Otherwise passes repeat every --interval (moved by up
-to a tenth of it) until SIGINT or SIGTERM, and --metrics-addr serves
-Prometheus metrics on /metrics (docs/operations.md).`,
+to a tenth of it) until SIGINT or SIGTERM, which exits 0 (with --output json,
+after one document: the number of passes and the last pass's summary), and
+--metrics-addr serves Prometheus metrics on /metrics (docs/operations.md).`,
 		Example: `  ociwf monitor --plain-http --key cosign.pub --once --all 127.0.0.1:5000/workflows/build
   ociwf monitor --policy trust-policy.yaml --sample 20 --interval 1h --results-log monitor.jsonl \
       --webhook http://alertmanager:9093/api/v2/alerts --quarantine-key monitor.key \
@@ -167,13 +168,27 @@ func (a *app) monitor(ctx context.Context, f *monitorFlags, repos []string) erro
 		}
 		defer shutdown()
 	}
-	return m.Run(ctx, f.interval, func(s *monitor.Summary) {
+	passes := 0
+	var last *monitor.Summary
+	err = m.Run(ctx, f.interval, func(s *monitor.Summary) {
+		passes, last = passes+1, s
 		if a.output == "json" {
-			return // the JSON log lines say it
+			return // one document, at the end
 		}
 		fmt.Fprintf(a.stdout, "%s pass: %d of %d versions checked, %d passed, %d failed, %d errors in %s\n",
 			s.Started.Format(time.RFC3339), s.Checked, s.Versions, s.Passed, s.Failed, s.Errors, s.Duration.Round(time.Millisecond))
 	})
+	if err != nil {
+		return err
+	}
+	if a.output == "json" {
+		a.emitJSON(struct {
+			Passes   int              `json:"passes"`
+			Last     *monitor.Summary `json:"last"`
+			ExitCode int              `json:"exitCode"`
+		}{passes, last, 0})
+	}
+	return nil
 }
 
 // level is the monitor's log level: info, or debug with --verbose.

@@ -215,4 +215,19 @@ func TestMonitorLongRunning(t *testing.T) {
 	if !strings.Contains(out.String(), "pass: 1 of 1 versions checked, 1 passed, 0 failed, 0 errors") {
 		t.Fatalf("stdout %s", out.String())
 	}
+
+	// With --output json, one document when it ends.
+	ctx, cancel = context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	out.Reset()
+	if code := run(ctx, []string{"monitor", "--plain-http", "--key", keys + ".pub", "--interval", "50ms", "--output", "json", repo}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var doc struct {
+		Passes int
+		Last   struct{ Passed int }
+	}
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil || doc.Passes < 1 || doc.Last.Passed != 1 {
+		t.Fatalf("json: %v %s", err, out.String())
+	}
 }
