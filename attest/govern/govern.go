@@ -143,6 +143,48 @@ func (r *Recorder) Transition(ctx context.Context, ref string, s *accessory.Sign
 	})
 }
 
+// Quarantine records the version at ref quarantined, signed by s, with
+// reason: verify, pull and runtimes (verify.Fetch) refuse it until a
+// signer the policy allows to release it records a Release. Only a
+// published or deprecated version can be quarantined; one quarantined
+// already is left as it is (the Result says Existing).
+func (r *Recorder) Quarantine(ctx context.Context, ref string, s *accessory.Signer, reason string, opts EventOptions) (*Result, error) {
+	opts.Reason = reason
+	return r.Transition(ctx, ref, s, lifecycle.Quarantined, opts)
+}
+
+// Release records the quarantined version at ref back in the state it
+// was in before its quarantine, signed by s, who must hold the policy's
+// release role. A version that is not quarantined is refused with a
+// *lifecycle.TransitionError.
+func (r *Recorder) Release(ctx context.Context, ref string, s *accessory.Signer, opts EventOptions) (*Result, error) {
+	st, err := r.v.Lifecycle(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if st.State != lifecycle.Quarantined {
+		ref := st.Repository + "@" + st.Digest
+		return nil, &lifecycle.TransitionError{Workflow: ref, From: st.State, To: lifecycle.Published, Allowed: lifecycle.Next(st.State),
+			Rule: "only a quarantined version can be released"}
+	}
+	return r.Transition(ctx, ref, s, BeforeQuarantine(st.Status), opts)
+}
+
+// BeforeQuarantine returns the state a quarantined version was in before
+// its newest quarantine event (published, for a version published by its
+// signature alone); "" when st is not quarantined.
+func BeforeQuarantine(st *lifecycle.Status) lifecycle.State {
+	if st == nil || st.State != lifecycle.Quarantined {
+		return ""
+	}
+	for i := len(st.Chain) - 1; i > 0; i-- {
+		if st.Chain[i].Event.State == lifecycle.Quarantined {
+			return st.Chain[i-1].Event.State
+		}
+	}
+	return lifecycle.Published
+}
+
 // PublicationEvent refuses a publication of ref, signed by s, that its
 // lifecycle would not count — a transition the state machine does not
 // allow from its verified state, missing approvals, a signer the policy
@@ -163,12 +205,12 @@ func (r *Recorder) prepare(ctx context.Context, ref string, s *accessory.Signer,
 		return nil, nil, fmt.Errorf("govern: no signer: %w", errdef.ErrInvalid)
 	}
 	if lifecycle.RoleFor(to) == "" {
-		return nil, nil, fmt.Errorf("%s is not a state an event enters (review, published, deprecated, retired, archived): %w", to, errdef.ErrInvalid)
+		return nil, nil, fmt.Errorf("%s is not a state an event enters (review, published, deprecated, retired, archived, quarantined): %w", to, errdef.ErrInvalid)
 	}
 	if opts.Emergency != nil && to != lifecycle.Retired {
 		return nil, nil, fmt.Errorf("only a retirement can be an emergency: %w", errdef.ErrInvalid)
 	}
-	if (to == lifecycle.Deprecated || to == lifecycle.Retired || to == lifecycle.Archived) && strings.TrimSpace(opts.Reason) == "" {
+	if (to == lifecycle.Deprecated || to == lifecycle.Retired || to == lifecycle.Archived || to == lifecycle.Quarantined) && strings.TrimSpace(opts.Reason) == "" {
 		return nil, nil, fmt.Errorf("a %s event needs a reason (--reason): %w", to, errdef.ErrInvalid)
 	}
 	if opts.Replacement != "" {
@@ -208,7 +250,7 @@ func (r *Recorder) prepare(ctx context.Context, ref string, s *accessory.Signer,
 	if !lifecycle.CanTransition(from, to) {
 		return nil, nil, refuse("the lifecycle state machine does not allow it")
 	}
-	if to == lifecycle.Published && roles.Approve.Threshold > 0 {
+	if to == lifecycle.Published && from != lifecycle.Quarantined && roles.Approve.Threshold > 0 {
 		got := 0
 		if st.Round != nil {
 			got = len(st.Round.Approvers())
@@ -219,6 +261,12 @@ func (r *Recorder) prepare(ctx context.Context, ref string, s *accessory.Signer,
 		}
 	}
 	role, allowed := lifecycle.RoleFor(to), roles.Allowed(lifecycle.RoleFor(to), scope.SignerNames())
+	if from == lifecycle.Quarantined {
+		if before := BeforeQuarantine(st.Status); to != before {
+			return nil, nil, refuse(fmt.Sprintf("a quarantined version is released to the state it was in before the quarantine, %s (ociwf lifecycle release)", before))
+		}
+		role, allowed = lifecycle.RoleRelease, roles.Allowed(lifecycle.RoleRelease, scope.SignerNames())
+	}
 	if opts.Emergency != nil {
 		role, allowed = lifecycle.RoleEmergency, roles.Emergency.Signers
 		if roles.Emergency.Threshold == 0 {

@@ -72,42 +72,11 @@ var errEnough = errors.New("enough tags")
 // A version whose state cannot be computed is listed with its error; the
 // error returned is for a repository whose tags cannot be listed.
 func (v *Verifier) Versions(ctx context.Context, repo string, opts VersionsOptions) (*VersionList, error) {
-	tgt, err := v.opener.Open(ctx, repo)
+	name, tags, truncated, limit, err := v.tags(ctx, repo, opts.MaxTags, "list the versions of")
 	if err != nil {
 		return nil, err
 	}
-	if tgt.Reference != "" {
-		return nil, fmt.Errorf("list the versions of %s: name a repository, without a tag or digest: %w", repo, errdef.ErrInvalidReference)
-	}
-	if _, err := v.policy.For(scopeName(tgt.Name)); err != nil {
-		return nil, fmt.Errorf("list the versions of %s: %w", repo, err)
-	}
-	lister, ok := tgt.Storage.(registry.TagLister)
-	if !ok {
-		return nil, fmt.Errorf("list the versions of %s: the target cannot list tags: %w", repo, errdef.ErrInvalid)
-	}
-	limit := opts.MaxTags
-	if limit <= 0 {
-		limit = DefaultMaxVersions
-	}
-	list := &VersionList{Repository: tgt.Name, MaxTags: limit, Versions: []Version{}}
-	var tags []string
-	err = lister.Tags(ctx, "", func(page []string) error {
-		for _, t := range page {
-			if immutability.IsAccessoryTag(t) || strings.HasPrefix(strings.ToLower(t), "sha256-") {
-				continue
-			}
-			if len(tags) == limit {
-				list.Truncated = true
-				return errEnough
-			}
-			tags = append(tags, t)
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errEnough) {
-		return nil, fmt.Errorf("list tags of %s: %w", repo, err)
-	}
+	list := &VersionList{Repository: name, MaxTags: limit, Versions: []Version{}, Truncated: truncated}
 	n := opts.Concurrency
 	if n <= 0 {
 		n = 8
@@ -117,7 +86,7 @@ func (v *Verifier) Versions(ctx context.Context, repo string, opts VersionsOptio
 	g.SetLimit(n)
 	for i, tag := range tags {
 		g.Go(func() error {
-			list.Versions[i] = v.version(gctx, tgt.Name, tag)
+			list.Versions[i] = v.version(gctx, name, tag)
 			return gctx.Err()
 		})
 	}
@@ -167,4 +136,65 @@ func (v *Verifier) created(ctx context.Context, ref string) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// TagList is the outcome of Tags.
+type TagList struct {
+	// Repository is the repository's name (registry/repository).
+	Repository string   `json:"repository"`
+	Tags       []string `json:"tags"`
+	// Truncated is true when the repository has more version tags than
+	// the bound; only the first, in the registry's order, are listed.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// Tags lists the version tags of repo (registry/repository) as Versions
+// does, without reading their lifecycle: at most max of them (0 means
+// DefaultMaxVersions), leaving out accessory and sha256-* tags. A
+// repository the trust policy has no scope for is refused.
+func (v *Verifier) Tags(ctx context.Context, repo string, max int) (*TagList, error) {
+	name, tags, truncated, _, err := v.tags(ctx, repo, max, "list the version tags of")
+	if err != nil {
+		return nil, err
+	}
+	return &TagList{Repository: name, Tags: tags, Truncated: truncated}, nil
+}
+
+// tags lists repo's version tags; what names the operation in errors.
+func (v *Verifier) tags(ctx context.Context, repo string, limit int, what string) (name string, tags []string, truncated bool, bound int, err error) {
+	tgt, err := v.opener.Open(ctx, repo)
+	if err != nil {
+		return "", nil, false, 0, err
+	}
+	if tgt.Reference != "" {
+		return "", nil, false, 0, fmt.Errorf("%s %s: name a repository, without a tag or digest: %w", what, repo, errdef.ErrInvalidReference)
+	}
+	if _, err := v.policy.For(scopeName(tgt.Name)); err != nil {
+		return "", nil, false, 0, fmt.Errorf("%s %s: %w", what, repo, err)
+	}
+	lister, ok := tgt.Storage.(registry.TagLister)
+	if !ok {
+		return "", nil, false, 0, fmt.Errorf("%s %s: the target cannot list tags: %w", what, repo, errdef.ErrInvalid)
+	}
+	if limit <= 0 {
+		limit = DefaultMaxVersions
+	}
+	tags = []string{}
+	err = lister.Tags(ctx, "", func(page []string) error {
+		for _, t := range page {
+			if immutability.IsAccessoryTag(t) || strings.HasPrefix(strings.ToLower(t), "sha256-") {
+				continue
+			}
+			if len(tags) == limit {
+				truncated = true
+				return errEnough
+			}
+			tags = append(tags, t)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return "", nil, false, 0, fmt.Errorf("list tags of %s: %w", repo, err)
+	}
+	return tgt.Name, tags, truncated, limit, nil
 }

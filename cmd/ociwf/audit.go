@@ -22,7 +22,9 @@ the hash of the line before, and its own hash matches the line's bytes.
 Every broken link is listed by line number, and a broken log exits 3; after
 a break the check continues from that line, so one edited or removed line is
 one break. Denied requests among the intact entries are counted as policy
-violations.`,
+violations. The integrity monitor's results log (ociwf monitor --results-log)
+has the same construction; its check entries are counted, with the failed
+ones.`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			f, err := os.Open(argv[0])
@@ -41,7 +43,11 @@ violations.`,
 			}{argv[0], rep, rep.Denied}
 			a.emit(out, func(w io.Writer) {
 				if rep.Broken == nil {
-					fmt.Fprintf(w, "%s: %d entries, chain intact; %d policy violations (denied requests)\n", argv[0], rep.Entries, rep.Denied)
+					fmt.Fprintf(w, "%s: %d entries, chain intact; %d policy violations (denied requests)", argv[0], rep.Entries, rep.Denied)
+					if rep.Checks > 0 {
+						fmt.Fprintf(w, "; %d monitor checks, %d failed", rep.Checks, rep.CheckFailures)
+					}
+					fmt.Fprintln(w)
 					return
 				}
 				fmt.Fprintf(w, "%s: chain broken, %s; %d entries intact, %d policy violations among them\n", argv[0], breaks(rep), rep.Entries, rep.Denied)

@@ -419,12 +419,15 @@ Deciding again with the same key writes nothing and says so.`,
 func (a *app) lifecycleCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lifecycle",
-		Short: "Deprecate, retire or archive a workflow version",
+		Short: "Deprecate, retire, archive, quarantine or release a workflow version",
 		Long: `The lifecycle commands record a signed lifecycle event of the version REF
 names (docs/lifecycle.md): deprecate (published -> deprecated: runtimes
 warn, new references are refused), retire (published or deprecated ->
 retired: verify, pull and runtimes refuse it; status still reads it) and
-archive (retired -> archived). Each needs --reason; --replacement names the
+archive (retired -> archived), quarantine (published or deprecated ->
+quarantined: refused like a retired version; ociwf monitor --quarantine-key
+records it when an integrity check fails) and release (quarantined -> the
+state before). Each but release needs --reason; --replacement names the
 version to use instead, pinned by digest.
 
 A transition the state machine or the trust policy does not allow is
@@ -443,7 +446,46 @@ allowed transitions. Recording the same state again writes nothing.`,
 		a.eventCmd("archive", lifecycle.Archived, "archived",
 			"Archive a retired version: kept read-only for compliance",
 			`  ociwf lifecycle archive --plain-http 127.0.0.1:5000/team/build:1.4.0 --key ops.key --policy policy.yaml --reason "retention: 7 years"`),
+		a.eventCmd("quarantine", lifecycle.Quarantined, "quarantined",
+			"Quarantine a published or deprecated version: verify, pull and runtimes refuse it until it is released",
+			`  ociwf lifecycle quarantine --plain-http 127.0.0.1:5000/team/build:1.4.0 --key monitor.key --policy policy.yaml --reason "blobs check failed"`),
+		a.releaseCmd(),
 	)
+	return cmd
+}
+
+// releaseCmd is ociwf lifecycle release.
+func (a *app) releaseCmd() *cobra.Command {
+	var g governFlags
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "release REF --key KEY [--policy FILE] [--reason TEXT]",
+		Short: "Release a quarantined version back to the state it was in before",
+		Long: `Release records a signed lifecycle event returning the quarantined version REF
+names to the state it was in before its quarantine (published or
+deprecated). The trust policy (--policy) says who may (lifecycle.release;
+default the workflow signers); a key it does not allow, or a version that is
+not quarantined, is refused before anything is signed (exit 4). Check the
+version first: ociwf verify must pass but for its lifecycle state.`,
+		Example: `  ociwf lifecycle release --plain-http 127.0.0.1:5000/team/build:1.4.0 --key ops.key --policy policy.yaml --reason "blob restored from backup"`,
+		Args:    args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			ctx := cmd.Context()
+			rec, signer, done, err := a.recorder(ctx, &g, argv[0])
+			if err != nil {
+				return err
+			}
+			defer done()
+			res, err := rec.Release(ctx, argv[0], signer, govern.EventOptions{Actor: g.actor, Reason: reason})
+			if err != nil {
+				return err
+			}
+			a.printRecorded(res, "release")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&reason, "reason", "", "why the version is released")
+	g.register(cmd)
 	return cmd
 }
 
@@ -540,6 +582,8 @@ func eventNoun(s lifecycle.State) string {
 		return "retirement"
 	case lifecycle.Archived:
 		return "archival"
+	case lifecycle.Quarantined:
+		return "quarantine"
 	}
 	return string(s)
 }

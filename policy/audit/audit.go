@@ -5,6 +5,10 @@
 // value can make the writer and the verifier hash different bytes. Verify
 // walks a log and names every broken link; entries with outcome "denied"
 // are the policy violations.
+//
+// Two kinds of entry share the construction: the registry's requests
+// (Kind empty, as every entry before kinds existed) and the integrity
+// monitor's checks (Kind KindCheck), so one verifier reads both logs.
 package audit
 
 import (
@@ -35,10 +39,30 @@ const (
 	Failed = "failed"
 )
 
-// Entry is one mutating request.
+// Kinds of entry.
+const (
+	// KindRequest (empty, and so absent from the line) is a mutating
+	// request to the registry.
+	KindRequest = ""
+	// KindCheck is one re-verification of a version by the integrity
+	// monitor: Repository, Digest and Tag name the version, Operation is
+	// "verify", Outcome is OK or Failed (or Error, when the version could
+	// not be checked at all), Rule is the failed check and Message the
+	// reason.
+	KindCheck = "check"
+)
+
+// Error is the outcome of a check that could not run (an unreachable
+// registry): neither passed nor failed.
+const Error = "error"
+
+// Entry is one mutating request or, with Kind KindCheck, one check of the
+// integrity monitor.
 type Entry struct {
 	Seq  int64     `json:"seq"`
 	Time time.Time `json:"time"`
+	// Kind is KindRequest or KindCheck.
+	Kind string `json:"kind,omitempty"`
 	// Actor is the authenticated user, or the client's address.
 	Actor      string `json:"actor"`
 	Repository string `json:"repository,omitempty"`
@@ -73,7 +97,7 @@ const MaxLineBytes = 1 << 20
 
 // MaxFieldBytes bounds one string field of an entry, after invalid UTF-8
 // is escaped; Append cuts longer values. It also bounds PredicateTypes,
-// counting three bytes more for each element. All nine string fields and
+// counting three bytes more for each element. All ten string fields and
 // PredicateTypes at the limit, each byte escaped by JSON into six, stay
 // under MaxLineBytes.
 const MaxFieldBytes = 16 << 10
@@ -218,6 +242,9 @@ func (l *Log) Append(e Entry) error {
 		e.Time = time.Now()
 	}
 	e.Time = e.Time.UTC()
+	if e.Kind != KindRequest && e.Kind != KindCheck {
+		return fmt.Errorf("audit log: entry kind %q, want %q or none: %w", clean(e.Kind), KindCheck, errdef.ErrInvalid)
+	}
 	for _, s := range []*string{&e.Actor, &e.Repository, &e.Operation, &e.Digest, &e.Asked, &e.Tag, &e.Outcome, &e.Rule, &e.Message} {
 		*s = clean(*s)
 	}
@@ -268,6 +295,10 @@ type Report struct {
 	Entries int `json:"entries"`
 	// Denied counts denied requests among them: policy violations.
 	Denied int `json:"denied"`
+	// Checks counts the monitor's check entries among them, and
+	// CheckFailures those whose outcome is Failed.
+	Checks        int `json:"checks,omitempty"`
+	CheckFailures int `json:"check_failures,omitempty"`
 	// Seq and Last are the sequence number and hash of the last entry
 	// (0 and Genesis for an empty log): the next entry follows them.
 	Seq  int64  `json:"seq"`
@@ -298,6 +329,8 @@ type link struct {
 	hash    string // claimed
 	problem string // why the line itself is not sound, or ""
 	denied  bool
+	check   bool // a monitor check
+	failed  bool // a failed monitor check
 }
 
 // parse reads one line (without its newline): it decodes strictly, ends
@@ -315,7 +348,16 @@ func parse(raw []byte) link {
 		l.problem = fmt.Sprintf("not an audit entry: %v", err)
 		return l
 	}
-	l.decoded, l.seq, l.prev, l.hash, l.denied = true, e.Seq, e.Prev, e.Hash, e.Outcome == Denied
+	l.decoded, l.seq, l.prev, l.hash = true, e.Seq, e.Prev, e.Hash
+	switch e.Kind {
+	case KindRequest:
+		l.denied = e.Outcome == Denied
+	case KindCheck:
+		l.check, l.failed = true, e.Outcome == Failed
+	default:
+		l.problem = fmt.Sprintf("unknown entry kind %q", e.Kind)
+		return l
+	}
 	n := len(raw)
 	if n < 1+lineTail || string(raw[n-lineTail:n-lineTail+len(hashKey)]) != hashKey || string(raw[n-2:]) != `"}` ||
 		string(raw[n-2-hashValueLen:n-2]) != e.Hash || !validHash(e.Hash) {
@@ -430,6 +472,12 @@ func Verify(r io.Reader) (*Report, error) {
 			rep.Entries++
 			if l.denied {
 				rep.Denied++
+			}
+			if l.check {
+				rep.Checks++
+			}
+			if l.failed {
+				rep.CheckFailures++
 			}
 			c = c.after(l)
 		}

@@ -407,3 +407,46 @@ func TestPredicateTypes(t *testing.T) {
 	}
 	reopen(t, path)
 }
+
+// The monitor's check entries share the chain with requests: a log mixing
+// both (here appended to the golden v1 log) verifies, counts each kind,
+// and an edited kind breaks the chain; an unknown kind is refused.
+func TestCheckEntries(t *testing.T) {
+	old, err := os.ReadFile("testdata/v1.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "mixed.jsonl")
+	if err := os.WriteFile(path, old, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	l, err := audit.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []audit.Entry{
+		{Kind: audit.KindCheck, Actor: "monitor", Operation: "verify", Repository: "wf/a", Digest: "sha256:" + strings.Repeat("a", 64), Tag: "1.0.0", Outcome: audit.OK},
+		{Kind: audit.KindCheck, Actor: "monitor", Operation: "verify", Repository: "wf/a", Tag: "1.0.1", Outcome: audit.Failed, Rule: "blobs", Message: "layer digest mismatch"},
+	} {
+		if err := l.Append(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Append(audit.Entry{Kind: "other", Operation: "x"}); !errors.Is(err, errdef.ErrInvalid) {
+		t.Fatalf("unknown kind: %v", err)
+	}
+	l.Close()
+	b, _ := os.ReadFile(path)
+	if rep := verify(t, b); rep.Broken != nil || rep.Entries != 7 || rep.Denied != 1 || rep.Checks != 2 || rep.CheckFailures != 1 {
+		t.Fatalf("report %+v", rep)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if !strings.Contains(lines[6], `"kind":"check"`) {
+		t.Fatalf("check entry without its kind: %s", lines[6])
+	}
+	lines[6] = strings.Replace(lines[6], `"kind":"check"`, `"kind":"checx"`, 1)
+	rep := verify(t, []byte(strings.Join(lines, "\n")+"\n"))
+	if rep.Broken == nil || rep.Broken.Line != 7 {
+		t.Fatalf("edited kind: %+v", rep)
+	}
+}

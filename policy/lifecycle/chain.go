@@ -18,7 +18,9 @@ type Quorum struct {
 // Roles say which signers (by trust policy name) may record which
 // lifecycle facts. Empty lists mean the scope's workflow signers; a zero
 // Approve requires no approvals, and a zero Emergency offers no emergency
-// path.
+// path. Quarantine adds to the workflow signers (who may always
+// quarantine) rather than replacing them, so an integrity monitor's
+// lifecycle signer can be named alone.
 type Roles struct {
 	Submit    []string `json:"submit,omitempty"`
 	Approve   Quorum   `json:"approve,omitzero"`
@@ -27,6 +29,10 @@ type Roles struct {
 	Retire    []string `json:"retire,omitempty"`
 	Archive   []string `json:"archive,omitempty"`
 	Emergency Quorum   `json:"emergency,omitzero"`
+	// Quarantine and Release say who may quarantine a published or
+	// deprecated version and who may release it.
+	Quarantine []string `json:"quarantine,omitempty"`
+	Release    []string `json:"release,omitempty"`
 }
 
 // Allowed returns the signers allowed role, defaults given: publishers
@@ -48,6 +54,10 @@ func (r Roles) Allowed(role Role, defaults []string) []string {
 		l = r.Archive
 	case RoleEmergency:
 		return r.Emergency.Signers
+	case RoleQuarantine:
+		return union(defaults, r.Quarantine)
+	case RoleRelease:
+		l = r.Release
 	}
 	if len(l) == 0 {
 		return defaults
@@ -265,6 +275,10 @@ func Evaluate(in Input) (*Status, error) {
 			continue
 		}
 		allowed := in.Roles.Allowed(RoleFor(ev.State), in.Signers)
+		if ev.State == Published || ev.State == Deprecated {
+			// It may be a release; the chain decides below.
+			allowed = union(allowed, in.Roles.Allowed(RoleRelease, in.Signers))
+		}
 		if len(intersect(e.Signers, allowed)) == 0 {
 			ignore("event", e.ID, ev.State, e.Signers, "signed by %s, who may not record %s (allowed: %s)",
 				strings.Join(e.Signers, ", "), ev.State, orNone(allowed))
@@ -279,6 +293,8 @@ func Evaluate(in Input) (*Status, error) {
 		children[e.Value.Previous] = append(children[e.Value.Previous], e)
 	}
 	reached := map[string]bool{}
+	dropped := map[string]bool{} // counted, but not allowed where they stand
+	var beforeQuarantine State
 	state, prev := Draft, (*Signed[Event])(nil)
 	implicit := in.Signed && in.Roles.Approve.Threshold == 0
 	var round *Round
@@ -287,7 +303,10 @@ func Evaluate(in Input) (*Status, error) {
 		if prev != nil {
 			key = prev.ID
 		}
-		next := children[key]
+		next := in.roleAt(children[key], state, func(e Signed[Event], why string) {
+			dropped[e.ID] = true
+			ignore("event", e.ID, e.Value.State, e.Signers, "%s", why)
+		})
 		if len(next) == 0 {
 			break
 		}
@@ -324,7 +343,13 @@ func Evaluate(in Input) (*Status, error) {
 			return fail("transition", []string{e.ID}, "event %s moves %s to %s, which the state machine does not allow (from %s: %s)",
 				e.ID, from, ev.State, from, orNone(statesOf(Next(from))))
 		}
-		if ev.State == Published && in.Roles.Approve.Threshold > 0 {
+		if from == Quarantined && ev.State != beforeQuarantine {
+			return fail("transition", []string{e.ID}, "event %s releases a quarantined version to %s, but it was %s before the quarantine", e.ID, ev.State, beforeQuarantine)
+		}
+		if ev.State == Quarantined {
+			beforeQuarantine = from
+		}
+		if ev.State == Published && from != Quarantined && in.Roles.Approve.Threshold > 0 {
 			if round == nil {
 				return fail("unapproved", []string{e.ID}, "event %s publishes without a review, but the trust policy requires %d approvals", e.ID, in.Roles.Approve.Threshold)
 			}
@@ -361,7 +386,7 @@ func Evaluate(in Input) (*Status, error) {
 		prev = &next[0]
 	}
 	for _, e := range counted {
-		if !reached[e.ID] {
+		if !reached[e.ID] && !dropped[e.ID] {
 			what := "event " + e.Value.Previous
 			if e.Value.Previous == "" {
 				what = "the first link"
@@ -390,6 +415,34 @@ func Evaluate(in Input) (*Status, error) {
 	}
 	sort.SliceStable(st.Ignored, func(i, j int) bool { return st.Ignored[i].ID < st.Ignored[j].ID })
 	return st, nil
+}
+
+// roleAt keeps the events of next that their signers may record after
+// state from: a release (any event after a quarantine) needs the release
+// role, any other event the role of the state it enters (an event counted
+// only because its signer may release stands nowhere else). The others
+// are dropped.
+func (in Input) roleAt(next []Signed[Event], from State, drop func(Signed[Event], string)) []Signed[Event] {
+	var out []Signed[Event]
+	for _, e := range next {
+		var allowed []string
+		var what string
+		switch {
+		case e.Value.Emergency != nil:
+			out = append(out, e)
+			continue
+		case from == Quarantined:
+			allowed, what = in.Roles.Allowed(RoleRelease, in.Signers), "release a quarantined version"
+		default:
+			allowed, what = in.Roles.Allowed(RoleFor(e.Value.State), in.Signers), "record "+string(e.Value.State)
+		}
+		if len(intersect(e.Signers, allowed)) == 0 {
+			drop(e, fmt.Sprintf("signed by %s, who may not %s (allowed: %s)", strings.Join(e.Signers, ", "), what, orNone(allowed)))
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // roundState is the state a review round puts its version in.

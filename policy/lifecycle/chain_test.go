@@ -494,7 +494,7 @@ func TestErrors(t *testing.T) {
 		t.Fatalf("%v", te)
 	}
 	te.From, te.Allowed = lifecycle.Published, lifecycle.Next(lifecycle.Published)
-	if !strings.Contains(te.Error(), "allowed from published: deprecated, retired") {
+	if !strings.Contains(te.Error(), "allowed from published: deprecated, retired, quarantined") {
 		t.Fatalf("%v", te)
 	}
 	se := &lifecycle.StateError{Reference: "r", State: lifecycle.Deprecated, Restriction: "no_new_references", Reason: "old", Replacement: "r@" + other}
@@ -509,14 +509,19 @@ func TestErrors(t *testing.T) {
 // The state machine, as the immutability policy draws it.
 func TestStateMachine(t *testing.T) {
 	allowed := map[[2]lifecycle.State]bool{
-		{lifecycle.Draft, lifecycle.Review}:         true,
-		{lifecycle.Draft, lifecycle.Published}:      true,
-		{lifecycle.Review, lifecycle.Published}:     true,
-		{lifecycle.Approved, lifecycle.Published}:   true,
-		{lifecycle.Published, lifecycle.Deprecated}: true,
-		{lifecycle.Published, lifecycle.Retired}:    true,
-		{lifecycle.Deprecated, lifecycle.Retired}:   true,
-		{lifecycle.Retired, lifecycle.Archived}:     true,
+		{lifecycle.Draft, lifecycle.Review}:           true,
+		{lifecycle.Draft, lifecycle.Published}:        true,
+		{lifecycle.Review, lifecycle.Published}:       true,
+		{lifecycle.Approved, lifecycle.Published}:     true,
+		{lifecycle.Published, lifecycle.Deprecated}:   true,
+		{lifecycle.Published, lifecycle.Retired}:      true,
+		{lifecycle.Deprecated, lifecycle.Retired}:     true,
+		{lifecycle.Retired, lifecycle.Archived}:       true,
+		{lifecycle.Published, lifecycle.Quarantined}:  true,
+		{lifecycle.Deprecated, lifecycle.Quarantined}: true,
+		// A release: Evaluate also checks it returns to the state before.
+		{lifecycle.Quarantined, lifecycle.Published}:  true,
+		{lifecycle.Quarantined, lifecycle.Deprecated}: true,
 	}
 	for _, from := range lifecycle.States() {
 		for _, to := range lifecycle.States() {

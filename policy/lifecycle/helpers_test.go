@@ -54,7 +54,7 @@ func (c *chain) event(prev *lifecycle.Signed[lifecycle.Event], state lifecycle.S
 		ev.Time = prev.Value.Time.Add(time.Minute)
 	}
 	switch state {
-	case lifecycle.Deprecated, lifecycle.Retired, lifecycle.Archived:
+	case lifecycle.Deprecated, lifecycle.Retired, lifecycle.Archived, lifecycle.Quarantined:
 		ev.Reason = "test: " + string(state)
 	}
 	return c.sign(ev, signers...)

@@ -53,11 +53,16 @@ const (
 	Retired State = "retired"
 	// Archived: as retired; kept read-only for compliance.
 	Archived State = "archived"
+	// Quarantined: a published or deprecated version whose integrity
+	// check failed (the integrity monitor records it); runtimes, verify
+	// and pull refuse it until a release event returns it to the state
+	// it was in before.
+	Quarantined State = "quarantined"
 )
 
 // States lists every state in lifecycle order.
 func States() []State {
-	return []State{Draft, Review, Approved, Published, Deprecated, Retired, Archived}
+	return []State{Draft, Review, Approved, Published, Deprecated, Retired, Archived, Quarantined}
 }
 
 // Valid reports whether s is one of the states.
@@ -76,7 +81,7 @@ func (s State) Restriction() string {
 		return "cannot_be_executed"
 	case Deprecated:
 		return "no_new_references"
-	case Retired:
+	case Retired, Quarantined:
 		return "cannot_be_used"
 	case Archived:
 		return "compliance_access_only"
@@ -96,6 +101,11 @@ const (
 	RoleRetire    Role = "retire"
 	RoleArchive   Role = "archive"
 	RoleEmergency Role = "emergency"
+	// RoleQuarantine may quarantine a published or deprecated version.
+	RoleQuarantine Role = "quarantine"
+	// RoleRelease may release a quarantined version back to the state it
+	// was in before.
+	RoleRelease Role = "release"
 )
 
 // RoleFor returns the role whose signers may record an event entering
@@ -112,6 +122,8 @@ func RoleFor(to State) Role {
 		return RoleRetire
 	case Archived:
 		return RoleArchive
+	case Quarantined:
+		return RoleQuarantine
 	}
 	return ""
 }
@@ -126,9 +138,13 @@ func next(from State) []State {
 	case Review, Approved:
 		return []State{Published}
 	case Published:
-		return []State{Deprecated, Retired}
+		return []State{Deprecated, Retired, Quarantined}
 	case Deprecated:
-		return []State{Retired}
+		return []State{Retired, Quarantined}
+	case Quarantined:
+		// A release returns to the state before the quarantine, which
+		// Evaluate checks.
+		return []State{Published, Deprecated}
 	case Retired:
 		return []State{Archived}
 	}
@@ -138,7 +154,9 @@ func next(from State) []State {
 // Next returns the states an event may enter from state from: the
 // transitions the immutability policy allows. From draft, publication
 // needs a policy that requires no approvals; from review it needs the
-// approvals the policy requires (the state is then approved).
+// approvals the policy requires (the state is then approved). From
+// quarantined, only a release back to the state before the quarantine
+// is allowed.
 func Next(from State) []State { return next(from) }
 
 // CanTransition reports whether an event may move a version from state

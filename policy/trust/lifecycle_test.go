@@ -42,6 +42,8 @@ func TestLifecycleSectionParses(t *testing.T) {
       publish: [kms]
       retire: [kms, alice]
       emergency: {signers: [bob, carol, kms], threshold: 2}
+      quarantine: [kms]
+      release: [bob]
 `)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -88,6 +90,18 @@ func TestLifecycleSectionParses(t *testing.T) {
 	}
 	if l.For(lifecycle.Deprecated) != trust.Deny || l.For(lifecycle.Retired) != trust.Deny || l.For(lifecycle.Published) != trust.Allow {
 		t.Fatal("actions")
+	}
+	// The workflow signers may always quarantine; release falls to them
+	// only when the role lists nobody.
+	if got := l.Allowed(lifecycle.RoleQuarantine, s.SignerNames()); !slices.Equal(got, []string{"alice", "kms"}) {
+		t.Fatalf("quarantiners %v", got)
+	}
+	if got := l.Allowed(lifecycle.RoleRelease, s.SignerNames()); !slices.Equal(got, []string{"bob"}) {
+		t.Fatalf("releasers %v", got)
+	}
+	// A quarantined version is refused even where retired ones are allowed.
+	if allow := (trust.LifecycleRules{Retired: trust.Allow, Deprecated: trust.Allow}); allow.For(lifecycle.Quarantined) != trust.Deny {
+		t.Fatal("quarantined allowed")
 	}
 	for _, s := range []lifecycle.State{lifecycle.Draft, lifecycle.Review, lifecycle.Approved} {
 		if l.For(s) != trust.Deny {
@@ -165,6 +179,8 @@ func TestValidateLifecycleRoles(t *testing.T) {
 		"threshold above signers":   func(s *trust.Scope) { s.Lifecycle.Approve = lifecycle.Quorum{Signers: []string{"bob"}, Threshold: 2} },
 		"negative threshold":        func(s *trust.Scope) { s.Lifecycle.Approve = lifecycle.Quorum{Signers: []string{"bob"}, Threshold: -1} },
 		"unknown name":              func(s *trust.Scope) { s.Lifecycle.Retire = []string{"eve"} },
+		"unknown quarantiner":       func(s *trust.Scope) { s.Lifecycle.Quarantine = []string{"eve"} },
+		"unknown releaser":          func(s *trust.Scope) { s.Lifecycle.Release = []string{"eve"} },
 		"duplicate approver": func(s *trust.Scope) {
 			s.Lifecycle.Approve = lifecycle.Quorum{Signers: []string{"bob", "bob"}, Threshold: 2}
 		},

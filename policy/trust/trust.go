@@ -249,6 +249,9 @@ func (l LifecycleRules) For(state lifecycle.State) Action {
 			return l.Retired
 		}
 		return Deny
+	case lifecycle.Quarantined:
+		// A failed integrity check: no policy allows it.
+		return Deny
 	}
 	return Deny
 }
@@ -546,6 +549,7 @@ func checkRoles(r *lifecycle.Roles, names map[string]bool, at string, fail func(
 		name string
 		list []string
 	}{{"submit", r.Submit}, {"publish", r.Publish}, {"deprecate", r.Deprecate}, {"retire", r.Retire}, {"archive", r.Archive},
+		{"quarantine", r.Quarantine}, {"release", r.Release},
 		{"approve/signers", r.Approve.Signers}, {"emergency/signers", r.Emergency.Signers}} {
 		for j, n := range l.list {
 			if !names[n] {
