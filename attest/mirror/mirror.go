@@ -92,7 +92,7 @@ type Result struct {
 	Approvals       int `json:"approvals"`
 	// Referrers and Tags are the accessories found at the source: the
 	// referrer manifests and the cosign tags.
-	Referrers []ocispec.Descriptor `json:"-"`
+	Referrers []ocispec.Descriptor          `json:"-"`
 	Tags      map[string]ocispec.Descriptor `json:"-"`
 
 	mu sync.Mutex

@@ -38,8 +38,8 @@ type copyOutput struct {
 	// Verified says whether the destination verified under the trust
 	// policy; Verification holds the report (one version) or summary
 	// (--all). A layout or archive is checked by re-hashing only.
-	Verified     bool `json:"verified"`
-	Verification any  `json:"verification,omitempty"`
+	Verified     bool   `json:"verified"`
+	Verification any    `json:"verification,omitempty"`
 	Error        string `json:"error,omitempty"`
 	ExitCode     int    `json:"exitCode"`
 }
