@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
@@ -125,6 +126,23 @@ type Destination struct {
 	Storage oras.GraphTarget
 
 	staging string
+	changed *atomic.Bool // set by a write to a tar destination's staging layout
+}
+
+// changes records whether anything was pushed or tagged.
+type changes struct {
+	oras.GraphTarget
+	changed *atomic.Bool
+}
+
+func (c changes) Push(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	c.changed.Store(true)
+	return c.GraphTarget.Push(ctx, desc, r)
+}
+
+func (c changes) Tag(ctx context.Context, desc ocispec.Descriptor, ref string) error {
+	c.changed.Store(true)
+	return c.GraphTarget.Tag(ctx, desc, ref)
 }
 
 // OpenDestination opens ref for writing; a layout directory is created by
@@ -174,14 +192,19 @@ func (o *Opener) OpenDestination(ctx context.Context, ref string) (*Destination,
 		d.Close()
 		return nil, fmt.Errorf("open the staging layout of %s: %w", r.Name, err)
 	}
-	d.Storage = st
+	d.changed = new(atomic.Bool)
+	d.Storage = changes{st, d.changed}
 	return d, nil
 }
 
 // Commit finishes a tar destination: it writes the staging layout to the
-// file, replacing it atomically. It does nothing for other kinds.
+// file, replacing it atomically, unless the copy wrote nothing to an
+// archive already there. It does nothing for other kinds.
 func (d *Destination) Commit(ctx context.Context) error {
 	if d.Kind != Tar {
+		return nil
+	}
+	if _, err := os.Stat(d.Name); err == nil && !d.changed.Load() {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
