@@ -148,12 +148,18 @@ func (a *app) copy(ctx context.Context, r *remoteFlags, t *trustFlags, srcRef, d
 		copyErr = err
 	} else {
 		opts.Tag = copyTag(src.Ref, dst.Ref)
+		if dst.IsDigest() {
+			desc, err := src.Storage.Resolve(ctx, src.Reference)
+			if err != nil {
+				return fmt.Errorf("resolve %s: %w", srcRef, err)
+			}
+			if desc.Digest.String() != dst.Reference {
+				return usagef("DST names %s, and SRC is %s: name DST without a digest, or with a tag", dst.Reference, desc.Digest)
+			}
+		}
 		res, err := mirror.Copy(ctx, src.Storage, src.Reference, dst.Storage, opts)
 		if res != nil {
 			out.Versions = []*mirror.Result{res}
-		}
-		if err == nil && dst.IsDigest() && res.Digest.String() != dst.Reference {
-			err = usagef("DST names %s, and SRC is %s: name DST without a digest", dst.Reference, res.Digest)
 		}
 		copyErr = err
 	}

@@ -313,6 +313,13 @@ func TestCopyVersionTagIsWriteOnce(t *testing.T) {
 	if code != exitImmutable || !strings.Contains(c.Error, "1.4.0") || c.Manifests != 0 || c.Blobs != 0 {
 		t.Fatalf("copy over another version's tag: exit %d %+v", code, c)
 	}
+	other := "sha256:" + strings.Repeat("0", 64)
+	if c, _, code := copyJSON(t, "--no-verify", src+":1.4.0", host+"/third/build@"+other); code != exitUsage || !strings.Contains(c.Error, other) {
+		t.Fatalf("copy to another digest: exit %d %+v", code, c)
+	}
+	if d := resolve(t, repository(t, host+"/third/build"), resolve(t, repository(t, src), "1.4.0").String()); d != "" {
+		t.Fatalf("a refused copy wrote %s", d)
+	}
 }
 
 func TestCopyAll(t *testing.T) {
