@@ -126,7 +126,8 @@ type Destination struct {
 	Storage oras.GraphTarget
 
 	staging string
-	changed *atomic.Bool // set by a write to a tar destination's staging layout
+	store   *oci.Store   // the staging layout of a tar destination
+	changed *atomic.Bool // set by a write to it
 }
 
 // changes records whether anything was pushed or tagged.
@@ -192,7 +193,11 @@ func (o *Opener) OpenDestination(ctx context.Context, ref string) (*Destination,
 		d.Close()
 		return nil, fmt.Errorf("open the staging layout of %s: %w", r.Name, err)
 	}
-	d.changed = new(atomic.Bool)
+	// The staging layout is discarded unless the copy completes, so its
+	// index is written once, by Commit, not rewritten at every push (which
+	// costs time quadratic in the versions).
+	st.AutoSaveIndex = false
+	d.store, d.changed = st, new(atomic.Bool)
 	d.Storage = changes{st, d.changed}
 	return d, nil
 }
@@ -209,6 +214,9 @@ func (d *Destination) Commit(ctx context.Context) error {
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if err := d.store.SaveIndex(); err != nil {
+		return fmt.Errorf("write the index of %s: %w", d.Name, err)
 	}
 	return writeTar(d.staging, d.Name)
 }
