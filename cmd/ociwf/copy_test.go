@@ -251,6 +251,16 @@ func TestCopyFailsLoudlyWhenAnAccessoryIsDropped(t *testing.T) {
 	if _, _, code := cli(t, "inspect", "--plain-http", plain+"/ref/build:1.4.0"); code == 0 {
 		t.Fatal("a failed copy tagged the version")
 	}
+	// Run again without the fault, the copy resumes: what the failed one
+	// wrote is skipped.
+	c, stderr, code = copyJSON(t, append(trust, p.ref, plain+"/ref/build")...)
+	if code != 0 || !c.Verified || c.Skipped == 0 || c.Manifests == 0 {
+		t.Fatalf("resumed copy: exit %d %+v\n%s", code, c, stderr)
+	}
+	p.wantMirror(t, plain+"/ref/build:1.4.0")
+	if _, stderr, code := cli(t, "inspect", "--plain-http", plain+"/ref/build:1.4.0"); code != 0 {
+		t.Fatalf("inspect the resumed copy: exit %d %s", code, stderr)
+	}
 }
 
 func TestCopyMergesOntoAppendOnlyAccessories(t *testing.T) {
