@@ -16,7 +16,8 @@
 #      trusts the cosign key; and rejects the wrong key and a non-workflow;
 #   4. `cosign tree` lists our signature and attestations, and a
 #      `crane copy --all-tags` of the repository keeps them verifiable (by
-#      ociwf when told the original repository: signatures name it);
+#      ociwf when told the original repository: signatures name it), as
+#      does an `ociwf copy` of the version (stock cosign verifies the copy);
 #   5. a key from `ociwf key generate` works in stock cosign, and a key from
 #      `cosign generate-key-pair` works in ociwf;
 #   6. signatures stored as OCI 1.1 referrers (--referrers) verify with
@@ -252,6 +253,10 @@ EOF
   copied="$reg/mirror/release@${pinned#*@}"
   check "4 the copy verifies with stock cosign" verify_all "$work/ociwf.pub" "$copied"
   copy_checks 4 "$reg/workflows/release" "$reg/mirror/release:1.4.0"
+  check "4 ociwf copy of the version (verified at the copy, naming the original repository)" \
+    "$ociwf" copy --plain-http --key "$work/ociwf.pub" --signed-identity "$reg/workflows/release" \
+    "$reg/workflows/release:1.4.0" "$reg/ociwf-mirror/release"
+  check "4 ... and stock cosign verifies the ociwf copy" verify_all "$work/ociwf.pub" "$reg/ociwf-mirror/release@${pinned#*@}"
 
   # 5: keys across tools.
   check "5 stock cosign signs with an ociwf key" cosign sign --key "$work/ociwf.key" --tlog-upload=false "$stock"
