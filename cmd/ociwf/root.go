@@ -120,7 +120,7 @@ func (a *app) rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.output, "output", "text", "output format: text or json")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log progress to stderr")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(a.compileCmd(), a.pushCmd(), a.pullCmd(), a.inspectCmd(), a.publishCmd(), a.signCmd(), a.attestCmd(), a.verifyCmd(), a.reviewCmd(), a.decideCmd(lifecycle.Approve), a.decideCmd(lifecycle.Reject), a.lifecycleCmd(), a.statusCmd(), a.lsCmd(), a.copyCmd(), a.keyCmd(), a.registryCmd(), a.auditCmd(), a.monitorCmd(), a.versionCmd())
+	root.AddCommand(a.compileCmd(), a.pushCmd(), a.pullCmd(), a.inspectCmd(), a.publishCmd(), a.signCmd(), a.attestCmd(), a.verifyCmd(), a.reviewCmd(), a.decideCmd(lifecycle.Approve), a.decideCmd(lifecycle.Reject), a.lifecycleCmd(), a.statusCmd(), a.lsCmd(), a.copyCmd(), a.keyCmd(), a.registryCmd(), a.auditCmd(), a.monitorCmd(), a.reportCmd(), a.versionCmd())
 	// Add cobra's own completion and help commands now, so that they
 	// refuse unknown subcommands too.
 	root.InitDefaultCompletionCmd()

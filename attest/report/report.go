@@ -1,0 +1,465 @@
+// Package report computes the compliance report of workflow repositories
+// (docs/operations.md, "Compliance reports") from what a registry can show:
+// the verified lifecycle chains of the versions, the registry's audit log and
+// the integrity monitor's results log. Every figure is computed from those
+// records; what they cannot tell is listed as not computed or not knowable,
+// never estimated.
+package report
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"ociwf.dev/attest/verify"
+	"ociwf.dev/policy/audit"
+	"ociwf.dev/policy/immutability"
+	"ociwf.dev/policy/lifecycle"
+)
+
+// Options say which logs to read and which period to report on.
+type Options struct {
+	// AuditLog is the registry's audit log file; empty leaves the audit
+	// metrics and the policy violations not computed.
+	AuditLog string
+	// MonitorLog is the integrity monitor's results log; empty leaves the
+	// integrity metrics not computed.
+	MonitorLog string
+	// Since and Until bound the period (Since inclusive, Until
+	// exclusive); a zero bound is open.
+	Since, Until time.Time
+	// Now stamps the report; nil means time.Now.
+	Now func() time.Time
+	// Concurrency bounds the versions listed at once (verify.VersionsOptions).
+	Concurrency int
+}
+
+// Report is the compliance report.
+type Report struct {
+	Generated    time.Time    `json:"generated"`
+	Period       Period       `json:"period"`
+	Repositories []string     `json:"repositories"`
+	Lifecycle    Lifecycle    `json:"lifecycle"`
+	Immutability Immutability `json:"immutability"`
+	Audit        *Audit       `json:"audit,omitempty"`
+	Integrity    *Integrity   `json:"integrity,omitempty"`
+	// NotComputed lists the metrics this report leaves out, and why.
+	NotComputed []NotComputed `json:"notComputed"`
+	// NotKnowable lists what a registry cannot know at all.
+	NotKnowable []string `json:"notKnowable"`
+}
+
+// Period is the reported period; nil bounds are open.
+type Period struct {
+	Since *time.Time `json:"since,omitempty"`
+	Until *time.Time `json:"until,omitempty"`
+}
+
+// NotComputed is a metric left out.
+type NotComputed struct {
+	Metric string `json:"metric"`
+	Reason string `json:"reason"`
+}
+
+// Lifecycle are the lifecycle metrics.
+type Lifecycle struct {
+	// Versions counts the tagged versions listed.
+	Versions int `json:"versions"`
+	// States counts the versions by their current verified state.
+	States map[lifecycle.State]int `json:"states"`
+	// Signers are every signer of a workflow or of a counted event.
+	Signers []string `json:"signers"`
+	// ExceptionCount counts Exceptions.
+	ExceptionCount int         `json:"exceptionCount"`
+	Exceptions     []Exception `json:"exceptions"`
+	// Unreadable are the versions whose state could not be computed.
+	Unreadable []VersionError `json:"unreadable,omitempty"`
+}
+
+// Exception is a counted emergency event (an emergency retirement) recorded
+// in the period.
+type Exception struct {
+	Repository    string    `json:"repository"`
+	Tag           string    `json:"tag"`
+	Digest        string    `json:"digest"`
+	Time          time.Time `json:"time"`
+	Reason        string    `json:"reason"`
+	Justification string    `json:"justification"`
+	Impact        string    `json:"impact,omitempty"`
+	Remediation   string    `json:"remediation,omitempty"`
+	Signers       []string  `json:"signers"`
+}
+
+// VersionError is a version whose lifecycle could not be read.
+type VersionError struct {
+	Repository string `json:"repository"`
+	Tag        string `json:"tag"`
+	Error      string `json:"error"`
+}
+
+// Immutability are the immutability metrics.
+type Immutability struct {
+	// Published counts the versions that reached publication (now
+	// published, deprecated, retired or archived).
+	Published int `json:"published"`
+	// Immutable counts those whose tag is immutable under the default
+	// server rule or recorded in a verified signature; Coverage is
+	// Immutable/Published (nil without published versions).
+	Immutable int      `json:"immutable"`
+	Coverage  *float64 `json:"coverage"`
+	// ReviewToPublish is the average time from the review submission to
+	// the publication event, over the ReviewToPublishVersions versions
+	// published in the period whose chain has both.
+	ReviewToPublish         *Duration `json:"reviewToPublish"`
+	ReviewToPublishVersions int       `json:"reviewToPublishVersions"`
+	// Violations counts the audit log's denied requests in the period
+	// (nil without an audit log).
+	Violations      *int        `json:"violations"`
+	ViolationEvents []Violation `json:"violationEvents,omitempty"`
+}
+
+// Violation is one denied request.
+type Violation struct {
+	Time       time.Time `json:"time"`
+	Actor      string    `json:"actor"`
+	Repository string    `json:"repository"`
+	Operation  string    `json:"operation"`
+	Tag        string    `json:"tag,omitempty"`
+	Digest     string    `json:"digest,omitempty"`
+	Rule       string    `json:"rule,omitempty"`
+	Message    string    `json:"message,omitempty"`
+}
+
+// Audit are the audit log metrics.
+type Audit struct {
+	// Entries counts the log's entries; InPeriod those in the period.
+	Entries  int `json:"entries"`
+	InPeriod int `json:"inPeriod"`
+	// ChainVerified is true when every link from the first entry to the
+	// last verified; Breaks counts the broken ones.
+	ChainVerified bool   `json:"chainVerified"`
+	Breaks        int    `json:"breaks"`
+	FirstBreak    string `json:"firstBreak,omitempty"`
+	// Complete is ChainVerified: the trail is complete from its first
+	// entry to its last. Entries cut off the end leave no break; compare
+	// LastSeq and LastHash with a copy kept elsewhere.
+	Complete bool   `json:"complete"`
+	LastSeq  int64  `json:"lastSeq"`
+	LastHash string `json:"lastHash"`
+}
+
+// Integrity are the integrity monitor's metrics.
+type Integrity struct {
+	// Checks counts the checks in the period: OK passed, Failed failed,
+	// Errors could not run.
+	Checks int `json:"checks"`
+	OK     int `json:"ok"`
+	Failed int `json:"failed"`
+	Errors int `json:"errors"`
+	// SuccessRate is OK/(OK+Failed); checks that could not run count in
+	// neither (nil without any).
+	SuccessRate *float64 `json:"successRate"`
+	// LogVerified is true when the results log's chain verified.
+	LogVerified bool        `json:"logVerified"`
+	Violations  []Detection `json:"violations"`
+}
+
+// Detection is one failed check.
+type Detection struct {
+	Time       time.Time `json:"time"`
+	Repository string    `json:"repository"`
+	Tag        string    `json:"tag,omitempty"`
+	Digest     string    `json:"digest"`
+	Rule       string    `json:"rule,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	// LastOK is the last passed check of the version before the first
+	// failure of this run of failures; TimeToDetect is Time minus LastOK
+	// for that first failure. Both are nil when not measurable (no earlier
+	// passed check) or, with Repeat, for a later failure of the same run.
+	LastOK       *time.Time `json:"lastOK"`
+	TimeToDetect *Duration  `json:"timeToDetect"`
+	Repeat       bool       `json:"repeat,omitempty"`
+}
+
+// Duration is a time.Duration that marshals as its string form.
+type Duration time.Duration
+
+// MarshalJSON writes the duration rounded to the millisecond, as "1m2.5s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
+
+func (d Duration) String() string { return time.Duration(d).Round(time.Millisecond).String() }
+
+// notKnowable are the compliance facts a registry has no record of.
+var notKnowable = []string{
+	"GDPR erasure requests and their handling: personal data held outside the registry's records",
+	"who read or ran a workflow outside the registry (copies, caches, mirrors, local files)",
+	"whether a runtime actually verified a version before running it",
+	"approvals, reviews or exceptions decided outside the signed lifecycle chain",
+	"audit log entries removed from its end (no break shows; compare the last sequence number and hash with a copy kept elsewhere)",
+}
+
+// Build computes the report of repos (registry/repository each) with v.
+func Build(ctx context.Context, v *verify.Verifier, repos []string, opts Options) (*Report, error) {
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	r := &Report{
+		Generated:    now().UTC(),
+		Repositories: slices.Clone(repos),
+		Lifecycle:    Lifecycle{States: map[lifecycle.State]int{}, Signers: []string{}, Exceptions: []Exception{}},
+		NotKnowable:  slices.Clone(notKnowable),
+		NotComputed:  []NotComputed{},
+	}
+	if !opts.Since.IsZero() {
+		s := opts.Since.UTC()
+		r.Period.Since = &s
+	}
+	if !opts.Until.IsZero() {
+		u := opts.Until.UTC()
+		r.Period.Until = &u
+	}
+	for _, s := range lifecycle.States() {
+		r.Lifecycle.States[s] = 0
+	}
+	signers := map[string]bool{}
+	rules := immutability.Default()
+	var total time.Duration
+	for _, repo := range repos {
+		list, err := v.Versions(ctx, repo, verify.VersionsOptions{Concurrency: opts.Concurrency})
+		if err != nil {
+			return nil, fmt.Errorf("report: list the versions of %s: %w", repo, err)
+		}
+		if list.Truncated {
+			r.NotComputed = append(r.NotComputed, NotComputed{Metric: "versions of " + repo + " beyond the first " + fmt.Sprint(list.MaxTags), Reason: "the repository has more version tags than are read"})
+		}
+		for _, ver := range list.Versions {
+			r.Lifecycle.Versions++
+			if ver.Error != "" {
+				r.Lifecycle.Unreadable = append(r.Lifecycle.Unreadable, VersionError{repo, ver.Tag, ver.Error})
+				continue
+			}
+			st, err := v.Lifecycle(ctx, repo+":"+ver.Tag)
+			if err != nil {
+				r.Lifecycle.Unreadable = append(r.Lifecycle.Unreadable, VersionError{repo, ver.Tag, err.Error()})
+				continue
+			}
+			r.Lifecycle.States[st.State]++
+			for _, s := range st.Signers {
+				signers[s] = true
+			}
+			var review, published *time.Time
+			for _, l := range st.Chain {
+				for _, s := range l.Signers {
+					signers[s] = true
+				}
+				ev := l.Event
+				switch ev.State {
+				case lifecycle.Review:
+					t := ev.Time
+					review = &t
+				case lifecycle.Published:
+					t := ev.Time
+					published = &t
+				}
+				if ev.Emergency != nil && opts.in(ev.Time) {
+					r.Lifecycle.Exceptions = append(r.Lifecycle.Exceptions, Exception{
+						Repository: repo, Tag: ver.Tag, Digest: st.Digest, Time: ev.Time.UTC(), Reason: ev.Reason,
+						Justification: ev.Emergency.Justification, Impact: ev.Emergency.Impact, Remediation: ev.Emergency.Remediation,
+						Signers: slices.Clone(l.Signers),
+					})
+				}
+			}
+			switch st.State {
+			case lifecycle.Published, lifecycle.Deprecated, lifecycle.Retired, lifecycle.Archived:
+				r.Immutability.Published++
+				mode, _ := rules.Match(repoPath(repo), ver.Tag)
+				if mode == immutability.Immutable || slices.Contains(st.SignedTags, ver.Tag) {
+					r.Immutability.Immutable++
+				}
+			}
+			if review != nil && published != nil && !published.Before(*review) && opts.in(*published) {
+				total += published.Sub(*review)
+				r.Immutability.ReviewToPublishVersions++
+			}
+		}
+	}
+	for s := range signers {
+		r.Lifecycle.Signers = append(r.Lifecycle.Signers, s)
+	}
+	sort.Strings(r.Lifecycle.Signers)
+	sort.SliceStable(r.Lifecycle.Exceptions, func(i, j int) bool { return r.Lifecycle.Exceptions[i].Time.Before(r.Lifecycle.Exceptions[j].Time) })
+	r.Lifecycle.ExceptionCount = len(r.Lifecycle.Exceptions)
+	if r.Immutability.Published > 0 {
+		c := float64(r.Immutability.Immutable) / float64(r.Immutability.Published)
+		r.Immutability.Coverage = &c
+	}
+	if n := r.Immutability.ReviewToPublishVersions; n > 0 {
+		d := Duration(total / time.Duration(n))
+		r.Immutability.ReviewToPublish = &d
+	}
+	r.NotComputed = append(r.NotComputed, NotComputed{
+		Metric: "deprecated-but-still-referenced workflows",
+		Reason: "needs the uses: of every plan that could reference a deprecated version, read and verified across all repositories; not implemented yet",
+	})
+
+	if opts.AuditLog == "" {
+		r.NotComputed = append(r.NotComputed,
+			NotComputed{Metric: "audit trail", Reason: "no audit log given (--audit-log)"},
+			NotComputed{Metric: "immutability policy violations", Reason: "no audit log given (--audit-log)"})
+	} else {
+		a, viol, err := readAudit(opts.AuditLog, opts)
+		if err != nil {
+			return nil, err
+		}
+		r.Audit = a
+		n := len(viol)
+		r.Immutability.Violations = &n
+		r.Immutability.ViolationEvents = viol
+	}
+	if opts.MonitorLog == "" {
+		r.NotComputed = append(r.NotComputed, NotComputed{Metric: "integrity", Reason: "no monitor results log given (--monitor-log)"})
+	} else {
+		in, err := readMonitor(opts.MonitorLog, opts)
+		if err != nil {
+			return nil, err
+		}
+		r.Integrity = in
+	}
+	return r, nil
+}
+
+// repoPath is the repository's path without its registry host, as
+// immutability rules name it.
+func repoPath(repo string) string {
+	if i := strings.IndexByte(repo, '/'); i >= 0 {
+		return repo[i+1:]
+	}
+	return repo
+}
+
+func (o Options) in(t time.Time) bool {
+	return (o.Since.IsZero() || !t.Before(o.Since)) && (o.Until.IsZero() || t.Before(o.Until))
+}
+
+// entries verifies the log at path and decodes its entries; lines that do
+// not decode are breaks Verify reports, and are skipped.
+func entries(path string) (*audit.Report, []audit.Entry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("report: open the log: %w", err)
+	}
+	defer f.Close()
+	rep, err := audit.Verify(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("report: verify the log %s: %w", path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, nil, fmt.Errorf("report: reread the log %s: %w", path, err)
+	}
+	var out []audit.Entry
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), audit.MaxLineBytes+1)
+	for sc.Scan() {
+		var e audit.Entry
+		if json.Unmarshal(sc.Bytes(), &e) == nil {
+			out = append(out, e)
+		}
+	}
+	if err := sc.Err(); err != nil && !errors.Is(err, bufio.ErrTooLong) {
+		return nil, nil, fmt.Errorf("report: read the log %s: %w", path, err)
+	}
+	return rep, out, nil
+}
+
+func readAudit(path string, opts Options) (*Audit, []Violation, error) {
+	rep, es, err := entries(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	a := &Audit{Entries: rep.Entries, ChainVerified: rep.Broken == nil, Breaks: len(rep.Breaks) + rep.MoreBreaks, LastSeq: rep.Seq, LastHash: rep.Last}
+	if rep.Broken != nil {
+		a.FirstBreak = fmt.Sprintf("line %d: %s", rep.Broken.Line, rep.Broken.Reason)
+	}
+	a.Complete = a.ChainVerified
+	viol := []Violation{}
+	for _, e := range es {
+		if e.Kind != audit.KindRequest || !opts.in(e.Time) {
+			continue
+		}
+		a.InPeriod++
+		if e.Outcome == audit.Denied {
+			d := e.Digest
+			if d == "" {
+				d = e.Asked
+			}
+			viol = append(viol, Violation{Time: e.Time.UTC(), Actor: e.Actor, Repository: e.Repository, Operation: e.Operation, Tag: e.Tag, Digest: d, Rule: e.Rule, Message: e.Message})
+		}
+	}
+	return a, viol, nil
+}
+
+func readMonitor(path string, opts Options) (*Integrity, error) {
+	rep, es, err := entries(path)
+	if err != nil {
+		return nil, err
+	}
+	in := &Integrity{LogVerified: rep.Broken == nil, Violations: []Detection{}}
+	type state struct {
+		lastOK  *time.Time
+		failing bool
+	}
+	seen := map[string]*state{}
+	for _, e := range es {
+		if e.Kind != audit.KindCheck {
+			continue
+		}
+		key := e.Repository + "@" + e.Digest
+		s := seen[key]
+		if s == nil {
+			s = &state{}
+			seen[key] = s
+		}
+		inPeriod := opts.in(e.Time)
+		if inPeriod {
+			in.Checks++
+		}
+		switch e.Outcome {
+		case audit.OK:
+			t := e.Time.UTC()
+			s.lastOK, s.failing = &t, false
+			if inPeriod {
+				in.OK++
+			}
+		case audit.Failed:
+			if inPeriod {
+				in.Failed++
+				d := Detection{Time: e.Time.UTC(), Repository: e.Repository, Tag: e.Tag, Digest: e.Digest, Rule: e.Rule, Message: e.Message, Repeat: s.failing}
+				if !s.failing && s.lastOK != nil {
+					ok := *s.lastOK
+					ttd := Duration(e.Time.Sub(ok))
+					d.LastOK, d.TimeToDetect = &ok, &ttd
+				}
+				in.Violations = append(in.Violations, d)
+			}
+			s.failing = true
+		default:
+			if inPeriod {
+				in.Errors++
+			}
+		}
+	}
+	if n := in.OK + in.Failed; n > 0 {
+		rate := float64(in.OK) / float64(n)
+		in.SuccessRate = &rate
+	}
+	return in, nil
+}

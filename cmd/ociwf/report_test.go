@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/registry/remote"
+
+	"ociwf.dev/policy/audit"
+	"ociwf.dev/policy/registryext"
+	"ociwf.dev/policy/registrytest"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite the report golden files")
+
+var (
+	digestRE = regexp.MustCompile(`sha256:[0-9a-f]{64}`)
+	timeRE   = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
+)
+
+// normalise replaces the volatile parts of a report: the registry address,
+// digests (numbered in order of appearance) and times. Durations stay: the
+// only ones measured come from the times the test wrote.
+func normalise(s, host string) string {
+	s = strings.ReplaceAll(s, host, "REGISTRY")
+	n := map[string]string{}
+	s = digestRE.ReplaceAllStringFunc(s, func(d string) string {
+		if _, ok := n[d]; !ok {
+			n[d] = "sha256:<" + string(rune('A'+len(n))) + ">"
+		}
+		return n[d]
+	})
+	return timeRE.ReplaceAllString(s, "<time>")
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "report", name)
+	if *updateGolden {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -run TestReport -update to write it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (go test -run TestReport -update rewrites it):\n%s", name, got)
+	}
+}
+
+func TestReportGolden(t *testing.T) {
+	keys := newKeys(t)
+	t.Setenv("XDG_STATE_HOME", filepath.Join(t.TempDir(), "state"))
+	dir := t.TempDir()
+	auditLog := filepath.Join(dir, "audit.jsonl")
+	srv := registrytest.Start(t, registryext.Config{AuditLog: auditLog})
+	host := srv.Addr()
+	repo := host + "/wf/report"
+	pol := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(pol, []byte(`version: ociwf.dev/trust/v1
+trustPolicies:
+  - name: wf
+    registryScopes: ["`+host+`/wf/**"]
+    signers:
+      - {name: ci, key: `+keys+`.pub}
+    lifecycle:
+      publish: [ci]
+      deprecate: [ci]
+      retire: [ci]
+      archive: [ci]
+      emergency: {signers: [ci], threshold: 1}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(samples + "build-test-release.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []string{"1.0.0", "1.1.0", "1.2.0", "1.3.0"} {
+		// One source per version, so that each is its own manifest.
+		file := filepath.Join(dir, tag+".yaml")
+		if err := os.WriteFile(file, append(append([]byte(nil), src...), "\n# version "+tag+"\n"...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, stderr, code := cli(t, "push", "--plain-http", "--offline", file, repo+":"+tag); code != 0 {
+			t.Fatal(stderr)
+		}
+		if _, stderr, code := cli(t, "sign", "--plain-http", "--key", keys+".key", repo+":"+tag); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	for _, c := range [][]string{
+		{"lifecycle", "deprecate", repo + ":1.1.0", "--reason", "superseded by 1.2.0"},
+		{"lifecycle", "retire", repo + ":1.2.0", "--reason", "end of support"},
+		{"lifecycle", "retire", repo + ":1.3.0", "--emergency", "--reason", "credential leak", "--justification", "tokens printed to logs", "--impact", "every run since 1.3.0", "--remediation", "rotate tokens"},
+	} {
+		if out, stderr, code := cli(t, append([]string{c[0], c[1], "--plain-http", "--key", keys + ".key", "--policy", pol}, c[2:]...)...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s%s", c, code, out, stderr)
+		}
+	}
+	// A denial: 1.0.0 is immutable under the default rule.
+	ctx := context.Background()
+	r, err := remote.NewRepository(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.PlainHTTP = true
+	l, err := oras.PushBytes(ctx, r, "application/octet-stream", []byte("other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := oras.PackManifest(ctx, r, oras.PackManifestVersion1_1, "application/vnd.example", oras.PackManifestOptions{Layers: []ocispec.Descriptor{l}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Tag(ctx, m, "1.0.0"); err == nil {
+		t.Fatal("moving 1.0.0 was allowed")
+	}
+	st, err := cli2status(t, keys+".pub", repo+":1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The monitor's results log: an ok check, then a failed one an hour later.
+	monLog := filepath.Join(dir, "checks.jsonl")
+	ml, err := audit.Open(monLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().UTC().Add(-2 * time.Hour)
+	for _, e := range []audit.Entry{
+		{Time: t0, Outcome: audit.OK},
+		{Time: t0.Add(time.Hour), Outcome: audit.Failed, Rule: "blob-digest", Message: "layer altered in storage"},
+		{Time: t0.Add(90 * time.Minute), Outcome: audit.Failed, Rule: "blob-digest", Message: "layer altered in storage"},
+	} {
+		e.Kind, e.Actor, e.Repository, e.Digest, e.Tag, e.Operation = audit.KindCheck, "monitor", "wf/report", st.Digest, "1.0.0", "verify"
+		if err := ml.Append(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ml.Close()
+
+	base := []string{"report", "--plain-http", "--policy", pol, repo, "--audit-log", auditLog, "--monitor-log", monLog}
+	js, stderr, code := cli(t, append(base, "--output", "json")...)
+	if code != 0 {
+		t.Fatalf("report --output json: exit %d\n%s%s", code, js, stderr)
+	}
+	for _, want := range []string{`"exceptionCount": 1`, `"violations": 1`, `"deprecated": 1`, `"retired": 2`, `"published": 4`, `"chainVerified": true`} {
+		if !strings.Contains(js, want) {
+			t.Errorf("JSON report lacks %s", want)
+		}
+	}
+	golden(t, "seeded.json.golden", normalise(js, host))
+	md, stderr, code := cli(t, base...)
+	if code != 0 {
+		t.Fatalf("report: exit %d\n%s%s", code, md, stderr)
+	}
+	golden(t, "seeded.md.golden", normalise(md, host))
+
+	// A period after everything: nothing in it.
+	out, _, code := cli(t, append(base, "--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "--output", "json")...)
+	if code != 0 || !strings.Contains(out, `"exceptionCount": 0`) || !strings.Contains(out, `"violations": 0`) || !strings.Contains(out, `"checks": 0`) {
+		t.Fatalf("report in an empty period: exit %d\n%s", code, out)
+	}
+	if _, _, code := cli(t, "report", "--plain-http", "--key", keys+".pub", repo, "--since", "yesterday"); code != exitUsage {
+		t.Fatalf("bad --since: exit %d", code)
+	}
+}
