@@ -263,12 +263,17 @@ func Build(ctx context.Context, v *verify.Verifier, repos []string, opts Options
 				}
 				ev := l.Event
 				switch ev.State {
+				// The first publication, and the last submission before it.
 				case lifecycle.Review:
-					t := ev.Time
-					review = &t
+					if published == nil {
+						t := ev.Time
+						review = &t
+					}
 				case lifecycle.Published:
-					t := ev.Time
-					published = &t
+					if published == nil {
+						t := ev.Time
+						published = &t
+					}
 				}
 				if ev.Emergency != nil && opts.in(ev.Time) {
 					r.Lifecycle.Exceptions = append(r.Lifecycle.Exceptions, Exception{

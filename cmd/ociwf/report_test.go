@@ -23,6 +23,8 @@ var updateGolden = flag.Bool("update", false, "rewrite the report golden files")
 
 var (
 	digestRE = regexp.MustCompile(`sha256:[0-9a-f]{64}`)
+	// The only duration measured from real times: review to publication.
+	reviewRE = regexp.MustCompile(`("reviewToPublish": "|publication: )[0-9.hmsµn]+`)
 	timeRE   = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
 )
 
@@ -38,6 +40,7 @@ func normalise(s, host string) string {
 		}
 		return n[d]
 	})
+	s = reviewRE.ReplaceAllString(s, "${1}<duration>")
 	return timeRE.ReplaceAllString(s, "<time>")
 }
 
@@ -74,6 +77,7 @@ trustPolicies:
     signers:
       - {name: ci, key: `+keys+`.pub}
     lifecycle:
+      submit: [ci]
       publish: [ci]
       deprecate: [ci]
       retire: [ci]
@@ -97,6 +101,22 @@ trustPolicies:
 		}
 		if _, stderr, code := cli(t, "sign", "--plain-http", "--key", keys+".key", repo+":"+tag); code != 0 {
 			t.Fatal(stderr)
+		}
+	}
+	// 2.0.0 goes through review before its publication.
+	file := filepath.Join(dir, "2.0.0.yaml")
+	if err := os.WriteFile(file, append(append([]byte(nil), src...), "\n# version 2.0.0\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := cli(t, "push", "--plain-http", "--offline", file, repo+":2.0.0")
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	pinned := lines[len(lines)-1]
+	for _, c := range [][]string{{"review", "submit", pinned}, {"publish", pinned, "--tag", "2.0.0"}} {
+		if out, stderr, code := cli(t, append(c, "--plain-http", "--key", keys+".key", "--policy", pol)...); code != 0 {
+			t.Fatalf("%v: exit %d\n%s%s", c, code, out, stderr)
 		}
 	}
 	for _, c := range [][]string{
@@ -154,7 +174,7 @@ trustPolicies:
 	if code != 0 {
 		t.Fatalf("report --output json: exit %d\n%s%s", code, js, stderr)
 	}
-	for _, want := range []string{`"exceptionCount": 1`, `"violations": 1`, `"deprecated": 1`, `"retired": 2`, `"published": 4`, `"chainVerified": true`} {
+	for _, want := range []string{`"exceptionCount": 1`, `"violations": 1`, `"deprecated": 1`, `"retired": 2`, `"published": 5`, `"reviewToPublishVersions": 1`, `"chainVerified": true`} {
 		if !strings.Contains(js, want) {
 			t.Errorf("JSON report lacks %s", want)
 		}
@@ -167,7 +187,7 @@ trustPolicies:
 	golden(t, "seeded.md.golden", normalise(md, host))
 
 	// A period after everything: nothing in it.
-	out, _, code := cli(t, append(base, "--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "--output", "json")...)
+	out, _, code = cli(t, append(base, "--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "--output", "json")...)
 	if code != 0 || !strings.Contains(out, `"exceptionCount": 0`) || !strings.Contains(out, `"violations": 0`) || !strings.Contains(out, `"checks": 0`) {
 		t.Fatalf("report in an empty period: exit %d\n%s", code, out)
 	}
