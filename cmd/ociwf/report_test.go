@@ -119,6 +119,20 @@ trustPolicies:
 			t.Fatalf("%v: exit %d\n%s%s", c, code, out, stderr)
 		}
 	}
+	// edge is mutable and its signature, made by digest, records no tag:
+	// outside the coverage.
+	file = filepath.Join(dir, "edge.yaml")
+	if err := os.WriteFile(file, append(append([]byte(nil), src...), "\n# edge\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code = cli(t, "push", "--plain-http", "--offline", file, repo+":edge")
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	if _, stderr, code := cli(t, "sign", "--plain-http", "--key", keys+".key", lines[len(lines)-1]); code != 0 {
+		t.Fatal(stderr)
+	}
 	for _, c := range [][]string{
 		{"lifecycle", "deprecate", repo + ":1.1.0", "--reason", "superseded by 1.2.0"},
 		{"lifecycle", "retire", repo + ":1.2.0", "--reason", "end of support"},
@@ -174,7 +188,7 @@ trustPolicies:
 	if code != 0 {
 		t.Fatalf("report --output json: exit %d\n%s%s", code, js, stderr)
 	}
-	for _, want := range []string{`"exceptionCount": 1`, `"violations": 1`, `"deprecated": 1`, `"retired": 2`, `"published": 5`, `"reviewToPublishVersions": 1`, `"chainVerified": true`} {
+	for _, want := range []string{`"exceptionCount": 1`, `"violations": 1`, `"deprecated": 1`, `"retired": 2`, `"published": 6`, `"immutable": 5`, `"reviewToPublishVersions": 1`, `"chainVerified": true`} {
 		if !strings.Contains(js, want) {
 			t.Errorf("JSON report lacks %s", want)
 		}
