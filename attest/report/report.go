@@ -108,7 +108,7 @@ type VersionError struct {
 // Immutability are the immutability metrics.
 type Immutability struct {
 	// Published counts the versions that reached publication (now
-	// published, deprecated, retired or archived).
+	// published, deprecated, retired, archived or quarantined).
 	Published int `json:"published"`
 	// Immutable counts those whose tag is immutable under the default
 	// server rule or recorded in a verified signature; Coverage is
@@ -284,7 +284,7 @@ func Build(ctx context.Context, v *verify.Verifier, repos []string, opts Options
 				}
 			}
 			switch st.State {
-			case lifecycle.Published, lifecycle.Deprecated, lifecycle.Retired, lifecycle.Archived:
+			case lifecycle.Published, lifecycle.Deprecated, lifecycle.Retired, lifecycle.Archived, lifecycle.Quarantined:
 				r.Immutability.Published++
 				mode, _ := rules.Match(repoPath(repo), ver.Tag)
 				if mode == immutability.Immutable || slices.Contains(st.SignedTags, ver.Tag) {
