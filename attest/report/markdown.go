@@ -59,6 +59,29 @@ func Markdown(w io.Writer, r *Report) error {
 		}
 		p("\n")
 	}
+	p("Deprecated versions still used by a published or deprecated version: %d\n\n", l.DeprecatedReferenced)
+	if len(l.Referenced) > 0 {
+		p("| Workflow | State | Reason | Used by |\n|---|---|---|---|\n")
+		for _, r := range l.Referenced {
+			state := string(r.State)
+			if r.Error != "" {
+				state = "unreadable: " + r.Error
+			}
+			reason := r.Reason
+			if r.Replacement != "" {
+				reason += " (use " + r.Replacement + ")"
+			}
+			p("| %s | %s | %s | %s |\n", cell(r.Workflow), cell(state), cell(reason), cell(strings.Join(r.UsedBy, ", ")))
+		}
+		p("\n")
+	}
+	if len(l.PlansUnread) > 0 {
+		p("Versions whose plan did not verify, so what they use is not counted:\n\n")
+		for _, u := range l.PlansUnread {
+			p("- %s:%s: %s\n", u.Repository, u.Tag, u.Error)
+		}
+		p("\n")
+	}
 	if len(l.Unreadable) > 0 {
 		p("Versions whose state could not be computed:\n\n")
 		for _, u := range l.Unreadable {
@@ -120,6 +143,9 @@ func Markdown(w io.Writer, r *Report) error {
 		}
 	}
 	p("## Not computed\n\n")
+	if len(r.NotComputed) == 0 {
+		p("- nothing: every metric above was computed\n")
+	}
 	for _, n := range r.NotComputed {
 		p("- %s: %s\n", n.Metric, n.Reason)
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"ociwf.dev/attest/verify"
+	"ociwf.dev/ociwf/plan"
 	"ociwf.dev/policy/audit"
 	"ociwf.dev/policy/immutability"
 	"ociwf.dev/policy/lifecycle"
@@ -82,6 +83,29 @@ type Lifecycle struct {
 	Exceptions     []Exception `json:"exceptions"`
 	// Unreadable are the versions whose state could not be computed.
 	Unreadable []VersionError `json:"unreadable,omitempty"`
+	// DeprecatedReferenced counts the deprecated workflow versions that
+	// the plan of a published or deprecated version of the reported
+	// repositories still uses (uses: dependencies, pinned by digest);
+	// Referenced lists them with who uses them. A dependency whose state
+	// could not be read is listed too, with its error, but not counted.
+	DeprecatedReferenced int         `json:"deprecatedReferenced"`
+	Referenced           []Reference `json:"referenced"`
+	// PlansUnread are the published or deprecated versions whose plan did
+	// not verify, so that what they use is not counted.
+	PlansUnread []VersionError `json:"plansUnread,omitempty"`
+}
+
+// Reference is a deprecated (or unreadable) workflow version still used.
+type Reference struct {
+	// Workflow is the dependency as the plans pin it (repository@digest).
+	Workflow string          `json:"workflow"`
+	State    lifecycle.State `json:"state,omitempty"`
+	Reason   string          `json:"reason,omitempty"`
+	// Replacement is the version its deprecation names instead.
+	Replacement string `json:"replacement,omitempty"`
+	// UsedBy are the versions (repository:tag) whose plans use it.
+	UsedBy []string `json:"usedBy"`
+	Error  string   `json:"error,omitempty"`
 }
 
 // Exception is a counted emergency event (an emergency retirement) recorded
@@ -170,6 +194,87 @@ type Integrity struct {
 	// LogVerified is true when the results log's chain verified.
 	LogVerified bool        `json:"logVerified"`
 	Violations  []Detection `json:"violations"`
+	// Series is the success rate over time: the period's checks in
+	// consecutive buckets of equal width (BucketWidth), from the bucket
+	// of the first check to that of the last.
+	BucketWidth Duration `json:"bucketWidth,omitempty"`
+	Series      []Bucket `json:"series"`
+}
+
+// Bucket counts the checks from Start (inclusive) to End (exclusive).
+type Bucket struct {
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	OK     int       `json:"ok"`
+	Failed int       `json:"failed"`
+	Errors int       `json:"errors"`
+	// SuccessRate is OK/(OK+Failed), nil without either.
+	SuccessRate *float64 `json:"successRate"`
+}
+
+// maxBuckets bounds Integrity.Series; widths are the bucket widths tried,
+// smallest first.
+const maxBuckets = 48
+
+var widths = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 6 * time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour}
+
+type check struct {
+	t       time.Time
+	outcome string
+}
+
+// series buckets checks (in time order or not) into at most maxBuckets
+// buckets of the smallest width in widths that fits, or of a width
+// doubled from the largest until it does.
+func series(checks []check) (Duration, []Bucket) {
+	if len(checks) == 0 {
+		return 0, []Bucket{}
+	}
+	first, last := checks[0].t, checks[0].t
+	for _, c := range checks {
+		if c.t.Before(first) {
+			first = c.t
+		}
+		if c.t.After(last) {
+			last = c.t
+		}
+	}
+	span := last.Sub(first)
+	w := widths[len(widths)-1]
+	for _, c := range widths {
+		if span/c < maxBuckets {
+			w = c
+			break
+		}
+	}
+	for span/w >= maxBuckets {
+		w *= 2
+	}
+	start := first.UTC().Truncate(w)
+	n := int(last.UTC().Sub(start)/w) + 1
+	out := make([]Bucket, n)
+	for i := range out {
+		out[i].Start = start.Add(time.Duration(i) * w)
+		out[i].End = out[i].Start.Add(w)
+	}
+	for _, c := range checks {
+		b := &out[int(c.t.UTC().Sub(start)/w)]
+		switch c.outcome {
+		case audit.OK:
+			b.OK++
+		case audit.Failed:
+			b.Failed++
+		default:
+			b.Errors++
+		}
+	}
+	for i := range out {
+		if n := out[i].OK + out[i].Failed; n > 0 {
+			rate := float64(out[i].OK) / float64(n)
+			out[i].SuccessRate = &rate
+		}
+	}
+	return Duration(w), out
 }
 
 // Detection is one failed check.
@@ -203,6 +308,7 @@ var notKnowable = []string{
 	"who read or ran a workflow outside the registry (copies, caches, mirrors, local files)",
 	"whether a runtime actually verified a version before running it",
 	"approvals, reviews or exceptions decided outside the signed lifecycle chain",
+	"uses of a workflow by versions of repositories not reported, or by plans kept outside the registry",
 	"audit log entries removed from its end (no break shows; compare the last sequence number and hash with a copy kept elsewhere)",
 }
 
@@ -215,7 +321,7 @@ func Build(ctx context.Context, v *verify.Verifier, repos []string, opts Options
 	r := &Report{
 		Generated:    now().UTC(),
 		Repositories: slices.Clone(repos),
-		Lifecycle:    Lifecycle{States: map[lifecycle.State]int{}, Signers: []string{}, Exceptions: []Exception{}},
+		Lifecycle:    Lifecycle{States: map[lifecycle.State]int{}, Signers: []string{}, Exceptions: []Exception{}, Referenced: []Reference{}},
 		NotKnowable:  slices.Clone(notKnowable),
 		NotComputed:  []NotComputed{},
 	}
@@ -233,6 +339,7 @@ func Build(ctx context.Context, v *verify.Verifier, repos []string, opts Options
 	signers := map[string]bool{}
 	rules := immutability.Default()
 	var total time.Duration
+	refs := &references{v: v, by: map[string]*Reference{}, states: map[string]*Reference{}}
 	for _, repo := range repos {
 		list, err := v.Versions(ctx, repo, verify.VersionsOptions{Concurrency: opts.Concurrency})
 		if err != nil {
@@ -283,6 +390,11 @@ func Build(ctx context.Context, v *verify.Verifier, repos []string, opts Options
 					})
 				}
 			}
+			if st.State == lifecycle.Published || st.State == lifecycle.Deprecated {
+				if err := refs.read(ctx, repo, ver.Tag, st.Digest); err != nil {
+					r.Lifecycle.PlansUnread = append(r.Lifecycle.PlansUnread, VersionError{repo, ver.Tag, err.Error()})
+				}
+			}
 			switch st.State {
 			case lifecycle.Published, lifecycle.Deprecated, lifecycle.Retired, lifecycle.Archived, lifecycle.Quarantined:
 				r.Immutability.Published++
@@ -311,10 +423,12 @@ func Build(ctx context.Context, v *verify.Verifier, repos []string, opts Options
 		d := Duration(total / time.Duration(n))
 		r.Immutability.ReviewToPublish = &d
 	}
-	r.NotComputed = append(r.NotComputed, NotComputed{
-		Metric: "deprecated-but-still-referenced workflows",
-		Reason: "needs the uses: of every plan that could reference a deprecated version, read and verified across all repositories; not implemented yet",
-	})
+	r.Lifecycle.Referenced = refs.list()
+	for _, ref := range r.Lifecycle.Referenced {
+		if ref.State == lifecycle.Deprecated {
+			r.Lifecycle.DeprecatedReferenced++
+		}
+	}
 
 	if opts.AuditLog == "" {
 		r.NotComputed = append(r.NotComputed,
@@ -340,6 +454,59 @@ func Build(ctx context.Context, v *verify.Verifier, repos []string, opts Options
 		r.Integrity = in
 	}
 	return r, nil
+}
+
+// references collects the deprecated workflows the reported versions use.
+type references struct {
+	v  *verify.Verifier
+	by map[string]*Reference // by pinned dependency
+	// states caches each dependency's state (nil: not deprecated).
+	states map[string]*Reference
+}
+
+// read verifies the plan of repo@dgst (tagged tag) and records every
+// workflow it uses that is deprecated or whose state cannot be read.
+func (x *references) read(ctx context.Context, repo, tag, dgst string) error {
+	wf, _, err := x.v.Verify(ctx, repo+"@"+dgst)
+	if err != nil {
+		return fmt.Errorf("verify its plan: %w", err)
+	}
+	for _, d := range wf.Plan.Dependencies {
+		if d.Kind != plan.KindWorkflow {
+			continue
+		}
+		ref, seen := x.states[d.Pinned]
+		if !seen {
+			st, err := x.v.Lifecycle(ctx, d.Pinned)
+			switch {
+			case err != nil:
+				ref = &Reference{Workflow: d.Pinned, Error: err.Error()}
+			case st.State == lifecycle.Deprecated:
+				reason, replacement := st.Reason()
+				ref = &Reference{Workflow: d.Pinned, State: st.State, Reason: reason, Replacement: replacement}
+			}
+			x.states[d.Pinned] = ref
+		}
+		if ref == nil {
+			continue
+		}
+		by := repo + ":" + tag
+		if !slices.Contains(ref.UsedBy, by) {
+			ref.UsedBy = append(ref.UsedBy, by)
+		}
+		x.by[d.Pinned] = ref
+	}
+	return nil
+}
+
+func (x *references) list() []Reference {
+	out := make([]Reference, 0, len(x.by))
+	for _, r := range x.by {
+		sort.Strings(r.UsedBy)
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Workflow < out[j].Workflow })
+	return out
 }
 
 // repoPath is the repository's path without its registry host, as
@@ -423,6 +590,7 @@ func readMonitor(path string, opts Options) (*Integrity, error) {
 		failing bool
 	}
 	seen := map[string]*state{}
+	var checks []check
 	for _, e := range es {
 		if e.Kind != audit.KindCheck {
 			continue
@@ -436,6 +604,7 @@ func readMonitor(path string, opts Options) (*Integrity, error) {
 		inPeriod := opts.in(e.Time)
 		if inPeriod {
 			in.Checks++
+			checks = append(checks, check{e.Time, e.Outcome})
 		}
 		switch e.Outcome {
 		case audit.OK:
@@ -466,5 +635,6 @@ func readMonitor(path string, opts Options) (*Integrity, error) {
 		rate := float64(in.OK) / float64(n)
 		in.SuccessRate = &rate
 	}
+	in.BucketWidth, in.Series = series(checks)
 	return in, nil
 }

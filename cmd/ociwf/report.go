@@ -28,11 +28,16 @@ to detect (from --monitor-log). --since and --until (RFC 3339) bound the
 period. What the records cannot tell is listed as not computed or not
 knowable by a registry.
 
-The text output is Markdown; --output json prints the report.Report
-document. --key trusts one key for one repository; name several
-repositories with --policy.`,
+The text output (or --output markdown) is Markdown; --output json prints
+the report.Report document; --output html writes one self-contained HTML
+page (inline CSS and SVG, no script, nothing loaded from elsewhere): the
+dashboard of state counts, the check success rate over time, violations,
+signers and exceptions. --key trusts one key for one repository; name
+several repositories with --policy.`,
+		Annotations: map[string]string{outputsAnnotation: "markdown,html"},
 		Example: `  ociwf report --plain-http 127.0.0.1:5000/team/build --policy policy.yaml --audit-log audit.jsonl --monitor-log checks.jsonl
-  ociwf report --plain-http 127.0.0.1:5000/team/build --key ci.pub --since 2026-01-01T00:00:00Z --until 2026-04-01T00:00:00Z --output json`,
+  ociwf report --plain-http 127.0.0.1:5000/team/build --key ci.pub --since 2026-01-01T00:00:00Z --until 2026-04-01T00:00:00Z --output json
+  ociwf report --plain-http 127.0.0.1:5000/team/build --policy policy.yaml --monitor-log checks.jsonl --output html > report.html`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ctx := cmd.Context()
@@ -70,7 +75,14 @@ repositories with --policy.`,
 				return err
 			}
 			var werr error
-			a.emit(rep, func(w io.Writer) { werr = report.Markdown(w, rep) })
+			switch a.output {
+			case "html":
+				werr = report.HTML(a.stdout, rep)
+			case "markdown":
+				werr = report.Markdown(a.stdout, rep)
+			default:
+				a.emit(rep, func(w io.Writer) { werr = report.Markdown(w, rep) })
+			}
 			if werr != nil {
 				return fmt.Errorf("report: write: %w", werr)
 			}

@@ -133,6 +133,24 @@ trustPolicies:
 	if _, stderr, code := cli(t, "sign", "--plain-http", "--key", keys+".key", lines[len(lines)-1]); code != 0 {
 		t.Fatal(stderr)
 	}
+	// 3.0.0 uses 1.1.0, deprecated below: a deprecated version still used.
+	file = filepath.Join(dir, "3.0.0.yaml")
+	if err := os.WriteFile(file, []byte(`apiVersion: ociwf.dev/v1
+kind: Workflow
+metadata:
+  name: release
+  version: 3.0.0
+steps:
+  - id: ci
+    uses: `+repo+`:1.1.0
+    with:
+      release: "true"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := cli(t, "publish", "--plain-http", "--key", keys+".key", file, repo+":3.0.0"); code != 0 {
+		t.Fatal(stderr)
+	}
 	for _, c := range [][]string{
 		{"lifecycle", "deprecate", repo + ":1.1.0", "--reason", "superseded by 1.2.0"},
 		{"lifecycle", "retire", repo + ":1.2.0", "--reason", "end of support"},
@@ -188,7 +206,7 @@ trustPolicies:
 	if code != 0 {
 		t.Fatalf("report --output json: exit %d\n%s%s", code, js, stderr)
 	}
-	for _, want := range []string{`"exceptionCount": 1`, `"violations": 1`, `"deprecated": 1`, `"retired": 2`, `"published": 6`, `"immutable": 5`, `"reviewToPublishVersions": 1`, `"chainVerified": true`} {
+	for _, want := range []string{`"exceptionCount": 1`, `"violations": 1`, `"deprecated": 1`, `"retired": 2`, `"published": 7`, `"immutable": 6`, `"deprecatedReferenced": 1`, `"reviewToPublishVersions": 1`, `"chainVerified": true`} {
 		if !strings.Contains(js, want) {
 			t.Errorf("JSON report lacks %s", want)
 		}
@@ -199,6 +217,11 @@ trustPolicies:
 		t.Fatalf("report: exit %d\n%s%s", code, md, stderr)
 	}
 	golden(t, "seeded.md.golden", normalise(md, host))
+	html, stderr, code := cli(t, append(base, "--output", "html")...)
+	if code != 0 {
+		t.Fatalf("report --output html: exit %d\n%s", code, stderr)
+	}
+	checkDashboard(t, html, js)
 
 	// A period after everything: nothing in it.
 	out, _, code = cli(t, append(base, "--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "--output", "json")...)

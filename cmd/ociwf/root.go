@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -104,6 +105,10 @@ func outputArg(args []string) string {
 	return out
 }
 
+// outputsAnnotation names, in a command's annotations, the --output
+// formats it writes besides text and json (comma-separated).
+const outputsAnnotation = "ociwf/outputs"
+
 func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "ociwf",
@@ -111,8 +116,13 @@ func (a *app) rootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if a.output != "text" && a.output != "json" {
-				return usagef("--output must be text or json, not %q", a.output)
+			formats := []string{"text", "json"}
+			if more := cmd.Annotations[outputsAnnotation]; more != "" {
+				formats = append(formats, strings.Split(more, ",")...)
+			}
+			if !slices.Contains(formats, a.output) {
+				last := len(formats) - 1
+				return usagef("--output must be %s or %s, not %q", strings.Join(formats[:last], ", "), formats[last], a.output)
 			}
 			return nil
 		},
