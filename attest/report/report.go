@@ -435,7 +435,7 @@ func Build(ctx context.Context, v *verify.Verifier, repos []string, opts Options
 			NotComputed{Metric: "audit trail", Reason: "no audit log given (--audit-log)"},
 			NotComputed{Metric: "immutability policy violations", Reason: "no audit log given (--audit-log)"})
 	} else {
-		a, viol, err := readAudit(opts.AuditLog, opts)
+		a, viol, err := readAudit(opts.AuditLog, repos, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -552,7 +552,10 @@ func entries(path string) (*audit.Report, []audit.Entry, error) {
 	return rep, out, nil
 }
 
-func readAudit(path string, opts Options) (*Audit, []Violation, error) {
+// readAudit verifies the audit log and returns its figures and the denied
+// requests of the period to the repositories repos (registry/repository;
+// the log names repositories without their registry).
+func readAudit(path string, repos []string, opts Options) (*Audit, []Violation, error) {
 	rep, es, err := entries(path)
 	if err != nil {
 		return nil, nil, err
@@ -568,7 +571,7 @@ func readAudit(path string, opts Options) (*Audit, []Violation, error) {
 			continue
 		}
 		a.InPeriod++
-		if e.Outcome == audit.Denied {
+		if e.Outcome == audit.Denied && slices.ContainsFunc(repos, func(r string) bool { return repoPath(r) == e.Repository }) {
 			d := e.Digest
 			if d == "" {
 				d = e.Asked

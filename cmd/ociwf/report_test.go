@@ -178,6 +178,25 @@ steps:
 	if err := r.Tag(ctx, m, "1.0.0"); err == nil {
 		t.Fatal("moving 1.0.0 was allowed")
 	}
+	// A denial in another repository is not this report's.
+	other, err := remote.NewRepository(host + "/wf/other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.PlainHTTP = true
+	for i, content := range []string{"first", "second"} {
+		l, err := oras.PushBytes(ctx, other, "application/octet-stream", []byte(content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := oras.PackManifest(ctx, other, oras.PackManifestVersion1_1, "application/vnd.example", oras.PackManifestOptions{Layers: []ocispec.Descriptor{l}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := other.Tag(ctx, m, "1.0.0"); (err == nil) != (i == 0) {
+			t.Fatalf("tag %d of wf/other:1.0.0: %v", i, err)
+		}
+	}
 	st, err := cli2status(t, keys+".pub", repo+":1.0.0")
 	if err != nil {
 		t.Fatal(err)
@@ -230,5 +249,64 @@ steps:
 	}
 	if _, _, code := cli(t, "report", "--plain-http", "--key", keys+".pub", repo, "--since", "yesterday"); code != exitUsage {
 		t.Fatalf("bad --since: exit %d", code)
+	}
+}
+
+// TestDocsReportExamples runs every command of the Compliance reports
+// section of docs/operations.md, in order, against a registry extension
+// that keeps the audit log the section reads, and checks each exit code;
+// "> FILE" writes the command's output to FILE.
+func TestDocsReportExamples(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "\n## Compliance reports\n")
+	if !ok {
+		t.Fatal("docs/operations.md has no Compliance reports section")
+	}
+	if i := strings.Index(section, "\n## "); i >= 0 {
+		section = section[:i]
+	}
+	src, err := os.ReadFile(filepath.Join(samples, "build-test-release.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	t.Chdir(dir)
+	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	for name, body := range map[string][]byte{"reports.md": []byte(section), "workflow.yaml": src} {
+		if err := os.WriteFile(name, body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page := readDocPage(t, "reports.md")
+	if len(page.commands) < 6 {
+		t.Fatalf("the Compliance reports section has %d commands", len(page.commands))
+	}
+	srv := registrytest.Start(t, registryext.Config{AuditLog: filepath.Join(dir, "audit.jsonl")})
+	vars := map[string]string{"REG": srv.Addr()}
+	for _, ex := range page.commands {
+		args, err := splitWords(ex.cmd, vars)
+		if err != nil || len(args) == 0 || args[0] != "ociwf" {
+			t.Fatalf("docs/operations.md Compliance reports: %q is not an ociwf command (%v)", ex.cmd, err)
+		}
+		var into string
+		if n := len(args); n > 2 && args[n-2] == ">" {
+			into, args = args[n-1], args[:n-2]
+		}
+		stdout, stderr, code := cli(t, args[1:]...)
+		if code != ex.exit {
+			t.Fatalf("docs/operations.md Compliance reports: %s\nexit %d, want %d\nstdout:\n%s\nstderr:\n%s", ex.cmd, code, ex.exit, stdout, stderr)
+		}
+		if into != "" {
+			if !strings.HasPrefix(stdout, "<!DOCTYPE html>") {
+				t.Fatalf("%s wrote %.200q", ex.cmd, stdout)
+			}
+			if err := os.WriteFile(into, []byte(stdout), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
