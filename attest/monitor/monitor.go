@@ -59,7 +59,9 @@ type Result struct {
 	Outcome string `json:"outcome"`
 	// Check is the verifier's check that failed (verify.CheckBlobs, ...).
 	Check string `json:"check,omitempty"`
-	// Reason says what failed or why the version could not be checked.
+	// Reason says what failed or why the version could not be checked;
+	// for a version refused only for its lifecycle state (retired,
+	// archived, a draft), whose content checks passed, it says which.
 	Reason string `json:"reason,omitempty"`
 	// State is the version's lifecycle state, when the lifecycle check
 	// got that far.
@@ -364,6 +366,14 @@ func (m *Monitor) check(ctx context.Context, v *verify.Verifier, repo, tag strin
 		var se *lifecycle.StateError
 		if errors.As(err, &se) {
 			r.State = se.State
+			if se.State != lifecycle.Quarantined {
+				// The lifecycle check comes last: every integrity check
+				// passed, and the version is refused only for the state a
+				// signer gave it (retired, archived, a draft). That is the
+				// policy working, not an integrity failure; a quarantine
+				// stays a failure until it is released.
+				r.Outcome, r.Check, r.Reason = OK, "", "content intact; "+se.Error()
+			}
 		}
 	case errors.As(err, &skipped):
 		r.Outcome, r.Check, r.Reason = Failed, "scope", err.Error()

@@ -326,3 +326,37 @@ func TestWebhookGivesUp(t *testing.T) {
 		t.Fatalf("ftp URL: %v", err)
 	}
 }
+
+// A version refused only for its lifecycle state (retired, under the
+// default rules) passed every integrity check: it is not an integrity
+// failure, and the pass says why it is refused.
+func TestRetiredVersionIsNotAnIntegrityFailure(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.recorder.Transition(ctx, e.repo+":1.0.0", e.signer, lifecycle.Retired, govern.EventOptions{Reason: "end of support"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.verifier.Fetch(ctx, e.repo+":1.0.0"); !errors.Is(err, errdef.ErrLifecycle) {
+		t.Fatalf("Fetch of the retired version: %v", err)
+	}
+	m, err := monitor.New(e.verifier, []string{e.repo}, monitor.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := m.Pass(ctx)
+	if err != nil || sum.Failed != 0 || sum.Passed != 2 {
+		t.Fatalf("pass: %v %+v", err, sum)
+	}
+	for _, r := range sum.Results {
+		if r.Tag == "1.0.0" && (r.State != lifecycle.Retired || !strings.Contains(r.Reason, "content intact") || !strings.Contains(r.Reason, "retired")) {
+			t.Errorf("retired version: %+v", r)
+		}
+	}
+	// Its content altered, it fails as any version does.
+	if err := os.WriteFile(e.sourceBlob(t, "1.0.0"), []byte("altered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := m.Pass(ctx); err != nil || sum.Failed != 1 || sum.Failures()[0].Check != verify.CheckBlobs {
+		t.Fatalf("pass over the altered retired version: %v %+v", err, sum)
+	}
+}

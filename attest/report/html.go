@@ -16,6 +16,8 @@ var htmlPage string
 // HTML writes r as one self-contained HTML page: inline CSS and SVG, no
 // script and no external resource (its Content-Security-Policy forbids
 // loading any), so it opens offline and can be attached to an audit.
+// Recorded text is escaped, with control and bidirectional formatting
+// characters shown as U+XXXX.
 // Every figure the page shows is marked with a data-metric attribute
 // naming its field in the JSON report (lifecycle.states.published,
 // integrity.series.3.successRate), and each table body with data-rows
@@ -33,7 +35,11 @@ func HTML(w io.Writer, r *Report) error {
 	if err != nil {
 		return fmt.Errorf("report: parse the HTML template: %w", err)
 	}
-	return t.Execute(w, newPage(r))
+	d, err := displayed(r)
+	if err != nil {
+		return err
+	}
+	return t.Execute(w, newPage(d))
 }
 
 type namedValue struct {

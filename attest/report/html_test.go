@@ -66,3 +66,38 @@ func TestSeries(t *testing.T) {
 		t.Errorf("%d buckets over five years", len(long))
 	}
 }
+
+// Recorded text shows as text in Markdown and HTML: no tag, link or
+// emphasis, no terminal escape, no reordering by bidirectional controls.
+func TestDisplayedTextIsInert(t *testing.T) {
+	hostile := "\x1b[31mred</td><script>x</script> [link](http://evil) **bold** live\u202eevil"
+	r := &Report{
+		Lifecycle: Lifecycle{States: map[lifecycle.State]int{}, Exceptions: []Exception{{Repository: "r", Tag: "1", Reason: hostile, Justification: "j", Impact: "every run", Remediation: "rotate"}}},
+	}
+	var md, page strings.Builder
+	if err := Markdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := HTML(&page, r); err != nil {
+		t.Fatal(err)
+	}
+	// html/template writes + as &#43;.
+	for name, out := range map[string]string{"markdown": md.String(), "html": strings.ReplaceAll(page.String(), "&#43;", "+")} {
+		for _, bad := range []string{"\x1b", "\u202e", "<script", "</td><script"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("%s holds %q", name, bad)
+			}
+		}
+		if !strings.Contains(out, "U+001B") || !strings.Contains(out, "U+202E") {
+			t.Errorf("%s does not show the hidden characters", name)
+		}
+	}
+	for _, want := range []string{`\[link\](http://evil)`, `\*\*bold\*\*`, "&lt;script&gt;", "| every run | rotate |"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %s:\n%s", want, md.String())
+		}
+	}
+	if r.Lifecycle.Exceptions[0].Reason != hostile {
+		t.Error("displaying the report changed it")
+	}
+}

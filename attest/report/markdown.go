@@ -14,12 +14,21 @@ const timeFormat = "2006-01-02T15:04:05Z"
 
 func ts(t time.Time) string { return t.UTC().Format(timeFormat) }
 
+// mdEscaper escapes what Markdown and the HTML it may hold would
+// interpret: a recorded reason or message renders as the text it is, never
+// as a link, emphasis, a tag or a table cell boundary.
+var mdEscaper = strings.NewReplacer("\\", `\\`, "`", "\\`", "*", `\*`, "_", `\_`, "[", `\[`, "]", `\]`,
+	"<", "&lt;", ">", "&gt;", "&", "&amp;", "|", `\|`, "\n", " ", "\r", " ")
+
+// text escapes free text for Markdown.
+func text(s string) string { return mdEscaper.Replace(s) }
+
 // cell escapes a table cell.
 func cell(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", " ").Replace(s)
+	return text(s)
 }
 
 func percent(f *float64) string {
@@ -29,8 +38,14 @@ func percent(f *float64) string {
 	return fmt.Sprintf("%.1f%%", *f*100)
 }
 
-// Markdown writes r as a Markdown document.
+// Markdown writes r as a Markdown document. Recorded text (reasons,
+// messages, names) is escaped, and control and bidirectional formatting
+// characters are shown as U+XXXX.
 func Markdown(w io.Writer, r *Report) error {
+	r, err := displayed(r)
+	if err != nil {
+		return err
+	}
 	b := bufio.NewWriter(w)
 	p := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	p("# Compliance report\n\n")
@@ -43,19 +58,20 @@ func Markdown(w io.Writer, r *Report) error {
 		until = ts(*r.Period.Until)
 	}
 	p("- Period: %s to %s\n", since, until)
-	p("- Repositories: %s\n\n", strings.Join(r.Repositories, ", "))
+	p("- Repositories: %s\n\n", text(strings.Join(r.Repositories, ", ")))
 
 	l := r.Lifecycle
 	p("## Lifecycle\n\n%d version(s), by current verified state:\n\n| State | Versions |\n|---|---|\n", l.Versions)
 	for _, s := range lifecycle.States() {
 		p("| %s | %d |\n", s, l.States[s])
 	}
-	p("\nSigners used: %s\n\n", orNone(l.Signers))
+	p("\nSigners used: %s\n\n", text(orNone(l.Signers)))
 	p("Compliance exceptions (emergency retirements) in the period: %d\n\n", l.ExceptionCount)
 	if len(l.Exceptions) > 0 {
-		p("| Version | Time | Reason | Justification | Signers |\n|---|---|---|---|---|\n")
+		p("| Version | Time | Reason | Justification | Impact | Remediation | Signers |\n|---|---|---|---|---|---|---|\n")
 		for _, e := range l.Exceptions {
-			p("| %s:%s | %s | %s | %s | %s |\n", cell(e.Repository), cell(e.Tag), ts(e.Time), cell(e.Reason), cell(e.Justification), cell(strings.Join(e.Signers, ", ")))
+			p("| %s:%s | %s | %s | %s | %s | %s | %s |\n", cell(e.Repository), cell(e.Tag), ts(e.Time), cell(e.Reason), cell(e.Justification),
+				cell(e.Impact), cell(e.Remediation), cell(strings.Join(e.Signers, ", ")))
 		}
 		p("\n")
 	}
@@ -78,14 +94,14 @@ func Markdown(w io.Writer, r *Report) error {
 	if len(l.PlansUnread) > 0 {
 		p("Versions whose plan did not verify, so what they use is not counted:\n\n")
 		for _, u := range l.PlansUnread {
-			p("- %s:%s: %s\n", u.Repository, u.Tag, u.Error)
+			p("- %s:%s: %s\n", text(u.Repository), text(u.Tag), text(u.Error))
 		}
 		p("\n")
 	}
 	if len(l.Unreadable) > 0 {
 		p("Versions whose state could not be computed:\n\n")
 		for _, u := range l.Unreadable {
-			p("- %s:%s: %s\n", u.Repository, u.Tag, u.Error)
+			p("- %s:%s: %s\n", text(u.Repository), text(u.Tag), text(u.Error))
 		}
 		p("\n")
 	}
@@ -117,7 +133,7 @@ func Markdown(w io.Writer, r *Report) error {
 		p("- Entries: %d (%d in the period)\n", a.Entries, a.InPeriod)
 		p("- Chain verified: %s (%d break(s))\n", yesNo(a.ChainVerified), a.Breaks)
 		if a.FirstBreak != "" {
-			p("- First break: %s\n", a.FirstBreak)
+			p("- First break: %s\n", text(a.FirstBreak))
 		}
 		p("- Complete from first to last entry: %s; last entry: seq %d, hash %s (entries cut off the end leave no break: compare with a copy kept elsewhere)\n\n", yesNo(a.Complete), a.LastSeq, a.LastHash)
 	}
@@ -147,7 +163,7 @@ func Markdown(w io.Writer, r *Report) error {
 		p("- nothing: every metric above was computed\n")
 	}
 	for _, n := range r.NotComputed {
-		p("- %s: %s\n", n.Metric, n.Reason)
+		p("- %s: %s\n", text(n.Metric), text(n.Reason))
 	}
 	p("\n## Not knowable by a registry\n\n")
 	for _, n := range r.NotKnowable {

@@ -7,19 +7,20 @@
 package report
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	orasdef "oras.land/oras-go/v2/errdef"
+
 	"ociwf.dev/attest/verify"
+	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/plan"
 	"ociwf.dev/policy/audit"
 	"ociwf.dev/policy/immutability"
@@ -350,13 +351,19 @@ func Build(ctx context.Context, v *verify.Verifier, repos []string, opts Options
 		}
 		for _, ver := range list.Versions {
 			r.Lifecycle.Versions++
-			if ver.Error != "" {
+			if ver.Err != nil {
+				if !ver.Failed && !aboutTheVersion(ver.Err) {
+					// Not a finding about the version: the registry did not
+					// answer. A report missing versions would look complete.
+					return nil, fmt.Errorf("report: read %s:%s: %w (rerun when the registry answers)", repo, ver.Tag, ver.Err)
+				}
 				r.Lifecycle.Unreadable = append(r.Lifecycle.Unreadable, VersionError{repo, ver.Tag, ver.Error})
 				continue
 			}
-			st, err := v.Lifecycle(ctx, repo+":"+ver.Tag)
-			if err != nil {
-				r.Lifecycle.Unreadable = append(r.Lifecycle.Unreadable, VersionError{repo, ver.Tag, err.Error()})
+			st := ver.Status
+			if st.MovedTag(ver.Tag) {
+				r.Lifecycle.Unreadable = append(r.Lifecycle.Unreadable, VersionError{repo, ver.Tag,
+					"reference check failed: the tag was moved onto content signed for another version (signed tag(s) " + strings.Join(st.SignedTags, ", ") + ")"})
 				continue
 			}
 			r.Lifecycle.States[st.State]++
@@ -447,7 +454,7 @@ func Build(ctx context.Context, v *verify.Verifier, repos []string, opts Options
 	if opts.MonitorLog == "" {
 		r.NotComputed = append(r.NotComputed, NotComputed{Metric: "integrity", Reason: "no monitor results log given (--monitor-log)"})
 	} else {
-		in, err := readMonitor(opts.MonitorLog, opts)
+		in, err := readMonitor(opts.MonitorLog, repos, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -522,41 +529,61 @@ func (o Options) in(t time.Time) bool {
 	return (o.Since.IsZero() || !t.Before(o.Since)) && (o.Until.IsZero() || t.Before(o.Until))
 }
 
-// entries verifies the log at path and decodes its entries; lines that do
-// not decode are breaks Verify reports, and are skipped.
-func entries(path string) (*audit.Report, []audit.Entry, error) {
+// entries verifies the log at path and returns the entries that verified,
+// those of kind only: an edited, inserted, reordered, over-long or
+// undecodable line is a break Verify reports, and is not counted. A log
+// holding entries of the other kind only is refused as the wrong log.
+func entries(path, kind, flag string) (*audit.Report, []audit.Entry, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("report: open the log: %w", err)
 	}
 	defer f.Close()
-	rep, err := audit.Verify(f)
+	var out []audit.Entry
+	other := 0
+	rep, err := audit.VerifyEach(f, func(e audit.Entry) {
+		if e.Kind == kind {
+			out = append(out, e)
+		} else {
+			other++
+		}
+	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("report: verify the log %s: %w", path, err)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, nil, fmt.Errorf("report: reread the log %s: %w", path, err)
-	}
-	var out []audit.Entry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), audit.MaxLineBytes+1)
-	for sc.Scan() {
-		var e audit.Entry
-		if json.Unmarshal(sc.Bytes(), &e) == nil {
-			out = append(out, e)
+	if len(out) == 0 && other > 0 {
+		what := "the registry's audit log"
+		if kind == audit.KindCheck {
+			what = "the monitor's results log"
 		}
-	}
-	if err := sc.Err(); err != nil && !errors.Is(err, bufio.ErrTooLong) {
-		return nil, nil, fmt.Errorf("report: read the log %s: %w", path, err)
+		return nil, nil, fmt.Errorf("report: %s %s holds no entry of %s (%d of the other log's): %w", flag, path, what, other, errdef.ErrInvalid)
 	}
 	return rep, out, nil
+}
+
+// aboutTheVersion reports whether err, from reading a version's
+// lifecycle, is a finding about the version rather than a registry that
+// did not answer.
+func aboutTheVersion(err error) bool {
+	for _, e := range []error{orasdef.ErrNotFound, errdef.ErrNotWorkflow, errdef.ErrTooLarge, errdef.ErrInvalid, errdef.ErrLifecycle, errdef.ErrVerification} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// reported returns whether the log's repository (a path, without its
+// registry) is one of repos (registry/repository).
+func reported(repos []string, repository string) bool {
+	return slices.ContainsFunc(repos, func(r string) bool { return repoPath(r) == repository })
 }
 
 // readAudit verifies the audit log and returns its figures and the denied
 // requests of the period to the repositories repos (registry/repository;
 // the log names repositories without their registry).
 func readAudit(path string, repos []string, opts Options) (*Audit, []Violation, error) {
-	rep, es, err := entries(path)
+	rep, es, err := entries(path, audit.KindRequest, "--audit-log")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -567,11 +594,11 @@ func readAudit(path string, repos []string, opts Options) (*Audit, []Violation, 
 	a.Complete = a.ChainVerified
 	viol := []Violation{}
 	for _, e := range es {
-		if e.Kind != audit.KindRequest || !opts.in(e.Time) {
+		if !opts.in(e.Time) {
 			continue
 		}
 		a.InPeriod++
-		if e.Outcome == audit.Denied && slices.ContainsFunc(repos, func(r string) bool { return repoPath(r) == e.Repository }) {
+		if e.Outcome == audit.Denied && reported(repos, e.Repository) {
 			d := e.Digest
 			if d == "" {
 				d = e.Asked
@@ -582,8 +609,10 @@ func readAudit(path string, repos []string, opts Options) (*Audit, []Violation, 
 	return a, viol, nil
 }
 
-func readMonitor(path string, opts Options) (*Integrity, error) {
-	rep, es, err := entries(path)
+// readMonitor verifies the monitor's results log and returns the figures
+// of the checks of the repositories repos.
+func readMonitor(path string, repos []string, opts Options) (*Integrity, error) {
+	rep, es, err := entries(path, audit.KindCheck, "--monitor-log")
 	if err != nil {
 		return nil, err
 	}
@@ -595,7 +624,7 @@ func readMonitor(path string, opts Options) (*Integrity, error) {
 	seen := map[string]*state{}
 	var checks []check
 	for _, e := range es {
-		if e.Kind != audit.KindCheck {
+		if !reported(repos, e.Repository) {
 			continue
 		}
 		key := e.Repository + "@" + e.Digest

@@ -315,6 +315,11 @@ type LifecycleStatus struct {
 	Warnings      []string `json:"warnings,omitempty"`
 }
 
+// MovedTag reports whether tag was moved onto this version: its valid
+// signatures record version tags and none of them is tag (the verifier's
+// reference check fails such a tag).
+func (s *LifecycleStatus) MovedTag(tag string) bool { return movedTag(tag, s.SignedTags) }
+
 // Lifecycle verifies ref's signatures and lifecycle facts, without the
 // content checks, and returns its lifecycle state. It answers for
 // versions every state, retired and archived ones included (their

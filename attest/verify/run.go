@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -263,14 +264,18 @@ func (r *run) signedTag() error {
 		}
 		return nil
 	}
-	for _, t := range r.signedTags {
-		if t == r.subj.Tag {
-			r.rep.pass(CheckReference, "%s resolved once to %s, the digest signed for tag %s", r.rep.Reference, r.subj.Digest, t)
-			return nil
-		}
+	if !movedTag(r.subj.Tag, r.signedTags) {
+		r.rep.pass(CheckReference, "%s resolved once to %s, the digest signed for tag %s", r.rep.Reference, r.subj.Digest, r.subj.Tag)
+		return nil
 	}
 	return r.rep.fail(CheckReference, "the tag was moved onto content signed for another version",
 		"signed tag "+r.subj.Tag, "signed tag(s) "+strings.Join(r.signedTags, ", "))
+}
+
+// movedTag reports whether tag was moved: valid signatures record version
+// tags (signed) and none of them is tag.
+func movedTag(tag string, signed []string) bool {
+	return tag != "" && len(signed) > 0 && !slices.Contains(signed, tag)
 }
 
 // registryLifecyclePullRule is the rule name the registry extension's

@@ -49,6 +49,10 @@ type Version struct {
 	// back), as opposed to, say, an unreachable registry.
 	Error  string `json:"error,omitempty"`
 	Failed bool   `json:"failed,omitempty"`
+	// Status is the version's full lifecycle status and Err the error
+	// behind Error, for callers of the library (not listed in JSON).
+	Status *LifecycleStatus `json:"-"`
+	Err    error            `json:"-"`
 }
 
 // VersionList is the outcome of Versions.
@@ -100,6 +104,7 @@ func (v *Verifier) Versions(ctx context.Context, repo string, opts VersionsOptio
 func (v *Verifier) version(ctx context.Context, repo, tag string) Version {
 	out := Version{Tag: tag}
 	st, err := v.Lifecycle(ctx, repo+":"+tag)
+	out.Status, out.Err = st, err
 	if st != nil {
 		out.Digest, out.Signers = st.Digest, st.Signers
 		if st.Status != nil {

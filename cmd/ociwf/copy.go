@@ -136,6 +136,14 @@ func (a *app) copy(ctx context.Context, r *remoteFlags, t *trustFlags, srcRef, d
 	if !verifying && (t.key != "" || t.policy != "") {
 		fmt.Fprintf(a.stderr, "WARNING: --key/--policy are not used: %s is re-hashed, not verified under a trust policy\n", dstRef)
 	}
+	var v *verify.Verifier
+	if verifying {
+		// The trust flags are checked, and the policy loaded, before
+		// anything is written.
+		if v, err = a.verifierFor(ctx, r, t, dst.Name, func(*target.Source) error { return nil }); err != nil {
+			return err
+		}
+	}
 	out := &copyOutput{Source: srcRef, Destination: dstRef, Accessories: map[string]int{}}
 	opts := mirror.Options{Logger: a.logger()}
 	var digests []digest.Digest
@@ -172,7 +180,7 @@ func (a *app) copy(ctx context.Context, r *remoteFlags, t *trustFlags, srcRef, d
 		}
 	}
 	if copyErr == nil && verifying {
-		copyErr = a.verifyCopy(ctx, r, t, dst, digests, all, out)
+		copyErr = verifyCopy(ctx, v, dst, digests, all, out)
 	}
 	return a.printCopy(out, copyErr)
 }
@@ -214,11 +222,7 @@ func (a *app) finishCopy(ctx context.Context, dst *mirror.Destination, out *copy
 }
 
 // verifyCopy verifies the versions copied at a registry destination.
-func (a *app) verifyCopy(ctx context.Context, r *remoteFlags, t *trustFlags, dst *mirror.Destination, digests []digest.Digest, all bool, out *copyOutput) error {
-	v, err := a.verifierFor(ctx, r, t, dst.Name, func(*target.Source) error { return nil })
-	if err != nil {
-		return err
-	}
+func verifyCopy(ctx context.Context, v *verify.Verifier, dst *mirror.Destination, digests []digest.Digest, all bool, out *copyOutput) error {
 	if all {
 		sum, err := v.VerifyAll(ctx, dst.Name, verify.AllOptions{})
 		if err != nil {

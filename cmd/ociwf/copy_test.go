@@ -330,6 +330,18 @@ func TestCopyVersionTagIsWriteOnce(t *testing.T) {
 	if d := resolve(t, repository(t, host+"/third/build"), resolve(t, repository(t, src), "1.4.0").String()); d != "" {
 		t.Fatalf("a refused copy wrote %s", d)
 	}
+	// Trust flags that do not go together are refused before anything
+	// is written.
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(pol, []byte("version: ociwf.dev/trust/v1\ntrustPolicies:\n  - name: all\n    registryScopes: [\"*\"]\n    signers: [{name: ci, key: "+keys+".pub}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, _, code := copyJSON(t, "--policy", pol, "--signed-identity", src, src+":1.4.0", host+"/fourth/build"); code != exitUsage || c.Manifests != 0 {
+		t.Fatalf("copy --policy --signed-identity: exit %d %+v", code, c)
+	}
+	if d := resolve(t, repository(t, host+"/fourth/build"), "1.4.0").String(); d != "" {
+		t.Fatalf("a copy refused for its flags wrote and tagged %s", d)
+	}
 }
 
 func TestCopyAll(t *testing.T) {

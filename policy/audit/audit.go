@@ -331,6 +331,7 @@ type link struct {
 	denied  bool
 	check   bool // a monitor check
 	failed  bool // a failed monitor check
+	entry   Entry
 }
 
 // parse reads one line (without its newline): it decodes strictly, ends
@@ -348,7 +349,7 @@ func parse(raw []byte) link {
 		l.problem = fmt.Sprintf("not an audit entry: %v", err)
 		return l
 	}
-	l.decoded, l.seq, l.prev, l.hash = true, e.Seq, e.Prev, e.Hash
+	l.decoded, l.seq, l.prev, l.hash, l.entry = true, e.Seq, e.Prev, e.Hash, e
 	switch e.Kind {
 	case KindRequest:
 		l.denied = e.Outcome == Denied
@@ -420,7 +421,12 @@ func (c chain) after(l link) chain { return chain{l.seq + 1, l.hash} }
 //
 // Removing lines at the end leaves no break: compare Seq and Last with a
 // copy kept elsewhere. The error is for a log that cannot be read.
-func Verify(r io.Reader) (*Report, error) {
+func Verify(r io.Reader) (*Report, error) { return VerifyEach(r, nil) }
+
+// VerifyEach is Verify, calling each (when not nil) with every entry that
+// verified, in order: a reader of the log's figures counts exactly what
+// Verify counts, never an edited, inserted or undecodable line.
+func VerifyEach(r io.Reader, each func(Entry)) (*Report, error) {
 	rep := &Report{Last: Genesis}
 	c := chain{seq: 1, prev: Genesis}
 	var pending *link // broke the chain; resync decided by the next line
@@ -478,6 +484,9 @@ func Verify(r io.Reader) (*Report, error) {
 			}
 			if l.failed {
 				rep.CheckFailures++
+			}
+			if each != nil {
+				each(l.entry)
 			}
 			c = c.after(l)
 		}
