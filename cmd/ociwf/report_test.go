@@ -3,6 +3,10 @@ package main
 import (
 	"context"
 	"flag"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -178,6 +182,15 @@ steps:
 	if err := r.Tag(ctx, m, "1.0.0"); err == nil {
 		t.Fatal("moving 1.0.0 was allowed")
 	}
+	// 1.0.9 names 1.0.0's manifest, signed for 1.0.0 only: a moved tag,
+	// which the verifier's reference check fails, is no published version.
+	signed, err := r.Resolve(ctx, "1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Tag(ctx, signed, "1.0.9"); err != nil {
+		t.Fatal(err)
+	}
 	// A denial in another repository is not this report's.
 	other, err := remote.NewRepository(host + "/wf/other")
 	if err != nil {
@@ -225,7 +238,7 @@ steps:
 	if code != 0 {
 		t.Fatalf("report --output json: exit %d\n%s%s", code, js, stderr)
 	}
-	for _, want := range []string{`"exceptionCount": 1`, `"violations": 1`, `"deprecated": 1`, `"retired": 2`, `"published": 7`, `"immutable": 6`, `"deprecatedReferenced": 1`, `"reviewToPublishVersions": 1`, `"chainVerified": true`} {
+	for _, want := range []string{`"exceptionCount": 1`, `"violations": 1`, `"deprecated": 1`, `"retired": 2`, `"published": 7`, `"immutable": 6`, `"versions": 8`, `the tag was moved onto content signed for another version`, `"deprecatedReferenced": 1`, `"reviewToPublishVersions": 1`, `"chainVerified": true`} {
 		if !strings.Contains(js, want) {
 			t.Errorf("JSON report lacks %s", want)
 		}
@@ -308,5 +321,33 @@ func TestDocsReportExamples(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// A registry that stops answering during a report fails the report: one
+// missing its versions would look complete.
+func TestReportFailsWhenTheRegistryDoesNotAnswer(t *testing.T) {
+	keys := newKeys(t)
+	t.Setenv("XDG_STATE_HOME", filepath.Join(t.TempDir(), "state"))
+	host := registrytest.New(t)
+	if _, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", host+"/wf/down"); code != 0 {
+		t.Fatal(stderr)
+	}
+	u, err := url.Parse("http://" + host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/manifests/") {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	out, stderr, code := cli(t, "report", "--plain-http", "--key", keys+".pub", "--signed-identity", host+"/wf/down", strings.TrimPrefix(proxy.URL, "http://")+"/wf/down", "--output", "json")
+	if code != 1 || !strings.Contains(out, "rerun when the registry answers") || !strings.Contains(out, "1.4.0") {
+		t.Fatalf("report through a registry that does not answer: exit %d\n%s%s", code, out, stderr)
 	}
 }
