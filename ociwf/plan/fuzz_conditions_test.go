@@ -80,7 +80,7 @@ func FuzzConditions(f *testing.F) {
 			return
 		}
 		v := plan.Values{
-			Params: map[string]any{"environment": env, "dry_run": dryRun, "replicas": replicas, "approvers": strings.Split(approvers, ",")},
+			Params:  map[string]any{"environment": env, "dry_run": dryRun, "replicas": replicas, "approvers": strings.Split(approvers, ",")},
 			Outputs: map[string]map[string]any{"render": {"manifest_digest": dgst, "changed": !dryRun}},
 		}
 		ctx := context.Background()
