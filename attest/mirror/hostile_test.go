@@ -13,8 +13,10 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content/memory"
+	"oras.land/oras-go/v2/content/oci"
 	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
 
@@ -26,7 +28,7 @@ import (
 // hostile starts a loopback registry that answers the version check and
 // hands every other request to h, and returns a client for its repository
 // wf/b.
-func hostile(t *testing.T, h http.HandlerFunc) *remote.Repository {
+func hostile(t testing.TB, h http.HandlerFunc) *remote.Repository {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v2/" {
@@ -146,5 +148,47 @@ func TestCopyAllFromEndlessTags(t *testing.T) {
 				t.Fatalf("read %d pages, want at most %d", n, c.pages)
 			}
 		})
+	}
+}
+
+// TestCopyRefusesAnOversizedBlob: a source manifest naming a blob over
+// the copy's limit is refused with an error naming the blob and the limit,
+// before the blob is asked for.
+func TestCopyRefusesAnOversizedBlob(t *testing.T) {
+	const size = mirror.MaxBlobBytes + 1
+	big := ocispec.Descriptor{MediaType: "application/octet-stream", Digest: digest.FromString("big"), Size: size}
+	cfg := []byte("{}")
+	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
+		Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cfg), Size: int64(len(cfg))},
+		Layers: []ocispec.Descriptor{big}}
+	raw, _ := json.Marshal(m)
+	var blobReads atomic.Int64
+	repo := hostile(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v2/wf/b/manifests/" + digest.FromBytes(raw).String():
+			w.Header().Set("Content-Type", ocispec.MediaTypeImageManifest)
+			w.Header().Set("Docker-Content-Digest", digest.FromBytes(raw).String())
+			w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
+			w.Write(raw)
+		case "/v2/wf/b/blobs/" + m.Config.Digest.String():
+			w.Write(cfg)
+		case "/v2/wf/b/blobs/" + big.Digest.String():
+			blobReads.Add(1)
+			w.Header().Set("Content-Length", strconv.Itoa(size))
+			w.Write(make([]byte, size))
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	dst, err := oci.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = mirror.Copy(context.Background(), repo, digest.FromBytes(raw).String(), dst, mirror.Options{})
+	if !errors.Is(err, errdef.ErrTooLarge) || !strings.Contains(err.Error(), big.Digest.String()) || !strings.Contains(err.Error(), strconv.Itoa(mirror.MaxBlobBytes)) {
+		t.Fatalf("err = %v, want ErrTooLarge naming the blob and the limit", err)
+	}
+	if n := blobReads.Load(); n != 0 {
+		t.Fatalf("the oversized blob was asked for %d times", n)
 	}
 }

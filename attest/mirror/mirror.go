@@ -52,6 +52,10 @@ const (
 	MaxReferrerDepth = 4
 	// MaxVersions bounds the version tags CopyAll reads from a source.
 	MaxVersions = 10000
+	// MaxBlobBytes bounds each manifest and blob a copy reads: the largest
+	// part of a workflow version (ociwf.MaxPlanBytes, ociwf.MaxSBOMBytes)
+	// or of a signature or attestation is smaller.
+	MaxBlobBytes = 64 << 20
 )
 
 // TagSuffixes are the cosign tag-scheme accessories copied with a
@@ -199,6 +203,12 @@ func (r *Result) graphOptions(concurrency int) oras.CopyGraphOptions {
 	return oras.CopyGraphOptions{
 		Concurrency:      concurrency,
 		MaxMetadataBytes: ociwf.MaxManifestBytes,
+		PreCopy: func(_ context.Context, d ocispec.Descriptor) error {
+			if d.Size < 0 || d.Size > MaxBlobBytes {
+				return fmt.Errorf("%s (%s) is %d bytes, over the %d byte limit of what a copy reads: %w", d.Digest, describe(d), d.Size, MaxBlobBytes, errdef.ErrTooLarge)
+			}
+			return nil
+		},
 		PostCopy: func(_ context.Context, d ocispec.Descriptor) error {
 			r.wrote(d)
 			return nil
