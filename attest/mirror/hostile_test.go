@@ -65,9 +65,10 @@ func referrersPage(w http.ResponseWriter, r *http.Request, first, n int, next bo
 }
 
 // TestReferrersOfAHostileRegistry: a registry whose referrers listing
-// never ends, or holds more entries than are copied, or is nested without
-// end, is cut off with an error naming the limit, and no more of it is
-// read than the limit needs.
+// never ends, or holds more entries than are copied, is cut off with an
+// error naming the limit, and no more of it is read than the limit needs;
+// one whose page never ends (read up to oras-go's 4 MiB) or is nested
+// without end fails to decode.
 func TestReferrersOfAHostileRegistry(t *testing.T) {
 	ctx := context.Background()
 	subject := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("subject"), Size: 2}
@@ -83,6 +84,16 @@ func TestReferrersOfAHostileRegistry(t *testing.T) {
 		{"too many entries", func(w http.ResponseWriter, r *http.Request, page int) {
 			referrersPage(w, r, page*900, 900, true)
 		}, fmt.Sprintf("more than %d entries", mirror.MaxReferrers), 2},
+		{"endless page", func(w http.ResponseWriter, r *http.Request, page int) {
+			w.Header().Set("Content-Type", ocispec.MediaTypeImageIndex)
+			w.Write([]byte(`{"schemaVersion":2,"manifests":[`))
+			buf := []byte(strings.Repeat(" ", 64<<10))
+			for range (1 << 30) / len(buf) {
+				if _, err := w.Write(buf); err != nil {
+					return
+				}
+			}
+		}, "", 1},
 		{"deeply nested", func(w http.ResponseWriter, r *http.Request, page int) {
 			w.Header().Set("Content-Type", ocispec.MediaTypeImageIndex)
 			fmt.Fprintf(w, `{"schemaVersion":2,"manifests":%s%s}`, strings.Repeat("[", 100000), strings.Repeat("]", 100000))
