@@ -34,7 +34,7 @@ func TestPullStaysInsideItsDirectory(t *testing.T) {
 	}
 	root := t.TempDir()
 	outside := filepath.Join(root, "outside")
-	for _, title := range []string{"../escape.yaml", "..", "/tmp/abs.yaml", outside, "sub/dir.yaml", `..\win.yaml`, "c:evil", "-rf", "."} {
+	for _, title := range []string{"../escape.yaml", "..", "/abs.yaml", outside, "sub/dir.yaml", `..\win.yaml`, "c:evil", "-rf", "."} {
 		t.Run(title, func(t *testing.T) {
 			var m ocispec.Manifest
 			if err := json.Unmarshal(raw, &m); err != nil {
