@@ -9,6 +9,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/registry"
+
+	"ociwf.dev/ociwf/target"
 )
 
 // MaxInspectTags bounds how many tags Inspect resolves to find the ones that
@@ -52,7 +54,7 @@ func Inspect(ctx context.Context, src oras.ReadOnlyTarget, ref string) (*Inspect
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStop) {
-		return nil, fmt.Errorf("list tags: %w", err)
+		return nil, fmt.Errorf("list tags: %w", target.ListingError(err))
 	}
 	for _, t := range tags {
 		if d, err := src.Resolve(ctx, t); err == nil && d.Digest == desc.Digest {

@@ -12,6 +12,7 @@ import (
 	"oras.land/oras-go/v2/registry"
 
 	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/target"
 )
 
 // AllOptions tune CopyAll.
@@ -55,15 +56,21 @@ func CopyAll(ctx context.Context, src oras.ReadOnlyGraphTarget, dst oras.GraphTa
 	if !ok {
 		return nil, fmt.Errorf("the source cannot list its tags: %w", errdef.ErrInvalid)
 	}
-	all, err := registry.Tags(ctx, tl)
-	if err != nil {
-		return nil, fmt.Errorf("list the source's tags: %w", err)
-	}
 	var tags []string
-	for _, t := range all {
-		if IsVersionTag(t) {
+	err := tl.Tags(ctx, "", func(page []string) error {
+		for _, t := range page {
+			if !IsVersionTag(t) {
+				continue
+			}
+			if len(tags) == MaxVersions {
+				return fmt.Errorf("more than %d version tags; copy the versions one by one: %w", MaxVersions, errdef.ErrTooLarge)
+			}
 			tags = append(tags, t)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list the source's tags: %w", target.ListingError(err))
 	}
 	slices.Sort(tags)
 	n := opts.Concurrency

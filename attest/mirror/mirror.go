@@ -37,6 +37,7 @@ import (
 
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/immutability"
 )
 
@@ -49,6 +50,12 @@ const (
 	// MaxReferrerDepth bounds how deep referrers of referrers are
 	// followed.
 	MaxReferrerDepth = 4
+	// MaxVersions bounds the version tags CopyAll reads from a source.
+	MaxVersions = 10000
+	// MaxBlobBytes bounds each manifest and blob a copy reads: the largest
+	// part of a workflow version (ociwf.MaxPlanBytes, ociwf.MaxSBOMBytes)
+	// or of a signature or attestation is smaller.
+	MaxBlobBytes = 64 << 20
 )
 
 // TagSuffixes are the cosign tag-scheme accessories copied with a
@@ -196,6 +203,12 @@ func (r *Result) graphOptions(concurrency int) oras.CopyGraphOptions {
 	return oras.CopyGraphOptions{
 		Concurrency:      concurrency,
 		MaxMetadataBytes: ociwf.MaxManifestBytes,
+		PreCopy: func(_ context.Context, d ocispec.Descriptor) error {
+			if d.Size < 0 || d.Size > MaxBlobBytes {
+				return fmt.Errorf("%s (%s) is %d bytes, over the %d byte limit of what a copy reads: %w", d.Digest, describe(d), d.Size, MaxBlobBytes, errdef.ErrTooLarge)
+			}
+			return nil
+		},
 		PostCopy: func(_ context.Context, d ocispec.Descriptor) error {
 			r.wrote(d)
 			return nil
@@ -233,7 +246,7 @@ func Referrers(ctx context.Context, src oras.ReadOnlyGraphTarget, desc ocispec.D
 	for depth := 0; len(level) > 0; depth++ {
 		var next []ocispec.Descriptor
 		for _, d := range level {
-			rs, err := registry.Referrers(ctx, src, d, "")
+			rs, err := listReferrers(ctx, src, d)
 			if err != nil {
 				return nil, fmt.Errorf("referrers of %s: %w", d.Digest, err)
 			}
@@ -250,6 +263,34 @@ func Referrers(ctx context.Context, src oras.ReadOnlyGraphTarget, desc ocispec.D
 			}
 		}
 		level = next
+	}
+	return out, nil
+}
+
+// listReferrers lists the referrers of d in src, failing with
+// errdef.ErrTooLarge as soon as the listing holds more than MaxReferrers
+// entries (a registry's listing is read page by page, so a hostile one
+// cannot make it hold more) or runs over target.MaxListPages pages.
+func listReferrers(ctx context.Context, src oras.ReadOnlyGraphTarget, d ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+	tooMany := fmt.Errorf("the listing has more than %d entries: %w", MaxReferrers, errdef.ErrTooLarge)
+	rl, ok := src.(registry.ReferrerLister)
+	if !ok {
+		rs, err := registry.Referrers(ctx, src, d, "")
+		if err == nil && len(rs) > MaxReferrers {
+			return nil, tooMany
+		}
+		return rs, err
+	}
+	var out []ocispec.Descriptor
+	err := rl.Referrers(ctx, d, "", func(page []ocispec.Descriptor) error {
+		if len(out)+len(page) > MaxReferrers {
+			return tooMany
+		}
+		out = append(out, page...)
+		return nil
+	})
+	if err != nil {
+		return nil, target.ListingError(err)
 	}
 	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 	"oras.land/oras-go/v2/registry"
 
 	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/immutability"
 )
 
@@ -79,13 +80,17 @@ func (v *Verifier) VerifyAll(ctx context.Context, repo string, opts AllOptions) 
 	if err := lister.Tags(ctx, "", func(page []string) error {
 		for _, t := range page {
 			// cosign's and the referrers fallback's tags are not versions.
-			if !immutability.IsAccessoryTag(t) {
-				tags = append(tags, t)
+			if immutability.IsAccessoryTag(t) {
+				continue
 			}
+			if len(tags) == DefaultMaxVersions {
+				return fmt.Errorf("more than %d version tags; verify the versions one by one: %w", DefaultMaxVersions, errdef.ErrTooLarge)
+			}
+			tags = append(tags, t)
 		}
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("list tags of %s: %w", repo, err)
+		return nil, fmt.Errorf("list tags of %s: %w", repo, target.ListingError(err))
 	}
 	n := opts.Concurrency
 	if n <= 0 {

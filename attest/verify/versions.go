@@ -13,6 +13,7 @@ import (
 
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/immutability"
 	"ociwf.dev/policy/lifecycle"
 )
@@ -199,7 +200,7 @@ func (v *Verifier) tags(ctx context.Context, repo string, limit int, what string
 		return nil
 	})
 	if err != nil && !errors.Is(err, errEnough) {
-		return "", nil, false, 0, fmt.Errorf("list tags of %s: %w", repo, err)
+		return "", nil, false, 0, fmt.Errorf("list tags of %s: %w", repo, target.ListingError(err))
 	}
 	return tgt.Name, tags, truncated, limit, nil
 }

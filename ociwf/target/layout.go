@@ -13,6 +13,8 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content/oci"
 	orasErrdef "oras.land/oras-go/v2/errdef"
+
+	"ociwf.dev/ociwf/errdef"
 )
 
 // layout is an OCI image layout opened for writing that is created on its
@@ -39,12 +41,67 @@ func (l *layout) open(ctx context.Context, create bool) (*oci.Store, error) {
 			return nil, nil
 		}
 	}
+	if err := checkLayoutPaths(l.dir); err != nil {
+		return nil, err
+	}
 	s, err := oci.NewWithContext(ctx, l.dir)
 	if err != nil {
 		return nil, fmt.Errorf("open OCI layout %s: %w", l.dir, err)
 	}
 	l.store = s
 	return s, nil
+}
+
+// checkLayoutPaths refuses a layout whose files or directories that
+// oras-go writes through (oci-layout, index.json, blobs/, blobs/ALG/ and
+// ingest/) are symbolic links or of another kind than they should be: a
+// link planted there would make a write land outside the layout. Blobs
+// themselves are written by renaming a new file over their path, which
+// replaces a link rather than following it.
+func checkLayoutPaths(dir string) error {
+	check := func(rel string, wantDir bool) error {
+		fi, err := os.Lstat(filepath.Join(dir, rel))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil
+		case err != nil:
+			return fmt.Errorf("open OCI layout %s: %w", dir, err)
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return fmt.Errorf("open OCI layout %s: %s is a symbolic link, and a write through it could land outside the layout; remove it or choose another directory: %w", dir, rel, errdef.ErrInvalid)
+		case wantDir && !fi.IsDir(), !wantDir && !fi.Mode().IsRegular():
+			return fmt.Errorf("open OCI layout %s: %s is a %s, not what an OCI layout holds there; remove it or choose another directory: %w", dir, rel, kind(fi.Mode()), errdef.ErrInvalid)
+		}
+		return nil
+	}
+	for _, p := range []struct {
+		rel string
+		dir bool
+	}{{ocispec.ImageLayoutFile, false}, {ocispec.ImageIndexFile, false}, {ocispec.ImageBlobsDir, true}, {"ingest", true}} {
+		if err := check(p.rel, p.dir); err != nil {
+			return err
+		}
+	}
+	algs, err := os.ReadDir(filepath.Join(dir, ocispec.ImageBlobsDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("open OCI layout %s: %w", dir, err)
+	}
+	for _, a := range algs {
+		if err := check(filepath.Join(ocispec.ImageBlobsDir, a.Name()), true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// kind names a file mode's type.
+func kind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m.IsRegular():
+		return "regular file"
+	}
+	return "special file (" + m.Type().String() + ")"
 }
 
 func (l *layout) notFound(what string) error {

@@ -7,6 +7,7 @@ package target
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content/oci"
+	orasdef "oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -61,6 +63,20 @@ type Options struct {
 	// installs as http.DefaultTransport, is used as it is, and then
 	// Insecure cannot be honoured.
 	Transport http.RoundTripper
+}
+
+// MaxListPages bounds the pages of one tag or referrers listing read from
+// a registry; each page is at most oras-go's MaxMetadataBytes (4 MiB).
+const MaxListPages = 100
+
+// ListingError returns err, from listing tags or referrers, unchanged,
+// except that a listing cut off after MaxListPages pages (oras-go's
+// ErrTooManyPages) also matches errdef.ErrTooLarge.
+func ListingError(err error) error {
+	if errors.Is(err, orasdef.ErrTooManyPages) && !errors.Is(err, errdef.ErrTooLarge) {
+		return fmt.Errorf("%w (a registry listing is read for at most %d pages): %w", err, MaxListPages, errdef.ErrTooLarge)
+	}
+	return err
 }
 
 // Opener opens targets with one shared, authenticated HTTP client.
@@ -278,8 +294,8 @@ func (o *Opener) Repository(ref registry.Reference) (*remote.Repository, error) 
 	}
 	repo.Client = o.client
 	repo.PlainHTTP = o.PlainHTTP(ref.Registry)
-	repo.TagListMaxPages = 100
-	repo.ReferrerListMaxPages = 100
+	repo.TagListMaxPages = MaxListPages
+	repo.ReferrerListMaxPages = MaxListPages
 	return repo, nil
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,16 +21,28 @@ const (
 	// MaxSignatures bounds the signatures or attestations read from one
 	// manifest (a cosign tag or a referrer).
 	MaxSignatures = 1000
+	// MaxErrorBodyBytes bounds the body of an error response that is read:
+	// the rest is dropped, so the error reports the status and what fits.
+	MaxErrorBodyBytes = 64 << 10
 )
 
 // bounded fails responses over MaxAccessoryBytes, by their Content-Length
-// or while they are read.
+// or while they are read, and reads at most MaxErrorBodyBytes of an error
+// response (status 400 or more) before releasing its connection.
 type bounded struct{ next http.RoundTripper }
 
 func (b bounded) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := b.next.RoundTrip(req)
 	if err != nil {
 		return nil, err
+	}
+	if resp.StatusCode >= http.StatusBadRequest {
+		// Read now, and the connection released: go-containerregistry's
+		// retries read an error body without closing it.
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxErrorBodyBytes))
+		resp.Body.Close()
+		resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+		return resp, nil
 	}
 	if resp.ContentLength > MaxAccessoryBytes {
 		resp.Body.Close()
