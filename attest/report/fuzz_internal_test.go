@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"math"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/audit"
 )
 
@@ -57,7 +59,15 @@ func FuzzLogs(f *testing.F) {
 		}
 		lines := bytes.Count(raw, []byte("\n")) + 1
 		opts := Options{Since: t0, Until: t0.Add(24 * time.Hour)}
-		in, err := readMonitor(path, opts)
+		repos := []string{"registry.example/wf/a"}
+		in, err := readMonitor(path, repos, opts)
+		if errors.Is(err, errdef.ErrInvalid) {
+			// Request entries only: the wrong log, refused as such.
+			if _, _, err := readAudit(path, repos, opts); err != nil {
+				t.Fatalf("refused as a results log and as an audit log: %v", err)
+			}
+			return
+		}
 		if err != nil {
 			return
 		}
@@ -67,7 +77,11 @@ func FuzzLogs(f *testing.F) {
 		if r := in.SuccessRate; (r == nil) != (in.OK+in.Failed == 0) || r != nil && (math.IsNaN(*r) || *r < 0 || *r > 1) {
 			t.Fatalf("success rate %v of %+v", r, in)
 		}
-		a, viol, err := readAudit(path, opts)
+		a, viol, err := readAudit(path, repos, opts)
+		if errors.Is(err, errdef.ErrInvalid) {
+			// Check entries only: the wrong log, refused as such.
+			return
+		}
 		if err != nil {
 			t.Fatalf("the log read as results but not as an audit log: %v", err)
 		}
