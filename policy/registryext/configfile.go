@@ -21,7 +21,7 @@ const MaxConfigBytes = 4 << 20
 
 // fileSection is the ociwf section of a configuration file.
 type fileSection struct {
-	Lifecycle *lifecycleSection `yaml:"lifecycle"`
+	Lifecycle    *lifecycleSection    `yaml:"lifecycle"`
 	Alerts       *alertsSection       `yaml:"alerts"`
 	Coordination *coordinationSection `yaml:"coordination"`
 }

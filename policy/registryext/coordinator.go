@@ -103,9 +103,10 @@ type Lease interface {
 func tagKey(repo, tag string) string { return repo + ":" + tag }
 func repoKey(repo string) string     { return repo }
 
-// newCoordinator builds the coordinator c configures; root is the
-// filesystem storage's root directory ("" for other storage).
-func newCoordinator(c Coordination, root string) (Coordinator, error) {
+// NewCoordinator builds the coordinator c configures, as New does; root
+// is the filesystem storage's root directory ("" for other storage). A
+// Redis coordinator connects on first use.
+func NewCoordinator(c Coordination, root string) (Coordinator, error) {
 	wait := c.Wait
 	if wait <= 0 {
 		wait = DefaultLockWait

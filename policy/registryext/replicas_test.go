@@ -447,4 +447,3 @@ func TestReplicasRedisDown(t *testing.T) {
 		t.Errorf("mutable PUT with Redis down: %d %s", st, b)
 	}
 }
-

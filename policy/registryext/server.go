@@ -98,7 +98,7 @@ type Server struct {
 	prefix    string                // Distribution's http.prefix
 	webhook   *webhook              // nil: no alert webhook
 	coord     Coordinator
-	base      string                // the registry's URL, for alerts
+	base      string // the registry's URL, for alerts
 
 	metricsLn   net.Listener
 	metricsHTTP *http.Server
@@ -147,7 +147,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
-	coord, err := newCoordinator(cfg.Coordination, filesystemRoot(conf))
+	coord, err := NewCoordinator(cfg.Coordination, filesystemRoot(conf))
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
