@@ -125,4 +125,3 @@ func TestRedisDownRefuses(t *testing.T) {
 		t.Fatalf("lock with Redis down: %v, want ErrUnavailable", err)
 	}
 }
-
