@@ -50,7 +50,7 @@ ociwf:
 // startReplicas starts n registries on root, coordinating as coordination,
 // and a round-robin front (net/http/httputil.ReverseProxy) before them;
 // it returns the front's host:port and the replicas'.
-func startReplicas(t *testing.T, n int, root, coordination string) (string, []string) {
+func startReplicas(t testing.TB, n int, root, coordination string) (string, []string) {
 	t.Helper()
 	src := replicaConfig(root, coordination)
 	var hosts []string
@@ -69,7 +69,7 @@ func startReplicas(t *testing.T, n int, root, coordination string) (string, []st
 }
 
 // startFront serves a round-robin reverse proxy to targets on loopback.
-func startFront(t *testing.T, targets []*url.URL) string {
+func startFront(t testing.TB, targets []*url.URL) string {
 	t.Helper()
 	var next atomic.Uint64
 	proxy := &httputil.ReverseProxy{
@@ -368,7 +368,7 @@ func TestReplicasReferrers(t *testing.T) {
 // persistence, and stops it when the test ends; it returns its address
 // and the command, to kill it early. Without redis-server the test is
 // skipped, unless OCIWF_REQUIRE_SERVICES=1.
-func startRedis(t *testing.T) (string, *exec.Cmd) {
+func startRedis(t testing.TB) (string, *exec.Cmd) {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
