@@ -125,3 +125,32 @@ func TestRedisDownRefuses(t *testing.T) {
 		t.Fatalf("lock with Redis down: %v, want ErrUnavailable", err)
 	}
 }
+
+// ociwf.coordination is read from the configuration file, a relative
+// lock directory against the file's; a bad mode, redis without an address
+// and misspelt keys are errdef.ErrInvalid.
+func TestCoordinationConfig(t *testing.T) {
+	base := "version: 0.1\nstorage: {inmemory: {}}\nociwf:\n  coordination: "
+	cfg, err := registryext.ParseConfig("/etc/ociwf/registry.yaml", []byte(base+`{mode: redis, wait: 5s, cacheTTL: 2s, redis: {addr: "r:6379", db: 2, lease: 4s}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Coordination
+	if c.Mode != registryext.CoordinationRedis || c.Wait != 5*time.Second || c.CacheTTL != 2*time.Second || c.Redis.Addr != "r:6379" || c.Redis.DB != 2 || c.Redis.Lease != 4*time.Second {
+		t.Fatalf("%+v", c)
+	}
+	cfg, err = registryext.ParseConfig("/etc/ociwf/registry.yaml", []byte(base+`{mode: filesystem, dir: locks}`))
+	if err != nil || cfg.Coordination.Dir != "/etc/ociwf/locks" {
+		t.Fatalf("%+v %v", cfg.Coordination, err)
+	}
+	for _, bad := range []string{`{mode: zookeeper}`, `{mode: redis}`, `{mode: redis, redis: {addr: "r:1", lease: 10ms}}`, `{mode: filesystem, lease: 1s}`} {
+		if _, err := registryext.ParseConfig("r.yaml", []byte(base+bad)); !errors.Is(err, errdef.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", bad, err)
+		}
+	}
+	// Filesystem coordination needs a directory: the filesystem storage's
+	// root or dir.
+	if _, err := registryext.New(context.Background(), registryext.Config{Coordination: registryext.Coordination{Mode: registryext.CoordinationFilesystem}}); !errors.Is(err, errdef.ErrInvalid) {
+		t.Errorf("filesystem coordination on in-memory storage: %v", err)
+	}
+}
