@@ -105,6 +105,8 @@ func LoadConfig(path string) (Config, error) {
 //	    dir: /shared/locks                  # filesystem; default <root>/ociwf/locks
 //	    redis: {addr: "redis:6379", password: …, db: 0, lease: 10s}
 //
+// Redis coordination without redis.addr uses the Redis of Distribution's
+// own redis section (one address, its db and credentials).
 // The Config returned has Distribution set and, for an ociwf.lifecycle
 // section, Lifecycle (and for ociwf.alerts, Alerts), with Policy resolved against the file's directory
 // and State unset: the program serving it builds State from the trust
@@ -161,6 +163,14 @@ func ParseConfig(file string, src []byte) (Config, error) {
 		co := Coordination{Mode: c.Mode, Dir: c.Dir, Wait: c.Wait, CacheTTL: c.CacheTTL}
 		if r := c.Redis; r != nil {
 			co.Redis = RedisCoordination{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, Lease: r.Lease, Prefix: r.Prefix}
+		}
+		// Without an address of its own, the Redis Distribution's
+		// configuration names (redis.addrs, one node).
+		if o := conf.Redis.Options; co.Mode == CoordinationRedis && co.Redis.Addr == "" && len(o.Addrs) == 1 {
+			co.Redis.Addr, co.Redis.DB = o.Addrs[0], o.DB
+			if co.Redis.Username == "" && co.Redis.Password == "" {
+				co.Redis.Username, co.Redis.Password = o.Username, o.Password
+			}
 		}
 		if err := co.validate(); err != nil {
 			return Config{}, fmt.Errorf("registry configuration %s: ociwf.coordination: %w", file, err)

@@ -140,7 +140,7 @@ func (c Coordination) validate() error {
 	case "", CoordinationInProcess, CoordinationFilesystem:
 	case CoordinationRedis:
 		if c.Redis.Addr == "" {
-			return fmt.Errorf("mode redis needs redis.addr (host:port): %w", errdef.ErrInvalid)
+			return fmt.Errorf("mode redis needs redis.addr (host:port), or one address in Distribution's redis.addrs: %w", errdef.ErrInvalid)
 		}
 		if c.Redis.Lease != 0 && c.Redis.Lease < minRedisLease {
 			return fmt.Errorf("redis.lease %s is under %s: %w", c.Redis.Lease, minRedisLease, errdef.ErrInvalid)

@@ -143,6 +143,10 @@ func TestCoordinationConfig(t *testing.T) {
 	if err != nil || cfg.Coordination.Dir != "/etc/ociwf/locks" {
 		t.Fatalf("%+v %v", cfg.Coordination, err)
 	}
+	cfg, err = registryext.ParseConfig("r.yaml", []byte("version: 0.1\nstorage: {inmemory: {}}\nredis: {addrs: [\"cache:6379\"], db: 3, password: pw}\nociwf: {coordination: {mode: redis}}\n"))
+	if r := cfg.Coordination.Redis; err != nil || r.Addr != "cache:6379" || r.DB != 3 || r.Password != "pw" {
+		t.Fatalf("redis from Distribution's section: %+v %v", r, err)
+	}
 	for _, bad := range []string{`{mode: zookeeper}`, `{mode: redis}`, `{mode: redis, redis: {addr: "r:1", lease: 10ms}}`, `{mode: filesystem, lease: 1s}`} {
 		if _, err := registryext.ParseConfig("r.yaml", []byte(base+bad)); !errors.Is(err, errdef.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", bad, err)
