@@ -2,7 +2,6 @@ package registryext
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -285,7 +284,3 @@ func (l *redisLease) Release() {
 		_ = releaseScript.Run(ctx, l.r.c, l.keys, l.token, flag(l.shared)).Err()
 	})
 }
-
-// isUnavailable reports whether err says the coordination could not be
-// used.
-func isUnavailable(err error) bool { return errors.Is(err, errdef.ErrUnavailable) }
