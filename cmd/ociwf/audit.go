@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -28,10 +30,18 @@ ones.
 
 Replicas of one registry each keep their own log: give them all, and each
 chain is checked on its own, with a line per log and a total; it exits 3 if
-any of them is broken. With several files, --output json gives
+any of them is broken. A file that does not exist is a usage error (exit 2).
+With several files, --output json gives
 {"logs": [...], "total": {...}}.`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
+			// A log that is not there is a mistake in the command line,
+			// found before any chain is read (as grep and ls exit 2).
+			for _, path := range argv {
+				if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+					return usagef("audit verify: no audit log at %s: name the files registry serve --audit-log writes (one per replica)", path)
+				}
+			}
 			var logs []logReport
 			for _, path := range argv {
 				rep, err := verifyLog(path)

@@ -104,6 +104,9 @@ func TestAuditVerifySet(t *testing.T) {
 	if code != exitVerification || !strings.Contains(out, "replica-b.jsonl: chain broken, 1 break") || !strings.Contains(out, "total: 3 logs, 1 broken") || !strings.Contains(stderr, "replica-b.jsonl") {
 		t.Fatalf("one log broken: exit %d: %s %s", code, out, stderr)
 	}
+	if _, stderr, code := cli(t, "audit", "verify", paths[0], filepath.Join(dir, "replica-z.jsonl")); code != exitUsage || !strings.Contains(stderr, "replica-z.jsonl") {
+		t.Fatalf("a missing log: exit %d: %s", code, stderr)
+	}
 	out, _, code = cli(t, append([]string{"audit", "verify", "--output", "json"}, paths...)...)
 	var rep struct {
 		Logs []struct {
