@@ -12,11 +12,39 @@
 #   scripts/bench-registry.sh                     # 7 rounds, 50 PUTs + GETs per client
 #   ROUNDS=15 PER_CLIENT=100 scripts/bench-registry.sh
 #   CPUPROFILE=/tmp/cpu.out scripts/bench-registry.sh   # go tool pprof /tmp/cpu.out.test /tmp/cpu.out
+#
+# "replicas" instead measures the same PUTs and GETs at 32 clients through
+# a round-robin front before 3 replicas on one storage against 1 replica
+# (BenchmarkReplicas): with flock(2) coordination and with Redis leases
+# (redis-server from scripts/services.sh; skipped without it). It prints
+# p50/p99 of each and the ratios 3/1; there is no target.
+#
+#   scripts/bench-registry.sh replicas
+#   ROUNDS=3 PER_CLIENT=20 scripts/bench-registry.sh replicas
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${ROUNDS:-7}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
+
+if [[ ${1:-} == replicas ]]; then
+  OCIWF_BENCH_PER_CLIENT="${PER_CLIENT:-50}" go test ./policy/registryext -run '^$' \
+    -bench '^BenchmarkReplicas$' -benchtime "${rounds}x" -count 1 -timeout 60m | tee "$out"
+  echo
+  for b in filesystem redis; do
+    grep -qE "^BenchmarkReplicas/$b(-[0-9]+)? " "$out" || { echo "replicas $b: not run (redis-server missing?)"; continue; }
+    printf 'replicas %-10s %-4s %10s %10s %8s %10s %10s %8s\n' "$b" op "1 p50" "3 p50" ratio "1 p99" "3 p99" ratio
+    for op in put get; do
+      v() { awk -v b="$b" -v u="$1" '$1 ~ "^BenchmarkReplicas/" b "(-[0-9]+)?$" {
+        for (i = 4; i <= NF; i++) if ($i == u) print $(i - 1) }' "$out"; }
+      ms() { awk -v x="$(v "$op-$1-us")" 'BEGIN {printf "%.1fms", x / 1000}'; }
+      printf '%-19s %-4s %10s %10s %8s %10s %10s %8s\n' "" "${op^^}" \
+        "$(ms p50-one)" "$(ms p50-three)" "$(v "$op-p50-ratio")" \
+        "$(ms p99-one)" "$(ms p99-three)" "$(v "$op-p99-ratio")"
+    done
+  done
+  exit 0
+fi
 profile=()
 # with the test binary next to the profile, for go tool pprof
 [[ -n ${CPUPROFILE:-} ]] && profile=(-cpuprofile "$CPUPROFILE" -o "$CPUPROFILE.test")

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -14,8 +16,8 @@ import (
 func (a *app) auditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Check the registry's audit log"}
 	verify := &cobra.Command{
-		Use:   "verify FILE",
-		Short: "Check the hash chain of an audit log and count policy violations",
+		Use:   "verify FILE...",
+		Short: "Check the hash chain of audit logs and count policy violations",
 		Long: `Verify walks the audit log that ociwf registry serve --audit-log writes and
 checks every link: each line decodes, its sequence number follows, it names
 the hash of the line before, and its own hash matches the line's bytes.
@@ -24,42 +26,72 @@ a break the check continues from that line, so one edited or removed line is
 one break. Denied requests among the intact entries are counted as policy
 violations. The integrity monitor's results log (ociwf monitor --results-log)
 has the same construction; its check entries are counted, with the failed
-ones.`,
-		Args: args(cobra.ExactArgs(1)),
+ones.
+
+Replicas of one registry each keep their own log: give them all, and each
+chain is checked on its own, with a line per log and a total; it exits 3 if
+any of them is broken. A file that does not exist is a usage error (exit 2).
+With several files, --output json gives
+{"logs": [...], "total": {...}}.`,
+		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			f, err := os.Open(argv[0])
-			if err != nil {
-				return err
+			// A log that is not there is a mistake in the command line,
+			// found before any chain is read (as grep and ls exit 2).
+			for _, path := range argv {
+				if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+					return usagef("audit verify: no audit log at %s: name the files registry serve --audit-log writes (one per replica)", path)
+				}
 			}
-			defer f.Close()
-			rep, err := audit.Verify(f)
-			if err != nil {
-				return err
+			var logs []logReport
+			for _, path := range argv {
+				rep, err := verifyLog(path)
+				if err != nil {
+					return err
+				}
+				logs = append(logs, logReport{File: path, Report: rep, Violations: rep.Denied})
 			}
-			out := struct {
-				File string `json:"file"`
-				*audit.Report
-				Violations int `json:"violations"`
-			}{argv[0], rep, rep.Denied}
+			total := auditTotal{Logs: len(logs)}
+			var firstBroken *logReport
+			for i := range logs {
+				r := logs[i].Report
+				total.Entries += r.Entries
+				total.Violations += r.Denied
+				total.Checks += r.Checks
+				total.CheckFailures += r.CheckFailures
+				if r.Broken != nil {
+					total.Broken++
+					total.Breaks += len(r.Breaks) + r.MoreBreaks
+					if firstBroken == nil {
+						firstBroken = &logs[i]
+					}
+				}
+			}
+			var out any = logs[0]
+			if len(logs) > 1 {
+				out = struct {
+					Logs  []logReport `json:"logs"`
+					Total auditTotal  `json:"total"`
+				}{logs, total}
+			}
 			a.emit(out, func(w io.Writer) {
-				if rep.Broken == nil {
-					fmt.Fprintf(w, "%s: %d entries, chain intact; %d policy violations (denied requests)", argv[0], rep.Entries, rep.Denied)
-					if rep.Checks > 0 {
-						fmt.Fprintf(w, "; %d monitor checks, %d failed", rep.Checks, rep.CheckFailures)
+				for _, l := range logs {
+					printLog(w, l)
+				}
+				if len(logs) > 1 {
+					fmt.Fprintf(w, "total: %d logs, %d broken; %d entries intact, %d policy violations (denied requests)", total.Logs, total.Broken, total.Entries, total.Violations)
+					if total.Checks > 0 {
+						fmt.Fprintf(w, "; %d monitor checks, %d failed", total.Checks, total.CheckFailures)
 					}
 					fmt.Fprintln(w)
-					return
-				}
-				fmt.Fprintf(w, "%s: chain broken, %s; %d entries intact, %d policy violations among them\n", argv[0], breaks(rep), rep.Entries, rep.Denied)
-				for _, b := range rep.Breaks {
-					fmt.Fprintf(w, "  line %d: %s\n", b.Line, b.Reason)
-				}
-				if rep.MoreBreaks > 0 {
-					fmt.Fprintf(w, "  … and %d more breaks\n", rep.MoreBreaks)
 				}
 			})
-			if rep.Broken != nil {
-				return reported{fmt.Errorf("audit log %s: %s, the first at line %d: %s: %w", argv[0], breaks(rep), rep.Broken.Line, rep.Broken.Reason, errdef.ErrVerification)}
+			if b := firstBroken; b != nil {
+				rep := b.Report
+				err := fmt.Errorf("audit log %s: %s, the first at line %d: %s: %w", b.File, breaks(rep), rep.Broken.Line, rep.Broken.Reason, errdef.ErrVerification)
+				if total.Broken > 1 {
+					err = fmt.Errorf("%d of %d audit logs broken; %w", total.Broken, total.Logs, err)
+				}
+				return reported{err}
 			}
 			return nil
 		},
@@ -74,4 +106,56 @@ func breaks(rep *audit.Report) string {
 		return fmt.Sprintf("%d breaks", n)
 	}
 	return "1 break"
+}
+
+// logReport is what audit verify found in one log.
+type logReport struct {
+	File string `json:"file"`
+	*audit.Report
+	Violations int `json:"violations"`
+}
+
+// auditTotal sums the logs audit verify checked.
+type auditTotal struct {
+	Logs          int `json:"logs"`
+	Broken        int `json:"broken"`
+	Breaks        int `json:"breaks"`
+	Entries       int `json:"entries"`
+	Violations    int `json:"violations"`
+	Checks        int `json:"checks,omitempty"`
+	CheckFailures int `json:"checkFailures,omitempty"`
+}
+
+// verifyLog checks the audit log at path.
+func verifyLog(path string) (*audit.Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rep, err := audit.Verify(f)
+	if err != nil {
+		return nil, fmt.Errorf("audit log %s: %w", path, err)
+	}
+	return rep, nil
+}
+
+// printLog writes the summary of one log.
+func printLog(w io.Writer, l logReport) {
+	rep := l.Report
+	if rep.Broken == nil {
+		fmt.Fprintf(w, "%s: %d entries, chain intact; %d policy violations (denied requests)", l.File, rep.Entries, rep.Denied)
+		if rep.Checks > 0 {
+			fmt.Fprintf(w, "; %d monitor checks, %d failed", rep.Checks, rep.CheckFailures)
+		}
+		fmt.Fprintln(w)
+		return
+	}
+	fmt.Fprintf(w, "%s: chain broken, %s; %d entries intact, %d policy violations among them\n", l.File, breaks(rep), rep.Entries, rep.Denied)
+	for _, b := range rep.Breaks {
+		fmt.Fprintf(w, "  line %d: %s\n", b.Line, b.Reason)
+	}
+	if rep.MoreBreaks > 0 {
+		fmt.Fprintf(w, "  … and %d more breaks\n", rep.MoreBreaks)
+	}
 }

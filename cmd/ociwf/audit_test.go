@@ -74,3 +74,50 @@ func TestAuditVerifyBreaks(t *testing.T) {
 		t.Fatalf("old log: exit %d: %s %s", code, out, stderr)
 	}
 }
+
+// The logs of several replicas are checked together: a line per log and a
+// total, exit 3 when any is broken, and JSON with every log and the total.
+func TestAuditVerifySet(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i := range 3 {
+		path := filepath.Join(dir, "replica-"+string(rune('a'+i))+".jsonl")
+		l, err := audit.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := 0; j <= i; j++ {
+			if err := l.Append(audit.Entry{Actor: "ci", Repository: "wf/a", Operation: "manifest-put", Tag: "1.0.0", Status: 403, Outcome: audit.Denied}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l.Close()
+		paths = append(paths, path)
+	}
+	out, stderr, code := cli(t, append([]string{"audit", "verify"}, paths...)...)
+	if code != 0 || !strings.Contains(out, "replica-c.jsonl: 3 entries, chain intact") || !strings.Contains(out, "total: 3 logs, 0 broken; 6 entries intact, 6 policy violations") {
+		t.Fatalf("exit %d: %s %s", code, out, stderr)
+	}
+	b, _ := os.ReadFile(paths[1])
+	os.WriteFile(paths[1], []byte(strings.Replace(string(b), `"wf/a"`, `"wf/b"`, 1)), 0o600)
+	out, stderr, code = cli(t, append([]string{"audit", "verify"}, paths...)...)
+	if code != exitVerification || !strings.Contains(out, "replica-b.jsonl: chain broken, 1 break") || !strings.Contains(out, "total: 3 logs, 1 broken") || !strings.Contains(stderr, "replica-b.jsonl") {
+		t.Fatalf("one log broken: exit %d: %s %s", code, out, stderr)
+	}
+	if _, stderr, code := cli(t, "audit", "verify", paths[0], filepath.Join(dir, "replica-z.jsonl")); code != exitUsage || !strings.Contains(stderr, "replica-z.jsonl") {
+		t.Fatalf("a missing log: exit %d: %s", code, stderr)
+	}
+	out, _, code = cli(t, append([]string{"audit", "verify", "--output", "json"}, paths...)...)
+	var rep struct {
+		Logs []struct {
+			File    string       `json:"file"`
+			Entries int          `json:"entries"`
+			Broken  *audit.Break `json:"broken"`
+		} `json:"logs"`
+		Total struct{ Logs, Broken, Breaks, Entries, Violations int } `json:"total"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitVerification || len(rep.Logs) != 3 || rep.Logs[1].Broken == nil || rep.Logs[0].Broken != nil ||
+		rep.Total.Logs != 3 || rep.Total.Broken != 1 || rep.Total.Breaks != 1 {
+		t.Fatalf("json: exit %d: %v %s", code, err, out)
+	}
+}

@@ -22,7 +22,7 @@ import (
 
 func (a *app) registryCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "registry", Short: "Run ociwf's own OCI registry"}
-	var addr, root, config, rulesFile, auditLog, metricsAddr, alertWebhook string
+	var addr, root, config, rulesFile, auditLog, metricsAddr, alertWebhook, coordination string
 	serve := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the CNCF Distribution registry with ociwf's extensions",
@@ -47,6 +47,13 @@ ociwf_registry_alerts_total; --alert-webhook URL (or ociwf.alerts.webhook in
 --config) also POSTs it there as an Alertmanager v2 alert (OciwfAccessDenied),
 asynchronously and retried.
 
+Several replicas may serve one storage when they share a coordination mode
+(--coordination, or ociwf.coordination in --config): filesystem takes flock(2)
+locks under the storage root (replicas on one host or on a filesystem whose
+flock works across hosts), redis takes leases in the Redis that
+ociwf.coordination.redis names. Each replica then needs its own --audit-log;
+ociwf audit verify checks the set together (docs/registry.md).
+
 It stops gracefully on SIGINT or SIGTERM. A health endpoint answers on ` + registryext.HealthPath + `.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -57,6 +64,15 @@ It stops gracefully on SIGINT or SIGTERM. A health endpoint answers on ` + regis
 				return err
 			}
 			cfg.Addr, cfg.Logger, cfg.AuditLog, cfg.MetricsAddr = addr, log, auditLog, metricsAddr
+			if coordination != "" {
+				// The flag names the mode; the file's other settings stay.
+				cfg.Coordination.Mode = coordination
+				switch coordination {
+				case registryext.CoordinationInProcess, registryext.CoordinationFilesystem, registryext.CoordinationRedis:
+				default:
+					return usagef("--coordination %q: modes are %s, %s and %s", coordination, registryext.CoordinationInProcess, registryext.CoordinationFilesystem, registryext.CoordinationRedis)
+				}
+			}
 			if alertWebhook != "" {
 				// The flag names the URL; the file's other webhook settings stay.
 				hook := registryext.AlertWebhook{}
@@ -111,6 +127,7 @@ It stops gracefully on SIGINT or SIGTERM. A health endpoint answers on ` + regis
 	serve.Flags().StringVar(&auditLog, "audit-log", "", "append every mutating request to this hash-chained JSON Lines file")
 	serve.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address")
 	serve.Flags().StringVar(&alertWebhook, "alert-webhook", "", "POST an Alertmanager v2 alert for every refused request to this URL (overrides ociwf.alerts.webhook.url)")
+	serve.Flags().StringVar(&coordination, "coordination", "", "how replicas on one storage order protected writes: inprocess (one replica), filesystem (flock under the root) or redis (ociwf.coordination.redis in --config) (overrides ociwf.coordination.mode)")
 	cmd.AddCommand(serve, a.registryGCCmd())
 	return cmd
 }

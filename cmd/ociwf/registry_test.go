@@ -265,3 +265,12 @@ func TestRegistryServeAlertWebhook(t *testing.T) {
 		t.Fatalf("bad webhook URL: exit %d %s", code, stderr)
 	}
 }
+
+// An unknown --coordination mode is a usage error, before anything is
+// served.
+func TestRegistryServeCoordinationFlag(t *testing.T) {
+	_, stderr, code := cli(t, "registry", "serve", "--root", t.TempDir(), "--addr", "127.0.0.1:0", "--coordination", "zookeeper")
+	if code != exitUsage || !strings.Contains(stderr, "filesystem") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}

@@ -36,6 +36,12 @@ var (
 	// or the trust policy does not allow. Like ErrImmutable, the CLI exits
 	// 4 with it.
 	ErrLifecycle = errors.New("lifecycle violation")
+
+	// ErrUnavailable reports a service the operation depends on that
+	// cannot be reached or answered too late: the registry's coordination
+	// service (Redis), a lock that stayed held past the wait allowed. The
+	// operation did nothing and may be retried.
+	ErrUnavailable = errors.New("service unavailable")
 )
 
 // ErrInvalidReference reports a reference or tag the caller gave that does

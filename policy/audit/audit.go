@@ -23,6 +23,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -201,9 +202,10 @@ type logFile interface {
 	Close() error
 }
 
-// Open opens (or creates) the log at path and continues its chain. A log
-// with a broken chain is not appended to: the error names its first break
-// and wraps errdef.ErrVerification.
+// Open opens (or creates) the log at path and continues its chain, as its
+// only writer: a log another process (or Log) has open fails with
+// errdef.ErrInvalid. A log with a broken chain is not appended to: the
+// error names its first break and wraps errdef.ErrVerification.
 func Open(path string) (*Log, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o640)
 	if err != nil {
@@ -222,6 +224,18 @@ func Open(path string) (*Log, error) {
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	// One writer per file: two processes (replicas of one registry)
+	// appending to one log would interleave their chains and break both.
+	// It is checked after the chain, so a broken log is reported as such
+	// whoever has it open. The kernel drops the lock when the process
+	// ends.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("audit log: %s is open for writing by another process; give each registry replica its own log (registry serve --audit-log) and check them together with ociwf audit verify FILE...: %w", path, errdef.ErrInvalid)
+		}
+		return nil, fmt.Errorf("audit log: lock %s: %w", path, err)
 	}
 	size, err := f.Seek(0, io.SeekEnd)
 	if err != nil {

@@ -450,3 +450,24 @@ func TestCheckEntries(t *testing.T) {
 		t.Fatalf("edited kind: %+v", rep)
 	}
 }
+
+// A log has one writer: a second Open of a log that is open fails, naming
+// the fix, until the first is closed.
+func TestOpenOneWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l, err := audit.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.Open(path); !errors.Is(err, errdef.ErrInvalid) || !strings.Contains(err.Error(), "its own log") {
+		t.Fatalf("second writer: %v, want ErrInvalid", err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = audit.Open(path)
+	if err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+	l.Close()
+}

@@ -21,8 +21,25 @@ const MaxConfigBytes = 4 << 20
 
 // fileSection is the ociwf section of a configuration file.
 type fileSection struct {
-	Lifecycle *lifecycleSection `yaml:"lifecycle"`
-	Alerts    *alertsSection    `yaml:"alerts"`
+	Lifecycle    *lifecycleSection    `yaml:"lifecycle"`
+	Alerts       *alertsSection       `yaml:"alerts"`
+	Coordination *coordinationSection `yaml:"coordination"`
+}
+
+// coordinationSection is ociwf.coordination (Coordination).
+type coordinationSection struct {
+	Mode     string        `yaml:"mode"`
+	Dir      string        `yaml:"dir"`
+	Wait     time.Duration `yaml:"wait"`
+	CacheTTL time.Duration `yaml:"cacheTTL"`
+	Redis    *struct {
+		Addr     string        `yaml:"addr"`
+		Username string        `yaml:"username"`
+		Password string        `yaml:"password"`
+		DB       int           `yaml:"db"`
+		Lease    time.Duration `yaml:"lease"`
+		Prefix   string        `yaml:"prefix"`
+	} `yaml:"redis"`
 }
 
 // alertsSection is ociwf.alerts: where alerts for refused requests go.
@@ -81,7 +98,15 @@ func LoadConfig(path string) (Config, error) {
 //	      backoff: 1s
 //	      queue: 1024
 //	      headers: {Authorization: [Bearer …]}
+//	  coordination:                         # see Coordination
+//	    mode: redis                         # inprocess (default), filesystem, redis
+//	    wait: 30s
+//	    cacheTTL: 5s
+//	    dir: /shared/locks                  # filesystem; default <root>/ociwf/locks
+//	    redis: {addr: "redis:6379", password: …, db: 0, lease: 10s}
 //
+// Redis coordination without redis.addr uses the Redis of Distribution's
+// own redis section (one address, its db and credentials).
 // The Config returned has Distribution set and, for an ociwf.lifecycle
 // section, Lifecycle (and for ociwf.alerts, Alerts), with Policy resolved against the file's directory
 // and State unset: the program serving it builds State from the trust
@@ -133,6 +158,27 @@ func ParseConfig(file string, src []byte) (Config, error) {
 			policy = filepath.Join(filepath.Dir(file), policy)
 		}
 		cfg.Lifecycle = &LifecycleReads{States: l.RestrictPulls, Readers: l.Readers, Policy: policy}
+	}
+	if c := sec.Coordination; c != nil {
+		co := Coordination{Mode: c.Mode, Dir: c.Dir, Wait: c.Wait, CacheTTL: c.CacheTTL}
+		if r := c.Redis; r != nil {
+			co.Redis = RedisCoordination{Addr: r.Addr, Username: r.Username, Password: r.Password, DB: r.DB, Lease: r.Lease, Prefix: r.Prefix}
+		}
+		// Without an address of its own, the Redis Distribution's
+		// configuration names (redis.addrs, one node).
+		if o := conf.Redis.Options; co.Mode == CoordinationRedis && co.Redis.Addr == "" && len(o.Addrs) == 1 {
+			co.Redis.Addr, co.Redis.DB = o.Addrs[0], o.DB
+			if co.Redis.Username == "" && co.Redis.Password == "" {
+				co.Redis.Username, co.Redis.Password = o.Username, o.Password
+			}
+		}
+		if err := co.validate(); err != nil {
+			return Config{}, fmt.Errorf("registry configuration %s: ociwf.coordination: %w", file, err)
+		}
+		if co.Dir != "" && !filepath.IsAbs(co.Dir) {
+			co.Dir = filepath.Join(filepath.Dir(file), co.Dir)
+		}
+		cfg.Coordination = co
 	}
 	if a := sec.Alerts; a != nil && a.Webhook != nil {
 		w := a.Webhook

@@ -43,7 +43,9 @@ const LifecyclePullRule = "lifecycle-pulls"
 // States are looked up with State and cached per repository and digest,
 // up to a bound; any manifest stored or deleted in a repository drops
 // that repository's cached states, since a new attestation may move a
-// version on.
+// version on. That drop is this process's: with several replicas
+// (Coordination), a state cached here lives at most Coordination.CacheTTL
+// after another replica's write changed it.
 type LifecycleReads struct {
 	// States are the states whose versions may not be pulled; empty
 	// means DefaultRestrictedStates.
@@ -233,6 +235,10 @@ type stateCache struct {
 	gens   map[string]uint64
 	next   uint64
 	resets uint64
+	// ttl, if positive, bounds how long a state is served from the
+	// cache: the writes of other replicas do not invalidate it.
+	ttl time.Duration
+	now func() time.Time
 }
 
 type cacheKey struct {
@@ -243,13 +249,14 @@ type cacheKey struct {
 type cached struct {
 	key   cacheKey
 	state lifecycle.State
+	at    time.Time // when it was stored
 }
 
 // generation identifies a repository's cache contents at one moment.
 type generation struct{ resets, gen uint64 }
 
 func newStateCache(max int) *stateCache {
-	return &stateCache{max: max, order: list.New(), items: map[cacheKey]*list.Element{}, byRepo: map[string]map[digest.Digest]*list.Element{}, gens: map[string]uint64{}}
+	return &stateCache{max: max, order: list.New(), items: map[cacheKey]*list.Element{}, byRepo: map[string]map[digest.Digest]*list.Element{}, gens: map[string]uint64{}, now: time.Now}
 }
 
 // get returns the cached state of key, or the generation to store a
@@ -258,8 +265,11 @@ func (c *stateCache) get(key cacheKey) (lifecycle.State, generation, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[key]; ok {
-		c.order.MoveToFront(e)
-		return e.Value.(*cached).state, generation{}, true
+		if x := e.Value.(*cached); c.ttl <= 0 || c.now().Sub(x.at) < c.ttl {
+			c.order.MoveToFront(e)
+			return x.state, generation{}, true
+		}
+		c.remove(e)
 	}
 	return "", generation{c.resets, c.gens[key.repo]}, false
 }
@@ -272,12 +282,14 @@ func (c *stateCache) put(key cacheKey, state lifecycle.State, gen generation) {
 	if gen != (generation{c.resets, c.gens[key.repo]}) {
 		return
 	}
+	now := c.now()
 	if e, ok := c.items[key]; ok {
-		e.Value.(*cached).state = state
+		x := e.Value.(*cached)
+		x.state, x.at = state, now
 		c.order.MoveToFront(e)
 		return
 	}
-	e := c.order.PushFront(&cached{key, state})
+	e := c.order.PushFront(&cached{key, state, now})
 	c.items[key] = e
 	if c.byRepo[key.repo] == nil {
 		c.byRepo[key.repo] = map[digest.Digest]*list.Element{}

@@ -3,6 +3,7 @@ package registryext
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -64,5 +65,27 @@ func TestStateCache(t *testing.T) {
 	c.put(key("a", 5), lifecycle.Retired, gen)
 	if _, _, ok := c.get(key("a", 5)); ok {
 		t.Error("a state looked up before a reset was stored")
+	}
+}
+
+// With a TTL (several replicas, whose writes this process does not see),
+// a cached state is served until it is that old and then looked up again.
+func TestStateCacheTTL(t *testing.T) {
+	c := newStateCache(10)
+	now := time.Unix(1000, 0)
+	c.ttl, c.now = 5*time.Second, func() time.Time { return now }
+	k := cacheKey{"a", digest.FromString("x")}
+	_, gen, _ := c.get(k)
+	c.put(k, lifecycle.Published, gen)
+	now = now.Add(4 * time.Second)
+	if s, _, ok := c.get(k); !ok || s != lifecycle.Published {
+		t.Fatalf("state within the TTL: %q, %v", s, ok)
+	}
+	now = now.Add(time.Second)
+	if _, _, ok := c.get(k); ok {
+		t.Fatal("a state as old as the TTL is still served")
+	}
+	if c.len() != 0 {
+		t.Errorf("%d cached after expiry, want 0", c.len())
 	}
 }

@@ -3,9 +3,7 @@ package registryext
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
-	"sync"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
@@ -47,23 +45,50 @@ type protection struct {
 	lifecycle lifecycleIndex
 	// reads is the lifecycle pull rule; nil when none is configured.
 	reads *lifecycleReads
-	// locks serialise check-and-tag per tag: a tag hashes to one of a
-	// fixed set, so memory stays bounded however many tags there are.
-	locks [256]sync.Mutex
-	// repos order a repository's deletes against its protected writes.
-	// A protected write takes its repository's lock shared, then its
-	// tag's lock; a delete takes only its repository's lock, exclusive.
-	repos repoLocks
+	// coord hands out the locks: check-and-tag holds its tag's lock,
+	// and a repository's lock orders its deletes against its protected
+	// writes. A protected write takes its repository's lock shared, then
+	// its tag's lock; a delete takes only its repository's lock,
+	// exclusive. Nil means local.
+	coord Coordinator
+	local localLocks
 }
 
-func (p *protection) lock(repo, tag string) func() {
-	h := fnv.New32a()
-	h.Write([]byte(repo))
-	h.Write([]byte{':'})
-	h.Write([]byte(tag))
-	mu := &p.locks[h.Sum32()%uint32(len(p.locks))]
-	mu.Lock()
-	return mu.Unlock
+func (p *protection) coordinator() Coordinator {
+	if p.coord == nil {
+		return &p.local
+	}
+	return p.coord
+}
+
+// lockTag takes the lock of repo's tag. Writes under it use the lease's
+// context, which ends if the lease is lost.
+func (p *protection) lockTag(ctx context.Context, repo, tag string) (Lease, error) {
+	return p.take(ctx, tagKey(repo, tag), false)
+}
+
+// lockRepo takes repo's lock, shared (protected writes) or exclusive
+// (deletes).
+func (p *protection) lockRepo(ctx context.Context, repo string, shared bool) (Lease, error) {
+	return p.take(ctx, repoKey(repo), shared)
+}
+
+// take takes key from the coordinator; a refusal is 503 UNAVAILABLE: a
+// write that cannot be ordered against the other replicas' is not made
+// (fail closed).
+func (p *protection) take(ctx context.Context, key string, shared bool) (Lease, error) {
+	l, err := p.coordinator().Lock(ctx, key, shared)
+	if err != nil {
+		p.log.Error("coordination: protected write refused", "key", key, "err", err)
+		return nil, unavailableError(err)
+	}
+	return l, nil
+}
+
+// unavailableError is Distribution's 503 UNAVAILABLE for a coordination
+// failure err.
+func unavailableError(err error) error {
+	return errcode.ErrorCodeUnavailable.WithMessage(err.Error() + "; the write was not made, retry it").WithDetail(map[string]string{"reason": "coordination"})
 }
 
 // newRepository wraps a repository with ociwf's behaviour.

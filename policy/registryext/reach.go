@@ -19,7 +19,12 @@ import (
 // manifest that a version with lifecycle attestations reaches, and a
 // manifest that holds lifecycle attestations.
 func (m *manifests) Delete(ctx context.Context, dgst digest.Digest) error {
-	defer m.r.p.repos.exclusive(m.r.name())()
+	l, err := m.r.p.lockRepo(ctx, m.r.name(), false)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	ctx = l.Context()
 	switch ok, err := m.ManifestService.Exists(ctx, dgst); {
 	case err != nil:
 		return err
@@ -229,7 +234,12 @@ type blobs struct {
 
 // Delete refuses to unlink a blob that a protected tag reaches.
 func (b *blobs) Delete(ctx context.Context, dgst digest.Digest) error {
-	defer b.r.p.repos.exclusive(b.r.name())()
+	l, err := b.r.p.lockRepo(ctx, b.r.name(), false)
+	if err != nil {
+		return err
+	}
+	defer l.Release()
+	ctx = l.Context()
 	if _, err := b.BlobStore.Stat(ctx, dgst); err != nil {
 		if errors.Is(err, distribution.ErrBlobUnknown) {
 			return distribution.ErrBlobUnknown // Distribution's handler answers 404 BLOB_UNKNOWN

@@ -73,6 +73,11 @@ type Config struct {
 	// the log line and the metric every one gets; a configuration file's
 	// ociwf.alerts section sets it (ParseConfig).
 	Alerts Alerts
+	// Coordination orders protected writes across the replicas that
+	// serve one storage; the zero value keeps the locks in this process
+	// (one replica). A configuration file's ociwf.coordination section
+	// sets it (ParseConfig).
+	Coordination Coordination
 }
 
 // Server is a running registry.
@@ -92,7 +97,8 @@ type Server struct {
 	access    auth.AccessController // nil: no auth configured
 	prefix    string                // Distribution's http.prefix
 	webhook   *webhook              // nil: no alert webhook
-	base      string                // the registry's URL, for alerts
+	coord     Coordinator
+	base      string // the registry's URL, for alerts
 
 	metricsLn   net.Listener
 	metricsHTTP *http.Server
@@ -130,6 +136,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if reads, err = newLifecycleReads(cfg.Lifecycle, log); err != nil {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
+		reads.cache.ttl = cfg.Coordination.cacheTTL()
 		if len(cfg.Lifecycle.Readers) > 0 && len(conf.Auth) == 0 {
 			log.Warn("lifecycle pull rule: readers are named but no auth is configured, so no pull is a reader's", "readers", cfg.Lifecycle.Readers)
 		}
@@ -140,21 +147,28 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
+	coord, err := NewCoordinator(cfg.Coordination, filesystemRoot(conf))
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
 	m := newMetrics()
-	p := &protection{rules: rules, log: log, metrics: m, referrers: &referrers{d: d}, lifecycle: lifecycleIndex{d: d}, reads: reads}
+	p := &protection{rules: rules, log: log, metrics: m, referrers: &referrers{d: d}, lifecycle: lifecycleIndex{d: d}, reads: reads, coord: coord}
 	// Move a referrers index written by an older version before serving,
 	// so no request waits for it.
 	if err := p.referrers.ready(ctx, log); err != nil {
+		_ = coord.Close()
 		return nil, fmt.Errorf("registry: %w", err)
 	}
 	var auditLog *audit.Log
 	if cfg.AuditLog != "" {
 		if auditLog, err = audit.Open(cfg.AuditLog); err != nil {
+			_ = coord.Close()
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
 	app, err := newApp(ctx, conf, p)
 	if err != nil {
+		_ = coord.Close()
 		closeLog(auditLog)
 		return nil, err
 	}
@@ -171,6 +185,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		headers:   conf.HTTP.Headers,
 		drain:     conf.HTTP.DrainTimeout,
 		timeouts:  t,
+		coord:     coord,
 		http: &http.Server{
 			ReadHeaderTimeout: t.ReadHeader,
 			IdleTimeout:       t.Idle,
@@ -184,6 +199,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if err := s.bind(conf, cfg); err != nil {
 		_ = app.Shutdown()
+		_ = coord.Close()
 		closeLog(auditLog)
 		return nil, err
 	}
@@ -201,6 +217,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.http.Handler = s.limitBodies(mux)
 	s.http.ConnState = s.track
 	return s, nil
+}
+
+// filesystemRoot is the root directory of conf's filesystem storage, or
+// "" for other storage.
+func filesystemRoot(conf *configuration.Configuration) string {
+	if conf.Storage.Type() != "filesystem" {
+		return ""
+	}
+	root, _ := conf.Storage.Parameters()["rootdirectory"].(string)
+	if root == "" {
+		root = "/var/lib/registry" // Distribution's filesystem default
+	}
+	return root
 }
 
 // bind opens the registry's listener (http.net, the address, http.tls)
@@ -332,6 +361,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if lerr := s.audit.Close(); err == nil {
 			err = lerr
 		}
+	}
+	if cerr := s.coord.Close(); err == nil {
+		err = cerr
 	}
 	s.log.Info("registry stopped", "addr", s.Addr())
 	return err

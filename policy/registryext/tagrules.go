@@ -37,7 +37,12 @@ func tagOption(options []distribution.ManifestServiceOption) string {
 func (m *manifests) Put(ctx context.Context, man distribution.Manifest, options ...distribution.ManifestServiceOption) (digest.Digest, error) {
 	tag := tagOption(options)
 	if m.protectedWrite(man, tag) {
-		defer m.r.p.repos.shared(m.r.name())()
+		l, err := m.r.p.lockRepo(ctx, m.r.name(), true)
+		if err != nil {
+			return "", err
+		}
+		defer l.Release()
+		ctx = l.Context()
 	}
 	mediaType, payload, err := man.Payload()
 	if err != nil {
@@ -120,7 +125,12 @@ func (m *manifests) put(ctx context.Context, man distribution.Manifest, options 
 	if mode == immutability.Mutable && !att {
 		return m.ManifestService.Put(ctx, man, options...)
 	}
-	defer m.r.p.lock(repo, tag)()
+	lease, err := m.r.p.lockTag(ctx, repo, tag)
+	if err != nil {
+		return "", err
+	}
+	defer lease.Release()
+	ctx = lease.Context()
 	tags := m.r.Repository.Tags(ctx)
 	var lifecycleAfter bool
 	if att {
@@ -138,7 +148,7 @@ func (m *manifests) put(ctx context.Context, man distribution.Manifest, options 
 	if err != nil {
 		return "", err
 	}
-	if err := tags.Tag(ctx, tag, v1.Descriptor{MediaType: mediaType, Digest: got, Size: int64(len(payload))}); err != nil {
+	if err := m.r.tagUnder(ctx, lease, tags, tag, v1.Descriptor{MediaType: mediaType, Digest: got, Size: int64(len(payload))}); err != nil {
 		return "", err
 	}
 	if st := stateOf(ctx); st != nil {
@@ -225,8 +235,11 @@ func (t *tags) Tag(ctx context.Context, tag string, desc v1.Descriptor) error {
 	if _, att := attSubject(tag); att && mode == immutability.Mutable {
 		// Only through a manifest PUT, which checks the lifecycle
 		// attestations: a tag moved onto a stored manifest would skip it.
-		defer t.r.p.repos.shared(repo)()
-		defer t.r.p.lock(repo, tag)()
+		ctx, lease, release, err := t.r.lockBoth(ctx, tag)
+		if err != nil {
+			return err
+		}
+		defer release()
 		man, err := t.r.manifest(ctx, desc.Digest)
 		if err != nil {
 			return err
@@ -234,20 +247,51 @@ func (t *tags) Tag(ctx context.Context, tag string, desc v1.Descriptor) error {
 		if _, err := t.r.checkAttestations(ctx, t.TagService, tag, desc.Digest, man); err != nil {
 			return err
 		}
-		return t.TagService.Tag(ctx, tag, desc)
+		return t.r.tagUnder(ctx, lease, t.TagService, tag, desc)
 	}
 	if mode == immutability.Mutable {
 		return t.TagService.Tag(ctx, tag, desc)
 	}
-	defer t.r.p.repos.shared(repo)()
-	defer t.r.p.lock(repo, tag)()
+	ctx, lease, release, err := t.r.lockBoth(ctx, tag)
+	if err != nil {
+		return err
+	}
+	defer release()
 	switch same, err := t.r.checkMove(ctx, t.TagService, tag, mode, rule, desc.Digest, nil); {
 	case err != nil:
 		return err
 	case same:
 		return nil
 	}
-	return t.TagService.Tag(ctx, tag, desc)
+	return t.r.tagUnder(ctx, lease, t.TagService, tag, desc)
+}
+
+// lockBoth takes tag's repository's lock shared and then tag's lock, and
+// returns the context to write with, the tag's lease and the release of
+// both.
+func (r *repository) lockBoth(ctx context.Context, tag string) (context.Context, Lease, func(), error) {
+	rl, err := r.p.lockRepo(ctx, r.name(), true)
+	if err != nil {
+		return ctx, nil, nil, err
+	}
+	tl, err := r.p.lockTag(rl.Context(), r.name(), tag)
+	if err != nil {
+		rl.Release()
+		return ctx, nil, nil, err
+	}
+	return tl.Context(), tl, func() { tl.Release(); rl.Release() }, nil
+}
+
+// tagUnder points tag at desc, the last step of a protected write under
+// lease: the lease must still hold (Lease.Check, which for a Redis lease
+// renews it and leaves at least half a lease for the write), or nothing is
+// written and the client gets 503 and may retry.
+func (r *repository) tagUnder(ctx context.Context, lease Lease, ts distribution.TagService, tag string, desc v1.Descriptor) error {
+	if err := lease.Check(ctx); err != nil {
+		r.p.log.Error("coordination: tag not written", "repository", r.name(), "tag", tag, "digest", desc.Digest.String(), "fence", lease.Fence(), "err", err)
+		return unavailableError(err)
+	}
+	return ts.Tag(ctx, tag, desc)
 }
 
 // checkMove applies a protected tag's rule (mode, rule) to moving tag to
@@ -300,7 +344,12 @@ func (t *tags) Untag(ctx context.Context, tag string) error {
 			Message: fmt.Sprintf("tag %s of %s is %s (rule %s) and cannot be deleted", tag, repo, mode, rule.Name)})
 	}
 	if _, att := attSubject(tag); att {
-		defer t.r.p.lock(repo, tag)()
+		lease, err := t.r.p.lockTag(ctx, repo, tag)
+		if err != nil {
+			return err
+		}
+		defer lease.Release()
+		ctx := lease.Context()
 		cur, err := t.TagService.Get(ctx, tag)
 		if err == nil {
 			man, err := t.r.manifest(ctx, cur.Digest)
