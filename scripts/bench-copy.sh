@@ -8,8 +8,11 @@
 #   (3) from the archive to a second `ociwf registry serve`, verified there
 #       with --key (verify --all of the destination included),
 #   (4) again (1) and (3): reruns that find everything there;
-# each at --concurrency CONCURRENCY (default 8). Prints wall time, versions/s
-# and peak RSS of the ociwf process for each, and what was written.
+# each at --concurrency CONCURRENCY (default 8); then, over the same
+# versions, `ociwf monitor --once --all` (with a results log) and
+# `ociwf report` (every published plan verified for what it uses). Prints
+# wall time, versions/s and peak RSS of the ociwf process for each, and
+# what was written.
 #
 #   scripts/bench-copy.sh
 #   VERSIONS=200 CONCURRENCY=16 scripts/bench-copy.sh
@@ -64,3 +67,26 @@ timed "tar -> registry, verified" --key "$work/k.pub" --signed-identity "$src/wf
 timed "rerun registry -> layout" "$src/wf/many" "oci:$work/layout"
 timed "rerun tar -> registry, verified" --key "$work/k.pub" --signed-identity "$src/wf/many" "tar:$work/all.tar" "$dst/wf/many"
 printf 'archive size %s MiB\n' "$(du -m "$work/all.tar" | cut -f1)"
+
+# op NAME ARGS...: runs ociwf ARGS and prints its time and peak RSS.
+op() {
+  local name=$1; shift
+  local t0 t1 rss
+  t0=$(date +%s.%N)
+  /usr/bin/time -v -o "$work/time.txt" "$ociwf" "$@" > "$work/out.json" ||
+    { echo "$name failed:" >&2; tail -c 2000 "$work/out.json" >&2; exit 1; }
+  t1=$(date +%s.%N)
+  rss=$(sed -n 's/^[[:space:]]*Maximum resident set size (kbytes): //p' "$work/time.txt")
+  python3 - "$name" "$t0" "$t1" "$rss" "$versions" <<'PY'
+import sys
+name, t0, t1, rss, n = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+s = t1 - t0
+print(f"{name:<34} {n} versions in {s:6.1f} s ({n / s:6.1f} versions/s), peak RSS {rss / 1024:6.1f} MiB")
+PY
+}
+
+echo "== operations over the same $versions versions"
+op "monitor --once --all" monitor --once --all --plain-http --concurrency "$concurrency" --key "$work/k.pub" \
+  --results-log "$work/checks.jsonl" --output json "$src/wf/many"
+op "report (json)" report --plain-http --concurrency "$concurrency" --key "$work/k.pub" --monitor-log "$work/checks.jsonl" --output json "$src/wf/many"
+op "report (html)" report --plain-http --concurrency "$concurrency" --key "$work/k.pub" --monitor-log "$work/checks.jsonl" --output html "$src/wf/many"

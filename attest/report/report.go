@@ -15,7 +15,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	orasdef "oras.land/oras-go/v2/errdef"
 
@@ -340,7 +343,7 @@ func Build(ctx context.Context, v *verify.Verifier, repos []string, opts Options
 	signers := map[string]bool{}
 	rules := immutability.Default()
 	var total time.Duration
-	refs := &references{v: v, by: map[string]*Reference{}, states: map[string]*Reference{}}
+	var executable []used
 	for _, repo := range repos {
 		list, err := v.Versions(ctx, repo, verify.VersionsOptions{Concurrency: opts.Concurrency})
 		if err != nil {
@@ -398,9 +401,7 @@ func Build(ctx context.Context, v *verify.Verifier, repos []string, opts Options
 				}
 			}
 			if st.State == lifecycle.Published || st.State == lifecycle.Deprecated {
-				if err := refs.read(ctx, repo, ver.Tag, st.Digest); err != nil {
-					r.Lifecycle.PlansUnread = append(r.Lifecycle.PlansUnread, VersionError{repo, ver.Tag, err.Error()})
-				}
+				executable = append(executable, used{repo, ver.Tag, st.Digest})
 			}
 			switch st.State {
 			case lifecycle.Published, lifecycle.Deprecated, lifecycle.Retired, lifecycle.Archived, lifecycle.Quarantined:
@@ -430,7 +431,7 @@ func Build(ctx context.Context, v *verify.Verifier, repos []string, opts Options
 		d := Duration(total / time.Duration(n))
 		r.Immutability.ReviewToPublish = &d
 	}
-	r.Lifecycle.Referenced = refs.list()
+	r.Lifecycle.Referenced, r.Lifecycle.PlansUnread = references(ctx, v, executable, opts.Concurrency)
 	for _, ref := range r.Lifecycle.Referenced {
 		if ref.State == lifecycle.Deprecated {
 			r.Lifecycle.DeprecatedReferenced++
@@ -463,57 +464,101 @@ func Build(ctx context.Context, v *verify.Verifier, repos []string, opts Options
 	return r, nil
 }
 
-// references collects the deprecated workflows the reported versions use.
-type references struct {
-	v  *verify.Verifier
-	by map[string]*Reference // by pinned dependency
-	// states caches each dependency's state (nil: not deprecated).
-	states map[string]*Reference
-}
+// used is a published or deprecated version, whose plan's uses count.
+type used struct{ repo, tag, digest string }
 
-// read verifies the plan of repo@dgst (tagged tag) and records every
-// workflow it uses that is deprecated or whose state cannot be read.
-func (x *references) read(ctx context.Context, repo, tag, dgst string) error {
-	wf, _, err := x.v.Verify(ctx, repo+"@"+dgst)
-	if err != nil {
-		return fmt.Errorf("verify its plan: %w", err)
+// references returns the deprecated workflows (or those whose state cannot
+// be read) that the plans of versions use, and the versions whose plan did
+// not verify. Each plan is verified once per digest and each dependency's
+// state read once, concurrency at a time.
+func references(ctx context.Context, v *verify.Verifier, versions []used, concurrency int) ([]Reference, []VersionError) {
+	if concurrency < 1 {
+		concurrency = 8
 	}
-	for _, d := range wf.Plan.Dependencies {
-		if d.Kind != plan.KindWorkflow {
-			continue
+	type planOf struct {
+		deps []string // workflow dependencies, pinned
+		err  error
+	}
+	plans := map[string]*planOf{}
+	var keys []string
+	for _, u := range versions {
+		k := u.repo + "@" + u.digest
+		if plans[k] == nil {
+			plans[k] = &planOf{}
+			keys = append(keys, k)
 		}
-		ref, seen := x.states[d.Pinned]
-		if !seen {
-			st, err := x.v.Lifecycle(ctx, d.Pinned)
+	}
+	var g errgroup.Group
+	g.SetLimit(concurrency)
+	for _, k := range keys {
+		p := plans[k]
+		g.Go(func() error {
+			wf, _, err := v.Verify(ctx, k)
+			if err != nil {
+				p.err = fmt.Errorf("verify its plan: %w", err)
+				return nil
+			}
+			for _, d := range wf.Plan.Dependencies {
+				if d.Kind == plan.KindWorkflow && !slices.Contains(p.deps, d.Pinned) {
+					p.deps = append(p.deps, d.Pinned)
+				}
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	// The state of every dependency, once each.
+	states := map[string]*Reference{}
+	var deps []string
+	for _, k := range keys {
+		for _, d := range plans[k].deps {
+			if _, ok := states[d]; !ok {
+				states[d] = nil
+				deps = append(deps, d)
+			}
+		}
+	}
+	var mu sync.Mutex
+	for _, d := range deps {
+		g.Go(func() error {
+			var ref *Reference
+			st, err := v.Lifecycle(ctx, d)
 			switch {
 			case err != nil:
-				ref = &Reference{Workflow: d.Pinned, Error: err.Error()}
+				ref = &Reference{Workflow: d, Error: err.Error()}
 			case st.State == lifecycle.Deprecated:
 				reason, replacement := st.Reason()
-				ref = &Reference{Workflow: d.Pinned, State: st.State, Reason: reason, Replacement: replacement}
+				ref = &Reference{Workflow: d, State: st.State, Reason: reason, Replacement: replacement}
 			}
-			x.states[d.Pinned] = ref
-		}
-		if ref == nil {
+			mu.Lock()
+			states[d] = ref
+			mu.Unlock()
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var unread []VersionError
+	for _, u := range versions {
+		p := plans[u.repo+"@"+u.digest]
+		if p.err != nil {
+			unread = append(unread, VersionError{u.repo, u.tag, p.err.Error()})
 			continue
 		}
-		by := repo + ":" + tag
-		if !slices.Contains(ref.UsedBy, by) {
-			ref.UsedBy = append(ref.UsedBy, by)
+		for _, d := range p.deps {
+			if ref := states[d]; ref != nil && !slices.Contains(ref.UsedBy, u.repo+":"+u.tag) {
+				ref.UsedBy = append(ref.UsedBy, u.repo+":"+u.tag)
+			}
 		}
-		x.by[d.Pinned] = ref
 	}
-	return nil
-}
-
-func (x *references) list() []Reference {
-	out := make([]Reference, 0, len(x.by))
-	for _, r := range x.by {
-		sort.Strings(r.UsedBy)
-		out = append(out, *r)
+	out := []Reference{}
+	for _, d := range deps {
+		if ref := states[d]; ref != nil && len(ref.UsedBy) > 0 {
+			sort.Strings(ref.UsedBy)
+			out = append(out, *ref)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Workflow < out[j].Workflow })
-	return out
+	return out, unread
 }
 
 // repoPath is the repository's path without its registry host, as

@@ -58,6 +58,9 @@ several repositories with --policy.`,
 			if !opts.Since.IsZero() && !opts.Until.IsZero() && !opts.Until.After(opts.Since) {
 				return usagef("--until %s is not after --since %s", until, since)
 			}
+			if opts.Concurrency < 1 {
+				return usagef("--concurrency must be at least 1")
+			}
 			if t.key != "" && len(argv) > 1 {
 				return usagef("--key trusts one key for one repository; name several repositories with --policy")
 			}
@@ -95,5 +98,6 @@ several repositories with --policy.`,
 	cmd.Flags().StringVar(&opts.MonitorLog, "monitor-log", "", "the integrity monitor's results log: integrity metrics")
 	cmd.Flags().StringVar(&since, "since", "", "start of the period (RFC 3339, inclusive)")
 	cmd.Flags().StringVar(&until, "until", "", "end of the period (RFC 3339, exclusive)")
+	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", 8, "versions read at once")
 	return cmd
 }
