@@ -36,6 +36,12 @@ var (
 	// or the trust policy does not allow. Like ErrImmutable, the CLI exits
 	// 4 with it.
 	ErrLifecycle = errors.New("lifecycle violation")
+
+	// ErrUnavailable reports a registry that did not answer what was
+	// asked: a broken connection, or a 5xx or 429 answer once the retry
+	// policy gave up, or the deadline passed while retrying. Rerunning the
+	// command once the registry is healthy completes it.
+	ErrUnavailable = errors.New("registry unavailable")
 )
 
 // ErrInvalidReference reports a reference or tag the caller gave that does

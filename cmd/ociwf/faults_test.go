@@ -1,0 +1,427 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/registry"
+
+	"ociwf.dev/policy/registrytest"
+	"ociwf.dev/policy/registrytest/faults"
+)
+
+// fault is one row of the fault matrix: the rules set on the proxy while
+// the command runs, and the flags the command gets.
+type fault struct {
+	name  string
+	rules []faults.Rule
+	flags []string
+}
+
+// matrixFaults are the faults every command runs under.
+var matrixFaults = []fault{
+	{name: "none"},
+	{name: "500 on 1st manifest PUT", rules: []faults.Rule{{Method: "PUT", Path: faults.ManifestPath, Nth: 1, Status: 500}}},
+	{name: "503 on every 3rd request", rules: []faults.Rule{{Every: 3, Status: 503}}},
+	{name: "502 on every manifest PUT", rules: []faults.Rule{{Method: "PUT", Path: faults.ManifestPath, Status: 502}}},
+	{name: "429 Retry-After on 1st PUT", rules: []faults.Rule{{Method: "PUT", Nth: 1, Action: faults.TooMany, RetryAfter: "1"}}},
+	{name: "reset on 1st manifest PUT", rules: []faults.Rule{{Method: "PUT", Path: faults.ManifestPath, Nth: 1, Action: faults.Reset}}},
+	{name: "reset on 1st upload POST", rules: []faults.Rule{{Method: "POST", Nth: 1, Action: faults.Reset}}},
+	{name: "answer lost, 1st manifest PUT", rules: []faults.Rule{{Method: "PUT", Path: faults.ManifestPath, Nth: 1, Action: faults.Lost}}},
+	{name: "truncated manifest GET", rules: []faults.Rule{{Method: "GET", Path: faults.ManifestPath, Nth: 1, Action: faults.Truncate}}},
+	{name: "stall on 1st manifest GET", rules: []faults.Rule{{Method: "GET", Path: faults.ManifestPath, Nth: 1, Action: faults.Stall}}, flags: []string{"--timeout", "3s"}},
+	{name: "other bytes on GET", rules: []faults.Rule{{Method: "GET", Path: regexp.MustCompile(`/(manifests|blobs)/sha256:`), Action: faults.OtherBytes}}},
+	{name: "no Docker-Content-Digest", rules: []faults.Rule{{Action: faults.DropDigest}}},
+	{name: "referrers list drops one", rules: []faults.Rule{{Action: faults.DropReferrer}}},
+}
+
+// matrix is what the fault matrix runs against: one registry, signing
+// keys, and a trust policy with lifecycle roles over HOST/team/**.
+type matrix struct {
+	host, dir, policy string
+}
+
+func (m *matrix) key(who string) string { return filepath.Join(m.dir, who+".key") }
+func (m *matrix) pub(who string) string { return filepath.Join(m.dir, who+".pub") }
+
+// cell is one command run under one fault through its own proxy.
+type cell struct {
+	m     *matrix
+	proxy *faults.Proxy
+	repo  string // PROXY/...: the repository the command works on
+	ref   string // the version the command works on, when prepared
+	dgst  digest.Digest
+	flags []string
+}
+
+// matrixCommand is one column of the matrix.
+type matrixCommand struct {
+	name string
+	// prep makes what the command needs, with no fault set.
+	prep func(t *testing.T, c *cell)
+	// run runs the command.
+	run func(t *testing.T, c *cell) (string, string, int)
+	// check reports what is wrong with the outcome, "" when the command
+	// did its work and the result verifies.
+	check func(t *testing.T, c *cell) string
+	// intact reports what is wrong with the repository after a failed run
+	// ("" when a tag names only complete, verifying versions).
+	intact func(t *testing.T, c *cell) string
+	// subject is the version whose accessories are counted.
+	subject func(t *testing.T, c *cell) (repo string, d digest.Digest)
+}
+
+// publishPrep publishes the sample as 1.0.0 in c.repo with ci's key.
+func publishPrep(t *testing.T, c *cell) {
+	t.Helper()
+	out, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", c.m.key("ci"), "--output", "json", samples+"build-test-release.yaml", c.repo+":1.0.0")
+	var res publishJSON
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
+		t.Fatalf("prepare: publish: exit %d %s", code, stderr)
+	}
+	c.ref, c.dgst = c.repo+":1.0.0", digest.Digest(res.Descriptor.Digest)
+}
+
+func (m *matrix) verify(t *testing.T, ref string, extra ...string) string {
+	t.Helper()
+	args := append([]string{"verify", "--plain-http", "--key", m.pub("ci"), ref}, extra...)
+	out, stderr, code := cli(t, args...)
+	if code != 0 {
+		return fmt.Sprintf("verify %s: exit %d: %s", ref, code, strings.TrimSpace(lastLines(out+stderr, 3)))
+	}
+	return ""
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// tagIntact reports a tag ref that names a version that does not verify.
+func (m *matrix) tagIntact(t *testing.T, ref string, verifyArgs ...string) string {
+	t.Helper()
+	if _, _, code := cli(t, "inspect", "--plain-http", ref); code != 0 {
+		return "" // no tag
+	}
+	return m.verify(t, ref, verifyArgs...)
+}
+
+func (m *matrix) status(t *testing.T, ref string, args ...string) (string, int) {
+	t.Helper()
+	out, stderr, code := cli(t, append([]string{"status", "--plain-http", "--output", "json", ref}, args...)...)
+	var st struct {
+		State string
+		Chain []struct{ ID string }
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+		return "status: exit " + fmt.Sprint(code) + " " + firstLine(stderr), 0
+	}
+	return st.State, len(st.Chain)
+}
+
+func (m *matrix) commands() []matrixCommand {
+	pred := filepath.Join(m.dir, "review.json")
+	versionSubject := func(t *testing.T, c *cell) (string, digest.Digest) { return c.repo, c.dgst }
+	baseIntact := func(t *testing.T, c *cell) string { return m.verify(t, c.ref) }
+	return []matrixCommand{{
+		name: "publish",
+		run: func(t *testing.T, c *cell) (string, string, int) {
+			return cli(t, append([]string{"publish", "--plain-http", "--offline", "--key", m.key("ci"), samples + "build-test-release.yaml", c.repo + ":1.0.0"}, c.flags...)...)
+		},
+		check:  func(t *testing.T, c *cell) string { return m.verify(t, c.repo+":1.0.0", "--require-signed-tag") },
+		intact: func(t *testing.T, c *cell) string { return m.tagIntact(t, c.repo+":1.0.0", "--require-signed-tag") },
+		subject: func(t *testing.T, c *cell) (string, digest.Digest) {
+			return c.repo, resolve(t, repository(t, c.repo), "1.0.0")
+		},
+	}, {
+		name: "sign",
+		prep: publishPrep,
+		run: func(t *testing.T, c *cell) (string, string, int) {
+			return cli(t, append([]string{"sign", "--plain-http", "--key", m.key("ops"), c.ref}, c.flags...)...)
+		},
+		check: func(t *testing.T, c *cell) string {
+			if s := m.verify(t, c.ref); s != "" {
+				return s
+			}
+			if _, stderr, code := cli(t, "verify", "--plain-http", "--key", m.pub("ops"), "--signature-only", c.ref); code != 0 {
+				return "verify the new signature: " + lastLines(stderr, 2)
+			}
+			return ""
+		},
+		intact: baseIntact, subject: versionSubject,
+	}, {
+		name: "sign --referrers",
+		prep: publishPrep,
+		run: func(t *testing.T, c *cell) (string, string, int) {
+			return cli(t, append([]string{"sign", "--plain-http", "--referrers", "--key", m.key("ops"), c.ref}, c.flags...)...)
+		},
+		check: func(t *testing.T, c *cell) string {
+			if s := m.verify(t, c.ref); s != "" {
+				return s
+			}
+			if _, stderr, code := cli(t, "verify", "--plain-http", "--key", m.pub("ops"), "--signature-only", c.ref); code != 0 {
+				return "verify the new signature: " + lastLines(stderr, 2)
+			}
+			return ""
+		},
+		intact: baseIntact, subject: versionSubject,
+	}, {
+		name: "attest --referrers",
+		prep: publishPrep,
+		run: func(t *testing.T, c *cell) (string, string, int) {
+			return cli(t, append([]string{"attest", "--plain-http", "--referrers", "--key", m.key("ci"), "--type", "https://example.com/review/v1", "--predicate", pred, c.ref}, c.flags...)...)
+		},
+		check:  func(t *testing.T, c *cell) string { return m.verify(t, c.ref, "--type", "https://example.com/review/v1") },
+		intact: baseIntact, subject: versionSubject,
+	}, {
+		name: "lifecycle deprecate",
+		prep: publishPrep,
+		run: func(t *testing.T, c *cell) (string, string, int) {
+			return cli(t, append([]string{"lifecycle", "deprecate", "--plain-http", "--key", m.key("ci"), c.ref, "--reason", "use 2.0"}, c.flags...)...)
+		},
+		check: func(t *testing.T, c *cell) string {
+			if s := m.verify(t, c.ref); s != "" {
+				return s
+			}
+			if st, n := m.status(t, c.ref, "--key", m.pub("ci")); st != "deprecated" || n != 2 {
+				return fmt.Sprintf("state %s with %d events, want deprecated with 2", st, n)
+			}
+			return ""
+		},
+		intact: baseIntact, subject: versionSubject,
+	}, {
+		name: "approve",
+		prep: func(t *testing.T, c *cell) {
+			c.repo = c.proxy.Addr() + "/team/" + strings.TrimPrefix(c.repo, c.proxy.Addr()+"/m/")
+			out, stderr, code := cli(t, "push", "--plain-http", "--offline", samples+"build-test-release.yaml", c.repo+":1.0.0-rc.1")
+			if code != 0 {
+				t.Fatalf("prepare: push: %s", stderr)
+			}
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			c.ref = lines[len(lines)-1]
+			_, d, _ := strings.Cut(c.ref, "@")
+			c.dgst = digest.Digest(d)
+			if _, stderr, code := cli(t, "review", "submit", "--plain-http", "--key", m.key("alice"), "--policy", m.policy, c.ref); code != 0 {
+				t.Fatalf("prepare: submit: %s", stderr)
+			}
+		},
+		run: func(t *testing.T, c *cell) (string, string, int) {
+			return cli(t, append([]string{"approve", "--plain-http", "--key", m.key("bob"), "--policy", m.policy, c.ref}, c.flags...)...)
+		},
+		check: func(t *testing.T, c *cell) string {
+			if st, n := m.status(t, c.ref, "--policy", m.policy); st != "approved" || n != 2 {
+				return fmt.Sprintf("state %s with %d events, want approved with 2", st, n)
+			}
+			return ""
+		},
+		intact: func(t *testing.T, c *cell) string {
+			if st, _ := m.status(t, c.ref, "--policy", m.policy); st != "review" && st != "approved" {
+				return "state " + st
+			}
+			return ""
+		},
+		subject: versionSubject,
+	}, {
+		name: "copy",
+		prep: publishPrep,
+		run: func(t *testing.T, c *cell) (string, string, int) {
+			return cli(t, append([]string{"copy", "--plain-http", "--key", m.pub("ci"), c.ref, c.repo + "-copy"}, c.flags...)...)
+		},
+		check: func(t *testing.T, c *cell) string {
+			return m.verify(t, c.repo+"-copy:1.0.0", "--signed-identity", c.repo)
+		},
+		intact: func(t *testing.T, c *cell) string {
+			return m.tagIntact(t, c.repo+"-copy:1.0.0", "--signed-identity", c.repo)
+		},
+		subject: func(t *testing.T, c *cell) (string, digest.Digest) { return c.repo + "-copy", c.dgst },
+	}}
+}
+
+// accessories counts what is stored about d in repo (read past the
+// proxy): signature and attestation layers under cosign's tags, and
+// referrers.
+func accessories(t *testing.T, host, repo string, d digest.Digest) int {
+	t.Helper()
+	if d == "" {
+		return -1
+	}
+	_, path, _ := strings.Cut(repo, "/")
+	store := repository(t, host+"/"+path)
+	n := 0
+	for _, suffix := range []string{".sig", ".att"} {
+		desc, err := store.Resolve(context.Background(), "sha256-"+d.Encoded()+suffix)
+		if err != nil {
+			continue
+		}
+		raw, err := content.FetchAll(context.Background(), store, desc)
+		var m ocispec.Manifest
+		if err != nil || json.Unmarshal(raw, &m) != nil {
+			t.Fatalf("read %s: %v", suffix, err)
+		}
+		n += len(m.Layers)
+	}
+	refs, err := registry.Referrers(context.Background(), store, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: d}, "")
+	if err == nil {
+		n += len(refs)
+	}
+	return n
+}
+
+// TestFaultMatrix runs each command under each fault, through a fault
+// proxy in front of a real registry: every cell must either succeed and
+// verify, or fail with an error that names the registry and says to
+// rerun, leaving no tag on an incomplete version; in both cases a rerun
+// with the fault cleared must succeed, verify, and store exactly what a
+// run without faults stores (no duplicate signature, attestation or
+// lifecycle event). It prints the matrix.
+func TestFaultMatrix(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	for _, who := range []string{"alice", "bob", "ci", "ops"} {
+		if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", filepath.Join(dir, who)); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "review.json"), []byte(`{"reviewer":"sec"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := &matrix{host: registrytest.New(t), dir: dir, policy: filepath.Join(dir, "policy.yaml")}
+	cmds := m.commands()
+
+	var mu sync.Mutex
+	outcome := map[[2]string]string{}
+	baseline := map[string]int{}
+	broken := 0
+	for _, cmd := range cmds {
+		for fi, f := range matrixFaults {
+			t.Run(cmd.name+"/"+f.name, func(t *testing.T) {
+				res, n := m.runCell(t, cmd, f, fi)
+				mu.Lock()
+				defer mu.Unlock()
+				if f.name == "none" {
+					baseline[cmd.name] = n
+				} else if want := baseline[cmd.name]; n != want && !strings.HasPrefix(res, "BROKEN") {
+					res = fmt.Sprintf("BROKEN: %d accessories after the rerun, %d without faults", n, want)
+				}
+				if strings.HasPrefix(res, "BROKEN") {
+					broken++
+					t.Error(res)
+				}
+				outcome[[2]string{cmd.name, f.name}] = res
+			})
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nFAULT MATRIX (%d commands x %d faults)\n", len(cmds), len(matrixFaults))
+	for _, cmd := range cmds {
+		fmt.Fprintf(&b, "== %s\n", cmd.name)
+		for _, f := range matrixFaults {
+			fmt.Fprintf(&b, "   %-32s %s\n", f.name, outcome[[2]string{cmd.name, f.name}])
+		}
+	}
+	keys := make([]string, 0, len(baseline))
+	for k := range baseline {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "   accessories without faults: %s %d\n", k, baseline[k])
+	}
+	fmt.Fprintf(&b, "MATRIX %d broken cells\n", broken)
+	t.Log(b.String())
+}
+
+// runCell runs cmd under f in a repository of its own and returns the
+// outcome and the number of accessories after the rerun.
+func (m *matrix) runCell(t *testing.T, cmd matrixCommand, f fault, fi int) (string, int) {
+	proxy := faults.Start(t, m.host)
+	slug := strings.NewReplacer(" ", "-", "/", "-").Replace(cmd.name)
+	c := &cell{m: m, proxy: proxy, repo: fmt.Sprintf("%s/m/%s-%d", proxy.Addr(), strings.Trim(regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(slug, "-"), "-"), fi), flags: append([]string{"--retries", "2"}, f.flags...)}
+	if cmd.name == "approve" {
+		m.writePolicy(t, proxy.Addr())
+	}
+	if cmd.prep != nil {
+		cmd.prep(t, c)
+	}
+	proxy.Set(f.rules...)
+	out, stderr, code := cmd.run(t, c)
+	proxy.Set()
+	fired := proxy.Fired()
+	var res string
+	switch {
+	case code == 0:
+		if s := cmd.check(t, c); s != "" {
+			return "BROKEN: succeeded but " + s, 0
+		}
+		res = "succeeded + verified"
+	case code == exitUsage || code == exitImmutable:
+		return fmt.Sprintf("BROKEN: exit %d: %s", code, lastLines(stderr, 3)), 0
+	default:
+		msg := stderr
+		if !strings.Contains(msg, proxy.Addr()) {
+			return "BROKEN: the error does not name the registry: " + lastLines(msg, 3), 0
+		}
+		if code != exitVerification && !strings.Contains(msg, "rerun") {
+			return "BROKEN: the error does not say what to do: " + lastLines(msg, 3), 0
+		}
+		if s := cmd.intact(t, c); s != "" {
+			return "BROKEN: failed and left " + s, 0
+		}
+		res = fmt.Sprintf("failed cleanly (exit %d) + no tag", code)
+	}
+	if f.name != "none" && fired == 0 {
+		res += " (fault never fired)"
+	}
+	t.Logf("%s under %q: exit %d\n%s%s", cmd.name, f.name, code, out, stderr)
+	// Rerun with the fault cleared.
+	if _, stderr, code := cmd.run(t, c); code != 0 {
+		return fmt.Sprintf("BROKEN: %s, then the rerun failed: exit %d %s", res, code, lastLines(stderr, 3)), 0
+	}
+	if s := cmd.check(t, c); s != "" {
+		return fmt.Sprintf("BROKEN: %s, then after the rerun %s", res, s), 0
+	}
+	repo, d := cmd.subject(t, c)
+	return res, accessories(t, m.host, repo, d)
+}
+
+// writePolicy writes the lifecycle policy over host/team/**: alice
+// submits, bob approves (one approval), ci signs and publishes.
+func (m *matrix) writePolicy(t *testing.T, host string) {
+	t.Helper()
+	err := os.WriteFile(m.policy, []byte(`version: ociwf.dev/trust/v1
+trustPolicies:
+  - name: team
+    registryScopes: ["`+host+`/team/**"]
+    signers:
+      - {name: ci, key: ci.pub}
+    lifecycle:
+      signers:
+        - {name: alice, key: alice.pub}
+        - {name: bob, key: bob.pub}
+        - {name: ops, key: ops.pub}
+      submit: [alice]
+      approve: {signers: [bob], threshold: 1}
+      publish: [ci]
+      deprecate: [ops]
+      retire: [ops]
+      archive: [ops]
+      emergency: {signers: [ops, bob], threshold: 2}
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
