@@ -47,9 +47,9 @@ var matrixFaults = []fault{
 }
 
 // matrix is what the fault matrix runs against: one registry, signing
-// keys, and a trust policy with lifecycle roles over HOST/team/**.
+// and signing keys.
 type matrix struct {
-	host, dir, policy string
+	host, dir string
 }
 
 func (m *matrix) key(who string) string { return filepath.Join(m.dir, who+".key") }
@@ -57,12 +57,13 @@ func (m *matrix) pub(who string) string { return filepath.Join(m.dir, who+".pub"
 
 // cell is one command run under one fault through its own proxy.
 type cell struct {
-	m     *matrix
-	proxy *faults.Proxy
-	repo  string // PROXY/...: the repository the command works on
-	ref   string // the version the command works on, when prepared
-	dgst  digest.Digest
-	flags []string
+	m      *matrix
+	proxy  *faults.Proxy
+	repo   string // PROXY/...: the repository the command works on
+	ref    string // the version the command works on, when prepared
+	dgst   digest.Digest
+	flags  []string
+	policy string // the trust policy over PROXY/team/**
 }
 
 // matrixCommand is one column of the matrix.
@@ -185,7 +186,9 @@ func (m *matrix) commands() []matrixCommand {
 		run: func(t *testing.T, c *cell) (string, string, int) {
 			return cli(t, append([]string{"attest", "--plain-http", "--referrers", "--key", m.key("ci"), "--type", "https://example.com/review/v1", "--predicate", pred, c.ref}, c.flags...)...)
 		},
-		check:  func(t *testing.T, c *cell) string { return m.verify(t, c.ref, "--type", "https://example.com/review/v1") },
+		check: func(t *testing.T, c *cell) string {
+			return m.verify(t, c.ref, "--type", "https://example.com/review/v1")
+		},
 		intact: baseIntact, subject: versionSubject,
 	}, {
 		name: "lifecycle deprecate",
@@ -215,21 +218,21 @@ func (m *matrix) commands() []matrixCommand {
 			c.ref = lines[len(lines)-1]
 			_, d, _ := strings.Cut(c.ref, "@")
 			c.dgst = digest.Digest(d)
-			if _, stderr, code := cli(t, "review", "submit", "--plain-http", "--key", m.key("alice"), "--policy", m.policy, c.ref); code != 0 {
+			if _, stderr, code := cli(t, "review", "submit", "--plain-http", "--key", m.key("alice"), "--policy", c.policy, c.ref); code != 0 {
 				t.Fatalf("prepare: submit: %s", stderr)
 			}
 		},
 		run: func(t *testing.T, c *cell) (string, string, int) {
-			return cli(t, append([]string{"approve", "--plain-http", "--key", m.key("bob"), "--policy", m.policy, c.ref}, c.flags...)...)
+			return cli(t, append([]string{"approve", "--plain-http", "--key", m.key("bob"), "--policy", c.policy, c.ref}, c.flags...)...)
 		},
 		check: func(t *testing.T, c *cell) string {
-			if st, n := m.status(t, c.ref, "--policy", m.policy); st != "approved" || n != 2 {
-				return fmt.Sprintf("state %s with %d events, want approved with 2", st, n)
+			if st, _ := m.status(t, c.ref, "--policy", c.policy); st != "approved" {
+				return "state " + st + ", want approved"
 			}
 			return ""
 		},
 		intact: func(t *testing.T, c *cell) string {
-			if st, _ := m.status(t, c.ref, "--policy", m.policy); st != "review" && st != "approved" {
+			if st, _ := m.status(t, c.ref, "--policy", c.policy); st != "review" && st != "approved" {
 				return "state " + st
 			}
 			return ""
@@ -239,7 +242,7 @@ func (m *matrix) commands() []matrixCommand {
 		name: "copy",
 		prep: publishPrep,
 		run: func(t *testing.T, c *cell) (string, string, int) {
-			return cli(t, append([]string{"copy", "--plain-http", "--key", m.pub("ci"), c.ref, c.repo + "-copy"}, c.flags...)...)
+			return cli(t, append([]string{"copy", "--plain-http", "--key", m.pub("ci"), "--signed-identity", c.repo, c.ref, c.repo + "-copy"}, c.flags...)...)
 		},
 		check: func(t *testing.T, c *cell) string {
 			return m.verify(t, c.repo+"-copy:1.0.0", "--signed-identity", c.repo)
@@ -299,32 +302,37 @@ func TestFaultMatrix(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "review.json"), []byte(`{"reviewer":"sec"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m := &matrix{host: registrytest.New(t), dir: dir, policy: filepath.Join(dir, "policy.yaml")}
+	m := &matrix{host: registrytest.New(t), dir: dir}
 	cmds := m.commands()
 
 	var mu sync.Mutex
 	outcome := map[[2]string]string{}
 	baseline := map[string]int{}
 	broken := 0
-	for _, cmd := range cmds {
-		for fi, f := range matrixFaults {
-			t.Run(cmd.name+"/"+f.name, func(t *testing.T) {
-				res, n := m.runCell(t, cmd, f, fi)
-				mu.Lock()
-				defer mu.Unlock()
-				if f.name == "none" {
-					baseline[cmd.name] = n
-				} else if want := baseline[cmd.name]; n != want && !strings.HasPrefix(res, "BROKEN") {
-					res = fmt.Sprintf("BROKEN: %d accessories after the rerun, %d without faults", n, want)
-				}
-				if strings.HasPrefix(res, "BROKEN") {
-					broken++
-					t.Error(res)
-				}
-				outcome[[2]string{cmd.name, f.name}] = res
-			})
+	t.Run("cells", func(t *testing.T) {
+		for _, cmd := range cmds {
+			for fi, f := range matrixFaults {
+				t.Run(cmd.name+"/"+f.name, func(t *testing.T) {
+					if f.name != "none" {
+						t.Parallel() // after the column's baseline
+					}
+					res, n := m.runCell(t, cmd, f, fi)
+					mu.Lock()
+					defer mu.Unlock()
+					if f.name == "none" {
+						baseline[cmd.name] = n
+					} else if want := baseline[cmd.name]; n != want && !strings.HasPrefix(res, "BROKEN") {
+						res = fmt.Sprintf("BROKEN: %d accessories after the rerun, %d without faults", n, want)
+					}
+					if strings.HasPrefix(res, "BROKEN") {
+						broken++
+						t.Error(res)
+					}
+					outcome[[2]string{cmd.name, f.name}] = res
+				})
+			}
 		}
-	}
+	})
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nFAULT MATRIX (%d commands x %d faults)\n", len(cmds), len(matrixFaults))
 	for _, cmd := range cmds {
@@ -352,7 +360,7 @@ func (m *matrix) runCell(t *testing.T, cmd matrixCommand, f fault, fi int) (stri
 	slug := strings.NewReplacer(" ", "-", "/", "-").Replace(cmd.name)
 	c := &cell{m: m, proxy: proxy, repo: fmt.Sprintf("%s/m/%s-%d", proxy.Addr(), strings.Trim(regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(slug, "-"), "-"), fi), flags: append([]string{"--retries", "2"}, f.flags...)}
 	if cmd.name == "approve" {
-		m.writePolicy(t, proxy.Addr())
+		c.policy = m.writePolicy(t, proxy.Addr())
 	}
 	if cmd.prep != nil {
 		cmd.prep(t, c)
@@ -400,9 +408,10 @@ func (m *matrix) runCell(t *testing.T, cmd matrixCommand, f fault, fi int) (stri
 
 // writePolicy writes the lifecycle policy over host/team/**: alice
 // submits, bob approves (one approval), ci signs and publishes.
-func (m *matrix) writePolicy(t *testing.T, host string) {
+func (m *matrix) writePolicy(t *testing.T, host string) string {
 	t.Helper()
-	err := os.WriteFile(m.policy, []byte(`version: ociwf.dev/trust/v1
+	path := filepath.Join(m.dir, strings.ReplaceAll(host, ":", "-")+".yaml")
+	err := os.WriteFile(path, []byte(`version: ociwf.dev/trust/v1
 trustPolicies:
   - name: team
     registryScopes: ["`+host+`/team/**"]
@@ -424,4 +433,5 @@ trustPolicies:
 	if err != nil {
 		t.Fatal(err)
 	}
+	return path
 }

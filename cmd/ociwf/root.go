@@ -102,7 +102,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 // errTimeout is the cause of a context ended by --timeout.
-var errTimeout = errors.New("the --timeout deadline passed")
+var errTimeout = fmt.Errorf("the --timeout deadline passed: %w", context.DeadlineExceeded)
 
 // withHint adds what to do to an error caused by an unavailable registry
 // or the deadline: nothing was tagged, and a rerun reuses what was
