@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -434,4 +437,96 @@ trustPolicies:
 		t.Fatal(err)
 	}
 	return path
+}
+
+// runMainEnv makes the test binary run as ociwf, with its arguments.
+const runMainEnv = "OCIWF_TEST_RUN_MAIN"
+
+// serveProcess is `ociwf registry serve` run as a process of its own.
+type serveProcess struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+// startServe starts `ociwf registry serve --root root --addr addr` (the
+// test binary run as ociwf) and waits until it listens.
+func startServe(t *testing.T, root, addr string) *serveProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "registry", "serve", "--root", root, "--addr", addr)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &serveProcess{cmd: cmd}
+	t.Cleanup(func() { p.kill() })
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "Serving on http://"); ok {
+			p.addr, _, _ = strings.Cut(rest, " ")
+			break
+		}
+	}
+	if p.addr == "" {
+		t.Fatalf("registry serve did not start: %v", sc.Err())
+	}
+	go io.Copy(io.Discard, out) //nolint:errcheck // drain the log
+	return p
+}
+
+// kill stops the process at once (SIGKILL) and waits for it.
+func (p *serveProcess) kill() {
+	if p.cmd.ProcessState == nil {
+		p.cmd.Process.Kill() //nolint:errcheck // it may have exited
+		p.cmd.Wait()         //nolint:errcheck // killed
+	}
+}
+
+// TestRegistryRestartMidPublish kills the registry process (SIGKILL) in the
+// middle of a publish, at its first manifest write, and starts it again on
+// the same root and port: the publish fails cleanly with no tag, the rerun
+// completes, and verify --all is clean. A second publish has the registry
+// restarted under it between two requests and completes in one run.
+func TestRegistryRestartMidPublish(t *testing.T) {
+	keys := newKeys(t)
+	root := t.TempDir()
+	reg := startServe(t, root, "127.0.0.1:0")
+	addr := reg.addr
+	proxy := faults.Start(t, addr)
+	repo := proxy.Addr() + "/restart/build"
+	var restarted *serveProcess
+	proxy.Set(faults.Rule{Method: "PUT", Path: faults.ManifestPath, Nth: 1, Action: faults.Reset, Do: reg.kill})
+	_, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--retries", "0", "--key", keys+".key", samples+"build-test-release.yaml", repo+":1.0.0")
+	proxy.Set()
+	if code != exitError || !strings.Contains(stderr, "rerun") || !strings.Contains(stderr, proxy.Addr()) {
+		t.Fatalf("publish with the registry killed: exit %d, want 1 with what to do\n%s", code, stderr)
+	}
+	restarted = startServe(t, root, addr)
+	if _, _, code := cli(t, "inspect", "--plain-http", repo+":1.0.0"); code == 0 {
+		t.Fatal("the killed publish left a tag")
+	}
+	if _, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", repo+":1.0.0"); code != 0 {
+		t.Fatalf("rerun after the restart: exit %d\n%s", code, stderr)
+	}
+
+	// Restarted between two requests (at the first signature write), the
+	// registry keeps what it stored; the publish retries and completes.
+	proxy.Set(faults.Rule{Method: "PUT", Path: regexp.MustCompile(`/manifests/sha256-.*\.sig$`), Nth: 1, Action: faults.Pass, Do: func() {
+		restarted.kill()
+		restarted = startServe(t, root, addr)
+	}})
+	_, stderr, code = cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"fan-out-fan-in.yaml", repo+":2.0.0")
+	fired := proxy.Fired()
+	proxy.Set()
+	if code != 0 || fired != 2 {
+		t.Fatalf("publish across a restart: exit %d, %d faults\n%s", code, fired, stderr)
+	}
+	out, stderr, code := cli(t, "verify", "--plain-http", "--key", keys+".pub", "--all", repo)
+	if code != 0 || !strings.Contains(out+stderr, "1.0.0") || !strings.Contains(out+stderr, "2.0.0") {
+		t.Fatalf("verify --all after the restarts: exit %d\n%s%s", code, out, stderr)
+	}
 }

@@ -61,11 +61,15 @@ const (
 	// DropReferrer forwards the request and, for a referrers list, leaves
 	// its first entry out.
 	DropReferrer
+	// Pass forwards the request unchanged: with Rule.Do, a hook at a
+	// chosen request (stop the registry, say).
+	Pass
 )
 
 var actionNames = map[Action]string{
 	Status: "status", TooMany: "429", Reset: "reset", Lost: "lost", Truncate: "truncate",
 	Stall: "stall", OtherBytes: "other-bytes", DropDigest: "drop-digest", DropReferrer: "drop-referrer",
+	Pass: "pass",
 }
 
 // String names the action.
@@ -94,6 +98,9 @@ type Rule struct {
 	Status int
 	// RetryAfter is the Retry-After TooMany sends ("1" when empty).
 	RetryAfter string
+	// Do, if set, runs when the rule fires, before the action, while the
+	// request waits.
+	Do func()
 }
 
 // Common paths.
@@ -146,7 +153,10 @@ func Start(t testing.TB, upstream string) *Proxy {
 	}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, ok := p.pick(r)
-		if !ok {
+		if ok && a.Do != nil {
+			a.Do()
+		}
+		if !ok || a.Action == Pass {
 			rp.ServeHTTP(w, r)
 			return
 		}
