@@ -10,9 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -306,7 +308,17 @@ func TestFaultMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := &matrix{host: registrytest.New(t), dir: dir}
-	cmds := m.commands()
+	cmds, rows := m.commands(), matrixFaults
+	if os.Getenv("OCIWF_FAULT_MATRIX") != "full" {
+		// The package's tests run a corner of the matrix; scripts/faults.sh
+		// runs all of it.
+		cmds = slices.DeleteFunc(cmds, func(c matrixCommand) bool {
+			return !slices.Contains([]string{"publish", "sign --referrers", "approve"}, c.name)
+		})
+		rows = slices.DeleteFunc(slices.Clone(rows), func(f fault) bool {
+			return !slices.Contains([]string{"none", "503 on every 3rd request", "reset on 1st manifest PUT", "answer lost, 1st manifest PUT", "other bytes on GET", "no Docker-Content-Digest", "referrers list drops one"}, f.name)
+		})
+	}
 
 	var mu sync.Mutex
 	outcome := map[[2]string]string{}
@@ -314,7 +326,7 @@ func TestFaultMatrix(t *testing.T) {
 	broken := 0
 	t.Run("cells", func(t *testing.T) {
 		for _, cmd := range cmds {
-			for fi, f := range matrixFaults {
+			for fi, f := range rows {
 				t.Run(cmd.name+"/"+f.name, func(t *testing.T) {
 					if f.name != "none" {
 						t.Parallel() // after the column's baseline
@@ -337,10 +349,10 @@ func TestFaultMatrix(t *testing.T) {
 		}
 	})
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nFAULT MATRIX (%d commands x %d faults)\n", len(cmds), len(matrixFaults))
+	fmt.Fprintf(&b, "\nFAULT MATRIX (%d commands x %d faults)\n", len(cmds), len(rows))
 	for _, cmd := range cmds {
 		fmt.Fprintf(&b, "== %s\n", cmd.name)
-		for _, f := range matrixFaults {
+		for _, f := range rows {
 			fmt.Fprintf(&b, "   %-32s %s\n", f.name, outcome[[2]string{cmd.name, f.name}])
 		}
 	}
@@ -398,7 +410,9 @@ func (m *matrix) runCell(t *testing.T, cmd matrixCommand, f fault, fi int) (stri
 		res += " (fault never fired)"
 	}
 	t.Logf("%s under %q: exit %d\n%s%s", cmd.name, f.name, code, out, stderr)
-	// Rerun with the fault cleared.
+	// Rerun with the fault cleared, and without the fault's flags (a short
+	// --timeout).
+	c.flags = nil
 	if _, stderr, code := cmd.run(t, c); code != 0 {
 		return fmt.Sprintf("BROKEN: %s, then the rerun failed: exit %d %s", res, code, lastLines(stderr, 3)), 0
 	}
@@ -478,6 +492,18 @@ func startServe(t *testing.T, root, addr string) *serveProcess {
 	return p
 }
 
+// stop stops the process gracefully (SIGTERM: requests under way finish)
+// and waits for it.
+func (p *serveProcess) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("registry serve after SIGTERM: %v", err)
+	}
+}
+
 // kill stops the process at once (SIGKILL) and waits for it.
 func (p *serveProcess) kill() {
 	if p.cmd.ProcessState == nil {
@@ -490,7 +516,10 @@ func (p *serveProcess) kill() {
 // middle of a publish, at its first manifest write, and starts it again on
 // the same root and port: the publish fails cleanly with no tag, the rerun
 // completes, and verify --all is clean. A second publish has the registry
-// restarted under it between two requests and completes in one run.
+// stopped (SIGTERM) and started again under it between opening its first
+// blob upload and completing it, every request held meanwhile: the upload
+// begun before the restart completes after it (the upload secret is kept
+// with the storage), and the publish completes in one run.
 func TestRegistryRestartMidPublish(t *testing.T) {
 	keys := newKeys(t)
 	root := t.TempDir()
@@ -513,10 +542,8 @@ func TestRegistryRestartMidPublish(t *testing.T) {
 		t.Fatalf("rerun after the restart: exit %d\n%s", code, stderr)
 	}
 
-	// Restarted between two requests (at the first signature write), the
-	// registry keeps what it stored; the publish retries and completes.
-	proxy.Set(faults.Rule{Method: "PUT", Path: regexp.MustCompile(`/manifests/sha256-.*\.sig$`), Nth: 1, Action: faults.Pass, Do: func() {
-		restarted.kill()
+	proxy.Set(faults.Rule{Method: "PUT", Path: regexp.MustCompile(`/blobs/uploads/`), Nth: 1, Action: faults.Pass, Do: func() {
+		restarted.stop(t)
 		restarted = startServe(t, root, addr)
 	}})
 	_, stderr, code = cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"fan-out-fan-in.yaml", repo+":2.0.0")

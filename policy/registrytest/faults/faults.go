@@ -98,8 +98,9 @@ type Rule struct {
 	Status int
 	// RetryAfter is the Retry-After TooMany sends ("1" when empty).
 	RetryAfter string
-	// Do, if set, runs when the rule fires, before the action, while the
-	// request waits.
+	// Do, if set, runs when the rule fires, before the action, while
+	// this request and every other one the proxy receives meanwhile wait
+	// (to restart the registry under the client, say).
 	Do func()
 }
 
@@ -153,9 +154,6 @@ func Start(t testing.TB, upstream string) *Proxy {
 	}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a, ok := p.pick(r)
-		if ok && a.Do != nil {
-			a.Do()
-		}
 		if !ok || a.Action == Pass {
 			rp.ServeHTTP(w, r)
 			return
@@ -238,6 +236,9 @@ func (p *Proxy) pick(r *http.Request) (Rule, bool) {
 		}
 		ru.fired++
 		p.fired++
+		if ru.Do != nil {
+			ru.Do() // under p.mu: other requests wait in pick
+		}
 		return ru.Rule, true
 	}
 	return Rule{}, false
