@@ -74,8 +74,9 @@ wait "${pids[@]}"
 cat "$work"/pub/ms-* >"$work/pub.ms" 2>/dev/null || : >"$work/pub.ms"
 cat "$work"/ver/ms-* >"$work/ver.ms" 2>/dev/null || : >"$work/ver.ms"
 published=$(wc -l <"$work/published")
-failed=$(cat "$work/pub/failed" 2>/dev/null | wc -l)
-wrong=$(cat "$work/ver/wrong" 2>/dev/null | wc -l)
+lines() { if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi; }
+failed=$(lines "$work/pub/failed")
+wrong=$(lines "$work/ver/wrong")
 # Every version published must be there and verify.
 lost=0
 if ! "$ociwf" verify --plain-http --key "$work/k.pub" --all "$reg/load/wf" >/dev/null 2>"$work/all.err"; then

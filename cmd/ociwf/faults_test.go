@@ -606,3 +606,39 @@ func TestDocsFaultsExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestPublishLosesATagRace has another client take the version tag with
+// other content between publish's check of the tag and its write (at the
+// tag's PUT, held by the proxy): the registry refuses the write, and
+// publish exits 4 naming the tag, as when the tag was taken before; the
+// same race with identical content succeeds.
+func TestPublishLosesATagRace(t *testing.T) {
+	keys := newKeys(t)
+	host := registrytest.New(t)
+	proxy := faults.Start(t, host)
+	src, err := os.ReadFile(filepath.Join(samples, "build-test-release.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "other.yaml")
+	if err := os.WriteFile(other, []byte(strings.Replace(string(src), "description: Build, test", "description: Racing, build, test", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, file string
+		exit       int
+	}{{"other content", other, exitImmutable}, {"identical content", samples + "build-test-release.yaml", 0}} {
+		repo := "race/" + strings.ReplaceAll(tc.name, " ", "-")
+		proxy.Set(faults.Rule{Method: "PUT", Path: regexp.MustCompile(`/manifests/1\.0\.0$`), Nth: 1, Action: faults.Pass, Do: func() {
+			if _, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", tc.file, host+"/"+repo+":1.0.0"); code != 0 {
+				t.Errorf("the racer: exit %d %s", code, stderr)
+			}
+		}})
+		_, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", proxy.Addr()+"/"+repo+":1.0.0")
+		fired := proxy.Fired()
+		proxy.Set()
+		if code != tc.exit || fired == 0 || (tc.exit != 0 && !strings.Contains(stderr, "taken by another client")) {
+			t.Fatalf("%s: publish that lost the race: exit %d, want %d (%d faults)\n%s", tc.name, code, tc.exit, fired, stderr)
+		}
+	}
+}
