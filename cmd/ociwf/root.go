@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/lifecycle"
 )
 
@@ -108,9 +109,12 @@ var errTimeout = fmt.Errorf("the --timeout deadline passed: %w", context.Deadlin
 // or the deadline: nothing was tagged, and a rerun reuses what was
 // stored.
 func withHint(err error, timeout time.Duration) error {
+	var mismatch *target.DigestMismatchError
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%w\n(the command ran out of time, --timeout %s: rerun it, with a longer --timeout if the registry is slow; what was stored is reused, nothing is written twice)", err, timeout)
+	case errors.As(err, &mismatch) && !strings.Contains(err.Error(), mismatch.Error()):
+		return fmt.Errorf("%w\n(%v)", err, mismatch)
 	case errors.Is(err, errdef.ErrUnavailable), errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%w\n(the registry failed: rerun the command once it answers again; what was stored is reused, nothing is written twice)", err)
 	}

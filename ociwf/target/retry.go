@@ -197,6 +197,26 @@ func (t *retrying) fillDigest(req *http.Request, resp *http.Response) error {
 	return nil
 }
 
+// DigestMismatchError reports content fetched by digest whose bytes have
+// another digest: the registry, or something between, served other bytes
+// than the request named. It matches errdef.ErrVerification. The bytes
+// were all read before it is reported, so a reader that hashes them
+// itself finds the same.
+type DigestMismatchError struct {
+	// Host is the registry, URL the request.
+	Host, URL string
+	// Expected is the digest the request named, Actual that of the bytes.
+	Expected, Actual digest.Digest
+}
+
+// Error names the registry, what was asked and what to do.
+func (e *DigestMismatchError) Error() string {
+	return fmt.Sprintf("registry %s served other bytes than %s names (%s): nothing was stored from them; rerun the command, and if this persists the registry's storage or a proxy is corrupting content", e.Host, e.URL, e.Actual)
+}
+
+// Is reports whether target is errdef.ErrVerification.
+func (e *DigestMismatchError) Is(target error) bool { return target == errdef.ErrVerification }
+
 // answer is a response body whose read failures name the registry and
 // say what to do, and which, for content named by digest, fails at its
 // end when the bytes have another digest.
@@ -217,7 +237,7 @@ func (a *answer) Read(p []byte) (int, error) {
 	}
 	switch {
 	case err == io.EOF && a.want != "" && a.h.Digest() != a.want:
-		return n, fmt.Errorf("registry %s served other bytes than %s names (%s): nothing was stored from them; rerun the command, and if this persists the registry's storage or a proxy is corrupting content: %w", a.req.URL.Host, a.req.URL.Redacted(), a.h.Digest(), errdef.ErrVerification)
+		return n, &DigestMismatchError{Host: a.req.URL.Host, URL: a.req.URL.Redacted(), Expected: a.want, Actual: a.h.Digest()}
 	case err != nil && err != io.EOF && a.req.Context().Err() == nil:
 		return n, fmt.Errorf("registry %s: reading the answer to %s %s: %w (rerun the command once the registry answers again)", a.req.URL.Host, a.req.Method, a.req.URL.Redacted(), errors.Join(err, errdef.ErrUnavailable))
 	}

@@ -77,7 +77,9 @@ func TestRetryResendsAPutBody(t *testing.T) {
 }
 
 func TestRetryGivesUpClearly(t *testing.T) {
-	url, seen, _ := flaky(t, 100, func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "down for maintenance", http.StatusBadGateway) }, ok)
+	url, seen, _ := flaky(t, 100, func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down for maintenance", http.StatusBadGateway)
+	}, ok)
 	host := strings.TrimPrefix(url, "http://")
 	_, err := do(t, fast(), http.MethodGet, url+"/v2/r/manifests/1.0.0", nil, 0)
 	if !errors.Is(err, errdef.ErrUnavailable) || seen.Load() != 3 || !strings.Contains(err.Error(), "registry "+host+" answered 502 Bad Gateway after 3 attempts (down for maintenance)") {
