@@ -112,6 +112,10 @@ race() {
     pids+=($!)
   done
   wait "${pids[@]}"
+  for r in $(seq "$racers"); do   # what the first failures said
+    [[ $(cat "$work/$name/rc-$r") == 0 ]] || tail -2 "$work/$name/err-$r" | cut -c1-400 >>"$work/$name/errors"
+  done
+  [[ ! -f $work/$name/errors ]] || head -4 "$work/$name/errors" >&2
   cat "$work/$name"/rc-* | sort | uniq -c | awk '{printf "%s×exit %s  ", $1, $2} END {print ""}'
 }
 echo "same version, identical content, $racers processes:"
