@@ -14,6 +14,7 @@ import (
 	orasdef "oras.land/oras-go/v2/errdef"
 
 	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/target"
 )
 
 // ContentError reports content that is not what its descriptor says: over
@@ -97,6 +98,13 @@ func fetchTo(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, 
 	h := desc.Digest.Algorithm().Hash()
 	// One byte past the size tells content that is longer than desc.
 	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(rc, desc.Size+1))
+	// The transport's own digest check reports, at the end of the bytes,
+	// what the check below finds.
+	var dm *target.DigestMismatchError
+	var cause error
+	if errors.As(err, &dm) {
+		cause, err = err, nil
+	}
 	if err != nil {
 		if isContentMismatch(err) {
 			return bad("was cut short", want, fmt.Sprintf("%d bytes, then %v", n, err), err, errdef.ErrVerification)
@@ -109,7 +117,7 @@ func fetchTo(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor, 
 		if n < desc.Size {
 			problem = "is truncated"
 		}
-		return bad(problem, want, fmt.Sprintf("%s (%d bytes)", got, n), nil, errdef.ErrVerification)
+		return bad(problem, want, fmt.Sprintf("%s (%d bytes)", got, n), cause, errdef.ErrVerification)
 	}
 	return nil
 }

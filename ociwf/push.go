@@ -222,6 +222,14 @@ func putTag(ctx context.Context, dst oras.Target, src content.Fetcher, desc ocis
 		return fmt.Errorf("tag %q: read manifest: %w", tag, err)
 	}
 	if err := rp.PushReference(ctx, desc, bytes.NewReader(raw), tag); err != nil {
+		// Refused, or the answer lost: another client may have taken the
+		// tag since CheckTag (a registry that enforces immutability
+		// refuses the write), or this write may have landed.
+		if exists, cerr := CheckTag(ctx, dst, desc, tag); cerr == nil && exists {
+			return nil
+		} else if ie := (*ImmutableError)(nil); errors.As(cerr, &ie) {
+			return fmt.Errorf("tag %q was taken by another client meanwhile: %w", tag, cerr)
+		}
 		return fmt.Errorf("tag %q: %w", tag, err)
 	}
 	return nil

@@ -169,6 +169,9 @@ func (a *app) copy(ctx context.Context, r *remoteFlags, t *trustFlags, srcRef, d
 		if res != nil {
 			out.Versions = []*mirror.Result{res}
 		}
+		if err != nil {
+			err = fmt.Errorf("copy %s to %s: %w", srcRef, dstRef, err)
+		}
 		copyErr = err
 	}
 	if copyErr == nil {

@@ -20,6 +20,9 @@ import (
 // TestMain points the lifecycle state directory at a temporary one, so
 // that no test of the package reads or writes the user's state file.
 func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main() // the test binary run as ociwf (see startServe)
+	}
 	dir, err := os.MkdirTemp("", "ociwf-state-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -40,8 +40,9 @@ type monitorFlags struct {
 func (a *app) monitorCmd() *cobra.Command {
 	var f monitorFlags
 	cmd := &cobra.Command{
-		Use:   "monitor REPOSITORY... (--key PUBLIC_KEY | --policy FILE) [--sample N | --all] [--once | --interval D]",
-		Short: "Re-verify published versions on a schedule and alert on what no longer verifies",
+		Annotations: map[string]string{longRunning: "true"},
+		Use:         "monitor REPOSITORY... (--key PUBLIC_KEY | --policy FILE) [--sample N | --all] [--once | --interval D]",
+		Short:       "Re-verify published versions on a schedule and alert on what no longer verifies",
 		Long: `Monitor re-verifies the versions of each REPOSITORY through every check of
 ociwf verify (digests, signatures, attestations, SBOM, recompilation, the
 lifecycle chain and, with the state file, rollback): a random --sample N of

@@ -24,8 +24,9 @@ func (a *app) registryCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "registry", Short: "Run ociwf's own OCI registry"}
 	var addr, root, config, rulesFile, auditLog, metricsAddr, alertWebhook, coordination string
 	serve := &cobra.Command{
-		Use:   "serve",
-		Short: "Serve the CNCF Distribution registry with ociwf's extensions",
+		Use:         "serve",
+		Annotations: map[string]string{longRunning: "true"},
+		Short:       "Serve the CNCF Distribution registry with ociwf's extensions",
 		Long: `Serve runs the embedded CNCF Distribution registry with filesystem storage
 under --root, or with everything a Distribution configuration file (--config)
 sets up: storage drivers (S3, GCS, Azure, ...), auth (htpasswd, token) and

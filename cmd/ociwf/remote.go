@@ -15,6 +15,7 @@ import (
 type remoteFlags struct {
 	opts          target.Options
 	passwordStdin bool
+	retries       int
 	opened        *target.Opener // made once: stdin can be read only once
 }
 
@@ -25,6 +26,7 @@ func (r *remoteFlags) register(fs *pflag.FlagSet, layout bool) {
 	fs.StringVarP(&r.opts.Password, "password", "p", "", "registry password or token")
 	fs.BoolVar(&r.passwordStdin, "password-stdin", false, "read the registry password from stdin")
 	fs.StringVar(&r.opts.DockerConfig, "registry-config", "", "path of a Docker config.json with credentials")
+	fs.IntVar(&r.retries, "retries", target.DefaultRetryPolicy().MaxRetries, "retries of a failed idempotent registry request, with capped exponential backoff (0: none)")
 	if layout {
 		fs.BoolVar(&r.opts.OCILayout, "oci-layout", false, "REF names an OCI image layout directory: DIR[:TAG|@DIGEST]")
 	}
@@ -47,6 +49,15 @@ func (r *remoteFlags) opener(stdin io.Reader) (*target.Opener, error) {
 	if r.opts.Password != "" && r.opts.Username == "" {
 		return nil, usagef("a password needs --username")
 	}
+	if r.retries < 0 {
+		return nil, usagef("--retries must not be negative, not %d", r.retries)
+	}
+	policy := target.DefaultRetryPolicy()
+	policy.MaxRetries = r.retries
+	if r.retries == 0 {
+		policy = target.NoRetries()
+	}
+	r.opts.Retry = &policy
 	r.opts.UserAgent = "ociwf/" + toolVersion()
 	o, err := target.New(r.opts)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/lifecycle"
 )
 
@@ -62,7 +63,18 @@ type app struct {
 	stdout, stderr io.Writer
 	output         string
 	verbose        bool
+	timeout        time.Duration
+	cancel         context.CancelFunc // ends the --timeout deadline
 }
+
+// defaultTimeout bounds a command's registry work when --timeout is not
+// given: long enough for a large publish or copy in CI, short enough that
+// a stalled registry fails the job.
+const defaultTimeout = 5 * time.Minute
+
+// longRunning marks commands that run until stopped (a server, a
+// monitor's schedule): --timeout bounds them only when given.
+const longRunning = "ociwf.dev/long-running"
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
@@ -72,9 +84,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
+	if a.cancel != nil {
+		a.cancel()
+	}
 	if err == nil {
 		return exitOK
 	}
+	err = withHint(err, a.timeout)
 	code := exitCode(err)
 	fmt.Fprintf(stderr, "Error: %v\n", err)
 	if code == exitUsage {
@@ -85,6 +101,25 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		a.emitJSON(map[string]any{"error": err.Error(), "exitCode": code})
 	}
 	return code
+}
+
+// errTimeout is the cause of a context ended by --timeout.
+var errTimeout = fmt.Errorf("the --timeout deadline passed: %w", context.DeadlineExceeded)
+
+// withHint adds what to do to an error caused by an unavailable registry
+// or the deadline: nothing was tagged, and a rerun reuses what was
+// stored.
+func withHint(err error, timeout time.Duration) error {
+	var mismatch *target.DigestMismatchError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w\n(the command ran out of time, --timeout %s: rerun it, with a longer --timeout if the registry is slow; what was stored is reused, nothing is written twice)", err, timeout)
+	case errors.As(err, &mismatch) && !strings.Contains(err.Error(), mismatch.Error()):
+		return fmt.Errorf("%w\n(%v)", err, mismatch)
+	case errors.Is(err, errdef.ErrUnavailable), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w\n(the registry failed: rerun the command once it answers again; what was stored is reused, nothing is written twice)", err)
+	}
+	return err
 }
 
 // outputArg returns the last --output value on the command line, read
@@ -124,11 +159,23 @@ func (a *app) rootCmd() *cobra.Command {
 				last := len(formats) - 1
 				return usagef("--output must be %s or %s, not %q", strings.Join(formats[:last], ", "), formats[last], a.output)
 			}
+			if a.timeout < 0 {
+				return usagef("--timeout must not be negative, not %s", a.timeout)
+			}
+			if !cmd.Flags().Changed("timeout") && cmd.Annotations[longRunning] != "" {
+				a.timeout = 0
+			}
+			if a.timeout > 0 {
+				ctx, cancel := context.WithTimeoutCause(cmd.Context(), a.timeout, errTimeout)
+				a.cancel = cancel
+				cmd.SetContext(ctx)
+			}
 			return nil
 		},
 	}
 	root.PersistentFlags().StringVar(&a.output, "output", "text", "output format: text or json")
 	root.PersistentFlags().BoolVarP(&a.verbose, "verbose", "v", false, "log progress to stderr")
+	root.PersistentFlags().DurationVar(&a.timeout, "timeout", defaultTimeout, "deadline for the whole command, retries included (0: none; servers and monitor schedules have none unless given)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.compileCmd(), a.pushCmd(), a.pullCmd(), a.inspectCmd(), a.publishCmd(), a.signCmd(), a.attestCmd(), a.verifyCmd(), a.reviewCmd(), a.decideCmd(lifecycle.Approve), a.decideCmd(lifecycle.Reject), a.lifecycleCmd(), a.statusCmd(), a.lsCmd(), a.copyCmd(), a.keyCmd(), a.registryCmd(), a.auditCmd(), a.monitorCmd(), a.reportCmd(), a.versionCmd())
 	// Add cobra's own completion and help commands now, so that they

@@ -38,9 +38,11 @@ var (
 	ErrLifecycle = errors.New("lifecycle violation")
 
 	// ErrUnavailable reports a service the operation depends on that
-	// cannot be reached or answered too late: the registry's coordination
-	// service (Redis), a lock that stayed held past the wait allowed. The
-	// operation did nothing and may be retried.
+	// did not answer: a registry (a broken connection, a 5xx or 429 answer
+	// once the retry policy gave up, the deadline passed while retrying),
+	// or the registry's coordination service (Redis, a lock held past the
+	// wait allowed). The operation did not complete; rerunning it once the
+	// service is healthy completes it.
 	ErrUnavailable = errors.New("service unavailable")
 )
 

@@ -1,6 +1,7 @@
 // Package target opens the places workflows are published to and read from:
 // a repository on any OCI registry (through oras-go's remote client, with
-// Docker credential stores and helpers, static credentials and retries) or
+// Docker credential stores and helpers, static credentials and one retry
+// policy) or
 // an OCI image layout directory.
 package target
 
@@ -24,7 +25,6 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
-	"oras.land/oras-go/v2/registry/remote/retry"
 
 	"ociwf.dev/ociwf/errdef"
 )
@@ -63,6 +63,11 @@ type Options struct {
 	// installs as http.DefaultTransport, is used as it is, and then
 	// Insecure cannot be honoured.
 	Transport http.RoundTripper
+	// Retry is the retry policy of every request, made by oras-go or by
+	// go-containerregistry (under cosign): nil means
+	// DefaultRetryPolicy(); NoRetries() sends each request once. The
+	// overall deadline is the context's.
+	Retry *RetryPolicy
 }
 
 // MaxListPages bounds the pages of one tag or referrers listing read from
@@ -92,8 +97,12 @@ func New(opts Options) (*Opener, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := counting{base}
-	client := &auth.Client{Client: &http.Client{Transport: retry.NewTransport(tr)}, Cache: auth.NewCache()}
+	policy := DefaultRetryPolicy()
+	if opts.Retry != nil {
+		policy = *opts.Retry
+	}
+	tr := RetryTransport(counting{base}, policy)
+	client := &auth.Client{Client: &http.Client{Transport: tr}, Cache: auth.NewCache()}
 	if opts.UserAgent != "" {
 		client.SetUserAgent(opts.UserAgent)
 	}
@@ -152,8 +161,9 @@ func (o *Opener) PlainHTTP(host string) bool {
 }
 
 // Transport returns the HTTP transport under the Opener's client: TLS as
-// the options say, and counted under CountRequests. Other registry clients
-// (cosign's) use it so that both speak alike.
+// the options say, counted under CountRequests, and retrying under the
+// Opener's retry policy. Other registry clients (cosign's) use it, with
+// their own retries turned off, so that both speak alike and retry alike.
 func (o *Opener) Transport() http.RoundTripper { return o.transport }
 
 // Ref is what a parsed reference names: a place and, optionally, a tag or

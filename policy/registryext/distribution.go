@@ -1,12 +1,15 @@
 package registryext
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/distribution/distribution/v3/configuration"
@@ -19,6 +22,7 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory" // for tests
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 
+	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/immutability"
 )
 
@@ -54,8 +58,8 @@ const (
 func distributionConfig(cfg Config) (*configuration.Configuration, error) {
 	conf := cfg.Distribution
 	if conf == nil {
-		secret := make([]byte, 32)
-		if _, err := rand.Read(secret); err != nil {
+		secret, err := httpSecret(cfg.Root)
+		if err != nil {
 			return nil, err
 		}
 		storage := configuration.Storage{"inmemory": configuration.Parameters{}}
@@ -68,7 +72,7 @@ func distributionConfig(cfg Config) (*configuration.Configuration, error) {
 			"enabled": defaultPurgeEnabled, "age": defaultPurgeAge, "interval": defaultPurgeEvery, "dryrun": false,
 		}}
 		conf = &configuration.Configuration{Version: "0.1", Storage: storage}
-		conf.HTTP.Secret = hex.EncodeToString(secret)
+		conf.HTTP.Secret = secret
 		conf.Log.Level = "warn"
 		// Manifests may name non-distributable layers by URL.
 		conf.Validation.Manifests.URLs.Allow = []string{"^https?://"}
@@ -87,6 +91,51 @@ func distributionConfig(cfg Config) (*configuration.Configuration, error) {
 		conf.Tags.MaxTags = defaultMaxTags
 	}
 	return conf, nil
+}
+
+// secretFile holds, under a filesystem storage root, the http.secret that
+// signs upload session state: kept with the storage, an upload begun
+// before a restart (or through another process serving the same root)
+// completes after it.
+const secretFile = ".ociwf-http-secret"
+
+// httpSecret returns the http.secret for storage under root: the one
+// stored there, or a new random one stored create-only (link(2), so that
+// processes starting at once agree on one); for in-memory storage (root
+// empty), a new one.
+func httpSecret(root string) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	fresh := hex.EncodeToString(b)
+	if root == "" {
+		return fresh, nil
+	}
+	path := filepath.Join(root, secretFile)
+	if raw, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(raw)) >= 32 {
+		return string(bytes.TrimSpace(raw)), nil
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", fmt.Errorf("registry: storage root %s: %w", root, err)
+	}
+	tmp, err := os.CreateTemp(root, secretFile+".*")
+	if err != nil {
+		return "", fmt.Errorf("registry: store the upload secret under %s: %w", root, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.WriteString(fresh + "\n")
+	if cerr := tmp.Close(); werr != nil || cerr != nil {
+		return "", fmt.Errorf("registry: store the upload secret under %s: %w", root, errors.Join(werr, cerr))
+	}
+	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("registry: store the upload secret under %s: %w", root, err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil || len(bytes.TrimSpace(raw)) < 32 {
+		return "", fmt.Errorf("registry: read the upload secret %s (remove it to make a new one): %w", path, errors.Join(err, errdef.ErrInvalid))
+	}
+	return string(bytes.TrimSpace(raw)), nil
 }
 
 // newApp builds Distribution's application with ociwf's middleware added

@@ -30,7 +30,10 @@ type ClientOptions struct {
 	// Transport carries every request; nil means http.DefaultTransport.
 	// A program with its own CA bundle passes a transport whose
 	// TLSClientConfig.RootCAs holds it (an http.Client's Transport).
+	// Requests are retried over it as Retry says.
 	Transport http.RoundTripper
+	// Retry is the retry policy; nil means target.DefaultRetryPolicy().
+	Retry *target.RetryPolicy
 	// Credential returns the credential for a registry host; nil means
 	// anonymous access. credentials.Credential adapts an oras-go
 	// credentials.Store (a Docker config file, a credential helper).
@@ -47,6 +50,11 @@ func NewClient(opts ClientOptions) Client {
 	if opts.Transport == nil {
 		opts.Transport = http.DefaultTransport
 	}
+	policy := target.DefaultRetryPolicy()
+	if opts.Retry != nil {
+		policy = *opts.Retry
+	}
+	opts.Transport = target.RetryTransport(opts.Transport, policy)
 	return ownClient{opts}
 }
 

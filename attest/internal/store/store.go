@@ -133,7 +133,13 @@ func (r *Store) base(ctx context.Context) []remote.Option {
 	if ua := userAgent(r.client); ua != "" {
 		ropts = append(ropts, remote.WithUserAgent(ua))
 	}
-	ropts = append(ropts, remote.WithTransport(r.transport))
+	// One retry policy for every registry request: the Client's
+	// transport retries (target.RetryTransport), so
+	// go-containerregistry's own retries are off.
+	ropts = append(ropts, remote.WithTransport(r.transport),
+		remote.WithRetryBackoff(remote.Backoff{Steps: 1}),
+		remote.WithRetryPredicate(func(error) bool { return false }),
+		remote.WithRetryStatusCodes())
 	return ropts
 }
 

@@ -1,0 +1,314 @@
+package target
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"oras.land/oras-go/v2/registry/remote/retry"
+
+	"ociwf.dev/ociwf/errdef"
+)
+
+// RetryPolicy says which registry requests are retried and how long to
+// wait between attempts. Only idempotent requests are retried: GET, HEAD,
+// PUT (a manifest by tag or digest, the blob upload that completes a
+// session by digest) and the POST that opens a blob upload session (one
+// opened twice leaves an unused session, which the registry purges).
+// PATCH, which feeds a session, and other POSTs are sent once. A request
+// body is kept to send again when it has a known length of at most 16
+// MiB; a larger or streamed one is sent once.
+//
+// A request is retried on a 5xx answer, 408 and 429, a reset connection,
+// a connection closed before the answer and a dial timeout, with capped
+// exponential backoff and jitter; a Retry-After on a 429 or 503 answer
+// (seconds or an HTTP date) is waited for instead, up to MaxRetryAfter.
+// Every wait ends with the request's context, so the command's overall
+// deadline bounds them all.
+type RetryPolicy struct {
+	// MaxRetries is the number of retries after the first attempt; a
+	// negative value disables retries.
+	MaxRetries int
+	// Backoff is the first wait; each retry doubles it, with ±Jitter.
+	Backoff time.Duration
+	// MaxWait caps one backoff wait.
+	MaxWait time.Duration
+	// Jitter is the fraction of a wait that is random (0.2 is ±20%).
+	Jitter float64
+	// MaxRetryAfter caps a wait a registry asks for with Retry-After.
+	MaxRetryAfter time.Duration
+}
+
+// DefaultRetryPolicy is the policy of an Opener whose Options.Retry is nil:
+// five retries after 250ms, 500ms, 1s, 2s and 3s (±20%), and a
+// Retry-After honoured up to a minute.
+func DefaultRetryPolicy() RetryPolicy {
+	return RetryPolicy{MaxRetries: 5, Backoff: 250 * time.Millisecond, MaxWait: 3 * time.Second, Jitter: 0.2, MaxRetryAfter: time.Minute}
+}
+
+// NoRetries is a policy that sends every request once.
+func NoRetries() RetryPolicy { return RetryPolicy{MaxRetries: -1} }
+
+// RetryTransport returns a RoundTripper that sends requests through base
+// and retries them as p says, with oras-go's retry transport. A request
+// that fails for good (every attempt spent on a 5xx or 429 answer or a
+// broken connection, or the deadline passed while retrying) is an error
+// naming the registry and the attempts, matching errdef.ErrUnavailable
+// (and context.DeadlineExceeded when the deadline passed).
+func RetryTransport(base http.RoundTripper, p RetryPolicy) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if p == (RetryPolicy{}) {
+		p = DefaultRetryPolicy()
+	}
+	return &retrying{base: base, policy: p}
+}
+
+type retrying struct {
+	base   http.RoundTripper
+	policy RetryPolicy
+}
+
+// idempotent reports whether sending req twice does what sending it once
+// does. Opening a blob upload session (a POST without a body) counts: a
+// session opened twice leaves one unused, which the registry purges.
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPut:
+		return true
+	case http.MethodPost:
+		return strings.HasSuffix(req.URL.Path, "/blobs/uploads/") && (req.Body == nil || req.Body == http.NoBody)
+	}
+	return false
+}
+
+// maxReplayBytes bounds the request body kept in memory to send it again.
+const maxReplayBytes = 16 << 20
+
+// rewindable gives req a GetBody when its body is small and has a known
+// length, so it can be sent again; a body that cannot be is sent once.
+func rewindable(req *http.Request) error {
+	if req.Body == nil || req.Body == http.NoBody || req.GetBody != nil || req.ContentLength <= 0 || req.ContentLength > maxReplayBytes {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(req.Body, req.ContentLength+1))
+	req.Body.Close()
+	if err != nil {
+		return err
+	}
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.Body, _ = req.GetBody()
+	return nil
+}
+
+func (t *retrying) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !idempotent(req) || t.policy.MaxRetries < 0 {
+		resp, err := t.base.RoundTrip(req)
+		return t.checked(req, resp, err, 1)
+	}
+	if err := rewindable(req); err != nil {
+		return nil, fmt.Errorf("read the request body: %w", err)
+	}
+	a := &attempts{policy: t.policy, backoff: retry.ExponentialBackoff(t.policy.Backoff, 2, t.policy.Jitter)}
+	rt := &retry.Transport{Base: t.base, Policy: func() retry.Policy { return a }}
+	resp, err := rt.RoundTrip(req)
+	return t.checked(req, resp, err, a.n+1)
+}
+
+// checked is failed, then, for an answer passed on, the checks of its
+// body (digest, reads that break off) and a Docker-Content-Digest filled
+// in where the registry left it out.
+func (t *retrying) checked(req *http.Request, resp *http.Response, err error, n int) (*http.Response, error) {
+	resp, err = t.failed(req, resp, err, n)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusOK {
+		if err := t.fillDigest(req, resp); err != nil {
+			return nil, err
+		}
+	}
+	resp.Body = &answer{rc: resp.Body, req: req, want: wantDigest(req, resp)}
+	return resp, nil
+}
+
+// pathDigest matches the digest a manifest or blob path names.
+var pathDigest = regexp.MustCompile(`/(manifests|blobs)/(sha256:[a-f0-9]{64})$`)
+
+// wantDigest returns the digest a full answer to req must have, or "".
+func wantDigest(req *http.Request, resp *http.Response) digest.Digest {
+	if req.Method != http.MethodGet || resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	if m := pathDigest.FindStringSubmatch(req.URL.Path); m != nil {
+		return digest.Digest(m[2])
+	}
+	return ""
+}
+
+// maxManifestBytes bounds the manifest read to compute a digest the
+// registry did not send.
+const maxManifestBytes = 4 << 20
+
+// fillDigest sets the Docker-Content-Digest of a manifest answer that
+// lacks it: the digest named by the request, or else the digest of the
+// manifest's bytes (read with a GET for a HEAD).
+func (t *retrying) fillDigest(req *http.Request, resp *http.Response) error {
+	if resp.Header.Get("Docker-Content-Digest") != "" || !strings.Contains(req.URL.Path, "/manifests/") {
+		return nil
+	}
+	if m := pathDigest.FindStringSubmatch(req.URL.Path); m != nil {
+		resp.Header.Set("Docker-Content-Digest", m[2])
+		return nil
+	}
+	var body []byte
+	var err error
+	switch req.Method {
+	case http.MethodGet:
+		body, err = io.ReadAll(io.LimitReader(resp.Body, maxManifestBytes+1))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+	case http.MethodHead:
+		get := req.Clone(req.Context())
+		get.Method = http.MethodGet
+		var r *http.Response
+		if r, err = t.RoundTrip(get); err == nil {
+			body, err = io.ReadAll(io.LimitReader(r.Body, maxManifestBytes+1))
+			r.Body.Close()
+		}
+	default:
+		return nil
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("registry %s sent no Docker-Content-Digest for %s, and reading the manifest to compute it failed: %w", req.URL.Host, req.URL.Path, err)
+	case len(body) > maxManifestBytes:
+		return fmt.Errorf("registry %s sent no Docker-Content-Digest for %s, and the manifest is over %d bytes: %w", req.URL.Host, req.URL.Path, maxManifestBytes, errdef.ErrTooLarge)
+	}
+	resp.Header.Set("Docker-Content-Digest", digest.FromBytes(body).String())
+	return nil
+}
+
+// DigestMismatchError reports content fetched by digest whose bytes have
+// another digest: the registry, or something between, served other bytes
+// than the request named. It matches errdef.ErrVerification. The bytes
+// were all read before it is reported, so a reader that hashes them
+// itself finds the same.
+type DigestMismatchError struct {
+	// Host is the registry, URL the request.
+	Host, URL string
+	// Expected is the digest the request named, Actual that of the bytes.
+	Expected, Actual digest.Digest
+}
+
+// Error names the registry, what was asked and what to do.
+func (e *DigestMismatchError) Error() string {
+	return fmt.Sprintf("registry %s served other bytes than %s names (%s): nothing was stored from them; rerun the command, and if this persists the registry's storage or a proxy is corrupting content", e.Host, e.URL, e.Actual)
+}
+
+// Is reports whether target is errdef.ErrVerification.
+func (e *DigestMismatchError) Is(target error) bool { return target == errdef.ErrVerification }
+
+// answer is a response body whose read failures name the registry and
+// say what to do, and which, for content named by digest, fails at its
+// end when the bytes have another digest.
+type answer struct {
+	rc   io.ReadCloser
+	req  *http.Request
+	want digest.Digest
+	h    digest.Digester
+}
+
+func (a *answer) Read(p []byte) (int, error) {
+	n, err := a.rc.Read(p)
+	if a.want != "" {
+		if a.h == nil {
+			a.h = digest.Canonical.Digester()
+		}
+		a.h.Hash().Write(p[:n])
+	}
+	switch {
+	case err == io.EOF && a.want != "" && a.h.Digest() != a.want:
+		return n, &DigestMismatchError{Host: a.req.URL.Host, URL: a.req.URL.Redacted(), Expected: a.want, Actual: a.h.Digest()}
+	case err != nil && err != io.EOF && a.req.Context().Err() == nil:
+		return n, fmt.Errorf("registry %s: reading the answer to %s %s: %w (rerun the command once the registry answers again)", a.req.URL.Host, a.req.Method, a.req.URL.Redacted(), errors.Join(err, errdef.ErrUnavailable))
+	}
+	return n, err
+}
+
+func (a *answer) Close() error { return a.rc.Close() }
+
+// failed turns the last outcome of req into an error when the registry
+// did not do what was asked: a transport error, or a 5xx or 429 answer
+// with no retries left. Other answers are the client's to read. The
+// error names the registry and the attempts and matches
+// errdef.ErrUnavailable; http.Client adds the method and URL.
+func (t *retrying) failed(req *http.Request, resp *http.Response, err error, n int) (*http.Response, error) {
+	tries := "1 attempt"
+	if n > 1 {
+		tries = strconv.Itoa(n) + " attempts"
+	}
+	switch {
+	case err != nil && req.Context().Err() != nil:
+		return nil, fmt.Errorf("registry %s: %s, stopped by the deadline (--timeout) or an interrupt: %w", req.URL.Host, tries, errors.Join(err, errdef.ErrUnavailable))
+	case err != nil:
+		return nil, fmt.Errorf("registry %s: %s: %w", req.URL.Host, tries, errors.Join(err, errdef.ErrUnavailable))
+	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		return nil, fmt.Errorf("registry %s answered %s after %s (%s): %w", req.URL.Host, resp.Status, tries, strings.TrimSpace(string(msg)), errdef.ErrUnavailable)
+	}
+	return resp, nil
+}
+
+// attempts is the retry.Policy of one request: it counts the retries.
+type attempts struct {
+	policy  RetryPolicy
+	backoff retry.Backoff
+	n       int
+}
+
+func (a *attempts) Retry(attempt int, resp *http.Response, err error) (time.Duration, error) {
+	if attempt >= a.policy.MaxRetries {
+		return -1, nil
+	}
+	if err != nil && errors.Is(err, io.EOF) {
+		// The connection closed before an answer: for an idempotent
+		// request, as retryable as a reset.
+		err = io.ErrUnexpectedEOF
+	}
+	if ok, err := retry.DefaultPredicate(resp, err); err != nil || !ok {
+		return -1, err
+	}
+	a.n = attempt + 1
+	if d, ok := retryAfter(resp); ok {
+		return min(d, a.policy.MaxRetryAfter), nil
+	}
+	return min(a.backoff(attempt, nil), a.policy.MaxWait), nil
+}
+
+// retryAfter returns the wait a 429 or 503 answer asks for.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	if resp == nil || (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) {
+		return 0, false
+	}
+	v := resp.Header.Get("Retry-After")
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(time.Until(t), 0), true
+	}
+	return 0, false
+}
