@@ -66,8 +66,15 @@ func TestFindAgainstAHostileRegistry(t *testing.T) {
 		}, fmt.Sprint(accessory.MaxReferrers)},
 		{"endless signature manifest", accessory.FormatLegacy, "/manifests/sha256-", func(w http.ResponseWriter) int64 {
 			w.Header().Set("Content-Type", ocispec.MediaTypeImageManifest)
+			// As a registry does: without it the client computes the
+			// digest itself, reading at most a manifest's 4 MiB.
+			w.Header().Set("Docker-Content-Digest", digest.FromString("endless").String())
 			return endless(w)
 		}, fmt.Sprint(accessory.MaxAccessoryBytes)},
+		{"endless signature manifest without its digest", accessory.FormatLegacy, "/manifests/sha256-", func(w http.ResponseWriter) int64 {
+			w.Header().Set("Content-Type", ocispec.MediaTypeImageManifest)
+			return endless(w)
+		}, fmt.Sprint(4 << 20)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var served atomic.Int64

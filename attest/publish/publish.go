@@ -83,7 +83,8 @@ type Options struct {
 	Annotations map[string]string
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
-	// Now is the clock for provenance timestamps; nil means time.Now.
+	// Now is the clock for provenance timestamps and step durations; nil
+	// means time.Now. Calls to it are serialised.
 	Now func() time.Time
 
 	// BeforeSign, if set, runs once the content is known (pushed by
@@ -278,7 +279,7 @@ func begin(ctx context.Context, reg *accessory.Registry, signer Signer, opts Opt
 	if reg == nil || (signer.key == nil && signer.load == nil) {
 		return nil, nil, fmt.Errorf("publish: a registry and a signer are required: %w", errdef.ErrInvalid)
 	}
-	c = &ceremony{reg: reg, opts: opts, log: opts.Logger, now: opts.Now}
+	c = &ceremony{reg: reg, opts: opts, log: opts.Logger, now: serialised(opts.Now)}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -300,6 +301,21 @@ func begin(ctx context.Context, reg *accessory.Registry, signer Signer, opts Opt
 		}
 	}
 	return c, done, nil
+}
+
+// serialised returns now made safe to call from several goroutines (the
+// signature and the attestations are written at once): a caller's clock
+// need not be; nil stays nil.
+func serialised(now func() time.Time) func() time.Time {
+	if now == nil {
+		return nil
+	}
+	var mu sync.Mutex
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now()
+	}
 }
 
 // step records a completed step that began at since.
