@@ -369,51 +369,10 @@ func TestCopyAll(t *testing.T) {
 }
 
 // TestDocsCopyExamples runs every ociwf command of the Copy section of
-// docs/operations.md, in order, against an ociwf registry ($REG) and a
-// stock one ($MIRROR), and checks each exit code.
+// docs/operations.md, in order, against two registries ($REG, $MIRROR),
+// and checks each exit code.
 func TestDocsCopyExamples(t *testing.T) {
-	raw, err := os.ReadFile("../../docs/operations.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(raw), "\n## Copy\n")
-	if !ok {
-		t.Fatal("docs/operations.md has no Copy section")
-	}
-	if i := strings.Index(section, "\n## "); i >= 0 {
-		section = section[:i]
-	}
-	src, err := os.ReadFile(filepath.Join(samples, "build-test-release.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	t.Chdir(dir)
-	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
-	t.Setenv("COSIGN_PASSWORD", "pw")
-	if err := os.WriteFile("copy.md", []byte(section), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	page := readDocPage(t, "copy.md")
-	if len(page.commands) < 8 {
-		t.Fatalf("the Copy section has %d commands", len(page.commands))
-	}
-	next := strings.Replace(string(src), "version: 1.4.0", "version: 1.5.0", 1)
-	if err := os.WriteFile("workflow.yaml", src, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile("workflow-1.5.yaml", []byte(next), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	page := docSection(t, "../../docs/operations.md", "Copy", 8)
 	vars := map[string]string{"REG": registrytest.New(t), "MIRROR": registrytest.StartPlain(t, t.TempDir())}
-	for _, ex := range page.commands {
-		args, err := splitWords(ex.cmd, vars)
-		if err != nil || len(args) == 0 || args[0] != "ociwf" {
-			t.Fatalf("docs/operations.md Copy: %q is not an ociwf command (%v)", ex.cmd, err)
-		}
-		stdout, stderr, code := cli(t, args[1:]...)
-		if code != ex.exit {
-			t.Fatalf("docs/operations.md Copy: %s\nexit %d, want %d\nstdout:\n%s\nstderr:\n%s", ex.cmd, code, ex.exit, stdout, stderr)
-		}
-	}
+	runDocCommands(t, "docs/operations.md Copy", page, vars, nil)
 }

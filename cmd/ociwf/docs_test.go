@@ -176,3 +176,72 @@ func TestDocsLifecycleExamples(t *testing.T) {
 		}
 	}
 }
+
+// docSection reads the section headed "## heading" of the docs page file
+// (up to the next "## " heading), changes into a fresh directory with the
+// workflows its examples use (workflow.yaml, build-test-release 1.4.0, and
+// workflow-1.5.yaml), a state directory of its own and COSIGN_PASSWORD
+// set, and returns the section's commands; it fails with fewer than min.
+func docSection(t *testing.T, file, heading string, min int) docPage {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "\n## "+heading+"\n")
+	if !ok {
+		t.Fatalf("%s has no %s section", file, heading)
+	}
+	if i := strings.Index(section, "\n## "); i >= 0 {
+		section = section[:i]
+	}
+	src, err := os.ReadFile(filepath.Join(samples, "build-test-release.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	t.Chdir(dir)
+	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
+	t.Setenv("COSIGN_PASSWORD", "pw")
+	next := strings.Replace(string(src), "version: 1.4.0", "version: 1.5.0", 1)
+	for name, body := range map[string]string{"section.md": section, "workflow.yaml": string(src), "workflow-1.5.yaml": next} {
+		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page := readDocPage(t, "section.md")
+	if len(page.commands) < min {
+		t.Fatalf("the %s section of %s has %d commands", heading, file, len(page.commands))
+	}
+	return page
+}
+
+// runDocCommands runs each of page's ociwf commands in order, with $NAME
+// taken from vars, checks its exit code ("# exits N", else 0) and, with
+// check, whatever else the caller asks of its outcome; "> FILE" at the end
+// writes the command's output to FILE.
+func runDocCommands(t *testing.T, where string, page docPage, vars map[string]string, check func(ex docExample, stdout, stderr string)) {
+	t.Helper()
+	for _, ex := range page.commands {
+		args, err := splitWords(ex.cmd, vars)
+		if err != nil || len(args) == 0 || args[0] != "ociwf" {
+			t.Fatalf("%s: %q is not an ociwf command (%v)", where, ex.cmd, err)
+		}
+		var into string
+		if n := len(args); n > 2 && args[n-2] == ">" {
+			into, args = args[n-1], args[:n-2]
+		}
+		stdout, stderr, code := cli(t, args[1:]...)
+		if code != ex.exit {
+			t.Fatalf("%s: %s\nexit %d, want %d\nstdout:\n%s\nstderr:\n%s", where, ex.cmd, code, ex.exit, stdout, stderr)
+		}
+		if into != "" {
+			if err := os.WriteFile(into, []byte(stdout), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if check != nil {
+			check(ex, stdout, stderr)
+		}
+	}
+}

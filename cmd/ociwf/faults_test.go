@@ -562,49 +562,12 @@ func TestRegistryRestartMidPublish(t *testing.T) {
 // retries section of docs/operations.md, in order, against an ociwf
 // registry ($REG), and checks each exit code.
 func TestDocsFaultsExamples(t *testing.T) {
-	raw, err := os.ReadFile("../../docs/operations.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(raw), "\n## Faults and retries\n")
-	if !ok {
-		t.Fatal("docs/operations.md has no Faults and retries section")
-	}
-	if i := strings.Index(section, "\n## "); i >= 0 {
-		section = section[:i]
-	}
-	src, err := os.ReadFile(filepath.Join(samples, "build-test-release.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	t.Chdir(dir)
-	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
-	t.Setenv("COSIGN_PASSWORD", "pw")
-	next := strings.Replace(string(src), "version: 1.4.0", "version: 1.5.0", 1)
-	for name, body := range map[string]string{"faults.md": section, "workflow.yaml": string(src), "workflow-1.5.yaml": next} {
-		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	page := readDocPage(t, "faults.md")
-	if len(page.commands) < 5 {
-		t.Fatalf("the Faults and retries section has %d commands", len(page.commands))
-	}
-	vars := map[string]string{"REG": registrytest.New(t)}
-	for _, ex := range page.commands {
-		args, err := splitWords(ex.cmd, vars)
-		if err != nil || len(args) == 0 || args[0] != "ociwf" {
-			t.Fatalf("docs/operations.md Faults and retries: %q is not an ociwf command (%v)", ex.cmd, err)
-		}
-		stdout, stderr, code := cli(t, args[1:]...)
-		if code != ex.exit {
-			t.Fatalf("docs/operations.md Faults and retries: %s\nexit %d, want %d\nstdout:\n%s\nstderr:\n%s", ex.cmd, code, ex.exit, stdout, stderr)
-		}
+	page := docSection(t, "../../docs/operations.md", "Faults and retries", 5)
+	runDocCommands(t, "docs/operations.md Faults and retries", page, map[string]string{"REG": registrytest.New(t)}, func(ex docExample, _, stderr string) {
 		if ex.exit == 1 && !strings.Contains(stderr, "--timeout") {
 			t.Fatalf("%s: the error does not name --timeout:\n%s", ex.cmd, stderr)
 		}
-	}
+	})
 }
 
 // TestPublishLosesATagRace has another client take the version tag with

@@ -267,61 +267,15 @@ steps:
 
 // TestDocsReportExamples runs every command of the Compliance reports
 // section of docs/operations.md, in order, against a registry extension
-// that keeps the audit log the section reads, and checks each exit code;
-// "> FILE" writes the command's output to FILE.
+// that keeps the audit log the section reads, and checks each exit code.
 func TestDocsReportExamples(t *testing.T) {
-	raw, err := os.ReadFile("../../docs/operations.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(raw), "\n## Compliance reports\n")
-	if !ok {
-		t.Fatal("docs/operations.md has no Compliance reports section")
-	}
-	if i := strings.Index(section, "\n## "); i >= 0 {
-		section = section[:i]
-	}
-	src, err := os.ReadFile(filepath.Join(samples, "build-test-release.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	t.Chdir(dir)
-	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
-	t.Setenv("COSIGN_PASSWORD", "pw")
-	for name, body := range map[string][]byte{"reports.md": []byte(section), "workflow.yaml": src} {
-		if err := os.WriteFile(name, body, 0o644); err != nil {
-			t.Fatal(err)
+	page := docSection(t, "../../docs/operations.md", "Compliance reports", 6)
+	srv := registrytest.Start(t, registryext.Config{AuditLog: "audit.jsonl"})
+	runDocCommands(t, "docs/operations.md Compliance reports", page, map[string]string{"REG": srv.Addr()}, func(ex docExample, stdout, _ string) {
+		if strings.HasSuffix(ex.cmd, "> report.html") && !strings.HasPrefix(stdout, "<!DOCTYPE html>") {
+			t.Fatalf("%s wrote %.200q", ex.cmd, stdout)
 		}
-	}
-	page := readDocPage(t, "reports.md")
-	if len(page.commands) < 6 {
-		t.Fatalf("the Compliance reports section has %d commands", len(page.commands))
-	}
-	srv := registrytest.Start(t, registryext.Config{AuditLog: filepath.Join(dir, "audit.jsonl")})
-	vars := map[string]string{"REG": srv.Addr()}
-	for _, ex := range page.commands {
-		args, err := splitWords(ex.cmd, vars)
-		if err != nil || len(args) == 0 || args[0] != "ociwf" {
-			t.Fatalf("docs/operations.md Compliance reports: %q is not an ociwf command (%v)", ex.cmd, err)
-		}
-		var into string
-		if n := len(args); n > 2 && args[n-2] == ">" {
-			into, args = args[n-1], args[:n-2]
-		}
-		stdout, stderr, code := cli(t, args[1:]...)
-		if code != ex.exit {
-			t.Fatalf("docs/operations.md Compliance reports: %s\nexit %d, want %d\nstdout:\n%s\nstderr:\n%s", ex.cmd, code, ex.exit, stdout, stderr)
-		}
-		if into != "" {
-			if !strings.HasPrefix(stdout, "<!DOCTYPE html>") {
-				t.Fatalf("%s wrote %.200q", ex.cmd, stdout)
-			}
-			if err := os.WriteFile(into, []byte(stdout), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	})
 }
 
 // A registry that stops answering during a report fails the report: one
