@@ -92,12 +92,12 @@ func (r *Registry) Attest(ctx context.Context, s *Signer, subj Subject, opts Att
 // Prefetch of the same subject, saves reading what is already there; nil
 // reads it.
 func (r *Registry) AttestAll(ctx context.Context, s *Signer, subj Subject, all []AttestOptions, pre *Stored) ([]*Result, error) {
-	return r.attestAll(ctx, s, subj, all, pre, true)
+	return r.attestAll(ctx, s, subj, all, pre, appendRounds)
 }
 
 // attestAll is AttestAll; retry allows one more round after a refused
 // write.
-func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all []AttestOptions, pre *Stored, retry bool) ([]*Result, error) {
+func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all []AttestOptions, pre *Stored, rounds int) ([]*Result, error) {
 	d, err := r.digestRef(subj)
 	if err != nil {
 		return nil, err
@@ -115,7 +115,7 @@ func (r *Registry) attestAll(ctx context.Context, s *Signer, subj Subject, all [
 		}
 	}
 	if r.format.legacy() {
-		if legacy, err = r.attestLegacy(ctx, s, subj, d, all, todo, pre, retry); err != nil {
+		if legacy, err = r.attestLegacy(ctx, s, subj, d, all, todo, pre, rounds); err != nil {
 			return nil, err
 		}
 	}
@@ -179,7 +179,7 @@ func (r *Registry) statements(d name.Digest, subj Subject, all []AttestOptions) 
 
 // attestLegacy stores the statements as DSSE attestation layers in r's
 // Mode.
-func (r *Registry) attestLegacy(ctx context.Context, s *Signer, subj Subject, d name.Digest, all []AttestOptions, todo []pendingStatement, pre *Stored, retry bool) ([]*Result, error) {
+func (r *Registry) attestLegacy(ctx context.Context, s *Signer, subj Subject, d name.Digest, all []AttestOptions, todo []pendingStatement, pre *Stored, rounds int) ([]*Result, error) {
 	ropts := r.st.Options(ctx, d)
 	stored, err := r.stored(ctx, d, ropts, store.AttestationKind, pre)
 	if err != nil {
@@ -227,9 +227,12 @@ func (r *Registry) attestLegacy(ctx context.Context, s *Signer, subj Subject, d 
 			keep = append(keep, old)
 		}
 		if err := r.st.Write(d, ropts, store.AttestationKind, append(keep, fresh...)); err != nil {
-			if retry && store.Refused(err) && len(replace) == 0 {
-				// As in sign: read what is stored now and try once more.
-				return r.attestLegacy(ctx, s, subj, d, all, todo, nil, false)
+			if rounds > 1 && store.Refused(err) && len(replace) == 0 {
+				// As in sign: read what is stored now and try again.
+				if err := againAfter(ctx, appendRounds-rounds); err != nil {
+					return nil, err
+				}
+				return r.attestLegacy(ctx, s, subj, d, all, todo, nil, rounds-1)
 			}
 			return nil, storeError("attestation", subj, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"time"
 
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
@@ -14,6 +15,7 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	sigopts "github.com/sigstore/sigstore/pkg/signature/options"
 	sigpayload "github.com/sigstore/sigstore/pkg/signature/payload"
+	"oras.land/oras-go/v2/registry/remote/retry"
 
 	"ociwf.dev/attest/internal/store"
 )
@@ -48,7 +50,7 @@ func (r *Registry) Sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 	if !r.format.legacy() {
 		return res, nil
 	}
-	lres, err := r.sign(ctx, s, subj, opts, true)
+	lres, err := r.sign(ctx, s, subj, opts, appendRounds)
 	if err != nil {
 		return nil, err
 	}
@@ -58,8 +60,27 @@ func (r *Registry) Sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 	return lres, nil
 }
 
-// sign is Sign; retry allows one more round after a refused write.
-func (r *Registry) sign(ctx context.Context, s *Signer, subj Subject, opts SignOptions, retry bool) (*Result, error) {
+// appendRounds bounds the rounds of read, append and write an append-only
+// accessory tag gets against writers racing for it (20 publishers of one
+// version, say): each refused round reads again after a growing, jittered
+// wait.
+const appendRounds = 10
+
+// againAfter waits before round n+1 (20 ms doubling, jittered by half,
+// at most 2 s), or returns ctx's error.
+func againAfter(ctx context.Context, n int) error {
+	t := time.NewTimer(min(retry.ExponentialBackoff(20*time.Millisecond, 2, 0.5)(n, nil), 2*time.Second))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// sign is Sign; rounds bounds the reads and writes a refused write gets.
+func (r *Registry) sign(ctx context.Context, s *Signer, subj Subject, opts SignOptions, rounds int) (*Result, error) {
 	d, err := r.digestRef(subj)
 	if err != nil {
 		return nil, err
@@ -137,12 +158,16 @@ func (r *Registry) sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 		// Every stored entry is kept, those that do not parse too: the
 		// write only appends.
 		if err := r.st.Write(d, ropts, store.SignatureKind, append(stored.All, newSig)); err != nil {
-			if retry && store.Refused(err) {
+			if rounds > 1 && store.Refused(err) {
 				// An append-only registry refuses a manifest that lacks a
-				// signature stored since the read, such as a write an
-				// interrupted earlier run left in flight: read again.
+				// signature stored since the read: a racing writer's, or
+				// a write an interrupted earlier run left in flight. Read
+				// again (the racer may have stored this signer's already).
+				if err := againAfter(ctx, appendRounds-rounds); err != nil {
+					return nil, err
+				}
 				opts.Stored = nil
-				return r.sign(ctx, s, subj, opts, false)
+				return r.sign(ctx, s, subj, opts, rounds-1)
 			}
 			return nil, storeError("signature", subj, err)
 		}
