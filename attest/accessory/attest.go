@@ -61,6 +61,13 @@ type AttestOptions struct {
 	Duplicates Duplicates
 	// Now stamps TypeCustom predicates; nil means time.Now.
 	Now func() time.Time
+	// Recorded, when set, is asked about each statement the signer has
+	// stored for the subject already, read right before the write and
+	// again after a write refused for a racing one: true means that
+	// statement records what this one would (a racing writer's lifecycle
+	// event for the same transition, say), and this one is not written
+	// (its Result says Existing). Legacy storage only.
+	Recorded func(predicateType string, predicate []byte) bool
 }
 
 // PredicateType returns the URI for a cosign predicate type name or URI.
@@ -195,6 +202,11 @@ func (r *Registry) attestLegacy(ctx context.Context, s *Signer, subj Subject, d 
 			results[i].Existing = true
 			continue
 		}
+		if all[i].Recorded != nil && s.keyed && r.recordedAlready(s, stored.OK, subj, all[i].Recorded) {
+			r.log.Debug("recorded already", "subject", subj.String(), "predicateType", p.uri)
+			results[i].Existing = true
+			continue
+		}
 		if all[i].Duplicates == Replace {
 			replace[p.uri] = results[i]
 		}
@@ -246,6 +258,22 @@ func (r *Registry) attestLegacy(ctx context.Context, s *Signer, subj Subject, d 
 func (r *Registry) attested(s *Signer, stored []oci.Signature, subj Subject, uri string) bool {
 	for _, att := range stored {
 		if st, err := verifyEnvelope(s.sv, att); err == nil && st.PredicateType == uri && coversDigest(st, subj) {
+			return true
+		}
+	}
+	return false
+}
+
+// recordedAlready reports whether recorded says yes to one of s's stored
+// statements about subj.
+func (r *Registry) recordedAlready(s *Signer, stored []oci.Signature, subj Subject, recorded func(string, []byte) bool) bool {
+	for _, att := range stored {
+		st, err := verifyEnvelope(s.sv, att)
+		if err != nil || !coversDigest(st, subj) {
+			continue
+		}
+		raw, err := json.Marshal(st.Predicate)
+		if err == nil && recorded(st.PredicateType, raw) {
 			return true
 		}
 	}
