@@ -262,6 +262,22 @@ func decode(raw []byte, schema func() (*jsonschema.Schema, error), name string, 
 	if err != nil {
 		return "", &PredicateError{Type: name, Msg: err.Error()}
 	}
+	// A verifier decodes the predicate into a generic value and encodes it
+	// again; that must hash alike. An unpaired surrogate escape (\ud800)
+	// decodes to U+FFFD, which the ID did not hash: not I-JSON.
+	var generic any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if err := d.Decode(&generic); err != nil {
+		return "", &PredicateError{Type: name, Msg: err.Error()}
+	}
+	again, err := json.Marshal(generic)
+	if err != nil {
+		return "", &PredicateError{Type: name, Msg: err.Error()}
+	}
+	if rid, err := idOf(again); err != nil || rid != id {
+		return "", &PredicateError{Type: name, Msg: "not I-JSON: a string holds an unpaired surrogate escape or another sequence that does not decode as it was written"}
+	}
 	return id, nil
 }
 
