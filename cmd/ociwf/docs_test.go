@@ -154,18 +154,9 @@ func TestDocsLifecycleExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	vars := map[string]string{"REG": registrytest.New(t)}
-	for _, ex := range page.commands {
-		args, err := splitWords(ex.cmd, vars)
-		if err != nil || len(args) == 0 || args[0] != "ociwf" {
-			t.Fatalf("docs/lifecycle.md:%d: %q is not an ociwf command (%v)", ex.line, ex.cmd, err)
-		}
-		stdout, stderr, code := cli(t, args[1:]...)
-		if code != ex.exit {
-			t.Fatalf("docs/lifecycle.md:%d: %s\nexit %d, want %d\nstdout:\n%s\nstderr:\n%s", ex.line, ex.cmd, code, ex.exit, stdout, stderr)
-		}
-		t.Logf("docs/lifecycle.md:%d: exit %d: %s", ex.line, code, ex.cmd)
+	runDocCommands(t, "docs/lifecycle.md", page, vars, func(ex docExample, stdout, _ string) {
 		// push and publish print the pinned reference last.
-		if code == 0 && (args[1] == "push" || args[1] == "publish") {
+		if w := strings.Fields(ex.cmd); ex.exit == 0 && (w[1] == "push" || w[1] == "publish") {
 			lines := strings.Split(strings.TrimSpace(stdout), "\n")
 			last := lines[len(lines)-1]
 			i := strings.LastIndex(last, "@")
@@ -174,7 +165,7 @@ func TestDocsLifecycleExamples(t *testing.T) {
 			}
 			vars["DIGEST"] = last[i+1:]
 		}
-	}
+	})
 }
 
 // docSection reads the section headed "## heading" of the docs page file
@@ -225,7 +216,7 @@ func runDocCommands(t *testing.T, where string, page docPage, vars map[string]st
 	for _, ex := range page.commands {
 		args, err := splitWords(ex.cmd, vars)
 		if err != nil || len(args) == 0 || args[0] != "ociwf" {
-			t.Fatalf("%s: %q is not an ociwf command (%v)", where, ex.cmd, err)
+			t.Fatalf("%s:%d: %q is not an ociwf command (%v)", where, ex.line, ex.cmd, err)
 		}
 		var into string
 		if n := len(args); n > 2 && args[n-2] == ">" {
@@ -233,7 +224,7 @@ func runDocCommands(t *testing.T, where string, page docPage, vars map[string]st
 		}
 		stdout, stderr, code := cli(t, args[1:]...)
 		if code != ex.exit {
-			t.Fatalf("%s: %s\nexit %d, want %d\nstdout:\n%s\nstderr:\n%s", where, ex.cmd, code, ex.exit, stdout, stderr)
+			t.Fatalf("%s:%d: %s\nexit %d, want %d\nstdout:\n%s\nstderr:\n%s", where, ex.line, ex.cmd, code, ex.exit, stdout, stderr)
 		}
 		if into != "" {
 			if err := os.WriteFile(into, []byte(stdout), 0o644); err != nil {
