@@ -30,4 +30,5 @@ install cosign github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
 install cosign3 github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3
 install crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
 install registry github.com/distribution/distribution/v3/cmd/registry@v3.1.2
+install gofakes3 github.com/johannesboyne/gofakes3/cmd/gofakes3@v1.2.0   # an S3 server with conditional writes, for the S3 storage tests
 echo "$bin"

@@ -149,6 +149,8 @@ func newApp(ctx context.Context, conf *configuration.Configuration, p *protectio
 		mw[k] = v
 	}
 	mw["repository"] = append(slices.Clone(mw["repository"]), configuration.Middleware{Name: MiddlewareName, Options: configuration.Parameters{OptionProtection: p}})
+	// First, so that it wraps the storage driver itself.
+	mw["storage"] = append([]configuration.Middleware{{Name: MiddlewareName, Options: configuration.Parameters{OptionCreateOnly: p.createOnly}}}, mw["storage"]...)
 	conf.Middleware = mw
 	defer func() {
 		if r := recover(); r != nil {

@@ -75,6 +75,16 @@ func GarbageCollect(ctx context.Context, cfg Config, opts GCOptions) (*GCResult,
 	if err != nil {
 		return nil, err
 	}
+	if root := filesystemRoot(conf); root != "" {
+		held, err := lockRoot(root, true, "registry gc")
+		if errors.Is(err, ErrRootInUse) {
+			return nil, fmt.Errorf("registry gc: a registry serves %s: stop it (every replica) first, gc needs storage nobody writes: %w", root, err)
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer held.Release()
+	}
 	d, err := factory.Create(ctx, conf.Storage.Type(), conf.Storage.Parameters())
 	if err != nil {
 		return nil, fmt.Errorf("registry gc: storage: %w", err)

@@ -52,6 +52,9 @@ type protection struct {
 	// exclusive. Nil means local.
 	coord Coordinator
 	local localLocks
+	// createOnly is the storage middleware's state: immutable tag links
+	// are created with the storage's create-only write where it has one.
+	createOnly *createOnly
 }
 
 func (p *protection) coordinator() Coordinator {

@@ -32,19 +32,24 @@ import (
 // signed with it, and an upload may go to one replica and end on
 // another), and coordinate as coordination (YAML of ociwf.coordination).
 func replicaConfig(root, coordination string) string {
+	return storageConfig(fmt.Sprintf("filesystem:\n    rootdirectory: %s", root), coordination)
+}
+
+// storageConfig is replicaConfig for storage, the YAML of one storage
+// driver's section (indented under storage:).
+func storageConfig(storage, coordination string) string {
 	return fmt.Sprintf(`version: 0.1
 log:
   level: error
 storage:
-  filesystem:
-    rootdirectory: %s
+  %s
   delete:
     enabled: true
 http:
   secret: replicas-share-this-secret
 ociwf:
   coordination: %s
-`, root, coordination)
+`, storage, coordination)
 }
 
 // startReplicas starts n registries on root, coordinating as coordination,
@@ -52,10 +57,20 @@ ociwf:
 // it returns the front's host:port and the replicas'.
 func startReplicas(t testing.TB, n int, root, coordination string) (string, []string) {
 	t.Helper()
-	src := replicaConfig(root, coordination)
+	srcs := make([]string, n)
+	for i := range srcs {
+		srcs[i] = replicaConfig(root, coordination)
+	}
+	return startConfigured(t, srcs)
+}
+
+// startConfigured starts a registry with each configuration of srcs, and
+// a round-robin front before them, as startReplicas.
+func startConfigured(t testing.TB, srcs []string) (string, []string) {
+	t.Helper()
 	var hosts []string
 	var targets []*url.URL
-	for i := range n {
+	for i, src := range srcs {
 		cfg, err := registryext.ParseConfig(fmt.Sprintf("replica-%d.yaml", i), []byte(src))
 		if err != nil {
 			t.Fatal(err)
@@ -181,14 +196,27 @@ func errCode(b []byte) string {
 	return e.Errors[0].Code
 }
 
-// coordinations are the modes for several replicas the tests run, the
-// ociwf.coordination YAML of each; redis starts a redis-server.
-func coordinations(t *testing.T) map[string]func(t *testing.T) string {
+// replicaSetups are the setups of 3 replicas the tests run: each starts
+// them, on fresh storage, and returns the front. redis starts a
+// redis-server, s3 an S3 server (startS3).
+func replicaSetups() map[string]func(t *testing.T) string {
+	redis := func(t *testing.T) string {
+		addr, _ := startRedis(t)
+		return fmt.Sprintf("{mode: redis, redis: {addr: %q, lease: 3s}}", addr)
+	}
 	return map[string]func(t *testing.T) string{
-		"filesystem": func(*testing.T) string { return "{mode: filesystem}" },
+		"filesystem": func(t *testing.T) string {
+			front, _ := startReplicas(t, 3, t.TempDir(), "{mode: filesystem}")
+			return front
+		},
 		"redis": func(t *testing.T) string {
-			addr, _ := startRedis(t)
-			return fmt.Sprintf("{mode: redis, redis: {addr: %q, lease: 3s}}", addr)
+			front, _ := startReplicas(t, 3, t.TempDir(), redis(t))
+			return front
+		},
+		"s3+redis": func(t *testing.T) string {
+			storage, coordination := s3Storage(startS3(t)), redis(t)
+			front, _ := startConfigured(t, []string{storageConfig(storage, coordination), storageConfig(storage, coordination), storageConfig(storage, coordination)})
+			return front
 		},
 	}
 }
@@ -199,9 +227,9 @@ func coordinations(t *testing.T) map[string]func(t *testing.T) string {
 // DENIED. Ten runs, a fresh tag each. The manifest the tag names cannot
 // be deleted.
 func TestReplicasOneWinner(t *testing.T) {
-	for mode, coordination := range coordinations(t) {
-		t.Run(mode, func(t *testing.T) {
-			front, _ := startReplicas(t, 3, t.TempDir(), coordination(t))
+	for name, start := range replicaSetups() {
+		t.Run(name, func(t *testing.T) {
+			front := start(t)
 			c := newRClient(t, front, "race/app")
 			config := c.blob(ocispec.MediaTypeImageConfig, []byte("{}"))
 			layer := c.blob(ocispec.MediaTypeImageLayer, []byte("workflow"))
@@ -260,9 +288,9 @@ func TestReplicasOneWinner(t *testing.T) {
 // signature, and on 403 (another append came first) reads again. The
 // final manifest holds all 20.
 func TestReplicasAppendOnly(t *testing.T) {
-	for mode, coordination := range coordinations(t) {
-		t.Run(mode, func(t *testing.T) {
-			front, _ := startReplicas(t, 3, t.TempDir(), coordination(t))
+	for name, start := range replicaSetups() {
+		t.Run(name, func(t *testing.T) {
+			front := start(t)
 			c := newRClient(t, front, "race/app")
 			config := c.blob(ocispec.MediaTypeImageConfig, []byte("{}"))
 			subject := digest.FromString("the signed version")
@@ -328,9 +356,9 @@ func TestReplicasAppendOnly(t *testing.T) {
 // Fifty referrers of one subject PUT at once through 3 replicas are all
 // listed by the referrers API.
 func TestReplicasReferrers(t *testing.T) {
-	for mode, coordination := range coordinations(t) {
-		t.Run(mode, func(t *testing.T) {
-			front, _ := startReplicas(t, 3, t.TempDir(), coordination(t))
+	for name, start := range replicaSetups() {
+		t.Run(name, func(t *testing.T) {
+			front := start(t)
 			c := newRClient(t, front, "race/app")
 			config := c.blob(ocispec.MediaTypeImageConfig, []byte("{}"))
 			subjectJSON := manifestJSON(config, nil, nil, map[string]string{"what": "subject"})

@@ -147,12 +147,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
+	var held *rootLock
+	if root := filesystemRoot(conf); root != "" {
+		if held, err = serveRoot(root, cfg.Coordination.Mode); err != nil {
+			return nil, err
+		}
+	}
 	coord, err := NewCoordinator(cfg.Coordination, filesystemRoot(conf))
 	if err != nil {
+		held.Release()
 		return nil, fmt.Errorf("registry: %w", err)
 	}
+	coord = &rootHolder{Coordinator: coord, root: held}
 	m := newMetrics()
-	p := &protection{rules: rules, log: log, metrics: m, referrers: &referrers{d: d}, lifecycle: lifecycleIndex{d: d}, reads: reads, coord: coord}
+	p := &protection{rules: rules, log: log, metrics: m, referrers: &referrers{d: d}, lifecycle: lifecycleIndex{d: d}, reads: reads, coord: coord,
+		createOnly: &createOnly{rules: rules, root: filesystemRoot(conf), log: log}}
 	// Move a referrers index written by an older version before serving,
 	// so no request waits for it.
 	if err := p.referrers.ready(ctx, log); err != nil {

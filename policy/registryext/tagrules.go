@@ -291,7 +291,21 @@ func (r *repository) tagUnder(ctx context.Context, lease Lease, ts distribution.
 		r.p.log.Error("coordination: tag not written", "repository", r.name(), "tag", tag, "digest", desc.Digest.String(), "fence", lease.Fence(), "err", err)
 		return unavailableError(err)
 	}
-	return ts.Tag(ctx, tag, desc)
+	err := ts.Tag(ctx, tag, desc)
+	var taken *TagTakenError
+	if errors.As(err, &taken) {
+		// Another writer, not ordered by this lock (a replica in another
+		// coordination mode, or one whose lease lapsed), created the tag.
+		_, rule := r.p.rules.Match(r.name(), tag)
+		name := ""
+		if rule != nil {
+			name = rule.Name
+		}
+		r.p.log.Error("storage refused to overwrite an immutable tag another writer created meanwhile: check that every replica uses the same coordination", "repository", r.name(), "tag", tag, "names", taken.Digest.String(), "refused", desc.Digest.String(), "fence", lease.Fence())
+		return r.deny(ctx, Denial{Tag: tag, Digest: desc.Digest, Rule: name,
+			Message: fmt.Sprintf("tag %s of %s is immutable (rule %s) and names %s, not %s; push under a new tag", tag, r.name(), name, taken.Digest, desc.Digest)})
+	}
+	return err
 }
 
 // checkMove applies a protected tag's rule (mode, rule) to moving tag to
