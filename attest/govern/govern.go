@@ -131,8 +131,25 @@ func (r *Recorder) Transition(ctx context.Context, ref string, s *accessory.Sign
 	if err != nil {
 		return nil, err
 	}
-	if err := r.write(ctx, s, res.Status, lifecycle.EventPredicateType, raw); err != nil {
+	raced, err := r.write(ctx, s, res.Status, lifecycle.EventPredicateType, raw, SameTransition(ev))
+	if err != nil {
 		return nil, err
+	}
+	if raced {
+		// A racing writer with this key (a CI job run twice at once,
+		// say) recorded this transition from the same predecessor first;
+		// writing this event as well would fork the chain.
+		r.log.InfoContext(ctx, "lifecycle event recorded by a concurrent writer", "reference", res.Reference, "state", to)
+		res.Existing = true
+		res.Note = "a concurrent call recorded this transition first; its event stands"
+		return r.confirm(ctx, res, ref, "", func(after *verify.LifecycleStatus) bool {
+			l := after.Last()
+			if l != nil && l.Event.State == to && l.Event.Previous == ev.Previous {
+				res.ID = l.ID
+				return true
+			}
+			return false
+		})
 	}
 	r.log.InfoContext(ctx, "lifecycle event recorded", "reference", res.Reference, "state", to, "id", id, "emergency", opts.Emergency != nil)
 	return r.confirm(ctx, res, ref, id, func(after *verify.LifecycleStatus) bool {
@@ -424,7 +441,7 @@ func (r *Recorder) Decide(ctx context.Context, ref string, s *accessory.Signer, 
 	if err != nil {
 		return nil, err
 	}
-	if err := r.write(ctx, s, st, lifecycle.ApprovalPredicateType, raw); err != nil {
+	if _, err := r.write(ctx, s, st, lifecycle.ApprovalPredicateType, raw, nil); err != nil {
 		return nil, err
 	}
 	r.log.InfoContext(ctx, "decision recorded", "reference", res.Reference, "decision", d, "request", request, "id", id)
@@ -439,12 +456,27 @@ func (r *Recorder) Decide(ctx context.Context, ref string, s *accessory.Signer, 
 }
 
 // write stores one lifecycle statement about the version st describes.
-func (r *Recorder) write(ctx context.Context, s *accessory.Signer, st *verify.LifecycleStatus, predicateType string, raw []byte) error {
+func (r *Recorder) write(ctx context.Context, s *accessory.Signer, st *verify.LifecycleStatus, predicateType string, raw []byte, recorded func(string, []byte) bool) (existing bool, err error) {
 	subj := accessory.NewSubject(target.Ref{Name: st.Repository, Reference: st.Digest}, digest.Digest(st.Digest))
-	if _, err := r.reg.Attest(ctx, s, subj, accessory.AttestOptions{Type: predicateType, Predicate: raw, Duplicates: accessory.Append, Now: r.now}); err != nil {
-		return fmt.Errorf("record %s for %s: %w", kind(predicateType), subj, err)
+	res, err := r.reg.Attest(ctx, s, subj, accessory.AttestOptions{Type: predicateType, Predicate: raw, Duplicates: accessory.Append, Now: r.now, Recorded: recorded})
+	if err != nil {
+		return false, fmt.Errorf("record %s for %s: %w", kind(predicateType), subj, err)
 	}
-	return nil
+	return res.Existing, nil
+}
+
+// SameTransition is an accessory.AttestOptions.Recorded check for writing
+// ev: a stored lifecycle event that records the transition ev does, from
+// the same predecessor, means a racing writer got there first, and
+// writing ev as well would fork the chain.
+func SameTransition(ev *lifecycle.Event) func(string, []byte) bool {
+	return func(predicateType string, predicate []byte) bool {
+		if predicateType != lifecycle.EventPredicateType {
+			return false
+		}
+		got, _, err := lifecycle.DecodeEvent(predicate)
+		return err == nil && got.Workflow == ev.Workflow && got.State == ev.State && got.Previous == ev.Previous && got.Sequence == ev.Sequence
+	}
 }
 
 // confirm reads the chain back and checks that what was written counts.

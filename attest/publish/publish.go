@@ -303,20 +303,6 @@ func begin(ctx context.Context, reg *accessory.Registry, signer Signer, opts Opt
 	return c, done, nil
 }
 
-// sameTransition reports a stored lifecycle event that records the
-// transition ev does, from the same predecessor: a racing publisher of
-// the same version got there first, and writing ev as well would fork the
-// chain.
-func sameTransition(ev *lifecycle.Event) func(string, []byte) bool {
-	return func(predicateType string, predicate []byte) bool {
-		if predicateType != lifecycle.EventPredicateType {
-			return false
-		}
-		got, _, err := lifecycle.DecodeEvent(predicate)
-		return err == nil && got.Workflow == ev.Workflow && got.State == ev.State && got.Previous == ev.Previous && got.Sequence == ev.Sequence
-	}
-}
-
 // serialised returns now made safe to call from several goroutines (the
 // signature and the attestations are written at once): a caller's clock
 // need not be; nil stays nil.
@@ -492,7 +478,7 @@ func (c *ceremony) gate(ctx context.Context, lc *Lifecycle, pinned string, s *ac
 	// Appended, never recognised as a duplicate by predicate type: the
 	// chain, read above, says whether the publication is recorded.
 	return &accessory.AttestOptions{Type: lifecycle.EventPredicateType, Predicate: raw, Duplicates: accessory.Append, Now: c.now,
-		Recorded: sameTransition(ev)}, nil
+		Recorded: govern.SameTransition(ev)}, nil
 }
 
 // supersede deprecates the version lc.Supersedes names in favour of the
