@@ -181,6 +181,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		closeLog(auditLog)
 		return nil, err
 	}
+	if w := p.createOnly.writes; w != "" {
+		log.Info("storage: immutable tag links are created with the storage's create-only write", "write", w)
+	}
 	t := cfg.Timeouts.withDefaults()
 	s := &Server{
 		app:       app,
