@@ -37,7 +37,7 @@ func (e *encoder) fail(err error) {
 
 // encodePlan returns the canonical JSON encoding of p.
 func encodePlan(p *Plan) ([]byte, error) {
-	e := &encoder{buf: make([]byte, 0, 256+400*len(p.Steps))}
+	e := &encoder{buf: make([]byte, 0, 1024+256*len(p.Steps))}
 	e.plan(p)
 	switch {
 	case errors.Is(e.err, errSlowPath):
