@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the benchmarks behind the figures in issues and notes: compile of a
-# generated 1,000- and 10,000-step DAG, push+pull of one workflow against a
+# Runs the benchmarks behind the figures in issues and notes: compile of
+# generated 100- to 20,000-step DAGs, push+pull of one workflow against a
 # loopback registry, one verify and verify-all over VERSIONS (default
 # 1,000) versions in process (registry in the same process), `ociwf publish`
 # against the stock oras + cosign pipeline (scripts/bench-publish.sh), and

@@ -139,12 +139,23 @@ func checkConditions(p *parser, wf *Workflow, index map[string]int, needs [][]in
 		p.errorAt(Pos{Line: 1, Column: 1}, "cannot build the condition environment: %v", err)
 		return
 	}
+	// Steps often repeat a condition: compile each text once.
+	type compiled struct {
+		vars []string
+		err  error
+	}
+	seen := make(map[string]compiled)
 	for i := range wf.Steps {
 		st := &wf.Steps[i]
 		if st.When == "" {
 			continue
 		}
-		_, vars, err := CompileCondition(env, st.When)
+		c, ok := seen[st.When]
+		if !ok {
+			_, c.vars, c.err = CompileCondition(env, st.When)
+			seen[st.When] = c
+		}
+		vars, err := slices.Clone(c.vars), c.err
 		if err != nil {
 			p.errorAt(st.WhenPos, "step %q: %v", st.ID, err)
 			continue

@@ -146,11 +146,16 @@ func (p *parser) node(n *yaml.Node) *yaml.Node {
 // fields walks a mapping, calling set for each known key in source order.
 // Unknown and duplicate keys are errors.
 func (p *parser) fields(n *yaml.Node, what string, known []string, set func(key string, v *yaml.Node)) bool {
+	return p.fieldsf(n, func() string { return what }, known, set)
+}
+
+// fieldsf is fields with what built only for an error.
+func (p *parser) fieldsf(n *yaml.Node, what func() string, known []string, set func(key string, v *yaml.Node)) bool {
 	if n = p.node(n); n == nil {
 		return false
 	}
 	if n.Kind != yaml.MappingNode {
-		p.errorf(n, "%s must be a mapping", what)
+		p.errorf(n, "%s must be a mapping", what())
 		return false
 	}
 	seen := make(map[string]int, len(n.Content)/2)
@@ -160,16 +165,16 @@ func (p *parser) fields(n *yaml.Node, what string, known []string, set func(key 
 			return false
 		}
 		if k.Kind != yaml.ScalarNode {
-			p.errorf(k, "%s: keys must be strings", what)
+			p.errorf(k, "%s: keys must be strings", what())
 			continue
 		}
 		if line, dup := seen[k.Value]; dup {
-			p.errorf(k, "duplicate key %q in %s (first at line %d)", k.Value, what, line)
+			p.errorf(k, "duplicate key %q in %s (first at line %d)", k.Value, what(), line)
 			continue
 		}
 		seen[k.Value] = k.Line
 		if !slices.Contains(known, k.Value) {
-			p.errorf(k, "unknown field %q in %s (allowed: %s)", k.Value, what, strings.Join(known, ", "))
+			p.errorf(k, "unknown field %q in %s (allowed: %s)", k.Value, what(), strings.Join(known, ", "))
 			continue
 		}
 		set(k.Value, n.Content[i+1])
@@ -178,11 +183,16 @@ func (p *parser) fields(n *yaml.Node, what string, known []string, set func(key 
 }
 
 func (p *parser) str(n *yaml.Node, what string) (string, bool) {
+	return p.strf(n, func() string { return what })
+}
+
+// strf is str with what built only for an error.
+func (p *parser) strf(n *yaml.Node, what func() string) (string, bool) {
 	if n = p.node(n); n == nil {
 		return "", false
 	}
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" || n.Tag == "!!binary" {
-		p.errorf(n, "%s must be a string", what)
+		p.errorf(n, "%s must be a string", what())
 		return "", false
 	}
 	return n.Value, true
@@ -213,21 +223,31 @@ func (p *parser) boolean(n *yaml.Node, what string) (bool, bool) {
 }
 
 func (p *parser) seq(n *yaml.Node, what string) []*yaml.Node {
+	return p.seqf(n, func() string { return what })
+}
+
+// seqf is seq with what built only for an error.
+func (p *parser) seqf(n *yaml.Node, what func() string) []*yaml.Node {
 	if n = p.node(n); n == nil {
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		p.errorf(n, "%s must be a list", what)
+		p.errorf(n, "%s must be a list", what())
 		return nil
 	}
 	return n.Content
 }
 
 func (p *parser) strList(n *yaml.Node, what string) []string {
-	items := p.seq(n, what)
+	return p.strListf(n, func() string { return what })
+}
+
+// strListf is strList with what built only for an error.
+func (p *parser) strListf(n *yaml.Node, what func() string) []string {
+	items := p.seqf(n, what)
 	out := make([]string, 0, len(items))
 	for i, it := range items {
-		if s, ok := p.str(it, fmt.Sprintf("%s[%d]", what, i)); ok {
+		if s, ok := p.strf(it, func() string { return fmt.Sprintf("%s[%d]", what(), i) }); ok {
 			out = append(out, s)
 		}
 	}
@@ -305,7 +325,12 @@ func (p *parser) matching(v *yaml.Node, what string, re *regexp.Regexp, rule str
 // ident reads a field whose value must be an identifier; kind names it in
 // the error ("step id").
 func (p *parser) ident(v *yaml.Node, what, kind string) string {
-	s, ok := p.str(v, what)
+	return p.identf(v, func() string { return what }, kind)
+}
+
+// identf is ident with what built only for an error.
+func (p *parser) identf(v *yaml.Node, what func() string, kind string) string {
+	s, ok := p.strf(v, what)
 	if ok && !identRE.MatchString(s) {
 		p.errorf(v, "%s %q %s", kind, s, identRule)
 	}
@@ -504,61 +529,62 @@ const (
 )
 
 func (p *parser) step(n *yaml.Node, i int) Step {
-	what := fmt.Sprintf("steps[%d]", i)
+	// what names the step in errors; it is built only for one.
+	what := func() string { return fmt.Sprintf("steps[%d]", i) }
 	st := Step{Pos: posOf(n)}
 	var withNode *yaml.Node
-	p.fields(n, what, stepFields, func(key string, v *yaml.Node) {
+	p.fieldsf(n, what, stepFields, func(key string, v *yaml.Node) {
 		switch key {
 		case "id":
-			st.ID = p.ident(v, what+".id", "step id")
+			st.ID = p.identf(v, func() string { return what() + ".id" }, "step id")
 		case "image":
-			st.Image, _ = p.str(v, what+".image")
+			st.Image, _ = p.strf(v, func() string { return what() + ".image" })
 			st.ImagePos = posOf(v)
 		case "uses":
-			st.Uses, _ = p.str(v, what+".uses")
+			st.Uses, _ = p.strf(v, func() string { return what() + ".uses" })
 			st.ImagePos = posOf(v)
 		case "with":
 			withNode = v
 			st.WithPos = keyPos(n, "with", v)
 			st.WithKeys, st.WithValues = map[string]Pos{}, map[string]Pos{}
-			st.With = p.strMapAt(v, what+".with", identRE, identRule, st.WithKeys, st.WithValues)
+			st.With = p.strMapAt(v, what()+".with", identRE, identRule, st.WithKeys, st.WithValues)
 		case "run":
-			st.Run, _ = p.str(v, what+".run")
+			st.Run, _ = p.strf(v, func() string { return what() + ".run" })
 		case "args":
-			st.Args = p.strList(v, what+".args")
+			st.Args = p.strListf(v, func() string { return what() + ".args" })
 		case "env":
-			st.Env = p.strMap(v, what+".env", envKeyRE, "must be an environment variable name")
+			st.Env = p.strMap(v, what()+".env", envKeyRE, "must be an environment variable name")
 		case "needs":
-			st.Needs = p.strList(v, what+".needs")
+			st.Needs = p.strListf(v, func() string { return what() + ".needs" })
 		case "when":
-			st.When, _ = p.str(v, what+".when")
+			st.When, _ = p.strf(v, func() string { return what() + ".when" })
 			st.WhenPos = posOf(v)
 		case "retries":
-			if r, ok := p.integer(v, what+".retries"); ok {
+			if r, ok := p.integer(v, what()+".retries"); ok {
 				if r < 0 || r > MaxRetries {
-					p.errorf(v, "%s.retries %d is outside 0..%d", what, r, MaxRetries)
+					p.errorf(v, "%s.retries %d is outside 0..%d", what(), r, MaxRetries)
 				}
 				st.Retries = int(r)
 			}
 		case "timeout":
-			if s, ok := p.str(v, what+".timeout"); ok {
+			if s, ok := p.strf(v, func() string { return what() + ".timeout" }); ok {
 				d, err := time.ParseDuration(s)
 				switch {
 				case err != nil:
-					p.errorf(v, "%s.timeout %q is not a duration such as 90s or 10m", what, s)
+					p.errorf(v, "%s.timeout %q is not a duration such as 90s or 10m", what(), s)
 				case d <= 0 || d > MaxTimeout:
-					p.errorf(v, "%s.timeout %s is outside (0s, 168h]", what, s)
+					p.errorf(v, "%s.timeout %s is outside (0s, 168h]", what(), s)
 				}
 				st.Timeout = d
 			}
 		case "outputs":
-			for j, it := range p.seq(v, what+".outputs") {
-				st.Outputs = append(st.Outputs, p.output(it, fmt.Sprintf("%s.outputs[%d]", what, j)))
+			for j, it := range p.seqf(v, func() string { return what() + ".outputs" }) {
+				st.Outputs = append(st.Outputs, p.output(it, fmt.Sprintf("%s.outputs[%d]", what(), j)))
 			}
 		}
 	})
 	if st.ID == "" && !hasKey(n, "id") && n.Kind == yaml.MappingNode {
-		p.errorf(n, "%s: missing required field %q", what, "id")
+		p.errorf(n, "%s: missing required field %q", what(), "id")
 	}
 	if withNode != nil && st.Uses == "" {
 		p.errorf(withNode, "step %q: with is only allowed together with uses", st.ID)

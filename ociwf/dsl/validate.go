@@ -29,6 +29,8 @@ func validate(p *parser, wf *Workflow) {
 	}
 
 	index := make(map[string]int, len(wf.Steps))
+	// Steps share few images and workflows: parse each reference once.
+	refs := refCache{images: map[string]error{}, uses: map[string]error{}}
 	for i := range wf.Steps {
 		st := &wf.Steps[i]
 		if st.ID == "" {
@@ -39,7 +41,7 @@ func validate(p *parser, wf *Workflow) {
 			continue
 		}
 		index[st.ID] = i
-		validateRef(p, st)
+		validateRef(p, st, refs)
 		validateOutputs(p, st)
 	}
 
@@ -77,21 +79,46 @@ func validate(p *parser, wf *Workflow) {
 	checkConditions(p, wf, index, needs)
 }
 
-func validateRef(p *parser, st *Step) {
+// refCache holds the result of parsing each image and uses reference a
+// workflow has.
+type refCache struct{ images, uses map[string]error }
+
+func cached(seen map[string]error, ref string, parse func(string) error) error {
+	if err, ok := seen[ref]; ok {
+		return err
+	}
+	err := parse(ref)
+	seen[ref] = err
+	return err
+}
+
+func parseImage(ref string) error {
+	_, err := reference.ParseNormalizedNamed(ref)
+	return err
+}
+
+func parseUses(ref string) error {
+	_, err := ParseUses(ref)
+	return err
+}
+
+// validateRef checks the image or uses of st, parsing each reference once
+// through refs.
+func validateRef(p *parser, st *Step, refs refCache) {
 	switch {
 	case st.Image != "" && st.Uses != "":
 		p.errorAt(st.Pos, "step %q sets both image and uses; set exactly one", st.ID)
 	case st.Image == "" && st.Uses == "":
 		p.errorAt(st.Pos, "step %q sets neither image nor uses; set exactly one", st.ID)
 	case st.Image != "":
-		if _, err := reference.ParseNormalizedNamed(st.Image); err != nil {
+		if err := cached(refs.images, st.Image, parseImage); err != nil {
 			p.errorAt(st.ImagePos, "step %q: invalid image reference %q: %v", st.ID, st.Image, err)
 		}
 		if len(st.With) > 0 {
 			p.errorAt(st.Pos, "step %q: with is only allowed together with uses", st.ID)
 		}
 	default:
-		if _, err := ParseUses(st.Uses); err != nil {
+		if err := cached(refs.uses, st.Uses, parseUses); err != nil {
 			p.errorAt(st.ImagePos, "step %q: %v", st.ID, err)
 		}
 		if st.Run != "" || len(st.Args) > 0 {

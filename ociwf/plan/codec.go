@@ -10,7 +10,6 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"ociwf.dev/ociwf/errdef"
-	"ociwf.dev/ociwf/internal/canon"
 )
 
 // MaxBytes is the largest encoded plan Decode accepts.
@@ -18,7 +17,7 @@ const MaxBytes = 64 << 20
 
 // Encode returns the canonical JSON encoding of p (RFC 8785).
 func (p *Plan) Encode() ([]byte, error) {
-	b, err := canon.Marshal(p)
+	b, err := encodePlan(p)
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}

@@ -155,40 +155,36 @@ func Compile(ctx context.Context, wf *dsl.Workflow, src []byte, r Resolver) (*Pl
 			Required: prm.Required, Default: prm.Default, Enum: prm.Enum,
 		})
 	}
-	stageOf := make(map[string]int, len(wf.Steps))
-	for i, stage := range p.Stages {
-		for _, id := range stage {
-			stageOf[id] = i
-		}
+	index := make(map[string]int, len(wf.Steps))
+	for i := range wf.Steps {
+		index[wf.Steps[i].ID] = i
 	}
+	// Steps are ordered by stage, then by id, as the stages list them.
 	p.Steps = make([]Step, 0, len(wf.Steps))
-	for _, st := range wf.Steps {
-		ps := Step{
-			ID: st.ID, Stage: stageOf[st.ID], With: st.With, Run: st.Run, Args: st.Args,
-			Env: st.Env, Retries: st.Retries, Needs: sorted(st.Needs),
+	for stage, ids := range p.Stages {
+		for _, id := range ids {
+			st := &wf.Steps[index[id]]
+			ps := Step{
+				ID: st.ID, Stage: stage, With: st.With, Run: st.Run, Args: st.Args,
+				Env: st.Env, Retries: st.Retries, Needs: sorted(st.Needs),
+			}
+			if st.Uses != "" {
+				ps.Uses = refs[key{KindWorkflow, st.Uses}].Pinned
+			} else {
+				ps.Image = refs[key{KindImage, st.Image}].Pinned
+			}
+			if st.When != "" {
+				ps.When = &Condition{Expr: strings.TrimSpace(st.When), Vars: st.WhenVars}
+			}
+			if st.Timeout > 0 {
+				ps.Timeout = st.Timeout.String()
+			}
+			for _, o := range st.Outputs {
+				ps.Outputs = append(ps.Outputs, Output{Name: o.Name, Type: string(o.Type), Description: o.Description})
+			}
+			p.Steps = append(p.Steps, ps)
 		}
-		if st.Uses != "" {
-			ps.Uses = refs[key{KindWorkflow, st.Uses}].Pinned
-		} else {
-			ps.Image = refs[key{KindImage, st.Image}].Pinned
-		}
-		if st.When != "" {
-			ps.When = &Condition{Expr: strings.TrimSpace(st.When), Vars: st.WhenVars}
-		}
-		if st.Timeout > 0 {
-			ps.Timeout = st.Timeout.String()
-		}
-		for _, o := range st.Outputs {
-			ps.Outputs = append(ps.Outputs, Output{Name: o.Name, Type: string(o.Type), Description: o.Description})
-		}
-		p.Steps = append(p.Steps, ps)
 	}
-	sort.Slice(p.Steps, func(i, j int) bool {
-		if p.Steps[i].Stage != p.Steps[j].Stage {
-			return p.Steps[i].Stage < p.Steps[j].Stage
-		}
-		return p.Steps[i].ID < p.Steps[j].ID
-	})
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
 	}

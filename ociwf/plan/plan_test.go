@@ -172,5 +172,10 @@ func benchmarkCompile(b *testing.B, steps int) {
 }
 
 // BenchmarkCompile measures parse + validate + compile + canonical encoding.
+func BenchmarkCompile100(b *testing.B) { benchmarkCompile(b, 100) }
 func BenchmarkCompile1k(b *testing.B)  { benchmarkCompile(b, 1000) }
 func BenchmarkCompile10k(b *testing.B) { benchmarkCompile(b, 10000) }
+
+// BenchmarkCompile20k is the largest generated workflow within
+// dsl.MaxSourceBytes; the generator's 50k steps are 10 MB.
+func BenchmarkCompile20k(b *testing.B) { benchmarkCompile(b, 20000) }
