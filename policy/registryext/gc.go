@@ -239,6 +239,14 @@ func (g *collector) repository(ctx context.Context, name string) error {
 	protectedRoots := slices.Clone(lifecycleRoots)
 	for _, t := range tags {
 		desc, err := ts.Get(ctx, t)
+		if errors.As(err, new(distribution.ErrTagUnknown)) {
+			// A tag directory without a current link: a registry stopped
+			// (killed) while it created the tag. There is no such tag; the
+			// manifest it was tagging is untagged, as stock Distribution's
+			// collector takes it.
+			g.log.Warn("gc: a tag without its current link (a tag write that did not finish) is not a tag", "repository", name, "tag", t)
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("repository %s: tag %s: %w", name, t, err)
 		}

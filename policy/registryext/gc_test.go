@@ -93,3 +93,45 @@ func TestGarbageCollectMissingRoot(t *testing.T) {
 		t.Fatalf("gc created %s (%v)", root, serr)
 	}
 }
+
+// A registry killed while it tagged leaves the tag's directory with the
+// index entry of the manifest it was tagging and no current link (at
+// most a temporary file where the link was being created). The tag does
+// not exist, and gc runs: it keeps what the tags that do exist keep, and
+// takes the half-tagged manifest for what it is, untagged.
+func TestGarbageCollectTagKilledMidWrite(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	c, stop := serveUntilStopped(t, root, "workflows/killed")
+	kept := c.manifest("kept layer")
+	expect(t, "protected tag", c.put("1.0.0", kept), http.StatusCreated, "")
+	half := c.manifest("half-tagged layer")
+	expect(t, "the manifest being tagged", c.put(digest.FromBytes(half).String(), half), http.StatusCreated, "")
+	stop()
+	dg := digest.FromBytes(half)
+	tag := filepath.Join(root, "docker/registry/v2/repositories/workflows/killed/_manifests/tags/1.0.1")
+	for name, content := range map[string]string{
+		"index/sha256/" + dg.Encoded() + "/link":            dg.String(),
+		"current/link.0123456789abcdef0123456789abcdef.tmp": dg.String(),
+	} {
+		p := filepath.Join(tag, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	ctx := context.Background()
+	got, err := registryext.GarbageCollect(ctx, registryext.Config{Root: root}, registryext.GCOptions{DeleteUntagged: true})
+	if err != nil {
+		t.Fatalf("gc after a registry was killed tagging 1.0.1: %v", err)
+	}
+	if got.ManifestsDeleted != 1 || got.ManifestsKept != 1 || got.ManifestsProtected != 1 {
+		t.Fatalf("gc: %+v, want the half-tagged manifest deleted and 1.0.0 kept", *got)
+	}
+	c, _ = serveUntilStopped(t, root, "workflows/killed")
+	expect(t, "1.0.0 after gc", c.do(http.MethodGet, "/manifests/1.0.0", nil), http.StatusOK, "")
+	expect(t, "the half-tagged manifest after gc", c.do(http.MethodGet, "/manifests/"+dg.String(), nil), http.StatusNotFound, "")
+	expect(t, "1.0.1 created after gc", c.put("1.0.1", c.manifest("new layer")), http.StatusCreated, "")
+}
