@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 Distribution's S3 driver is built on aws-sdk-go v1; the create-only write goes through that driver's own client and settings
+
 package registryext
 
 import (

@@ -78,7 +78,7 @@ func GarbageCollect(ctx context.Context, cfg Config, opts GCOptions) (*GCResult,
 	if root := filesystemRoot(conf); root != "" {
 		held, err := lockRoot(root, true, "registry gc")
 		if errors.Is(err, ErrRootInUse) {
-			return nil, fmt.Errorf("registry gc: a registry serves %s: stop it (every replica) first, gc needs storage nobody writes: %w", root, err)
+			return nil, fmt.Errorf("registry gc: a registry serves %s: stop it (every replica) first, gc needs storage nobody writes: %w", root, ErrRootInUse)
 		}
 		if err != nil {
 			return nil, err

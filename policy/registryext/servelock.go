@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"ociwf.dev/ociwf/errdef"
 )
 
 // ErrRootInUse is a registry (or gc) refused a filesystem root that
@@ -62,13 +61,13 @@ func serveRoot(root, mode string) (*rootLock, error) {
 	if mode == "" || mode == CoordinationInProcess {
 		l, err := lockRoot(root, true, "registry")
 		if errors.Is(err, ErrRootInUse) {
-			return nil, fmt.Errorf("registry: another process serves %s: replicas on one storage need --coordination filesystem (or redis) in every one of them; stop the other registry or restart every replica with it: %w", root, errors.Join(err, errdef.ErrInvalid))
+			return nil, fmt.Errorf("registry: another process serves %s: replicas on one storage need --coordination filesystem (or redis) in every one of them; stop the other registry or restart every replica with it: %w", root, ErrRootInUse)
 		}
 		return l, err
 	}
 	l, err := lockRoot(root, false, "registry")
 	if errors.Is(err, ErrRootInUse) {
-		return nil, fmt.Errorf("registry: a registry in coordination mode %s (or a gc) has %s to itself: restart it with --coordination %s like this replica, or wait for the gc: %w", CoordinationInProcess, root, mode, errors.Join(err, errdef.ErrInvalid))
+		return nil, fmt.Errorf("registry: a registry in coordination mode %s (or a gc) has %s to itself: restart it with --coordination %s like this replica, or wait for the gc: %w", CoordinationInProcess, root, mode, ErrRootInUse)
 	}
 	return l, err
 }
