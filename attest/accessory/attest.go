@@ -291,11 +291,11 @@ func (r *Registry) signStatement(ctx context.Context, s *Signer, payload []byte,
 		static.WithLayerMediaType(types.DssePayloadType),
 		static.WithAnnotations(map[string]string{"predicateType": uri}),
 	}
-	if s.sv.Cert != nil {
-		sopts = append(sopts, static.WithCertChain(s.sv.Cert, s.sv.Chain))
+	if s.cert != nil {
+		sopts = append(sopts, static.WithCertChain(s.cert, s.chain))
 	}
 	if s.rekor != nil {
-		pem, err := s.sv.Bytes(ctx)
+		pem, err := s.bytes(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("signer identity: %w", err)
 		}
