@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/in-toto/in-toto-golang/in_toto"
-	"github.com/sigstore/cosign/v2/cmd/cosign/cli/options"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/cosign/v2/pkg/cosign/attestation"
 	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
@@ -23,6 +22,7 @@ import (
 
 	"ociwf.dev/attest/internal/store"
 	"ociwf.dev/ociwf/errdef"
+	"ociwf.dev/policy/predicate"
 )
 
 // Duplicates says what Attest does when the subject already carries an
@@ -44,9 +44,9 @@ const (
 // Predicate type names that AttestOptions.Type accepts besides URIs; they
 // are cosign's --type values.
 const (
-	TypeSLSAProvenance1 = options.PredicateSLSA1
-	TypeCycloneDX       = options.PredicateCycloneDX
-	TypeCustom          = options.PredicateCustom
+	TypeSLSAProvenance1 = predicate.SLSAProvenance
+	TypeCycloneDX       = predicate.CycloneDX
+	TypeCustom          = predicate.Custom
 )
 
 // AttestOptions describe one attestation.
@@ -75,7 +75,7 @@ func PredicateType(t string) (string, error) {
 	if t == "" {
 		t = TypeCustom
 	}
-	uri, err := options.ParsePredicateType(t)
+	uri, err := predicate.URI(t)
 	if err != nil {
 		return "", fmt.Errorf("predicate type %q: want slsaprovenance1, cyclonedx, custom, another cosign type or a URI: %w", t, errdef.ErrInvalid)
 	}
@@ -291,11 +291,11 @@ func (r *Registry) signStatement(ctx context.Context, s *Signer, payload []byte,
 		static.WithLayerMediaType(types.DssePayloadType),
 		static.WithAnnotations(map[string]string{"predicateType": uri}),
 	}
-	if s.sv.Cert != nil {
-		sopts = append(sopts, static.WithCertChain(s.sv.Cert, s.sv.Chain))
+	if s.cert != nil {
+		sopts = append(sopts, static.WithCertChain(s.cert, s.chain))
 	}
 	if s.rekor != nil {
-		pem, err := s.sv.Bytes(ctx)
+		pem, err := s.bytes(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("signer identity: %w", err)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
+	"ociwf.dev/attest/keys"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/immutability"
@@ -269,7 +270,7 @@ func TestLoadSignerErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s, err := accessory.LoadSigner(ctx, c.opts)
+			s, err := keys.LoadSigner(ctx, c.opts)
 			if err == nil {
 				s.Close()
 				t.Fatal("loaded")
@@ -282,7 +283,7 @@ func TestLoadSignerErrors(t *testing.T) {
 }
 
 func TestKeylessFailsClearlyOffline(t *testing.T) {
-	s, err := accessory.LoadSigner(context.Background(), accessory.SignerOptions{
+	s, err := keys.LoadSigner(context.Background(), accessory.SignerOptions{
 		Keyless:   true,
 		FulcioURL: "http://127.0.0.1:1",
 		IDToken:   "not-a-token",

@@ -242,7 +242,7 @@ func signStatementBundle(ctx context.Context, s *Signer, stmt []byte) ([]byte, e
 	if err != nil {
 		return nil, fmt.Errorf("signer public key: %w", err)
 	}
-	return compact(cbundle.MakeNewBundle(pub, nil, stmt, env, s.sv.Cert, nil))
+	return compact(cbundle.MakeNewBundle(pub, nil, stmt, env, s.cert, nil))
 }
 
 // compact removes the whitespace protojson puts in at random, as cosign

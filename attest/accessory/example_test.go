@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"ociwf.dev/attest/accessory"
+	"ociwf.dev/attest/keys"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/registryext"
@@ -45,7 +46,7 @@ func ExampleRegistry_Sign() {
 		fmt.Println(err)
 		return
 	}
-	signer, err := accessory.LoadSigner(ctx, accessory.SignerOptions{Key: keyFile, Pass: examplePass})
+	signer, err := keys.LoadSigner(ctx, accessory.SignerOptions{Key: keyFile, Pass: examplePass})
 	if err != nil {
 		fmt.Println(err)
 		return

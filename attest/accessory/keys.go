@@ -2,24 +2,64 @@ package accessory
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
+	"github.com/sigstore/cosign/v2/pkg/blob"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
-	sigs "github.com/sigstore/cosign/v2/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/kms"
 )
 
-// LoadVerifier loads a public key for verification through cosign's
-// loader: a PEM public key file, a KMS URI, or a k8s:// secret.
+// LoadVerifier loads a public key for verification: a PEM public key file
+// (or an http(s):// or env:// reference to one, as cosign reads them) or a
+// KMS URI for a provider the program links (package ociwf.dev/attest/kms
+// links them all). k8s://, gitlab:// and pkcs11: references need cosign's
+// full loader, keys.LoadVerifier in package ociwf.dev/attest/keys. A
+// failure matches ErrKey.
 func LoadVerifier(ctx context.Context, keyRef string) (signature.Verifier, error) {
-	v, err := sigs.PublicKeyFromKeyRef(ctx, keyRef)
+	v, err := loadVerifier(ctx, keyRef)
 	if err != nil {
 		return nil, fmt.Errorf("load public key %s: %w (want a PEM public key file or a KMS URI): %w", keyRef, err, ErrKey)
 	}
 	return v, nil
+}
+
+func loadVerifier(ctx context.Context, keyRef string) (signature.Verifier, error) {
+	scheme, _, hasScheme := strings.Cut(keyRef, "://")
+	if hasScheme || strings.HasPrefix(keyRef, "pkcs11:") {
+		switch {
+		case strings.HasPrefix(keyRef, "pkcs11:"):
+			scheme = "pkcs11"
+			fallthrough
+		case scheme == "k8s" || scheme == "gitlab":
+			return nil, fmt.Errorf("%s key references are loaded by keys.LoadVerifier (package ociwf.dev/attest/keys; verify.Options.LoadKey)", scheme)
+		}
+	}
+	var notFound *kms.ProviderNotFoundError
+	kv, err := kms.Get(ctx, keyRef, crypto.SHA256)
+	switch {
+	case err == nil:
+		return kv, nil
+	case !errors.As(err, &notFound):
+		return nil, err
+	case hasScheme && scheme != "http" && scheme != "https" && scheme != "env":
+		return nil, fmt.Errorf("no KMS provider for %s:// is linked into this program (import ociwf.dev/attest/kms, or the provider's package under github.com/sigstore/sigstore/pkg/signature/kms)", scheme)
+	}
+	raw, err := blob.LoadFileOrURL(keyRef)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := cryptoutils.UnmarshalPEMToPublicKey(raw)
+	if err != nil {
+		return nil, fmt.Errorf("pem to public key: %w", err)
+	}
+	return signature.LoadVerifier(pub, crypto.SHA256)
 }
 
 // PassFunc returns the password of an encrypted key; confirm asks for it

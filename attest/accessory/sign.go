@@ -104,8 +104,8 @@ func (r *Registry) sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 		return nil, fmt.Errorf("sign %s: %w", subj, err)
 	}
 	var sopts []static.Option
-	if s.sv.Cert != nil {
-		sopts = append(sopts, static.WithCertChain(s.sv.Cert, s.sv.Chain))
+	if s.cert != nil {
+		sopts = append(sopts, static.WithCertChain(s.cert, s.chain))
 	}
 	res := &Result{Subject: subj, Mode: r.mode}
 	ropts := r.st.Options(ctx, d)
@@ -134,7 +134,7 @@ func (r *Registry) sign(ctx context.Context, s *Signer, subj Subject, opts SignO
 	// Only now, with nothing to skip, record the signature in the
 	// transparency log, so that reruns do not pile up log entries.
 	if s.rekor != nil {
-		pem, err := s.sv.Bytes(ctx)
+		pem, err := s.bytes(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("signer identity: %w", err)
 		}

@@ -18,6 +18,7 @@ import (
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/govern"
 	"ociwf.dev/attest/internal/attesttest"
+	signkeys "ociwf.dev/attest/keys"
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/target"
@@ -62,7 +63,7 @@ func TestMain(m *testing.M) {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
-			s, err := accessory.LoadSigner(context.Background(), accessory.SignerOptions{Key: key, Pass: attesttest.Pass})
+			s, err := signkeys.LoadSigner(context.Background(), accessory.SignerOptions{Key: key, Pass: attesttest.Pass})
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1

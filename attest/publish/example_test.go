@@ -8,6 +8,7 @@ import (
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
+	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
 	"ociwf.dev/ociwf"
@@ -48,7 +49,7 @@ func ExamplePublish() {
 	// The key is decrypted while the artifact is pushed; Publish closes
 	// the signer it loads.
 	load := func(ctx context.Context) (*accessory.Signer, error) {
-		return accessory.LoadSigner(ctx, accessory.SignerOptions{Key: keyFile, Pass: attesttest.Pass})
+		return keys.LoadSigner(ctx, accessory.SignerOptions{Key: keyFile, Pass: attesttest.Pass})
 	}
 	opts := publish.Options{
 		Tag:        dst.Reference,
@@ -124,7 +125,7 @@ func ExamplePublishDigest() {
 		return
 	}
 
-	signer, err := accessory.LoadSigner(ctx, accessory.SignerOptions{Key: keyFile, Pass: attesttest.Pass})
+	signer, err := keys.LoadSigner(ctx, accessory.SignerOptions{Key: keyFile, Pass: attesttest.Pass})
 	if err != nil {
 		fmt.Println(err)
 		return

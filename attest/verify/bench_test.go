@@ -14,6 +14,7 @@ import (
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
+	signkeys "ociwf.dev/attest/keys"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
 	"ociwf.dev/attest/verify"
@@ -180,7 +181,7 @@ func TestSeed(t *testing.T) {
 		repo = "wf/many"
 	}
 	n := benchVersions(t)
-	s, err := accessory.LoadSigner(context.Background(), accessory.SignerOptions{Key: key, Pass: func(bool) ([]byte, error) {
+	s, err := signkeys.LoadSigner(context.Background(), accessory.SignerOptions{Key: key, Pass: func(bool) ([]byte, error) {
 		return []byte(os.Getenv("COSIGN_PASSWORD")), nil
 	}})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/internal/attesttest"
+	signkeys "ociwf.dev/attest/keys"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
 	"ociwf.dev/attest/verify"
@@ -33,7 +34,7 @@ func sandboxRelease() (o *target.Opener, host, pub, ref string, stop func(), err
 		if dst, err = o.Open(ctx, ref); err == nil {
 			b, _ := attesttest.Build("build-test-release.yaml")
 			signer := publish.Load(ctx, func(ctx context.Context) (*accessory.Signer, error) {
-				return accessory.LoadSigner(ctx, accessory.SignerOptions{Key: keyFile, Pass: attesttest.Pass})
+				return signkeys.LoadSigner(ctx, accessory.SignerOptions{Key: keyFile, Pass: attesttest.Pass})
 			})
 			_, err = publish.Publish(ctx, dst, b, accessory.NewRegistry(o, accessory.RegistryOptions{}), signer, publish.Options{
 				Tag:        dst.Reference,

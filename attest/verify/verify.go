@@ -70,6 +70,13 @@ type Options struct {
 	AllowSkipped bool
 	// Logger receives debug output and warnings; nil discards them.
 	Logger *slog.Logger
+	// LoadKey loads a signer's public key from its reference in the trust
+	// policy; nil means accessory.LoadVerifier: PEM public key files, and
+	// KMS URIs for the providers the program links (package
+	// ociwf.dev/attest/kms). keys.LoadVerifier (package
+	// ociwf.dev/attest/keys) accepts every reference cosign does, k8s://
+	// secrets included, and links Kubernetes client-go for them.
+	LoadKey func(ctx context.Context, keyRef string) (signature.Verifier, error)
 }
 
 // Verifier verifies workflows under one trust policy. It is safe for
@@ -105,6 +112,9 @@ func New(policy *trust.Policy, o Opener, opts Options) (*Verifier, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.LoadKey == nil {
+		opts.LoadKey = accessory.LoadVerifier
 	}
 	return &Verifier{
 		policy: policy,
@@ -216,7 +226,7 @@ func (v *Verifier) verifier(ctx context.Context, key string) (signature.Verifier
 	if sv, ok := v.keys[key]; ok {
 		return sv, nil
 	}
-	sv, err := accessory.LoadVerifier(ctx, key)
+	sv, err := v.opts.LoadKey(ctx, key)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ociwf.dev/attest/govern"
+	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/dsl"
@@ -121,7 +122,7 @@ func (a *app) checkUses(ctx context.Context, b *buildFlags, u *usesFlags, build 
 	if err != nil {
 		return nil, err
 	}
-	v, err := verify.New(pol, o, verify.Options{StateStore: store, Logger: a.logger()})
+	v, err := verify.New(pol, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: store, Logger: a.logger()})
 	if err != nil {
 		return nil, err
 	}

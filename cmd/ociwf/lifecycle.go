@@ -18,6 +18,7 @@ import (
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/govern"
+	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/lifecycle"
@@ -123,7 +124,7 @@ func (a *app) recorder(ctx context.Context, g *governFlags, ref string) (rec *go
 		}
 	}
 	closeFn = func() { signer.Close(); cleanup() }
-	v, err := verify.New(pol, o, verify.Options{StateStore: store, Logger: a.logger()})
+	v, err := verify.New(pol, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: store, Logger: a.logger()})
 	if err == nil {
 		rec, err = govern.New(v, accessory.NewRegistry(o, ropts), govern.Options{Logger: a.logger()})
 	}

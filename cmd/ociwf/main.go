@@ -10,10 +10,7 @@ import (
 	"syscall"
 
 	// KMS providers for --key URIs, linked in as cosign links them.
-	_ "github.com/sigstore/sigstore/pkg/signature/kms/aws"
-	_ "github.com/sigstore/sigstore/pkg/signature/kms/azure"
-	_ "github.com/sigstore/sigstore/pkg/signature/kms/gcp"
-	_ "github.com/sigstore/sigstore/pkg/signature/kms/hashivault"
+	_ "ociwf.dev/attest/kms"
 )
 
 func main() {

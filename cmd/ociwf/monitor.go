@@ -16,6 +16,7 @@ import (
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/govern"
+	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/monitor"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/audit"
@@ -115,7 +116,7 @@ func (a *app) monitor(ctx context.Context, f *monitorFlags, repos []string) erro
 	}
 	var signer *accessory.Signer
 	if f.quarantineKey != "" {
-		s, err := accessory.LoadSigner(ctx, accessory.SignerOptions{Key: f.quarantineKey, Pass: a.passFunc()})
+		s, err := keys.LoadSigner(ctx, accessory.SignerOptions{Key: f.quarantineKey, Pass: a.passFunc()})
 		if err != nil {
 			return fmt.Errorf("--quarantine-key: %w", err)
 		}

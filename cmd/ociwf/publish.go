@@ -12,6 +12,7 @@ import (
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/govern"
+	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
 	"ociwf.dev/attest/verify"
@@ -187,7 +188,7 @@ func (a *app) publishLifecycle(o *target.Opener, reg *accessory.Registry, l *pub
 					return nil, err
 				}
 			}
-			v, err := verify.New(p, o, verify.Options{StateStore: store, Logger: a.logger()})
+			v, err := verify.New(p, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: store, Logger: a.logger()})
 			if err != nil {
 				return nil, err
 			}

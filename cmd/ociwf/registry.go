@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
+	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
@@ -173,7 +174,7 @@ func lifecycleStates(cfg *registryext.Config) (func(*registryext.Server) error, 
 		if err != nil {
 			return err
 		}
-		vv, err := verify.New(pol, o, verify.Options{StateStore: lifecycle.NewMemoryStore()})
+		vv, err := verify.New(pol, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: lifecycle.NewMemoryStore()})
 		if err != nil {
 			return fmt.Errorf("ociwf.lifecycle.policy: %w", err)
 		}

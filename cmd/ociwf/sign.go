@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"ociwf.dev/attest/accessory"
+	"ociwf.dev/attest/keys"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
 )
@@ -48,7 +49,7 @@ func (s *signerFlags) check() error {
 func (s *signerFlags) loader(a *app) func(context.Context) (*accessory.Signer, error) {
 	opts := s.opts
 	opts.Pass = a.passFunc()
-	return func(ctx context.Context) (*accessory.Signer, error) { return accessory.LoadSigner(ctx, opts) }
+	return func(ctx context.Context) (*accessory.Signer, error) { return keys.LoadSigner(ctx, opts) }
 }
 
 // signer loads the key; the caller closes it.

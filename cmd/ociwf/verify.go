@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
@@ -106,7 +107,7 @@ func (a *app) verifierFor(ctx context.Context, r *remoteFlags, t *trustFlags, re
 	if err != nil {
 		return nil, err
 	}
-	return verify.New(pol, o, verify.Options{RequireSignedTag: t.requireTag, StateStore: store, Logger: a.logger()})
+	return verify.New(pol, o, verify.Options{LoadKey: keys.LoadVerifier, RequireSignedTag: t.requireTag, StateStore: store, Logger: a.logger()})
 }
 
 // reported marks an error whose details the command already printed, so

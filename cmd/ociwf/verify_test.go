@@ -103,3 +103,27 @@ trustPolicies:
 		}
 	}
 }
+
+// Trust policy keys load through cosign's full loader: a k8s:// secret is
+// looked up in the cluster (none here), as cosign looks it up, not refused
+// as the library's default loader refuses it.
+func TestVerifyKeyK8sSecret(t *testing.T) {
+	t.Setenv("COSIGN_PASSWORD", "s3cret")
+	dir := t.TempDir()
+	prefix := filepath.Join(dir, "release")
+	if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", prefix); code != 0 {
+		t.Fatalf("key generate: %s", stderr)
+	}
+	host := registrytest.New(t)
+	ref := host + "/workflows/k8s:1.4.0"
+	if _, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", prefix+".key", samples+"build-test-release.yaml", ref); code != 0 {
+		t.Fatalf("publish: %s", stderr)
+	}
+	t.Setenv("KUBECONFIG", filepath.Join(dir, "no-kubeconfig"))
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	_, stderr, code := cli(t, "verify", "--plain-http", "--key", "k8s://ociwf/release", ref)
+	if code == 0 || !strings.Contains(stderr, "k8s://ociwf/release") || !strings.Contains(stderr, "in-cluster configuration") || strings.Contains(stderr, "keys.LoadVerifier") {
+		t.Fatalf("verify --key k8s://: exit %d\n%s", code, stderr)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"ociwf.dev/attest/accessory"
+	"ociwf.dev/attest/keys"
 	"ociwf.dev/policy/audit"
 	"ociwf.dev/policy/immutability"
 	"ociwf.dev/policy/lifecycle"
@@ -36,7 +37,7 @@ func testSigner(t *testing.T) *accessory.Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := accessory.LoadSigner(context.Background(), accessory.SignerOptions{Key: key, Pass: lifecyclePass})
+	s, err := keys.LoadSigner(context.Background(), accessory.SignerOptions{Key: key, Pass: lifecyclePass})
 	if err != nil {
 		t.Fatal(err)
 	}

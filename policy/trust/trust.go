@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/sigstore/cosign/v2/cmd/cosign/cli/options"
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"go.yaml.in/yaml/v3"
@@ -36,6 +35,7 @@ import (
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/internal/pattern"
 	"ociwf.dev/policy/lifecycle"
+	"ociwf.dev/policy/predicate"
 )
 
 // Version is the only policy format version so far.
@@ -512,7 +512,7 @@ func (p *Policy) check(file string) error {
 			return err
 		}
 		for j, t := range s.Require.Attestations {
-			if _, err := options.ParsePredicateType(t); err != nil {
+			if _, err := predicate.URI(t); err != nil {
 				return fail(fmt.Sprintf("%s/require/attestations/%d", at, j), "predicate type %q: want slsaprovenance1, cyclonedx, another cosign type name or a URI", t)
 			}
 		}

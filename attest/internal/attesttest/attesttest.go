@@ -12,6 +12,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"ociwf.dev/attest/accessory"
+	"ociwf.dev/attest/keys"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/registryext"
@@ -83,7 +84,7 @@ func KeyPair(t testing.TB, dir, prefix string) (key, pub string) {
 // Signer loads the key file key with Password and closes it after the test.
 func Signer(t testing.TB, key string) *accessory.Signer {
 	t.Helper()
-	s, err := accessory.LoadSigner(context.Background(), accessory.SignerOptions{Key: key, Pass: Pass})
+	s, err := keys.LoadSigner(context.Background(), accessory.SignerOptions{Key: key, Pass: Pass})
 	if err != nil {
 		t.Fatal(err)
 	}
