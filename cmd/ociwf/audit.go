@@ -16,8 +16,9 @@ import (
 func (a *app) auditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Check the registry's audit log"}
 	verify := &cobra.Command{
-		Use:   "verify FILE...",
-		Short: "Check the hash chain of audit logs and count policy violations",
+		Annotations: map[string]string{readOnly: "true"},
+		Use:         "verify FILE...",
+		Short:       "Check the hash chain of audit logs and count policy violations",
 		Long: `Verify walks the audit log that ociwf registry serve --audit-log writes and
 checks every link: each line decodes, its sequence number follows, it names
 the hash of the line before, and its own hash matches the line's bytes.

@@ -424,7 +424,11 @@ func (t *retrying) failed(req *http.Request, resp *http.Response, err error, a *
 	case resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		resp.Body.Close()
-		return nil, fmt.Errorf("registry %s answered %s after %s (%s): %w", req.URL.Host, resp.Status, tries, strings.TrimSpace(string(msg)), errdef.ErrUnavailable)
+		said := strings.TrimSpace(string(msg))
+		if said != "" {
+			said = " (" + said + ")"
+		}
+		return nil, fmt.Errorf("registry %s answered %s after %s%s: %w", req.URL.Host, resp.Status, tries, said, errdef.ErrUnavailable)
 	}
 	return resp, nil
 }

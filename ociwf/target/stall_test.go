@@ -135,3 +135,11 @@ func TestRetryAfterPastTheDeadline(t *testing.T) {
 		t.Fatalf("429 Retry-After past the deadline: %v after %d requests", err, seen.Load())
 	}
 }
+
+func TestRetryGivesUpOnAnEmptyAnswer(t *testing.T) {
+	url, _, _ := flaky(t, 100, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }, ok)
+	_, err := do(t, fast(), http.MethodHead, url+"/v2/r/manifests/1.0.0", nil, 0)
+	if !errors.Is(err, errdef.ErrUnavailable) || !strings.Contains(err.Error(), "answered 503 Service Unavailable after 3 attempts:") {
+		t.Fatalf("HEAD against a failing registry: %v", err)
+	}
+}
