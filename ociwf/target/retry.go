@@ -168,8 +168,36 @@ func (t *retrying) checked(req *http.Request, resp *http.Response, err error, a 
 		}
 	}
 	resp.Body = &answer{rc: resp.Body, req: req, want: wantDigest(req, resp), t: t, etag: resp.Header.Get("Docker-Content-Digest"), retried: a.made}
+	if req.Method == http.MethodGet && referrersPath.MatchString(req.URL.Path) {
+		resp.Body.(*answer).limit = MaxReferrersPageBytes
+	}
 	return resp, nil
 }
+
+// MaxReferrersPageBytes bounds one page of a referrers listing: oras-go's
+// MaxMetadataBytes, which it cuts a page at, and go-containerregistry
+// (under cosign) does not.
+const MaxReferrersPageBytes = 4 << 20
+
+// referrersPath matches a referrers listing.
+var referrersPath = regexp.MustCompile(`^/v2/.+/referrers/[^/]+$`)
+
+// PageTooLargeError is a referrers page over MaxReferrersPageBytes: a
+// registry that sends one without end cannot make a client hold it. It
+// matches errdef.ErrTooLarge.
+type PageTooLargeError struct {
+	// Host is the registry, URL the page.
+	Host, URL string
+	// Limit is the most read of one page.
+	Limit int64
+}
+
+func (e *PageTooLargeError) Error() string {
+	return fmt.Sprintf("registry %s: the referrers page %s is over %d MiB, the most read of one page (a registry lists more on further pages)", e.Host, e.URL, e.Limit>>20)
+}
+
+// Is reports whether target is errdef.ErrTooLarge.
+func (e *PageTooLargeError) Is(target error) bool { return target == errdef.ErrTooLarge }
 
 // StallError is an attempt cut off by RetryPolicy.AttemptTimeout: the
 // registry accepted the request and then sent nothing for that long. It
@@ -344,6 +372,9 @@ type answer struct {
 	etag    string
 	read    int64
 	retried int
+	// limit, when not zero, is the most of the body read: one byte more
+	// fails the read.
+	limit int64
 }
 
 func (a *answer) Read(p []byte) (int, error) {
@@ -356,6 +387,21 @@ func (a *answer) Read(p []byte) (int, error) {
 		} else if err = a.resume(); err == nil {
 			return a.Read(p)
 		}
+	}
+	over := a.read - a.limit // of these n bytes, past the limit
+	if a.limit > 0 && a.read == a.limit && err == nil {
+		// Look one byte ahead, so that a reader that stops at the limit
+		// (oras-go's) learns that the page goes on.
+		var one [1]byte
+		m := 0
+		for m == 0 && err == nil {
+			m, err = a.rc.Read(one[:])
+		}
+		a.read += int64(m)
+	}
+	if a.limit > 0 && a.read > a.limit {
+		a.rc.Close()
+		return n - int(max(0, over)), &PageTooLargeError{Host: a.req.URL.Host, URL: a.req.URL.Redacted(), Limit: a.limit}
 	}
 	if a.want != "" {
 		if a.h == nil {

@@ -143,3 +143,28 @@ func TestRetryGivesUpOnAnEmptyAnswer(t *testing.T) {
 		t.Fatalf("HEAD against a failing registry: %v", err)
 	}
 }
+
+// A referrers page is read up to 4 MiB, by every client over the
+// transport (oras-go cuts it there itself, go-containerregistry does not).
+func TestRetryCutsAnEndlessReferrersPage(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/vnd.oci.image.index.v1+json")
+		io.WriteString(w, `{"schemaVersion":2,"manifests":[`)
+		buf := []byte(strings.Repeat(" ", 64<<10))
+		for range 128 {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	page := "/v2/r/referrers/" + digest.FromString("subject").String()
+	resp, err := do(t, fast(), http.MethodGet, srv.URL+page, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if !errors.Is(err, errdef.ErrTooLarge) || !strings.Contains(err.Error(), "over 4 MiB") || !strings.Contains(err.Error(), page) || len(b) > 4<<20 {
+		t.Fatalf("endless referrers page: %d bytes, %v", len(b), err)
+	}
+}
