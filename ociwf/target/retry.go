@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -48,8 +49,10 @@ type RetryPolicy struct {
 	Jitter float64
 	// MaxRetryAfter caps a wait a registry asks for with Retry-After.
 	MaxRetryAfter time.Duration
-	// AttemptTimeout bounds one attempt: the wait for the answer's
-	// headers, and each wait for more bytes of its body. An attempt cut
+	// AttemptTimeout bounds the silences of one attempt: the wait for the
+	// answer's headers once the request is sent (each read of the
+	// request's body starts it again), and each wait for more bytes of
+	// the answer's body. An attempt cut
 	// off is retried; a GET whose body stops is sent again and read on
 	// from where it stopped. Zero means a minute; negative, no bound but
 	// the context's.
@@ -240,7 +243,18 @@ func (t *attempt) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancelCause(req.Context())
 	stall := &StallError{Host: req.URL.Host, Bound: t.bound}
 	timer := time.AfterFunc(t.bound, func() { cancel(stall) })
-	resp, err := t.base.RoundTrip(req.WithContext(ctx))
+	out := req.WithContext(ctx)
+	var body *sending
+	if req.Body != nil && req.Body != http.NoBody {
+		// The bound is on silence: while the body is sent, each read of
+		// it starts the bound again.
+		body = &sending{rc: req.Body, timer: timer, bound: t.bound}
+		out.Body = body
+	}
+	resp, err := t.base.RoundTrip(out)
+	if body != nil {
+		body.answer() // the transport may read on; the bound is the answer's now
+	}
 	timer.Stop()
 	if err != nil {
 		cancel(nil)
@@ -252,6 +266,36 @@ func (t *attempt) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body = &watched{rc: resp.Body, ctx: ctx, cancel: cancel, timer: timer, bound: t.bound, stall: &StallError{Host: req.URL.Host, Body: true, Bound: t.bound}}
 	return resp, nil
 }
+
+// sending is a request body that restarts the attempt's bound as it is
+// read.
+type sending struct {
+	rc    io.ReadCloser
+	timer *time.Timer
+	bound time.Duration
+
+	mu       sync.Mutex
+	answered bool
+}
+
+func (s *sending) Read(p []byte) (int, error) {
+	n, err := s.rc.Read(p)
+	s.mu.Lock()
+	if !s.answered {
+		s.timer.Reset(s.bound)
+	}
+	s.mu.Unlock()
+	return n, err
+}
+
+// answer stops the reads restarting the bound: the answer came.
+func (s *sending) answer() {
+	s.mu.Lock()
+	s.answered = true
+	s.mu.Unlock()
+}
+
+func (s *sending) Close() error { return s.rc.Close() }
 
 // watched is a body whose reads each wait at most bound for bytes.
 type watched struct {

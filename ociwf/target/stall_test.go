@@ -168,3 +168,37 @@ func TestRetryCutsAnEndlessReferrersPage(t *testing.T) {
 		t.Fatalf("endless referrers page: %d bytes, %v", len(b), err)
 	}
 }
+
+// slow yields its chunks one by one, a pause before each.
+type slow struct {
+	chunks []string
+	pause  time.Duration
+}
+
+func (s *slow) Read(p []byte) (int, error) {
+	if len(s.chunks) == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(s.pause)
+	n := copy(p, s.chunks[0])
+	s.chunks = s.chunks[1:]
+	return n, nil
+}
+
+// The bound is on silence, not on the attempt: an upload that keeps
+// sending for longer than the bound is not cut off.
+func TestRetryBoundsSilenceNotUploads(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, string(b))
+	}))
+	t.Cleanup(srv.Close)
+	body := &slow{chunks: []string{"a", "b", "c", "d", "e", "f"}, pause: 80 * time.Millisecond}
+	resp, err := do(t, bounded(), http.MethodPatch, srv.URL+"/v2/r/blobs/uploads/x", body, -1)
+	if err != nil {
+		t.Fatalf("a slow upload: %v", err)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "abcdef" {
+		t.Fatalf("a slow upload: the registry got %q", b)
+	}
+}
