@@ -119,20 +119,24 @@ func TestRetryRefusedConnection(t *testing.T) {
 }
 
 func TestRetryAfterPastTheDeadline(t *testing.T) {
-	var seen atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		seen.Add(1)
-		w.Header().Set("Retry-After", "30")
-		w.WriteHeader(http.StatusTooManyRequests)
-	}))
-	t.Cleanup(srv.Close)
+	up := httptest.NewServer(http.HandlerFunc(ok))
+	t.Cleanup(up.Close)
+	proxy := faults.Start(t, strings.TrimPrefix(up.URL, "http://"))
+	proxy.Set(faults.Rule{Action: faults.TooMany, RetryAfter: "30"})
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v2/r/tags/list", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+proxy.Addr()+"/v2/r/tags/list", nil)
 	_, err := (&http.Client{Transport: target.RetryTransport(nil, fast())}).Do(req)
-	if !errors.Is(err, errdef.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) || seen.Load() != 1 ||
+	if !errors.Is(err, errdef.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) || proxy.Fired() != 1 ||
 		!strings.Contains(err.Error(), "1 attempt,") || !strings.Contains(err.Error(), "429") || !strings.Contains(err.Error(), "Retry-After 30s") {
-		t.Fatalf("429 Retry-After past the deadline: %v after %d requests", err, seen.Load())
+		t.Fatalf("429 Retry-After past the deadline: %v after %d requests", err, proxy.Fired())
+	}
+
+	// With retries spent on 429s, the count is of the attempts made.
+	proxy.Set(faults.Rule{Action: faults.TooMany, RetryAfter: "0"})
+	_, err = do(t, fast(), http.MethodGet, "http://"+proxy.Addr()+"/v2/r/tags/list", nil, 0)
+	if !errors.Is(err, errdef.ErrUnavailable) || proxy.Fired() != 4 || !strings.Contains(err.Error(), "answered 429 Too Many Requests after 3 attempts") {
+		t.Fatalf("429s to the last retry: %v after %d requests", err, proxy.Fired())
 	}
 }
 
