@@ -194,7 +194,7 @@ func (s *slow) Read(p []byte) (int, error) {
 func TestRetryBoundsSilenceNotUploads(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		io.WriteString(w, string(b))
+		w.Write(b)
 	}))
 	t.Cleanup(srv.Close)
 	body := &slow{chunks: []string{"a", "b", "c", "d", "e", "f"}, pause: 80 * time.Millisecond}
