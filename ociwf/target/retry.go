@@ -52,10 +52,9 @@ type RetryPolicy struct {
 	// AttemptTimeout bounds the silences of one attempt: the wait for the
 	// answer's headers once the request is sent (each read of the
 	// request's body starts it again), and each wait for more bytes of
-	// the answer's body. An attempt cut
-	// off is retried; a GET whose body stops is sent again and read on
-	// from where it stopped. Zero means a minute; negative, no bound but
-	// the context's.
+	// the answer's body. An attempt cut off is retried; a GET whose body
+	// stops is sent again and read on from where it stopped. Zero means
+	// a minute; negative, no bound but the context's.
 	AttemptTimeout time.Duration
 }
 
