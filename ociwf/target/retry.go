@@ -25,9 +25,10 @@ import (
 // PUT (a manifest by tag or digest, the blob upload that completes a
 // session by digest) and the POST that opens a blob upload session (one
 // opened twice leaves an unused session, which the registry purges).
-// PATCH, which feeds a session, and other POSTs are sent once. A request
-// body is kept to send again when it has a known length of at most 16
-// MiB; a larger or streamed one is sent once.
+// PATCH, which feeds a session, and other POSTs are sent once, unless the
+// connection is refused (below). A request body is kept to send again
+// when it has a known length of at most 16 MiB; a larger or streamed one
+// is sent once.
 //
 // A request is retried on a 5xx answer, 408 and 429, a reset connection,
 // a connection closed before the answer, a dial timeout and an attempt cut
