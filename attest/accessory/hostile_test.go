@@ -49,7 +49,7 @@ func TestFindAgainstAHostileRegistry(t *testing.T) {
 			w.Header().Set("Content-Type", ocispec.MediaTypeImageIndex)
 			w.Write([]byte(`{"schemaVersion":2,"manifests":[`))
 			return endless(w)
-		}, fmt.Sprint(accessory.MaxAccessoryBytes)},
+		}, "over 4 MiB"},
 		{"more referrers than are read", accessory.FormatBundle, "/referrers/", func(w http.ResponseWriter) int64 {
 			w.Header().Set("Content-Type", ocispec.MediaTypeImageIndex)
 			var b strings.Builder

@@ -31,7 +31,8 @@ const (
 // so that a hostile registry cannot exhaust memory.
 const (
 	// MaxAccessoryBytes bounds one response: a signature or attestation
-	// manifest, a layer, a referrers list.
+	// manifest, a layer. A referrers page is bounded tighter, by the
+	// transport (target.MaxReferrersPageBytes).
 	MaxAccessoryBytes = store.MaxAccessoryBytes
 	// MaxReferrers bounds the referrers of one subject that are read.
 	MaxReferrers = store.MaxReferrers

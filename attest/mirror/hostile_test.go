@@ -67,8 +67,8 @@ func referrersPage(w http.ResponseWriter, r *http.Request, first, n int, next bo
 // TestReferrersOfAHostileRegistry: a registry whose referrers listing
 // never ends, or holds more entries than are copied, is cut off with an
 // error naming the limit, and no more of it is read than the limit needs;
-// one whose page never ends (read up to oras-go's 4 MiB) or is nested
-// without end fails to decode.
+// one whose page never ends is cut off at 4 MiB with an error naming the
+// limit and the page, and one nested without end fails to decode.
 func TestReferrersOfAHostileRegistry(t *testing.T) {
 	ctx := context.Background()
 	subject := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("subject"), Size: 2}
@@ -93,7 +93,7 @@ func TestReferrersOfAHostileRegistry(t *testing.T) {
 					return
 				}
 			}
-		}, "", 1},
+		}, "over 4 MiB", 1},
 		{"deeply nested", func(w http.ResponseWriter, r *http.Request, page int) {
 			w.Header().Set("Content-Type", ocispec.MediaTypeImageIndex)
 			fmt.Fprintf(w, `{"schemaVersion":2,"manifests":%s%s}`, strings.Repeat("[", 100000), strings.Repeat("]", 100000))
@@ -115,6 +115,9 @@ func TestReferrersOfAHostileRegistry(t *testing.T) {
 			}
 			if c.want != "" && (!errors.Is(err, errdef.ErrTooLarge) || !strings.Contains(err.Error(), c.want)) {
 				t.Fatalf("err = %v, want ErrTooLarge naming %q", err, c.want)
+			}
+			if c.name == "endless page" && !strings.Contains(err.Error(), "/v2/wf/b/referrers/"+subject.Digest.String()) {
+				t.Fatalf("err = %v, want the page's URL", err)
 			}
 			if n := pages.Load(); n > c.pages {
 				t.Fatalf("read %d pages, want at most %d", n, c.pages)

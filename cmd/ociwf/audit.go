@@ -16,8 +16,9 @@ import (
 func (a *app) auditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Check the registry's audit log"}
 	verify := &cobra.Command{
-		Use:   "verify FILE...",
-		Short: "Check the hash chain of audit logs and count policy violations",
+		Annotations: map[string]string{readOnly: "true"},
+		Use:         "verify FILE...",
+		Short:       "Check the hash chain of audit logs and count policy violations",
 		Long: `Verify walks the audit log that ociwf registry serve --audit-log writes and
 checks every link: each line decodes, its sequence number follows, it names
 the hash of the line before, and its own hash matches the line's bytes.
@@ -30,23 +31,39 @@ ones.
 
 Replicas of one registry each keep their own log: give them all, and each
 chain is checked on its own, with a line per log and a total; it exits 3 if
-any of them is broken. A file that does not exist is a usage error (exit 2).
+any of them is broken. A file that does not exist, or one named twice (by
+the same path, a link or another path), is a usage error (exit 2); two
+files that start with the same entry are copies of one chain and exit 3,
+as their entries would be counted twice.
 With several files, --output json gives
 {"logs": [...], "total": {...}}.`,
 		Args: args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			// A log that is not there is a mistake in the command line,
 			// found before any chain is read (as grep and ls exit 2).
-			for _, path := range argv {
-				if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			infos := make([]fs.FileInfo, len(argv))
+			for i, path := range argv {
+				fi, err := os.Stat(path)
+				if errors.Is(err, fs.ErrNotExist) {
 					return usagef("audit verify: no audit log at %s: name the files registry serve --audit-log writes (one per replica)", path)
+				}
+				infos[i] = fi
+				for j := range i {
+					if fi != nil && infos[j] != nil && os.SameFile(infos[j], fi) {
+						return usagef("audit verify: %s and %s are the same file: name each replica's log once", argv[j], path)
+					}
 				}
 			}
 			var logs []logReport
-			for _, path := range argv {
+			for i, path := range argv {
 				rep, err := verifyLog(path)
 				if err != nil {
 					return err
+				}
+				for _, l := range logs[:i] {
+					if l.SameChain(rep) {
+						return fmt.Errorf("audit logs %s and %s are the same chain (copies?): both start with entry %s, and every log starts its own; check one of them: %w", l.File, path, rep.First, errdef.ErrVerification)
+					}
 				}
 				logs = append(logs, logReport{File: path, Report: rep, Violations: rep.Denied})
 			}

@@ -121,3 +121,39 @@ func TestAuditVerifySet(t *testing.T) {
 		t.Fatalf("json: exit %d: %v %s", code, err, out)
 	}
 }
+
+// One log given twice, or two copies of one chain, would be counted
+// twice: the first is a mistake in the command line (exit 2), the second
+// a set that does not hold what it claims (exit 3).
+func TestAuditVerifyRefusesOneLogTwice(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "replica-a.jsonl")
+	l, err := audit.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := l.Append(audit.Entry{Actor: "ci", Repository: "wf/a", Operation: "manifest-put", Tag: "1.0.0", Status: 403, Outcome: audit.Denied}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	link := filepath.Join(dir, "link.jsonl")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, again := range []string{path, link} {
+		_, stderr, code := cli(t, "audit", "verify", path, again)
+		if code != exitUsage || !strings.Contains(stderr, path+" and "+again+" are the same file") {
+			t.Errorf("%s and %s: exit %d: %s", path, again, code, stderr)
+		}
+	}
+	b, _ := os.ReadFile(path)
+	lines := strings.SplitAfter(string(b), "\n")
+	cp := filepath.Join(dir, "copy.jsonl")
+	os.WriteFile(cp, []byte(lines[0]), 0o600) // an older copy: the first entry only
+	out, stderr, code := cli(t, "audit", "verify", path, cp)
+	if code != exitVerification || !strings.Contains(stderr, "audit logs "+path+" and "+cp+" are the same chain (copies?)") || strings.Contains(out, "total: 2 logs") {
+		t.Errorf("a copy: exit %d: %s %s", code, out, stderr)
+	}
+}

@@ -15,9 +15,10 @@ import (
 func (a *app) inspectCmd() *cobra.Command {
 	var remote remoteFlags
 	cmd := &cobra.Command{
-		Use:   "inspect REF",
-		Short: "Show a workflow's manifest, layers, annotations and tags",
-		Args:  args(cobra.ExactArgs(1)),
+		Annotations: map[string]string{readOnly: "true"},
+		Use:         "inspect REF",
+		Short:       "Show a workflow's manifest, layers, annotations and tags",
+		Args:        args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			o, err := remote.opener(a.stdin)
 			if err != nil {

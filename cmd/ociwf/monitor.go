@@ -41,7 +41,7 @@ type monitorFlags struct {
 func (a *app) monitorCmd() *cobra.Command {
 	var f monitorFlags
 	cmd := &cobra.Command{
-		Annotations: map[string]string{longRunning: "true"},
+		Annotations: map[string]string{longRunning: "true", readOnly: "true"},
 		Use:         "monitor REPOSITORY... (--key PUBLIC_KEY | --policy FILE) [--sample N | --all] [--once | --interval D]",
 		Short:       "Re-verify published versions on a schedule and alert on what no longer verifies",
 		Long: `Monitor re-verifies the versions of each REPOSITORY through every check of

@@ -15,8 +15,9 @@ func (a *app) pullCmd() *cobra.Command {
 	var dir string
 	var skipVerify, force bool
 	cmd := &cobra.Command{
-		Use:   "pull REF (--key PUB | --policy FILE)",
-		Short: "Verify a workflow, then write its source, plan and SBOM",
+		Annotations: map[string]string{readOnly: "true"},
+		Use:         "pull REF (--key PUB | --policy FILE)",
+		Short:       "Verify a workflow, then write its source, plan and SBOM",
 		Long: `Pull runs every check of ociwf verify on REF under the trust policy
 (--policy FILE, or --key PUB for one key) and only when all pass writes the
 three layers under their titles into the output directory. Nothing is

@@ -34,7 +34,7 @@ page (inline CSS and SVG, no script, nothing loaded from elsewhere): the
 dashboard of state counts, the check success rate over time, violations,
 signers and exceptions. --key trusts one key for one repository; name
 several repositories with --policy.`,
-		Annotations: map[string]string{outputsAnnotation: "markdown,html"},
+		Annotations: map[string]string{outputsAnnotation: "markdown,html", readOnly: "true"},
 		Example: `  ociwf report --plain-http 127.0.0.1:5000/team/build --policy policy.yaml --audit-log audit.jsonl --monitor-log checks.jsonl
   ociwf report --plain-http 127.0.0.1:5000/team/build --key ci.pub --since 2026-01-01T00:00:00Z --until 2026-04-01T00:00:00Z --output json
   ociwf report --plain-http 127.0.0.1:5000/team/build --policy policy.yaml --monitor-log checks.jsonl --output html > report.html`,

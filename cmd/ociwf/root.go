@@ -76,6 +76,10 @@ const defaultTimeout = 5 * time.Minute
 // monitor's schedule): --timeout bounds them only when given.
 const longRunning = "ociwf.dev/long-running"
 
+// readOnly marks commands that never write to a registry: their advice
+// after a failure says nothing of what a rerun writes.
+const readOnly = "ociwf.dev/read-only"
+
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := a.rootCmd()
@@ -83,14 +87,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if a.cancel != nil {
 		a.cancel()
 	}
 	if err == nil {
 		return exitOK
 	}
-	err = withHint(err, a.timeout)
+	err = withHint(err, a.timeout, cmd == nil || cmd.Annotations[readOnly] == "")
 	code := exitCode(err)
 	fmt.Fprintf(stderr, "Error: %v\n", err)
 	if code == exitUsage {
@@ -107,17 +111,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 var errTimeout = fmt.Errorf("the --timeout deadline passed: %w", context.DeadlineExceeded)
 
 // withHint adds what to do to an error caused by an unavailable registry
-// or the deadline: nothing was tagged, and a rerun reuses what was
-// stored.
-func withHint(err error, timeout time.Duration) error {
+// or the deadline: rerun, and for a command that writes, that nothing was
+// tagged and a rerun reuses what was stored.
+func withHint(err error, timeout time.Duration, writes bool) error {
 	var mismatch *target.DigestMismatchError
+	reuse := ""
+	if writes {
+		reuse = "; what was stored is reused, nothing is written twice"
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%w\n(the command ran out of time, --timeout %s: rerun it, with a longer --timeout if the registry is slow; what was stored is reused, nothing is written twice)", err, timeout)
+		return fmt.Errorf("%w\n(the command ran out of time, --timeout %s: rerun it, with a longer --timeout if the registry is slow%s)", err, timeout, reuse)
 	case errors.As(err, &mismatch) && !strings.Contains(err.Error(), mismatch.Error()):
 		return fmt.Errorf("%w\n(%v)", err, mismatch)
 	case errors.Is(err, errdef.ErrUnavailable), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("%w\n(the registry failed: rerun the command once it answers again; what was stored is reused, nothing is written twice)", err)
+		return fmt.Errorf("%w\n(the registry failed: rerun the command once it answers again%s)", err, reuse)
 	}
 	return err
 }

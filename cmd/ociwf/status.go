@@ -22,8 +22,9 @@ func (a *app) statusCmd() *cobra.Command {
 	var r remoteFlags
 	var t trustFlags
 	cmd := &cobra.Command{
-		Use:   "status REF (--key PUB | --policy FILE)",
-		Short: "Show a workflow version's verified lifecycle state and event chain",
+		Annotations: map[string]string{readOnly: "true"},
+		Use:         "status REF (--key PUB | --policy FILE)",
+		Short:       "Show a workflow version's verified lifecycle state and event chain",
 		Long: `Status verifies the signatures and the signed lifecycle facts of the version
 REF names (a tag or a digest), without the content checks of ociwf verify,
 and prints its lifecycle state as computed from the verified event chain
@@ -186,8 +187,9 @@ func (a *app) lsCmd() *cobra.Command {
 	var t trustFlags
 	var concurrency int
 	cmd := &cobra.Command{
-		Use:   "ls REPOSITORY (--key PUB | --policy FILE)",
-		Short: "List a repository's workflow versions with their lifecycle states",
+		Annotations: map[string]string{readOnly: "true"},
+		Use:         "ls REPOSITORY (--key PUB | --policy FILE)",
+		Short:       "List a repository's workflow versions with their lifecycle states",
 		Long: `ls lists the version tags of REPOSITORY, one line each: the tag, the digest
 (short), the lifecycle state computed from the verified event chain (as
 ociwf status computes it), the workflow signers whose signatures verified,

@@ -122,8 +122,9 @@ func (a *app) verifyCmd() *cobra.Command {
 	var all bool
 	var concurrency int
 	cmd := &cobra.Command{
-		Use:   "verify REF | verify --all REPOSITORY",
-		Short: "Verify a workflow from tag to plan under a trust policy",
+		Annotations: map[string]string{readOnly: "true"},
+		Use:         "verify REF | verify --all REPOSITORY",
+		Short:       "Verify a workflow from tag to plan under a trust policy",
 		Long: `Verify re-checks a published workflow and its whole signature chain, in order:
 
   reference        the tag resolves once to a digest; the signed tag must be it

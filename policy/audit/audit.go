@@ -317,12 +317,22 @@ type Report struct {
 	// (0 and Genesis for an empty log): the next entry follows them.
 	Seq  int64  `json:"seq"`
 	Last string `json:"last"`
+	// First is the hash of the first entry when it verified: every log
+	// starts its own chain, so two logs with one First are copies of one
+	// chain (SameChain).
+	First string `json:"first,omitempty"`
 	// Broken is the first break, nil if the chain is intact.
 	Broken *Break `json:"broken,omitempty"`
 	// Breaks lists every break in line order, at most MaxBreaks of them;
 	// MoreBreaks counts those left off.
 	Breaks     []Break `json:"breaks,omitempty"`
 	MoreBreaks int     `json:"more_breaks,omitempty"`
+}
+
+// SameChain reports whether rep and other are reports of one chain (a
+// log and a copy of it, whole or cut short): their first entries are one.
+func (rep *Report) SameChain(other *Report) bool {
+	return rep.First != "" && rep.First == other.First
 }
 
 func (rep *Report) addBreak(line int, format string, args ...any) {
@@ -489,6 +499,9 @@ func VerifyEach(r io.Reader, each func(Entry)) (*Report, error) {
 			rep.addBreak(n, "%s", l.problem)
 			c = c.after(l)
 		default:
+			if n == 1 {
+				rep.First = l.hash
+			}
 			rep.Entries++
 			if l.denied {
 				rep.Denied++

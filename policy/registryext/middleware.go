@@ -83,7 +83,11 @@ func (p *protection) take(ctx context.Context, key string, shared bool) (Lease, 
 	l, err := p.coordinator().Lock(ctx, key, shared)
 	if err != nil {
 		p.log.Error("coordination: protected write refused", "key", key, "err", err)
-		return nil, unavailableError(err)
+		err = unavailableError(err)
+		if st := stateOf(ctx); st != nil {
+			st.setUnavailable(err)
+		}
+		return nil, err
 	}
 	return l, nil
 }

@@ -3,12 +3,15 @@ package registryext
 import (
 	"encoding/json"
 	"net/http"
+
+	"github.com/distribution/distribution/v3/registry/api/errcode"
 )
 
 // recorder captures the status and, when the middleware denied the
 // request, replaces Distribution's error response (for deletes a generic
 // 500 or 405, for pushes a 403 with the message only) with 403 DENIED, the
-// reason and its details.
+// reason and its details; when coordination failed, a generic 500 (a
+// manifest delete by digest) with 503 UNAVAILABLE and the cause.
 type recorder struct {
 	http.ResponseWriter
 	st        *requestState
@@ -32,6 +35,17 @@ func (w *recorder) WriteHeader(code int) {
 		h.Set("Content-Type", "application/json")
 		h.Del("Content-Length")
 		w.ResponseWriter.WriteHeader(http.StatusForbidden)
+		_, _ = w.ResponseWriter.Write(body)
+		return
+	}
+	if err := w.st.unavailableErr(); err != nil && code == http.StatusInternalServerError {
+		w.rewritten = true
+		w.status = http.StatusServiceUnavailable
+		body, _ := json.Marshal(errcode.Errors{err})
+		h := w.ResponseWriter.Header()
+		h.Set("Content-Type", "application/json")
+		h.Del("Content-Length")
+		w.ResponseWriter.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.ResponseWriter.Write(body)
 		return
 	}

@@ -470,8 +470,23 @@ func TestReplicasRedisDown(t *testing.T) {
 	if st, _, _ := c.get("1.0.1"); st != http.StatusNotFound {
 		t.Errorf("the refused tag: %d, want 404", st)
 	}
-	// A mutable tag takes no lock.
+	// A mutable tag takes no lock: it is set and deleted.
 	if st, b := c.put(context.Background(), "latest", first); st != http.StatusCreated {
 		t.Errorf("mutable PUT with Redis down: %d %s", st, b)
+	}
+	if st, b, _ := c.send(context.Background(), http.MethodDelete, c.url("manifests", "latest"), "", nil); st != http.StatusAccepted {
+		t.Errorf("mutable tag DELETE with Redis down: %d %s", st, b)
+	}
+	// A delete by digest takes the repository's lock: refused as a
+	// protected PUT is, not a 500.
+	for _, kind := range []string{"manifests", "blobs"} {
+		dgst := digest.FromBytes(first)
+		if kind == "blobs" {
+			dgst = config.Digest
+		}
+		st, b, _ := c.send(context.Background(), http.MethodDelete, c.url(kind, dgst.String()), "", nil)
+		if st != http.StatusServiceUnavailable || errCode(b) != "UNAVAILABLE" || !strings.Contains(string(b), "coordination") || !strings.Contains(string(b), "the write was not made") {
+			t.Errorf("DELETE %s by digest with Redis down: %d %s, want 503 UNAVAILABLE naming the cause", kind, st, b)
+		}
 	}
 }

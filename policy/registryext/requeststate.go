@@ -23,6 +23,9 @@ type requestState struct {
 	// granted is a restricted pull allowed to a named reader, for the
 	// audit log.
 	granted *Denial
+	// unavailable is a write refused because coordination failed, which
+	// Distribution answers a delete by digest with a generic 500.
+	unavailable error
 }
 
 type stateKey struct{}
@@ -86,6 +89,20 @@ func (s *requestState) subjectOf() digest.Digest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.subject
+}
+
+func (s *requestState) setUnavailable(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unavailable == nil {
+		s.unavailable = err
+	}
+}
+
+func (s *requestState) unavailableErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unavailable
 }
 
 func (s *requestState) denied() *Denial {

@@ -14,7 +14,8 @@ import (
 // whole manifests and layers in memory.
 const (
 	// MaxAccessoryBytes bounds one response: a signature or attestation
-	// manifest, a layer, a referrers list.
+	// manifest, a layer. A referrers page is bounded tighter, by the
+	// transport (target.MaxReferrersPageBytes).
 	MaxAccessoryBytes = 32 << 20
 	// MaxReferrers bounds the referrers of one subject that are read.
 	MaxReferrers = 1000
