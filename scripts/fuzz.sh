@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs each fuzz target for FUZZTIME (default 2m): the DSL parser, the plan
-# decoder, CEL conditions (compiled and evaluated), the immutability rules
+# decoder and encoder, CEL conditions (compiled and evaluated), the immutability rules
 # parser, the trust-policy parser, the audit log verifier, the audit log
 # writer (hostile fields through Append and Verify), the lifecycle event and
 # approval decoders and chain evaluation, the compliance report's reading
@@ -13,6 +13,7 @@ t=${FUZZTIME:-2m}
 go test ./ociwf/dsl -run '^$' -fuzz '^FuzzParse$' -fuzztime "$t"
 go test ./ociwf/plan -run '^$' -fuzz '^FuzzDecode$' -fuzztime "$t"
 go test ./ociwf/plan -run '^$' -fuzz '^FuzzConditions$' -fuzztime "$t"
+go test ./ociwf/plan -run '^$' -fuzz '^FuzzEncode$' -fuzztime "$t"
 go test ./policy/immutability -run '^$' -fuzz '^FuzzParse$' -fuzztime "$t"
 go test ./policy/trust -run '^$' -fuzz '^FuzzParse$' -fuzztime "$t"
 go test ./policy/audit -run '^$' -fuzz '^FuzzVerify$' -fuzztime "$t"
