@@ -120,12 +120,17 @@ func (e *encoder) strs(l []string) {
 		e.buf = append(e.buf, "null"...)
 		return
 	}
+	e.array(len(l), func(i int) { e.str(l[i]) })
+}
+
+// array writes a JSON array of n items, item(i) writing each.
+func (e *encoder) array(n int, item func(i int)) {
 	e.buf = append(e.buf, '[')
-	for i, s := range l {
+	for i := range n {
 		if i > 0 {
 			e.buf = append(e.buf, ',')
 		}
-		e.str(s)
+		item(i)
 	}
 	e.buf = append(e.buf, ']')
 }
@@ -206,14 +211,7 @@ func (e *encoder) plan(p *Plan) {
 	e.str(p.APIVersion)
 	if len(p.Dependencies) > 0 {
 		e.key(&first, "dependencies")
-		e.buf = append(e.buf, '[')
-		for i := range p.Dependencies {
-			if i > 0 {
-				e.buf = append(e.buf, ',')
-			}
-			e.dependency(&p.Dependencies[i])
-		}
-		e.buf = append(e.buf, ']')
+		e.array(len(p.Dependencies), func(i int) { e.dependency(&p.Dependencies[i]) })
 	}
 	if len(p.Params) > 0 {
 		e.key(&first, "params")
@@ -229,14 +227,7 @@ func (e *encoder) plan(p *Plan) {
 	if p.Stages == nil {
 		e.buf = append(e.buf, "null"...)
 	} else {
-		e.buf = append(e.buf, '[')
-		for i, stage := range p.Stages {
-			if i > 0 {
-				e.buf = append(e.buf, ',')
-			}
-			e.strs(stage)
-		}
-		e.buf = append(e.buf, ']')
+		e.array(len(p.Stages), func(i int) { e.strs(p.Stages[i]) })
 	}
 	e.key(&first, "steps")
 	if p.Steps == nil {
@@ -292,14 +283,7 @@ func (e *encoder) params(ps []Param) {
 		}
 		if len(prm.Enum) > 0 {
 			e.key(&first, "enum")
-			e.buf = append(e.buf, '[')
-			for j, v := range prm.Enum {
-				if j > 0 {
-					e.buf = append(e.buf, ',')
-				}
-				e.value(v)
-			}
-			e.buf = append(e.buf, ']')
+			e.array(len(prm.Enum), func(j int) { e.value(prm.Enum[j]) })
 		}
 		e.key(&first, "name")
 		e.str(prm.Name)
