@@ -86,9 +86,10 @@ func s3Storage(endpoint string) string {
 }
 
 // race has racers PUT a different manifest each to one new immutable tag
-// of c's repository, runs times, and checks that exactly one wins each
-// time and the tag names its manifest; identical content from every
-// racer all succeeds.
+// of c's repository, runs times, and checks that exactly one gets 201 each
+// time and the others 403 DENIED, that the tag names the winner's
+// manifest and that it cannot be deleted; then that identical content
+// from every racer all succeeds.
 func race(t *testing.T, c *rclient, racers, runs int) {
 	t.Helper()
 	config := c.blob(ocispec.MediaTypeImageConfig, []byte("{}"))
@@ -125,8 +126,12 @@ func race(t *testing.T, c *rclient, racers, runs int) {
 		if winner < 0 {
 			t.Fatalf("run %d: no racer created %s", run, tag)
 		}
-		if st, _, got := c.get(tag); st != http.StatusOK || got != digest.FromBytes(manifests[winner]).String() {
+		won := digest.FromBytes(manifests[winner]).String()
+		if st, _, got := c.get(tag); st != http.StatusOK || got != won {
 			t.Fatalf("run %d: %s is %d %s, want the winner's", run, tag, st, got)
+		}
+		if st, b, _ := c.send(context.Background(), http.MethodDelete, c.url("manifests", won), "", nil); st != http.StatusForbidden {
+			t.Errorf("run %d: delete of the winner: %d %s, want 403", run, st, b)
 		}
 	}
 	same := manifestJSON(config, nil, nil, map[string]string{"all": "alike"})

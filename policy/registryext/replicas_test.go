@@ -229,56 +229,7 @@ func replicaSetups() map[string]func(t *testing.T) string {
 func TestReplicasOneWinner(t *testing.T) {
 	for name, start := range replicaSetups() {
 		t.Run(name, func(t *testing.T) {
-			front := start(t)
-			c := newRClient(t, front, "race/app")
-			config := c.blob(ocispec.MediaTypeImageConfig, []byte("{}"))
-			layer := c.blob(ocispec.MediaTypeImageLayer, []byte("workflow"))
-			const racers, runs = 50, 10
-			for run := range runs {
-				tag := fmt.Sprintf("1.0.%d", run)
-				manifests := make([][]byte, racers)
-				for i := range manifests {
-					manifests[i] = manifestJSON(config, []ocispec.Descriptor{layer}, nil, map[string]string{"racer": fmt.Sprint(i), "run": fmt.Sprint(run)})
-				}
-				status := make([]int, racers)
-				bodies := make([][]byte, racers)
-				start := make(chan struct{})
-				var wg sync.WaitGroup
-				for i := range racers {
-					wg.Go(func() {
-						<-start
-						status[i], bodies[i] = c.put(context.Background(), tag, manifests[i])
-					})
-				}
-				close(start)
-				wg.Wait()
-				winner, denied := -1, 0
-				for i, st := range status {
-					switch {
-					case st == http.StatusCreated && winner < 0:
-						winner = i
-					case st == http.StatusCreated:
-						t.Errorf("run %d: racers %d and %d both created %s", run, winner, i, tag)
-					case st == http.StatusForbidden && errCode(bodies[i]) == "DENIED":
-						denied++
-					default:
-						t.Errorf("run %d: racer %d: %d %s", run, i, st, bodies[i])
-					}
-				}
-				if winner < 0 {
-					t.Fatalf("run %d: no racer created %s", run, tag)
-				}
-				if denied != racers-1 {
-					t.Errorf("run %d: %d denied, want %d", run, denied, racers-1)
-				}
-				st, _, got := c.get(tag)
-				if want := digest.FromBytes(manifests[winner]).String(); st != http.StatusOK || got != want {
-					t.Fatalf("run %d: %s is %d %s, want the winner's %s", run, tag, st, got, want)
-				}
-				if st, b, _ := c.send(context.Background(), http.MethodDelete, c.url("manifests", digest.FromBytes(manifests[winner]).String()), "", nil); st != http.StatusForbidden {
-					t.Errorf("run %d: delete of the winner: %d %s, want 403", run, st, b)
-				}
-			}
+			race(t, newRClient(t, start(t), "race/app"), 50, 10)
 		})
 	}
 }
