@@ -36,10 +36,7 @@ func startS3(t testing.TB) string {
 		_, err = os.Stat(bin)
 	}
 	if err != nil {
-		if os.Getenv("OCIWF_REQUIRE_SERVICES") == "1" {
-			t.Fatal("gofakes3 is not built (scripts/tools.sh builds it) and OCIWF_REQUIRE_SERVICES=1")
-		}
-		t.Skip("gofakes3 is not built (scripts/tools.sh builds it)")
+		missingService(t, "gofakes3 is not built (scripts/tools.sh builds it)")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

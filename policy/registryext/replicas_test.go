@@ -343,6 +343,16 @@ func TestReplicasReferrers(t *testing.T) {
 	}
 }
 
+// missingService skips the test for a service that is not installed, or
+// fails it when OCIWF_REQUIRE_SERVICES=1.
+func missingService(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("OCIWF_REQUIRE_SERVICES") == "1" {
+		t.Fatal(why + " and OCIWF_REQUIRE_SERVICES=1")
+	}
+	t.Skip(why)
+}
+
 // startRedis starts a real redis-server on a free loopback port, without
 // persistence, and stops it when the test ends; it returns its address
 // and the command, to kill it early. Without redis-server the test is
@@ -351,10 +361,7 @@ func startRedis(t testing.TB) (string, *exec.Cmd) {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		if os.Getenv("OCIWF_REQUIRE_SERVICES") == "1" {
-			t.Fatal("redis-server is not installed (scripts/services.sh installs it) and OCIWF_REQUIRE_SERVICES=1")
-		}
-		t.Skip("redis-server is not installed (scripts/services.sh installs it)")
+		missingService(t, "redis-server is not installed (scripts/services.sh installs it)")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-
 )
 
 // ErrRootInUse is a registry (or gc) refused a filesystem root that
