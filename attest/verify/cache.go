@@ -235,8 +235,9 @@ func (cc *cachedContent) workflow() (*Workflow, error) {
 }
 
 // copyReport returns a copy of a cached report for reference ref (by tag
-// when tag is set), with the lists copied so that the caller may modify
-// them.
+// when tag is set), with its lists copied so that the caller may modify
+// them; what list elements point to (a lifecycle link's signers, an
+// attestation's statement) is shared and must be left as it is.
 func copyReport(cached *Report, ref, tag string) *Report {
 	rep := *cached
 	rep.Reference, rep.Tag = ref, tag
@@ -247,6 +248,7 @@ func copyReport(cached *Report, ref, tag string) *Report {
 	rep.Warnings = slices.Clone(cached.Warnings)
 	if cached.Lifecycle != nil {
 		st := *cached.Lifecycle
+		st.Chain, st.Pending, st.Ignored = slices.Clone(st.Chain), slices.Clone(st.Pending), slices.Clone(st.Ignored)
 		rep.Lifecycle = &st
 	}
 	rep.Requests, rep.Duration, rep.Verified = 0, 0, false
