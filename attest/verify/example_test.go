@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"oras.land/oras-go/v2"
 
@@ -173,4 +174,42 @@ func copyWithSignatures(ctx context.Context, o *target.Opener, src, dst string) 
 		}
 	}
 	return nil
+}
+
+// A runtime that verifies before every run keeps its verifications in a
+// Cache: within the TTL, a reference by digest is served without asking
+// the registry anything; after it, signatures, attestations and the
+// lifecycle state are checked again on the content kept.
+func ExampleNewCache() {
+	ctx := context.Background()
+	o, _, pub, ref, stop, err := sandboxRelease()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer stop()
+	repo, _, _ := strings.Cut(ref, ":1.4.0")
+	cache := verify.NewCache(verify.CacheOptions{TTL: time.Minute})
+	v, err := verify.New(trust.KeyPolicy(pub, repo, trust.KeyPolicyOptions{}), o, verify.Options{Cache: cache})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, report, err := v.Fetch(ctx, ref)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	pinned := repo + "@" + report.Digest.String()
+	for _, r := range []string{ref, pinned} {
+		_, report, err := v.Fetch(ctx, r)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("cached=%s verified=%v requests=%d\n", report.Cached, report.Verified, report.Requests)
+	}
+	// Output:
+	// cached=hit verified=true requests=1
+	// cached=hit verified=true requests=0
 }

@@ -29,6 +29,12 @@ func Checks() []string {
 	return []string{CheckReference, CheckManifest, CheckBlobs, CheckSignatures, CheckAttestations, CheckSBOM, CheckReproducibility, CheckLifecycle}
 }
 
+// Values of Report.Cached.
+const (
+	CacheHit         = "hit"
+	CacheRevalidated = "revalidated"
+)
+
 // Status is the outcome of one check.
 type Status string
 
@@ -84,6 +90,12 @@ type Report struct {
 	// Warnings are things a user must hear about even though the
 	// verification passed (a skipped scope, a deprecated version).
 	Warnings []string `json:"warnings,omitempty"`
+	// Cached says how Options.Cache served the verification: CacheHit
+	// (a verdict reached less than the cache's TTL ago was reused, with
+	// no request but a tag's resolution) or CacheRevalidated (the
+	// content's checks were reused and the rest ran again); empty when
+	// everything ran.
+	Cached string `json:"cached,omitempty"`
 	// Requests counts the HTTP requests the verification sent.
 	Requests int64         `json:"requests"`
 	Duration time.Duration `json:"durationNanos"`

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 	"oras.land/oras-go/v2"
@@ -35,9 +37,13 @@ type run struct {
 	accepted   map[string][]statement // by predicate type
 	// bundles are the stored sigstore bundles, each checked once.
 	bundles []checkedBundle
+	// cache is Options.Cache when this verification may use it, with the
+	// policy identity its verdicts are kept under.
+	cache    *Cache
+	policyID string
 }
 
-func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
+func (r *run) run(ctx context.Context, ref string) (wf *Workflow, err error) {
 	rep := r.rep
 	tgt, err := r.v.opener.Open(ctx, ref)
 	if err != nil {
@@ -60,6 +66,23 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 	r.scope = scope
 	rep.Scope = scope.Name
 
+	// A cached verdict on a reference by digest needs no request at all;
+	// a tag is resolved first. Skipping scopes are not cached: nothing
+	// vouches for them.
+	started := time.Time{}
+	if c := r.v.opts.Cache; c != nil && !scope.Skip && !noScope {
+		started = c.now()
+		if r.policyID, err = r.v.policyID(ctx, scope); err != nil {
+			return nil, err
+		}
+		r.cache = c
+		if d, err := digest.Parse(tgt.Reference); err == nil && tgt.IsDigest() {
+			if cc, vd := c.lookup(tgt.Name, d, r.policyID); vd != nil {
+				return r.hit(accessory.NewSubject(tgt.Ref, d), cc, vd)
+			}
+		}
+	}
+
 	// 1. Reference: resolve once; everything after uses the digest.
 	subj, desc, err := accessory.ResolveSubject(ctx, tgt.Storage, tgt.Ref)
 	switch {
@@ -73,6 +96,27 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 	rep.Digest = desc.Digest
 	r.subj = subj
 	rep.pass(CheckReference, "%s resolved once to %s", ref, desc.Digest)
+	var cached, checked *cachedContent // content kept before; content checked now
+	if r.cache != nil {
+		cc, vd := r.cache.lookup(tgt.Name, desc.Digest, r.policyID)
+		if vd != nil {
+			return r.hit(subj, cc, vd)
+		}
+		cached = cc
+		if cached != nil {
+			rep.Cached = CacheRevalidated
+		}
+		r.cache.count(rep.Cached)
+		defer func() {
+			// Only a verification that passed leaves a verdict; content
+			// whose checks passed is kept whatever failed after them.
+			var vd *cachedVerdict
+			if err == nil {
+				vd = &cachedVerdict{id: r.policyID, checked: started, report: copyReport(rep, rep.Reference, rep.Tag), signedTags: slices.Clone(r.signedTags)}
+			}
+			r.cache.store(tgt.Name, desc.Digest, checked, vd)
+		}()
+	}
 
 	// Signatures and attestations are read while the manifest and blobs
 	// are checked; nothing read is trusted before its check.
@@ -96,13 +140,26 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 	}
 	defer func() { _ = wait() }()
 
-	// 2. Manifest.
-	if err := r.manifest(ctx, tgt.Storage, desc); err != nil {
-		return nil, err
-	}
-	// 3. Blobs.
-	if err := r.blobs(ctx, tgt.Storage); err != nil {
-		return nil, err
+	if cached != nil {
+		// 2. and 3.: the manifest and blobs this digest names passed
+		// before, and cannot have changed.
+		wf, err := cached.workflow()
+		if err != nil {
+			return nil, err
+		}
+		r.wf = *wf
+		for _, c := range []string{CheckManifest, CheckBlobs} {
+			rep.pass(c, "%s (checked before, kept in the verification cache)", cached.checks[c])
+		}
+	} else {
+		// 2. Manifest.
+		if err := r.manifest(ctx, tgt.Storage, desc); err != nil {
+			return nil, err
+		}
+		// 3. Blobs.
+		if err := r.blobs(ctx, tgt.Storage); err != nil {
+			return nil, err
+		}
 	}
 	if r.scope.Skip {
 		msg := fmt.Sprintf("trust policy %q skips verification for %s: signatures, attestations and the rest were not checked", r.scope.Name, tgt.Name)
@@ -152,14 +209,45 @@ func (r *run) run(ctx context.Context, ref string) (*Workflow, error) {
 		return nil, err
 	}
 	// 7. Reproducibility.
-	if err := r.reproduce(ctx); err != nil {
-		return nil, err
+	switch {
+	case cached != nil:
+		rep.pass(CheckReproducibility, "%s (checked before, kept in the verification cache)", cached.checks[CheckReproducibility])
+	default:
+		if err := r.reproduce(ctx); err != nil {
+			return nil, err
+		}
+		if r.cache != nil {
+			if checked, err = newCachedContent(&r.wf, rep); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// 8. Lifecycle.
 	if err := r.lifecycle(ctx); err != nil {
 		return nil, err
 	}
 	return &r.wf, nil
+}
+
+// hit serves a verification from a verdict kept in the cache: the
+// content and verdict are copied, and only the signed tag is checked
+// again, for the tag requested now.
+func (r *run) hit(subj accessory.Subject, cc *cachedContent, vd *cachedVerdict) (*Workflow, error) {
+	r.cache.count(CacheHit)
+	wf, err := cc.workflow()
+	if err != nil {
+		return nil, err
+	}
+	rep := r.rep
+	*rep = *copyReport(vd.report, rep.Reference, rep.Tag)
+	rep.Cached = CacheHit
+	r.subj, r.signedTags = subj, vd.signedTags
+	rep.pass(CheckReference, "%s resolved to %s; every check passed %s ago, within the verification cache's TTL (%s)",
+		rep.Reference, subj.Digest, r.cache.now().Sub(vd.checked).Round(time.Millisecond), r.cache.ttl)
+	if err := r.signedTag(); err != nil {
+		return nil, err
+	}
+	return wf, nil
 }
 
 // manifest fetches the manifest by digest, re-hashes it and checks that it

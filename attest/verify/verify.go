@@ -77,6 +77,21 @@ type Options struct {
 	// ociwf.dev/attest/keys) accepts every reference cosign does, k8s://
 	// secrets included, and links Kubernetes client-go for them.
 	LoadKey func(ctx context.Context, keyRef string) (signature.Verifier, error)
+	// Cache, if set, reuses earlier verifications of the same version
+	// (repository and manifest digest) under the same policy identity: the
+	// scope that applies, its signers' loaded keys and keyless trusted
+	// roots, and whether a StateStore is set. The content checks
+	// (manifest, blobs, reproducibility) are reused for as long as the
+	// version stays in the cache; the verdict of the others (signatures,
+	// attestations, SBOM binding, lifecycle) for the cache's TTL, after
+	// which they run again, with their registry requests, on the content
+	// kept. A verdict inside the TTL costs no registry request for a
+	// reference by digest, and one (the tag's resolution) for a reference
+	// by tag; the signed tag is checked again for the tag asked for. Only
+	// verifications that passed leave a verdict. Report.Cached says which
+	// way a verification went. Scopes that skip verification are not
+	// cached.
+	Cache *Cache
 }
 
 // Verifier verifies workflows under one trust policy. It is safe for
