@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/audit"
 )
@@ -16,7 +17,7 @@ import (
 func (a *app) auditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Check the registry's audit log"}
 	verify := &cobra.Command{
-		Annotations: map[string]string{readOnly: "true"},
+		Annotations: map[string]string{cli.ReadOnly: "true"},
 		Use:         "verify FILE...",
 		Short:       "Check the hash chain of audit logs and count policy violations",
 		Long: `Verify walks the audit log that ociwf registry serve --audit-log writes and
@@ -37,7 +38,7 @@ files that start with the same entry are copies of one chain and exit 3,
 as their entries would be counted twice.
 With several files, --output json gives
 {"logs": [...], "total": {...}}.`,
-		Args: args(cobra.MinimumNArgs(1)),
+		Args: cli.Args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			// A log that is not there is a mistake in the command line,
 			// found before any chain is read (as grep and ls exit 2).
@@ -45,12 +46,12 @@ With several files, --output json gives
 			for i, path := range argv {
 				fi, err := os.Stat(path)
 				if errors.Is(err, fs.ErrNotExist) {
-					return usagef("audit verify: no audit log at %s: name the files registry serve --audit-log writes (one per replica)", path)
+					return cli.Usagef("audit verify: no audit log at %s: name the files registry serve --audit-log writes (one per replica)", path)
 				}
 				infos[i] = fi
 				for j := range i {
 					if fi != nil && infos[j] != nil && os.SameFile(infos[j], fi) {
-						return usagef("audit verify: %s and %s are the same file: name each replica's log once", argv[j], path)
+						return cli.Usagef("audit verify: %s and %s are the same file: name each replica's log once", argv[j], path)
 					}
 				}
 			}
@@ -90,7 +91,7 @@ With several files, --output json gives
 					Total auditTotal  `json:"total"`
 				}{logs, total}
 			}
-			a.emit(out, func(w io.Writer) {
+			a.Emit(out, func(w io.Writer) {
 				for _, l := range logs {
 					printLog(w, l)
 				}
@@ -108,7 +109,7 @@ With several files, --output json gives
 				if total.Broken > 1 {
 					err = fmt.Errorf("%d of %d audit logs broken; %w", total.Broken, total.Logs, err)
 				}
-				return reported{err}
+				return cli.Reported{Err: err}
 			}
 			return nil
 		},

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/policy/audit"
 )
 
@@ -22,7 +23,7 @@ func TestAuditVerify(t *testing.T) {
 		}
 	}
 	l.Close()
-	out, stderr, code := cli(t, "audit", "verify", path)
+	out, stderr, code := runCLI(t, "audit", "verify", path)
 	if code != 0 || !strings.Contains(out, "3 entries, chain intact; 1 policy violations") {
 		t.Fatalf("exit %d: %s %s", code, out, stderr)
 	}
@@ -30,8 +31,8 @@ func TestAuditVerify(t *testing.T) {
 	lines := strings.SplitAfter(string(b), "\n")
 	lines[1] = strings.Replace(lines[1], `"outcome":"denied"`, `"outcome":"ok"`, 1)
 	os.WriteFile(path, []byte(strings.Join(lines, "")), 0o600)
-	out, _, code = cli(t, "audit", "verify", "--output", "json", path)
-	if code != exitVerification || !strings.Contains(out, `"line": 2`) {
+	out, _, code = runCLI(t, "audit", "verify", "--output", "json", path)
+	if code != cli.ExitVerification || !strings.Contains(out, `"line": 2`) {
 		t.Fatalf("tampered log: exit %d: %s", code, out)
 	}
 }
@@ -56,20 +57,20 @@ func TestAuditVerifyBreaks(t *testing.T) {
 	lines[3] = strings.Replace(lines[3], `"wf/a"`, `"wf/b"`, 1)
 	os.WriteFile(path, []byte(strings.Join(lines, "")), 0o600)
 
-	out, _, code := cli(t, "audit", "verify", path)
-	if code != exitVerification || !strings.Contains(out, "2 breaks") || !strings.Contains(out, "line 2: hash") || !strings.Contains(out, "line 4: hash") {
+	out, _, code := runCLI(t, "audit", "verify", path)
+	if code != cli.ExitVerification || !strings.Contains(out, "2 breaks") || !strings.Contains(out, "line 2: hash") || !strings.Contains(out, "line 4: hash") {
 		t.Fatalf("exit %d: %s", code, out)
 	}
-	out, _, code = cli(t, "audit", "verify", "--output", "json", path)
+	out, _, code = runCLI(t, "audit", "verify", "--output", "json", path)
 	var rep struct {
 		Broken audit.Break   `json:"broken"`
 		Breaks []audit.Break `json:"breaks"`
 	}
-	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitVerification || rep.Broken.Line != 2 || len(rep.Breaks) != 2 || rep.Breaks[1].Line != 4 {
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != cli.ExitVerification || rep.Broken.Line != 2 || len(rep.Breaks) != 2 || rep.Breaks[1].Line != 4 {
 		t.Fatalf("exit %d: %v %s", code, err, out)
 	}
 
-	out, stderr, code := cli(t, "audit", "verify", filepath.Join("..", "..", "policy", "audit", "testdata", "v1.jsonl"))
+	out, stderr, code := runCLI(t, "audit", "verify", filepath.Join("..", "..", "policy", "audit", "testdata", "v1.jsonl"))
 	if code != 0 || !strings.Contains(out, "5 entries, chain intact; 1 policy violations") {
 		t.Fatalf("old log: exit %d: %s %s", code, out, stderr)
 	}
@@ -94,20 +95,20 @@ func TestAuditVerifySet(t *testing.T) {
 		l.Close()
 		paths = append(paths, path)
 	}
-	out, stderr, code := cli(t, append([]string{"audit", "verify"}, paths...)...)
+	out, stderr, code := runCLI(t, append([]string{"audit", "verify"}, paths...)...)
 	if code != 0 || !strings.Contains(out, "replica-c.jsonl: 3 entries, chain intact") || !strings.Contains(out, "total: 3 logs, 0 broken; 6 entries intact, 6 policy violations") {
 		t.Fatalf("exit %d: %s %s", code, out, stderr)
 	}
 	b, _ := os.ReadFile(paths[1])
 	os.WriteFile(paths[1], []byte(strings.Replace(string(b), `"wf/a"`, `"wf/b"`, 1)), 0o600)
-	out, stderr, code = cli(t, append([]string{"audit", "verify"}, paths...)...)
-	if code != exitVerification || !strings.Contains(out, "replica-b.jsonl: chain broken, 1 break") || !strings.Contains(out, "total: 3 logs, 1 broken") || !strings.Contains(stderr, "replica-b.jsonl") {
+	out, stderr, code = runCLI(t, append([]string{"audit", "verify"}, paths...)...)
+	if code != cli.ExitVerification || !strings.Contains(out, "replica-b.jsonl: chain broken, 1 break") || !strings.Contains(out, "total: 3 logs, 1 broken") || !strings.Contains(stderr, "replica-b.jsonl") {
 		t.Fatalf("one log broken: exit %d: %s %s", code, out, stderr)
 	}
-	if _, stderr, code := cli(t, "audit", "verify", paths[0], filepath.Join(dir, "replica-z.jsonl")); code != exitUsage || !strings.Contains(stderr, "replica-z.jsonl") {
+	if _, stderr, code := runCLI(t, "audit", "verify", paths[0], filepath.Join(dir, "replica-z.jsonl")); code != cli.ExitUsage || !strings.Contains(stderr, "replica-z.jsonl") {
 		t.Fatalf("a missing log: exit %d: %s", code, stderr)
 	}
-	out, _, code = cli(t, append([]string{"audit", "verify", "--output", "json"}, paths...)...)
+	out, _, code = runCLI(t, append([]string{"audit", "verify", "--output", "json"}, paths...)...)
 	var rep struct {
 		Logs []struct {
 			File    string       `json:"file"`
@@ -116,7 +117,7 @@ func TestAuditVerifySet(t *testing.T) {
 		} `json:"logs"`
 		Total struct{ Logs, Broken, Breaks, Entries, Violations int } `json:"total"`
 	}
-	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitVerification || len(rep.Logs) != 3 || rep.Logs[1].Broken == nil || rep.Logs[0].Broken != nil ||
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != cli.ExitVerification || len(rep.Logs) != 3 || rep.Logs[1].Broken == nil || rep.Logs[0].Broken != nil ||
 		rep.Total.Logs != 3 || rep.Total.Broken != 1 || rep.Total.Breaks != 1 {
 		t.Fatalf("json: exit %d: %v %s", code, err, out)
 	}
@@ -143,8 +144,8 @@ func TestAuditVerifyRefusesOneLogTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, again := range []string{path, link} {
-		_, stderr, code := cli(t, "audit", "verify", path, again)
-		if code != exitUsage || !strings.Contains(stderr, path+" and "+again+" are the same file") {
+		_, stderr, code := runCLI(t, "audit", "verify", path, again)
+		if code != cli.ExitUsage || !strings.Contains(stderr, path+" and "+again+" are the same file") {
 			t.Errorf("%s and %s: exit %d: %s", path, again, code, stderr)
 		}
 	}
@@ -152,8 +153,8 @@ func TestAuditVerifyRefusesOneLogTwice(t *testing.T) {
 	lines := strings.SplitAfter(string(b), "\n")
 	cp := filepath.Join(dir, "copy.jsonl")
 	os.WriteFile(cp, []byte(lines[0]), 0o600) // an older copy: the first entry only
-	out, stderr, code := cli(t, "audit", "verify", path, cp)
-	if code != exitVerification || !strings.Contains(stderr, "audit logs "+path+" and "+cp+" are the same chain (copies?)") || strings.Contains(out, "total: 2 logs") {
+	out, stderr, code := runCLI(t, "audit", "verify", path, cp)
+	if code != cli.ExitVerification || !strings.Contains(stderr, "audit logs "+path+" and "+cp+" are the same chain (copies?)") || strings.Contains(out, "total: 2 logs") {
 		t.Errorf("a copy: exit %d: %s %s", code, out, stderr)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"ociwf.dev/attest/govern"
 	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/verify"
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/dsl"
 	"ociwf.dev/ociwf/errdef"
@@ -40,11 +41,11 @@ func (a *app) compile(ctx context.Context, file string, b *buildFlags) (*ociwf.B
 	if err != nil {
 		return nil, err
 	}
-	opts := ociwf.CompileOptions{File: file, Created: created, ToolVersion: toolVersion()}
+	opts := ociwf.CompileOptions{File: file, Created: created, ToolVersion: cli.ToolVersion()}
 	if b.offline {
 		opts.Resolver = plan.Offline{}
 	} else {
-		o, err := b.remote.opener(a.stdin)
+		o, err := b.remote.opener(a.Stdin)
 		if err != nil {
 			return nil, err
 		}
@@ -103,14 +104,14 @@ func (a *app) checkUses(ctx context.Context, b *buildFlags, u *usesFlags, build 
 	t := &u.trust
 	if t.key == "" && t.policy == "" {
 		if u.allowDeprecated {
-			return nil, usagef("--allow-deprecated goes with --key or --policy, which check the uses: dependencies' lifecycle")
+			return nil, cli.Usagef("--allow-deprecated goes with --key or --policy, which check the uses: dependencies' lifecycle")
 		}
 		return nil, nil
 	}
 	if b.offline {
-		return nil, usagef("checking the uses: dependencies' lifecycle reads their registries: drop --offline, or --key and --policy")
+		return nil, cli.Usagef("checking the uses: dependencies' lifecycle reads their registries: drop --offline, or --key and --policy")
 	}
-	pol, err := t.load("*", a.stderr)
+	pol, err := t.load("*", a.Stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -118,11 +119,11 @@ func (a *app) checkUses(ctx context.Context, b *buildFlags, u *usesFlags, build 
 	if err != nil {
 		return nil, err
 	}
-	o, err := b.remote.opener(a.stdin)
+	o, err := b.remote.opener(a.Stdin)
 	if err != nil {
 		return nil, err
 	}
-	v, err := verify.New(pol, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: store, Logger: a.logger()})
+	v, err := verify.New(pol, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: store, Logger: a.Logger()})
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +147,7 @@ approved, retired or archived workflow is refused (exit 4, naming it and its
 state), and a deprecated one too unless --allow-deprecated, which warns.`,
 		Example: `  ociwf compile --offline wf.yaml
   ociwf compile --plain-http --key cosign.pub -o plan.json release-train.yaml`,
-		Args: args(cobra.ExactArgs(1)),
+		Args: cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			build, err := a.compile(cmd.Context(), argv[0], &b)
 			if err != nil {
@@ -154,7 +155,7 @@ state), and a deprecated one too unless --allow-deprecated, which warns.`,
 			}
 			warnings, err := a.checkUses(cmd.Context(), &b, &uses, build)
 			for _, w := range warnings {
-				fmt.Fprintln(a.stderr, "WARNING: "+w)
+				fmt.Fprintln(a.Stderr, "WARNING: "+w)
 			}
 			if err != nil {
 				return err
@@ -168,10 +169,10 @@ state), and a deprecated one too unless --allow-deprecated, which warns.`,
 				if err := writeFileAtomic(out, build.PlanJSON); err != nil {
 					return err
 				}
-			} else if a.output == "json" {
+			} else if a.Output == "json" {
 				res.Plan = build.Plan
 			}
-			a.emit(res, func(w io.Writer) {
+			a.Emit(res, func(w io.Writer) {
 				if out == "" {
 					w.Write(build.PlanJSON)
 					fmt.Fprintln(w)

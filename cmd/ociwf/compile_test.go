@@ -8,10 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf"
 )
 
-// TestSizeLimitErrors checks that an oversized source is reported with its
+// TestSizeLimitErrors checks that an oversized source is cli.Reported with its
 // real size and that a workflow too large to publish fails at compile, not
 // midway through a push.
 func TestSizeLimitErrors(t *testing.T) {
@@ -41,8 +42,8 @@ func TestSizeLimitErrors(t *testing.T) {
 		{[]string{"push", "--offline", "--oci-layout", longDesc, layout + ":1.0.0"}, "over the 1048576-byte limit"},
 	}
 	for _, c := range cases {
-		_, stderr, code := cli(t, c.args...)
-		if code != exitError || !strings.Contains(stderr, c.want) {
+		_, stderr, code := runCLI(t, c.args...)
+		if code != cli.ExitError || !strings.Contains(stderr, c.want) {
 			t.Fatalf("%v: exit %d, stderr %q; want exit 1 and %q", c.args, code, stderr, c.want)
 		}
 	}

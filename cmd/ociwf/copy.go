@@ -12,6 +12,7 @@ import (
 
 	"ociwf.dev/attest/mirror"
 	"ociwf.dev/attest/verify"
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
 )
@@ -89,7 +90,7 @@ re-hashing).`,
   ociwf copy --plain-http --policy trust-policy.yaml tar:build-1.4.0.tar:1.4.0 127.0.0.1:5000/team/build
   ociwf copy --all --concurrency 8 --plain-http --key cosign.pub --signed-identity 127.0.0.1:5000/team/build \
       127.0.0.1:5000/team/build oci:./backup`,
-		Args: args(cobra.ExactArgs(2)),
+		Args: cli.Args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			return a.copy(cmd.Context(), &r, &t, argv[0], argv[1], all, noVerify, concurrency)
 		},
@@ -105,9 +106,9 @@ re-hashing).`,
 
 func (a *app) copy(ctx context.Context, r *remoteFlags, t *trustFlags, srcRef, dstRef string, all, noVerify bool, concurrency int) error {
 	if concurrency < 1 {
-		return usagef("--concurrency must be at least 1")
+		return cli.Usagef("--concurrency must be at least 1")
 	}
-	if _, err := r.opener(a.stdin); err != nil {
+	if _, err := r.opener(a.Stdin); err != nil {
 		return err
 	}
 	mo, err := mirror.NewOpener(r.opts)
@@ -125,16 +126,16 @@ func (a *app) copy(ctx context.Context, r *remoteFlags, t *trustFlags, srcRef, d
 	defer dst.Close()
 	switch {
 	case all && (src.Reference != "" || dst.Reference != ""):
-		return usagef("--all copies every version: name SRC and DST without :TAG or @DIGEST")
+		return cli.Usagef("--all copies every version: name SRC and DST without :TAG or @DIGEST")
 	case !all && src.Reference == "":
-		return usagef("name the version to copy: %s:TAG or %s@sha256:... (or --all for every version)", srcRef, srcRef)
+		return cli.Usagef("name the version to copy: %s:TAG or %s@sha256:... (or --all for every version)", srcRef, srcRef)
 	}
 	verifying := dst.Kind == mirror.Registry && !noVerify
 	if verifying && t.key == "" && t.policy == "" {
-		return usagef("a registry destination is verified after the copy: name what to trust with --key or --policy (or --no-verify)")
+		return cli.Usagef("a registry destination is verified after the copy: name what to trust with --key or --policy (or --no-verify)")
 	}
 	if !verifying && (t.key != "" || t.policy != "") {
-		fmt.Fprintf(a.stderr, "WARNING: --key/--policy are not used: %s is re-hashed, not verified under a trust policy\n", dstRef)
+		fmt.Fprintf(a.Stderr, "WARNING: --key/--policy are not used: %s is re-hashed, not verified under a trust policy\n", dstRef)
 	}
 	var v *verify.Verifier
 	if verifying {
@@ -145,7 +146,7 @@ func (a *app) copy(ctx context.Context, r *remoteFlags, t *trustFlags, srcRef, d
 		}
 	}
 	out := &copyOutput{Source: srcRef, Destination: dstRef, Accessories: map[string]int{}}
-	opts := mirror.Options{Logger: a.logger()}
+	opts := mirror.Options{Logger: a.Logger()}
 	var digests []digest.Digest
 	var copyErr error
 	if all {
@@ -162,7 +163,7 @@ func (a *app) copy(ctx context.Context, r *remoteFlags, t *trustFlags, srcRef, d
 				return fmt.Errorf("resolve %s: %w", srcRef, err)
 			}
 			if desc.Digest.String() != dst.Reference {
-				return usagef("DST names %s, and SRC is %s: name DST without a digest, or with a tag", dst.Reference, desc.Digest)
+				return cli.Usagef("DST names %s, and SRC is %s: name DST without a digest, or with a tag", dst.Reference, desc.Digest)
 			}
 		}
 		res, err := mirror.Copy(ctx, src.Storage, src.Reference, dst.Storage, opts)
@@ -267,17 +268,17 @@ func (a *app) printCopy(out *copyOutput, err error) error {
 		out.LifecycleEvents += v.LifecycleEvents
 		out.Approvals += v.Approvals
 	}
-	out.ExitCode = exitCode(err)
+	out.ExitCode = cli.ExitCode(err)
 	if err != nil {
 		out.Error = err.Error()
 	}
-	if a.output == "json" {
-		a.emitJSON(out)
+	if a.Output == "json" {
+		a.EmitJSON(out)
 	} else {
-		a.printCopyText(a.stdout, out)
+		a.printCopyText(a.Stdout, out)
 	}
 	if err != nil {
-		return reported{err}
+		return cli.Reported{Err: err}
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"oras.land/oras-go/v2/registry"
 
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/policy/registrytest"
 )
 
@@ -41,7 +42,7 @@ type copied struct {
 // copyJSON runs ociwf copy --output json with args.
 func copyJSON(t *testing.T, args ...string) (copied, string, int) {
 	t.Helper()
-	out, stderr, code := cli(t, append([]string{"copy", "--plain-http", "--output", "json"}, args...)...)
+	out, stderr, code := runCLI(t, append([]string{"copy", "--plain-http", "--output", "json"}, args...)...)
 	var c copied
 	if err := json.Unmarshal([]byte(out), &c); err != nil {
 		t.Fatalf("copy %v: exit %d, output is not one JSON document (%v)\n%s%s", args, code, err, out, stderr)
@@ -66,16 +67,16 @@ func publishAll(t *testing.T, host string) published {
 	keys := newKeys(t)
 	t.Setenv("XDG_STATE_HOME", filepath.Join(t.TempDir(), "state"))
 	repo := host + "/team/build"
-	if _, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", repo); code != 0 {
+	if _, stderr, code := runCLI(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", repo); code != 0 {
 		t.Fatalf("publish: %s", stderr)
 	}
 	ref := repo + ":1.4.0"
 	for _, extra := range [][]string{{"--referrers"}, {"--signature-format", "bundle"}} {
-		if _, stderr, code := cli(t, append([]string{"sign", "--plain-http", "--key", keys + ".key", ref}, extra...)...); code != 0 {
+		if _, stderr, code := runCLI(t, append([]string{"sign", "--plain-http", "--key", keys + ".key", ref}, extra...)...); code != 0 {
 			t.Fatalf("sign %v: %s", extra, stderr)
 		}
 	}
-	if out, stderr, code := cli(t, "lifecycle", "deprecate", "--plain-http", "--key", keys+".key", ref, "--reason", "use 2.0"); code != 0 {
+	if out, stderr, code := runCLI(t, "lifecycle", "deprecate", "--plain-http", "--key", keys+".key", ref, "--reason", "use 2.0"); code != 0 {
 		t.Fatalf("deprecate: exit %d\n%s%s", code, out, stderr)
 	}
 	return published{keys: keys, repo: repo, ref: ref, chain: chainOf(t, keys, repo, ref)}
@@ -85,7 +86,7 @@ func publishAll(t *testing.T, host string) published {
 // signatures naming signedAs, and requires state deprecated.
 func chainOf(t *testing.T, keys, signedAs, ref string) []string {
 	t.Helper()
-	out, stderr, code := cli(t, "status", "--plain-http", "--key", keys+".pub", "--signed-identity", signedAs, "--output", "json", ref)
+	out, stderr, code := runCLI(t, "status", "--plain-http", "--key", keys+".pub", "--signed-identity", signedAs, "--output", "json", ref)
 	var st struct {
 		State string
 		Chain []struct{ ID string }
@@ -107,7 +108,7 @@ func chainOf(t *testing.T, keys, signedAs, ref string) []string {
 // lifecycle state with the same chain.
 func (p published) wantMirror(t *testing.T, ref string) {
 	t.Helper()
-	if _, stderr, code := cli(t, "verify", "--plain-http", "--key", p.keys+".pub", "--signed-identity", p.repo, ref); code != 0 || !strings.Contains(stderr, "deprecated") {
+	if _, stderr, code := runCLI(t, "verify", "--plain-http", "--key", p.keys+".pub", "--signed-identity", p.repo, ref); code != 0 || !strings.Contains(stderr, "deprecated") {
 		t.Fatalf("verify the mirror %s: exit %d\n%s", ref, code, stderr)
 	}
 	if got := chainOf(t, p.keys, p.repo, ref); !slices.Equal(got, p.chain) {
@@ -148,11 +149,11 @@ func TestCopyRegistryToRegistryAndBack(t *testing.T) {
 	// Without --signed-identity the mirror's signatures name another
 	// repository: verification at the destination fails.
 	other := plain + "/other/build"
-	if c, _, code := copyJSON(t, "--key", p.keys+".pub", p.ref, other); code != exitVerification || c.Verified || !strings.Contains(c.Error, p.repo) {
+	if c, _, code := copyJSON(t, "--key", p.keys+".pub", p.ref, other); code != cli.ExitVerification || c.Verified || !strings.Contains(c.Error, p.repo) {
 		t.Fatalf("copy without --signed-identity: exit %d %+v", code, c)
 	}
 	// A registry destination needs a trust policy, or --no-verify.
-	if _, _, code := copyJSON(t, p.ref, other); code != exitUsage {
+	if _, _, code := copyJSON(t, p.ref, other); code != cli.ExitUsage {
 		t.Fatalf("copy without --key: exit %d", code)
 	}
 	if c, _, code := copyJSON(t, "--no-verify", p.ref, other); code != 0 || c.Verified {
@@ -232,7 +233,7 @@ func TestCopyFailsLoudlyWhenAnAccessoryIsDropped(t *testing.T) {
 	att := "/manifests/" + "sha256-" + dgst.Encoded() + ".att"
 	proxy, n := dropping(t, host, func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, att) })
 	c, stderr, code := copyJSON(t, append(trust, proxy+"/team/build:1.4.0", plain+"/att/build")...)
-	if code != exitVerification || c.Verified || n.Load() == 0 || !strings.Contains(c.Error, "attestation") {
+	if code != cli.ExitVerification || c.Verified || n.Load() == 0 || !strings.Contains(c.Error, "attestation") {
 		t.Fatalf("copy without .att: exit %d (%d dropped) %+v\n%s", code, n.Load(), c, stderr)
 	}
 
@@ -248,7 +249,7 @@ func TestCopyFailsLoudlyWhenAnAccessoryIsDropped(t *testing.T) {
 		t.Fatalf("copy without referrer %s: exit %d (%d dropped) %+v\n%s", gone, code, n.Load(), c, stderr)
 	}
 	// The version tag is written last: the failed copy left none.
-	if _, _, code := cli(t, "inspect", "--plain-http", plain+"/ref/build:1.4.0"); code == 0 {
+	if _, _, code := runCLI(t, "inspect", "--plain-http", plain+"/ref/build:1.4.0"); code == 0 {
 		t.Fatal("a failed copy tagged the version")
 	}
 	// Run again without the fault, the copy resumes: what the failed one
@@ -258,7 +259,7 @@ func TestCopyFailsLoudlyWhenAnAccessoryIsDropped(t *testing.T) {
 		t.Fatalf("resumed copy: exit %d %+v\n%s", code, c, stderr)
 	}
 	p.wantMirror(t, plain+"/ref/build:1.4.0")
-	if _, stderr, code := cli(t, "inspect", "--plain-http", plain+"/ref/build:1.4.0"); code != 0 {
+	if _, stderr, code := runCLI(t, "inspect", "--plain-http", plain+"/ref/build:1.4.0"); code != 0 {
 		t.Fatalf("inspect the resumed copy: exit %d %s", code, stderr)
 	}
 }
@@ -267,7 +268,7 @@ func TestCopyMergesOntoAppendOnlyAccessories(t *testing.T) {
 	keys := newKeys(t)
 	t.Setenv("XDG_STATE_HOME", filepath.Join(t.TempDir(), "state"))
 	src := registrytest.StartPlain(t, t.TempDir()) + "/team/build"
-	if _, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", src); code != 0 {
+	if _, stderr, code := runCLI(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", src); code != 0 {
 		t.Fatalf("publish: %s", stderr)
 	}
 	dst := registrytest.New(t) + "/mirror/build"
@@ -278,14 +279,14 @@ func TestCopyMergesOntoAppendOnlyAccessories(t *testing.T) {
 	// The mirror is signed where it is, the source again by another key.
 	mirrorKey, sourceKey := filepath.Join(t.TempDir(), "mirror"), filepath.Join(t.TempDir(), "second")
 	for _, k := range []string{mirrorKey, sourceKey} {
-		if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", k); code != 0 {
+		if _, stderr, code := runCLI(t, "key", "generate", "--output-key-prefix", k); code != 0 {
 			t.Fatal(stderr)
 		}
 	}
-	if _, stderr, code := cli(t, "sign", "--plain-http", "--key", mirrorKey+".key", dst+":1.4.0"); code != 0 {
+	if _, stderr, code := runCLI(t, "sign", "--plain-http", "--key", mirrorKey+".key", dst+":1.4.0"); code != 0 {
 		t.Fatalf("sign the mirror: %s", stderr)
 	}
-	if _, stderr, code := cli(t, "sign", "--plain-http", "--key", sourceKey+".key", src+":1.4.0"); code != 0 {
+	if _, stderr, code := runCLI(t, "sign", "--plain-http", "--key", sourceKey+".key", src+":1.4.0"); code != 0 {
 		t.Fatalf("sign the source: %s", stderr)
 	}
 	c, stderr, code := copyJSON(t, append(trust, src+":1.4.0", dst)...)
@@ -298,7 +299,7 @@ func TestCopyMergesOntoAppendOnlyAccessories(t *testing.T) {
 		{"--key", sourceKey + ".pub", "--signed-identity", src},
 		{"--key", mirrorKey + ".pub"},
 	} {
-		if _, stderr, code := cli(t, append([]string{"verify", "--plain-http", "--signature-only", dst + ":1.4.0"}, v...)...); code != 0 {
+		if _, stderr, code := runCLI(t, append([]string{"verify", "--plain-http", "--signature-only", dst + ":1.4.0"}, v...)...); code != 0 {
 			t.Fatalf("verify %v at the mirror: exit %d\n%s", v, code, stderr)
 		}
 	}
@@ -313,18 +314,18 @@ func TestCopyVersionTagIsWriteOnce(t *testing.T) {
 	t.Setenv("XDG_STATE_HOME", filepath.Join(t.TempDir(), "state"))
 	host := registrytest.StartPlain(t, t.TempDir())
 	src, dst := host+"/team/build", host+"/mirror/build"
-	if _, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", src); code != 0 {
+	if _, stderr, code := runCLI(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", src); code != 0 {
 		t.Fatalf("publish: %s", stderr)
 	}
-	if _, stderr, code := cli(t, "push", "--plain-http", "--offline", samples+"fan-out-fan-in.yaml", dst+":1.4.0"); code != 0 {
+	if _, stderr, code := runCLI(t, "push", "--plain-http", "--offline", samples+"fan-out-fan-in.yaml", dst+":1.4.0"); code != 0 {
 		t.Fatalf("push: %s", stderr)
 	}
 	c, _, code := copyJSON(t, "--key", keys+".pub", "--signed-identity", src, src+":1.4.0", dst)
-	if code != exitImmutable || !strings.Contains(c.Error, "1.4.0") || c.Manifests != 0 || c.Blobs != 0 {
+	if code != cli.ExitImmutable || !strings.Contains(c.Error, "1.4.0") || c.Manifests != 0 || c.Blobs != 0 {
 		t.Fatalf("copy over another version's tag: exit %d %+v", code, c)
 	}
 	other := "sha256:" + strings.Repeat("0", 64)
-	if c, _, code := copyJSON(t, "--no-verify", src+":1.4.0", host+"/third/build@"+other); code != exitUsage || !strings.Contains(c.Error, other) {
+	if c, _, code := copyJSON(t, "--no-verify", src+":1.4.0", host+"/third/build@"+other); code != cli.ExitUsage || !strings.Contains(c.Error, other) {
 		t.Fatalf("copy to another digest: exit %d %+v", code, c)
 	}
 	if d := resolve(t, repository(t, host+"/third/build"), resolve(t, repository(t, src), "1.4.0").String()); d != "" {
@@ -336,7 +337,7 @@ func TestCopyVersionTagIsWriteOnce(t *testing.T) {
 	if err := os.WriteFile(pol, []byte("version: ociwf.dev/trust/v1\ntrustPolicies:\n  - name: all\n    registryScopes: [\"*\"]\n    signers: [{name: ci, key: "+keys+".pub}]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if c, _, code := copyJSON(t, "--policy", pol, "--signed-identity", src, src+":1.4.0", host+"/fourth/build"); code != exitUsage || c.Manifests != 0 {
+	if c, _, code := copyJSON(t, "--policy", pol, "--signed-identity", src, src+":1.4.0", host+"/fourth/build"); code != cli.ExitUsage || c.Manifests != 0 {
 		t.Fatalf("copy --policy --signed-identity: exit %d %+v", code, c)
 	}
 	if d := resolve(t, repository(t, host+"/fourth/build"), "1.4.0").String(); d != "" {
@@ -349,7 +350,7 @@ func TestCopyAll(t *testing.T) {
 	t.Setenv("XDG_STATE_HOME", filepath.Join(t.TempDir(), "state"))
 	src := registrytest.New(t) + "/team/build"
 	for _, tag := range []string{"1.0.0", "1.1.0", "2.0.0"} {
-		if _, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", src+":"+tag); code != 0 {
+		if _, stderr, code := runCLI(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", src+":"+tag); code != 0 {
 			t.Fatalf("publish %s: %s", tag, stderr)
 		}
 	}
@@ -363,7 +364,7 @@ func TestCopyAll(t *testing.T) {
 	if code != 0 || len(c.Versions) != 3 || !c.Verified {
 		t.Fatalf("copy --all from the archive: exit %d %+v\n%s", code, c, stderr)
 	}
-	if _, _, code := copyJSON(t, "--all", src+":1.0.0", dst); code != exitUsage {
+	if _, _, code := copyJSON(t, "--all", src+":1.0.0", dst); code != cli.ExitUsage {
 		t.Fatalf("copy --all with a tag: exit %d", code)
 	}
 }

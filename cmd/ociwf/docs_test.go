@@ -136,7 +136,7 @@ func TestDocsLifecycleExamples(t *testing.T) {
 		}
 	}
 	for _, who := range []string{"alice", "bob", "carol", "ci", "ops"} {
-		if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", who); code != 0 {
+		if _, stderr, code := runCLI(t, "key", "generate", "--output-key-prefix", who); code != 0 {
 			t.Fatal(stderr)
 		}
 	}
@@ -222,7 +222,7 @@ func runDocCommands(t *testing.T, where string, page docPage, vars map[string]st
 		if n := len(args); n > 2 && args[n-2] == ">" {
 			into, args = args[n-1], args[:n-2]
 		}
-		stdout, stderr, code := cli(t, args[1:]...)
+		stdout, stderr, code := runCLI(t, args[1:]...)
 		if code != ex.exit {
 			t.Fatalf("%s:%d: %s\nexit %d, want %d\nstdout:\n%s\nstderr:\n%s", where, ex.line, ex.cmd, code, ex.exit, stdout, stderr)
 		}

@@ -22,6 +22,7 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry"
 
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/policy/registrytest"
 	"ociwf.dev/policy/registrytest/faults"
 )
@@ -91,7 +92,7 @@ type matrixCommand struct {
 // publishPrep publishes the sample as 1.0.0 in c.repo with ci's key.
 func publishPrep(t *testing.T, c *cell) {
 	t.Helper()
-	out, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", c.m.key("ci"), "--output", "json", samples+"build-test-release.yaml", c.repo+":1.0.0")
+	out, stderr, code := runCLI(t, "publish", "--plain-http", "--offline", "--key", c.m.key("ci"), "--output", "json", samples+"build-test-release.yaml", c.repo+":1.0.0")
 	var res publishJSON
 	if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
 		t.Fatalf("prepare: publish: exit %d %s", code, stderr)
@@ -102,7 +103,7 @@ func publishPrep(t *testing.T, c *cell) {
 func (m *matrix) verify(t *testing.T, ref string, extra ...string) string {
 	t.Helper()
 	args := append([]string{"verify", "--plain-http", "--key", m.pub("ci"), ref}, extra...)
-	out, stderr, code := cli(t, args...)
+	out, stderr, code := runCLI(t, args...)
 	if code != 0 {
 		return fmt.Sprintf("verify %s: exit %d: %s", ref, code, strings.TrimSpace(lastLines(out+stderr, 3)))
 	}
@@ -120,7 +121,7 @@ func lastLines(s string, n int) string {
 // tagIntact reports a tag ref that names a version that does not verify.
 func (m *matrix) tagIntact(t *testing.T, ref string, verifyArgs ...string) string {
 	t.Helper()
-	if _, _, code := cli(t, "inspect", "--plain-http", ref); code != 0 {
+	if _, _, code := runCLI(t, "inspect", "--plain-http", ref); code != 0 {
 		return "" // no tag
 	}
 	return m.verify(t, ref, verifyArgs...)
@@ -128,7 +129,7 @@ func (m *matrix) tagIntact(t *testing.T, ref string, verifyArgs ...string) strin
 
 func (m *matrix) status(t *testing.T, ref string, args ...string) (string, int) {
 	t.Helper()
-	out, stderr, code := cli(t, append([]string{"status", "--plain-http", "--output", "json", ref}, args...)...)
+	out, stderr, code := runCLI(t, append([]string{"status", "--plain-http", "--output", "json", ref}, args...)...)
 	var st struct {
 		State string
 		Chain []struct{ ID string }
@@ -146,7 +147,7 @@ func (m *matrix) commands() []matrixCommand {
 	return []matrixCommand{{
 		name: "publish",
 		run: func(t *testing.T, c *cell) (string, string, int) {
-			return cli(t, append([]string{"publish", "--plain-http", "--offline", "--key", m.key("ci"), samples + "build-test-release.yaml", c.repo + ":1.0.0"}, c.flags...)...)
+			return runCLI(t, append([]string{"publish", "--plain-http", "--offline", "--key", m.key("ci"), samples + "build-test-release.yaml", c.repo + ":1.0.0"}, c.flags...)...)
 		},
 		check:  func(t *testing.T, c *cell) string { return m.verify(t, c.repo+":1.0.0", "--require-signed-tag") },
 		intact: func(t *testing.T, c *cell) string { return m.tagIntact(t, c.repo+":1.0.0", "--require-signed-tag") },
@@ -157,13 +158,13 @@ func (m *matrix) commands() []matrixCommand {
 		name: "sign",
 		prep: publishPrep,
 		run: func(t *testing.T, c *cell) (string, string, int) {
-			return cli(t, append([]string{"sign", "--plain-http", "--key", m.key("ops"), c.ref}, c.flags...)...)
+			return runCLI(t, append([]string{"sign", "--plain-http", "--key", m.key("ops"), c.ref}, c.flags...)...)
 		},
 		check: func(t *testing.T, c *cell) string {
 			if s := m.verify(t, c.ref); s != "" {
 				return s
 			}
-			if _, stderr, code := cli(t, "verify", "--plain-http", "--key", m.pub("ops"), "--signature-only", c.ref); code != 0 {
+			if _, stderr, code := runCLI(t, "verify", "--plain-http", "--key", m.pub("ops"), "--signature-only", c.ref); code != 0 {
 				return "verify the new signature: " + lastLines(stderr, 2)
 			}
 			return ""
@@ -173,13 +174,13 @@ func (m *matrix) commands() []matrixCommand {
 		name: "sign --referrers",
 		prep: publishPrep,
 		run: func(t *testing.T, c *cell) (string, string, int) {
-			return cli(t, append([]string{"sign", "--plain-http", "--referrers", "--key", m.key("ops"), c.ref}, c.flags...)...)
+			return runCLI(t, append([]string{"sign", "--plain-http", "--referrers", "--key", m.key("ops"), c.ref}, c.flags...)...)
 		},
 		check: func(t *testing.T, c *cell) string {
 			if s := m.verify(t, c.ref); s != "" {
 				return s
 			}
-			if _, stderr, code := cli(t, "verify", "--plain-http", "--key", m.pub("ops"), "--signature-only", c.ref); code != 0 {
+			if _, stderr, code := runCLI(t, "verify", "--plain-http", "--key", m.pub("ops"), "--signature-only", c.ref); code != 0 {
 				return "verify the new signature: " + lastLines(stderr, 2)
 			}
 			return ""
@@ -189,7 +190,7 @@ func (m *matrix) commands() []matrixCommand {
 		name: "attest --referrers",
 		prep: publishPrep,
 		run: func(t *testing.T, c *cell) (string, string, int) {
-			return cli(t, append([]string{"attest", "--plain-http", "--referrers", "--key", m.key("ci"), "--type", "https://example.com/review/v1", "--predicate", pred, c.ref}, c.flags...)...)
+			return runCLI(t, append([]string{"attest", "--plain-http", "--referrers", "--key", m.key("ci"), "--type", "https://example.com/review/v1", "--predicate", pred, c.ref}, c.flags...)...)
 		},
 		check: func(t *testing.T, c *cell) string {
 			return m.verify(t, c.ref, "--type", "https://example.com/review/v1")
@@ -199,7 +200,7 @@ func (m *matrix) commands() []matrixCommand {
 		name: "lifecycle deprecate",
 		prep: publishPrep,
 		run: func(t *testing.T, c *cell) (string, string, int) {
-			return cli(t, append([]string{"lifecycle", "deprecate", "--plain-http", "--key", m.key("ci"), c.ref, "--reason", "use 2.0"}, c.flags...)...)
+			return runCLI(t, append([]string{"lifecycle", "deprecate", "--plain-http", "--key", m.key("ci"), c.ref, "--reason", "use 2.0"}, c.flags...)...)
 		},
 		check: func(t *testing.T, c *cell) string {
 			if s := m.verify(t, c.ref); s != "" {
@@ -215,7 +216,7 @@ func (m *matrix) commands() []matrixCommand {
 		name: "approve",
 		prep: func(t *testing.T, c *cell) {
 			c.repo = c.proxy.Addr() + "/team/" + strings.TrimPrefix(c.repo, c.proxy.Addr()+"/m/")
-			out, stderr, code := cli(t, "push", "--plain-http", "--offline", samples+"build-test-release.yaml", c.repo+":1.0.0-rc.1")
+			out, stderr, code := runCLI(t, "push", "--plain-http", "--offline", samples+"build-test-release.yaml", c.repo+":1.0.0-rc.1")
 			if code != 0 {
 				t.Fatalf("prepare: push: %s", stderr)
 			}
@@ -223,12 +224,12 @@ func (m *matrix) commands() []matrixCommand {
 			c.ref = lines[len(lines)-1]
 			_, d, _ := strings.Cut(c.ref, "@")
 			c.dgst = digest.Digest(d)
-			if _, stderr, code := cli(t, "review", "submit", "--plain-http", "--key", m.key("alice"), "--policy", c.policy, c.ref); code != 0 {
+			if _, stderr, code := runCLI(t, "review", "submit", "--plain-http", "--key", m.key("alice"), "--policy", c.policy, c.ref); code != 0 {
 				t.Fatalf("prepare: submit: %s", stderr)
 			}
 		},
 		run: func(t *testing.T, c *cell) (string, string, int) {
-			return cli(t, append([]string{"approve", "--plain-http", "--key", m.key("bob"), "--policy", c.policy, c.ref}, c.flags...)...)
+			return runCLI(t, append([]string{"approve", "--plain-http", "--key", m.key("bob"), "--policy", c.policy, c.ref}, c.flags...)...)
 		},
 		check: func(t *testing.T, c *cell) string {
 			if st, _ := m.status(t, c.ref, "--policy", c.policy); st != "approved" {
@@ -247,7 +248,7 @@ func (m *matrix) commands() []matrixCommand {
 		name: "copy",
 		prep: publishPrep,
 		run: func(t *testing.T, c *cell) (string, string, int) {
-			return cli(t, append([]string{"copy", "--plain-http", "--key", m.pub("ci"), "--signed-identity", c.repo, c.ref, c.repo + "-copy"}, c.flags...)...)
+			return runCLI(t, append([]string{"copy", "--plain-http", "--key", m.pub("ci"), "--signed-identity", c.repo, c.ref, c.repo + "-copy"}, c.flags...)...)
 		},
 		check: func(t *testing.T, c *cell) string {
 			return m.verify(t, c.repo+"-copy:1.0.0", "--signed-identity", c.repo)
@@ -300,7 +301,7 @@ func TestFaultMatrix(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("COSIGN_PASSWORD", "pw")
 	for _, who := range []string{"alice", "bob", "ci", "ops"} {
-		if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", filepath.Join(dir, who)); code != 0 {
+		if _, stderr, code := runCLI(t, "key", "generate", "--output-key-prefix", filepath.Join(dir, who)); code != 0 {
 			t.Fatal(stderr)
 		}
 	}
@@ -391,14 +392,14 @@ func (m *matrix) runCell(t *testing.T, cmd matrixCommand, f fault, fi int) (stri
 			return "BROKEN: succeeded but " + s, 0
 		}
 		res = "succeeded + verified"
-	case code == exitUsage || code == exitImmutable:
+	case code == cli.ExitUsage || code == cli.ExitImmutable:
 		return fmt.Sprintf("BROKEN: exit %d: %s", code, lastLines(stderr, 3)), 0
 	default:
 		msg := stderr
 		if !strings.Contains(msg, proxy.Addr()) {
 			return "BROKEN: the error does not name the registry: " + lastLines(msg, 3), 0
 		}
-		if code != exitVerification && !strings.Contains(msg, "rerun") {
+		if code != cli.ExitVerification && !strings.Contains(msg, "rerun") {
 			return "BROKEN: the error does not say what to do: " + lastLines(msg, 3), 0
 		}
 		if s := cmd.intact(t, c); s != "" {
@@ -529,16 +530,16 @@ func TestRegistryRestartMidPublish(t *testing.T) {
 	repo := proxy.Addr() + "/restart/build"
 	var restarted *serveProcess
 	proxy.Set(faults.Rule{Method: "PUT", Path: faults.ManifestPath, Nth: 1, Action: faults.Reset, Do: reg.kill})
-	_, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--retries", "0", "--key", keys+".key", samples+"build-test-release.yaml", repo+":1.0.0")
+	_, stderr, code := runCLI(t, "publish", "--plain-http", "--offline", "--retries", "0", "--key", keys+".key", samples+"build-test-release.yaml", repo+":1.0.0")
 	proxy.Set()
-	if code != exitError || !strings.Contains(stderr, "rerun") || !strings.Contains(stderr, proxy.Addr()) {
+	if code != cli.ExitError || !strings.Contains(stderr, "rerun") || !strings.Contains(stderr, proxy.Addr()) {
 		t.Fatalf("publish with the registry killed: exit %d, want 1 with what to do\n%s", code, stderr)
 	}
 	restarted = startServe(t, root, addr)
-	if _, _, code := cli(t, "inspect", "--plain-http", repo+":1.0.0"); code == 0 {
+	if _, _, code := runCLI(t, "inspect", "--plain-http", repo+":1.0.0"); code == 0 {
 		t.Fatal("the killed publish left a tag")
 	}
-	if _, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", repo+":1.0.0"); code != 0 {
+	if _, stderr, code := runCLI(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", repo+":1.0.0"); code != 0 {
 		t.Fatalf("rerun after the restart: exit %d\n%s", code, stderr)
 	}
 
@@ -546,13 +547,13 @@ func TestRegistryRestartMidPublish(t *testing.T) {
 		restarted.stop(t)
 		restarted = startServe(t, root, addr)
 	}})
-	_, stderr, code = cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"fan-out-fan-in.yaml", repo+":2.0.0")
+	_, stderr, code = runCLI(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"fan-out-fan-in.yaml", repo+":2.0.0")
 	fired := proxy.Fired()
 	proxy.Set()
 	if code != 0 || fired != 2 {
 		t.Fatalf("publish across a restart: exit %d, %d faults\n%s", code, fired, stderr)
 	}
-	out, stderr, code := cli(t, "verify", "--plain-http", "--key", keys+".pub", "--all", repo)
+	out, stderr, code := runCLI(t, "verify", "--plain-http", "--key", keys+".pub", "--all", repo)
 	if code != 0 || !strings.Contains(out+stderr, "1.0.0") || !strings.Contains(out+stderr, "2.0.0") {
 		t.Fatalf("verify --all after the restarts: exit %d\n%s%s", code, out, stderr)
 	}
@@ -590,14 +591,14 @@ func TestPublishLosesATagRace(t *testing.T) {
 	for _, tc := range []struct {
 		name, file string
 		exit       int
-	}{{"other content", other, exitImmutable}, {"identical content", samples + "build-test-release.yaml", 0}} {
+	}{{"other content", other, cli.ExitImmutable}, {"identical content", samples + "build-test-release.yaml", 0}} {
 		repo := "race/" + strings.ReplaceAll(tc.name, " ", "-")
 		proxy.Set(faults.Rule{Method: "PUT", Path: regexp.MustCompile(`/manifests/1\.0\.0$`), Nth: 1, Action: faults.Pass, Do: func() {
-			if _, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", tc.file, host+"/"+repo+":1.0.0"); code != 0 {
+			if _, stderr, code := runCLI(t, "publish", "--plain-http", "--offline", "--key", keys+".key", tc.file, host+"/"+repo+":1.0.0"); code != 0 {
 				t.Errorf("the racer: exit %d %s", code, stderr)
 			}
 		}})
-		_, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", proxy.Addr()+"/"+repo+":1.0.0")
+		_, stderr, code := runCLI(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", proxy.Addr()+"/"+repo+":1.0.0")
 		fired := proxy.Fired()
 		proxy.Set()
 		if code != tc.exit || fired == 0 || (tc.exit != 0 && !strings.Contains(stderr, "taken by another client")) {

@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"ociwf.dev/cmd/internal/cli"
 )
 
 // A failing registry gets the advice that fits the command: a writer is
@@ -26,8 +28,8 @@ func TestUnavailableHintFitsTheCommand(t *testing.T) {
 		{[]string{"pull", ref, "--key", keys + ".pub"}, false},
 		{[]string{"status", ref, "--key", keys + ".pub"}, false},
 	} {
-		_, stderr, code := cli(t, append(c.args, "--plain-http", "--retries", "0")...)
-		if code != exitError || !strings.Contains(stderr, "rerun the command once it answers again") || strings.Contains(stderr, "written twice") == !c.writes {
+		_, stderr, code := runCLI(t, append(c.args, "--plain-http", "--retries", "0")...)
+		if code != cli.ExitError || !strings.Contains(stderr, "rerun the command once it answers again") || strings.Contains(stderr, "written twice") == !c.writes {
 			t.Errorf("%s against a failing registry: exit %d\n%s", c.args[0], code, stderr)
 		}
 	}

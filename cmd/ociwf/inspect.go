@@ -9,18 +9,19 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf"
 )
 
 func (a *app) inspectCmd() *cobra.Command {
 	var remote remoteFlags
 	cmd := &cobra.Command{
-		Annotations: map[string]string{readOnly: "true"},
+		Annotations: map[string]string{cli.ReadOnly: "true"},
 		Use:         "inspect REF",
 		Short:       "Show a workflow's manifest, layers, annotations and tags",
-		Args:        args(cobra.ExactArgs(1)),
+		Args:        cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			o, err := remote.opener(a.stdin)
+			o, err := remote.opener(a.Stdin)
 			if err != nil {
 				return err
 			}
@@ -29,13 +30,13 @@ func (a *app) inspectCmd() *cobra.Command {
 				return err
 			}
 			if src.Reference == "" {
-				return usagef("name a tag or a digest: %s:TAG or %s@sha256:...", argv[0], argv[0])
+				return cli.Usagef("name a tag or a digest: %s:TAG or %s@sha256:...", argv[0], argv[0])
 			}
 			in, err := ociwf.Inspect(cmd.Context(), src.Storage, src.Reference)
 			if err != nil {
 				return err
 			}
-			a.emit(struct {
+			a.Emit(struct {
 				Reference string `json:"reference"`
 				*ociwf.Inspection
 			}{src.Pinned(in.Descriptor.Digest), in}, func(w io.Writer) { printInspection(w, src.Pinned(in.Descriptor.Digest), in) })

@@ -20,6 +20,7 @@ import (
 	"ociwf.dev/attest/govern"
 	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/verify"
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/lifecycle"
 	"ociwf.dev/policy/trust"
@@ -42,7 +43,7 @@ func (s *stateFlags) register(fs *pflag.FlagSet) {
 func (s *stateFlags) store() (lifecycle.StateStore, error) {
 	switch {
 	case s.none && s.file != "":
-		return nil, usagef("--state-file and --no-state are mutually exclusive")
+		return nil, cli.Usagef("--state-file and --no-state are mutually exclusive")
 	case s.none:
 		return nil, nil
 	case s.file != "":
@@ -81,7 +82,7 @@ func (g *governFlags) register(cmd *cobra.Command) {
 // returns a Recorder reading the chain under the trust policy; close
 // releases the key.
 func (a *app) recorder(ctx context.Context, g *governFlags, ref string) (rec *govern.Recorder, signer *accessory.Signer, closeFn func(), err error) {
-	ropts, err := g.storage.options(a.logger())
+	ropts, err := g.storage.options(a.Logger())
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -93,9 +94,9 @@ func (a *app) recorder(ctx context.Context, g *governFlags, ref string) (rec *go
 		return nil, nil, nil, err
 	}
 	if g.policy == "" && g.signer.opts.Keyless {
-		return nil, nil, nil, usagef("--keyless needs --policy FILE naming the keyless identity: without a policy, the signing key's public key is what is trusted")
+		return nil, nil, nil, cli.Usagef("--keyless needs --policy FILE naming the keyless identity: without a policy, the signing key's public key is what is trusted")
 	}
-	o, err := g.remote.opener(a.stdin)
+	o, err := g.remote.opener(a.Stdin)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -104,7 +105,7 @@ func (a *app) recorder(ctx context.Context, g *governFlags, ref string) (rec *go
 		return nil, nil, nil, err
 	}
 	if src.Reference == "" {
-		return nil, nil, nil, usagef("name a version: %s:TAG or %s@sha256:...", ref, ref)
+		return nil, nil, nil, cli.Usagef("name a version: %s:TAG or %s@sha256:...", ref, ref)
 	}
 	var pol *trust.Policy
 	if g.policy != "" {
@@ -124,9 +125,9 @@ func (a *app) recorder(ctx context.Context, g *governFlags, ref string) (rec *go
 		}
 	}
 	closeFn = func() { signer.Close(); cleanup() }
-	v, err := verify.New(pol, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: store, Logger: a.logger()})
+	v, err := verify.New(pol, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: store, Logger: a.Logger()})
 	if err == nil {
-		rec, err = govern.New(v, accessory.NewRegistry(o, ropts), govern.Options{Logger: a.logger()})
+		rec, err = govern.New(v, accessory.NewRegistry(o, ropts), govern.Options{Logger: a.Logger()})
 	}
 	if err != nil {
 		closeFn()
@@ -174,16 +175,16 @@ type governResult struct {
 // printRecorded prints what a recording command did; what names the fact
 // ("review submission", "approval", ...).
 func (a *app) printRecorded(res *govern.Result, what string) {
-	a.emit(governResult{res, res.Existing}, func(w io.Writer) {
+	a.Emit(governResult{res, res.Existing}, func(w io.Writer) {
 		if res.Status != nil {
 			for _, warning := range res.Status.Warnings {
-				fmt.Fprintf(a.stderr, "WARNING: %s\n", warning)
+				fmt.Fprintf(a.Stderr, "WARNING: %s\n", warning)
 			}
 		}
 		if res.Existing {
 			fmt.Fprintf(w, "Already recorded: %s of %s (%s); nothing written\n", what, res.Reference, res.ID)
 			if res.Note != "" {
-				fmt.Fprintf(a.stderr, "NOTE: %s\n", res.Note)
+				fmt.Fprintf(a.Stderr, "NOTE: %s\n", res.Note)
 			}
 		} else {
 			fmt.Fprintf(w, "Recorded %s of %s (%s)\n", what, res.Reference, res.ID)
@@ -214,7 +215,7 @@ func (r *reasonFlags) register(fs *pflag.FlagSet, what string) {
 
 func (r *reasonFlags) check() error {
 	if strings.TrimSpace(r.reason) == "" {
-		return usagef("--reason TEXT is required: say why")
+		return cli.Usagef("--reason TEXT is required: say why")
 	}
 	return nil
 }
@@ -242,7 +243,7 @@ transitions). Without --policy, --key's own public key is trusted for every
 role. Submitting again writes nothing and says so. A rejected review is a
 draft again: submitting it opens a new round.`,
 		Example: `  COSIGN_PASSWORD=... ociwf review submit --plain-http 127.0.0.1:5000/team/build@sha256:... --key alice.key --policy policy.yaml`,
-		Args:    args(cobra.ExactArgs(1)),
+		Args:    cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ctx := cmd.Context()
 			rec, signer, done, err := a.recorder(ctx, &g, argv[0])
@@ -282,16 +283,16 @@ func (d *decisionFlags) register(fs *pflag.FlagSet) {
 func (d *decisionFlags) options(actor string) (govern.ApprovalOptions, error) {
 	opts := govern.ApprovalOptions{Actor: actor, Comment: d.comment, Emergency: d.emergency, Request: d.request}
 	if d.request != "" && !lifecycle.ValidID(d.request) {
-		return opts, usagef("--request %q: want the ID of the submission or emergency retirement, sha256:<64 hex digits> (ociwf status shows it)", d.request)
+		return opts, cli.Usagef("--request %q: want the ID of the submission or emergency retirement, sha256:<64 hex digits> (ociwf status shows it)", d.request)
 	}
 	switch {
 	case d.risk != "":
 		if !slices.Contains([]string{"low", "medium", "high", "critical"}, d.risk) {
-			return opts, usagef("--risk %q: want low, medium, high or critical", d.risk)
+			return opts, cli.Usagef("--risk %q: want low, medium, high or critical", d.risk)
 		}
 		opts.Risk = &lifecycle.Risk{Level: d.risk, Notes: d.riskNotes}
 	case d.riskNotes != "":
-		return opts, usagef("--risk-notes goes with --risk LEVEL")
+		return opts, cli.Usagef("--risk-notes goes with --risk LEVEL")
 	}
 	if d.checklist != "" {
 		items, err := readChecklist(d.checklist)
@@ -388,7 +389,7 @@ the allowed transitions): a key the policy does not allow to ` + verb + `, the
 author deciding their own submission, and a version with no open review.
 Deciding again with the same key writes nothing and says so.`,
 		Example: example,
-		Args:    args(cobra.ExactArgs(1)),
+		Args:    cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			opts, err := df.options(g.actor)
 			if err != nil {
@@ -469,7 +470,7 @@ default the workflow signers); a key it does not allow, or a version that is
 not quarantined, is refused before anything is signed (exit 4). Check the
 version first: ociwf verify must pass but for its lifecycle state.`,
 		Example: `  ociwf lifecycle release --plain-http 127.0.0.1:5000/team/build:1.4.0 --key ops.key --policy policy.yaml --reason "blob restored from backup"`,
-		Args:    args(cobra.ExactArgs(1)),
+		Args:    cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ctx := cmd.Context()
 			rec, signer, done, err := a.recorder(ctx, &g, argv[0])
@@ -524,7 +525,7 @@ the version keeps its state.`
 		Short:   short,
 		Long:    long,
 		Example: example,
-		Args:    args(cobra.ExactArgs(1)),
+		Args:    cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			if err := r.check(); err != nil {
 				return err
@@ -533,12 +534,12 @@ the version keeps its state.`
 			filled := em.Justification != "" || em.Impact != "" || em.Remediation != ""
 			switch {
 			case emergency && (strings.TrimSpace(em.Justification) == "" || strings.TrimSpace(em.Impact) == "" || strings.TrimSpace(em.Remediation) == ""):
-				return usagef("--emergency needs --justification, --impact and --remediation, each with a text")
+				return cli.Usagef("--emergency needs --justification, --impact and --remediation, each with a text")
 			case emergency:
 				e := em
 				opts.Emergency = &e
 			case filled:
-				return usagef("--justification, --impact and --remediation go with --emergency")
+				return cli.Usagef("--justification, --impact and --remediation go with --emergency")
 			}
 			ctx := cmd.Context()
 			rec, signer, done, err := a.recorder(ctx, &g, argv[0])

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 
 	"ociwf.dev/attest/verify"
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/lifecycle"
 	"ociwf.dev/policy/registrytest"
@@ -29,6 +31,17 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Setenv("XDG_STATE_HOME", dir)
+	// `ociwf registry` hands over to the ociwf-registry binary: build it
+	// and put it first on PATH, where the hand-over finds it (the test
+	// binary has no ociwf-registry beside it).
+	bin := filepath.Join(dir, "bin")
+	build := exec.Command("go", "build", "-o", filepath.Join(bin, registryBinary), "ociwf.dev/cmd/"+registryBinary)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build ociwf-registry:", err)
+		os.Exit(1)
+	}
+	os.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -48,7 +61,7 @@ func newTeam(t *testing.T) *team {
 	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
 	t.Setenv("COSIGN_PASSWORD", "pw")
 	for _, who := range []string{"alice", "bob", "carol", "ci", "ops"} {
-		if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", filepath.Join(dir, who)); code != 0 {
+		if _, stderr, code := runCLI(t, "key", "generate", "--output-key-prefix", filepath.Join(dir, who)); code != 0 {
 			t.Fatal(stderr)
 		}
 	}
@@ -84,19 +97,19 @@ func (tm *team) key(who string) string { return filepath.Join(tm.dir, who+".key"
 // as runs a command signed by who under the team policy.
 func (tm *team) as(t *testing.T, who string, args ...string) (string, string, int) {
 	t.Helper()
-	return cli(t, append(args, "--plain-http", "--key", tm.key(who), "--policy", tm.policy)...)
+	return runCLI(t, append(args, "--plain-http", "--key", tm.key(who), "--policy", tm.policy)...)
 }
 
 // read runs a reading command under the team policy.
 func (tm *team) read(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	return cli(t, append(args, "--plain-http", "--policy", tm.policy)...)
+	return runCLI(t, append(args, "--plain-http", "--policy", tm.policy)...)
 }
 
 // push pushes a workflow file and returns its pinned reference.
 func (tm *team) push(t *testing.T, file, tag string) string {
 	t.Helper()
-	out, stderr, code := cli(t, "push", "--plain-http", "--offline", file, tm.repo+":"+tag)
+	out, stderr, code := runCLI(t, "push", "--plain-http", "--offline", file, tm.repo+":"+tag)
 	if code != 0 {
 		t.Fatalf("push: %s", stderr)
 	}
@@ -135,7 +148,7 @@ func TestLifecycleEndToEnd(t *testing.T) {
 	tm.wantState(t, ref, lifecycle.Draft)
 
 	// Submission, by the author.
-	if out, stderr, code := tm.as(t, "bob", "review", "submit", ref); code != exitImmutable || !strings.Contains(stderr, "alice is allowed to submit") {
+	if out, stderr, code := tm.as(t, "bob", "review", "submit", ref); code != cli.ExitImmutable || !strings.Contains(stderr, "alice is allowed to submit") {
 		t.Fatalf("submit by bob: exit %d\n%s%s", code, out, stderr)
 	}
 	out, stderr, code := tm.as(t, "alice", "review", "submit", ref, "--actor", "Alice")
@@ -154,10 +167,10 @@ func TestLifecycleEndToEnd(t *testing.T) {
 
 	// Approvals: not by the author, not by a non-approver; the first
 	// leaves the version in review.
-	if _, stderr, code := tm.as(t, "alice", "approve", ref); code != exitImmutable || !strings.Contains(stderr, "alice submitted the version and may not approve it") || !strings.Contains(stderr, "allowed from review: published") {
+	if _, stderr, code := tm.as(t, "alice", "approve", ref); code != cli.ExitImmutable || !strings.Contains(stderr, "alice submitted the version and may not approve it") || !strings.Contains(stderr, "allowed from review: published") {
 		t.Fatalf("self-approval: exit %d %s", code, stderr)
 	}
-	if _, stderr, code := tm.as(t, "ops", "approve", ref); code != exitImmutable || !strings.Contains(stderr, "alice, bob, carol is allowed to approve, this key is ops") {
+	if _, stderr, code := tm.as(t, "ops", "approve", ref); code != cli.ExitImmutable || !strings.Contains(stderr, "alice, bob, carol is allowed to approve, this key is ops") {
 		t.Fatalf("approval by ops: exit %d %s", code, stderr)
 	}
 	checklist := filepath.Join(tm.dir, "checklist.yaml")
@@ -176,7 +189,7 @@ func TestLifecycleEndToEnd(t *testing.T) {
 		}
 	}
 	// Publication needs the second approval.
-	if stderr, code := tm.publish(t, ref, "1.4.0"); code != exitImmutable || !strings.Contains(stderr, "publication needs 2 approvals") {
+	if stderr, code := tm.publish(t, ref, "1.4.0"); code != cli.ExitImmutable || !strings.Contains(stderr, "publication needs 2 approvals") {
 		t.Fatalf("publish with 1 of 2 approvals: exit %d %s", code, stderr)
 	}
 	if out, stderr, code := tm.as(t, "carol", "approve", ref, "--risk", "medium"); code != 0 || !strings.Contains(out, "state: approved (was review)") {
@@ -192,10 +205,10 @@ func TestLifecycleEndToEnd(t *testing.T) {
 
 	// Deprecation: verify warns and passes.
 	next := tm.push(t, samples+"fan-out-fan-in.yaml", "2.0.1")
-	if _, stderr, code := tm.as(t, "ops", "lifecycle", "deprecate", tag); code != exitUsage || !strings.Contains(stderr, "--reason") {
+	if _, stderr, code := tm.as(t, "ops", "lifecycle", "deprecate", tag); code != cli.ExitUsage || !strings.Contains(stderr, "--reason") {
 		t.Fatalf("deprecate without a reason: exit %d %s", code, stderr)
 	}
-	if _, stderr, code := tm.as(t, "ops", "lifecycle", "deprecate", tag, "--reason", "r", "--replacement", tm.repo+":2.0.1"); code != exitUsage || !strings.Contains(stderr, "pinned by digest") {
+	if _, stderr, code := tm.as(t, "ops", "lifecycle", "deprecate", tag, "--reason", "r", "--replacement", tm.repo+":2.0.1"); code != cli.ExitUsage || !strings.Contains(stderr, "pinned by digest") {
 		t.Fatalf("deprecate with a tag replacement: exit %d %s", code, stderr)
 	}
 	out, stderr, code = tm.as(t, "ops", "lifecycle", "deprecate", tag, "--reason", "use 2.0.1", "--replacement", next)
@@ -215,15 +228,15 @@ func TestLifecycleEndToEnd(t *testing.T) {
 	if out, stderr, code := tm.as(t, "ops", "lifecycle", "retire", tag, "--reason", "CVE-2026-1234 in the test image"); code != 0 || !strings.Contains(out, "state: retired (was deprecated)") {
 		t.Fatalf("retire: exit %d\n%s%s", code, out, stderr)
 	}
-	if _, stderr, code := tm.read(t, "verify", tag); code != exitImmutable || !strings.Contains(stderr, "is retired (cannot_be_used): CVE-2026-1234 in the test image") {
+	if _, stderr, code := tm.read(t, "verify", tag); code != cli.ExitImmutable || !strings.Contains(stderr, "is retired (cannot_be_used): CVE-2026-1234 in the test image") {
 		t.Fatalf("verify retired: exit %d %s", code, stderr)
 	}
 	out, _, code = tm.read(t, "verify", tag, "--output", "json")
-	if docs := jsonDocuments(t, out); code != exitImmutable || len(docs) != 1 || docs[0]["exitCode"] != float64(exitImmutable) {
+	if docs := jsonDocuments(t, out); code != cli.ExitImmutable || len(docs) != 1 || docs[0]["exitCode"] != float64(cli.ExitImmutable) {
 		t.Fatalf("verify --output json retired: exit %d\n%s", code, out)
 	}
 	dir := t.TempDir()
-	if _, stderr, code := tm.read(t, "pull", tag, "-o", dir); code != exitImmutable || !strings.Contains(stderr, "retired") {
+	if _, stderr, code := tm.read(t, "pull", tag, "-o", dir); code != cli.ExitImmutable || !strings.Contains(stderr, "retired") {
 		t.Fatalf("pull retired: exit %d %s", code, stderr)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
@@ -235,7 +248,7 @@ func TestLifecycleEndToEnd(t *testing.T) {
 			t.Fatalf("status lacks %q:\n%s", want, status)
 		}
 	}
-	if _, stderr, code := tm.as(t, "ops", "lifecycle", "deprecate", tag, "--reason", "again"); code != exitImmutable || !strings.Contains(stderr, "retired -> deprecated refused: the lifecycle state machine does not allow it; allowed from retired: archived") {
+	if _, stderr, code := tm.as(t, "ops", "lifecycle", "deprecate", tag, "--reason", "again"); code != cli.ExitImmutable || !strings.Contains(stderr, "retired -> deprecated refused: the lifecycle state machine does not allow it; allowed from retired: archived") {
 		t.Fatalf("deprecate retired: exit %d %s", code, stderr)
 	}
 
@@ -256,12 +269,12 @@ func TestLifecycleEndToEnd(t *testing.T) {
 		Error    string
 		ExitCode int
 	}
-	if json.Unmarshal([]byte(out), &refused) != nil || code != exitImmutable || refused.ExitCode != exitImmutable ||
+	if json.Unmarshal([]byte(out), &refused) != nil || code != cli.ExitImmutable || refused.ExitCode != cli.ExitImmutable ||
 		!strings.Contains(refused.Error, "archived -> deprecated refused: the lifecycle state machine does not allow it; allowed from archived: none: the version is final") {
 		t.Fatalf("deprecate archived: exit %d\n%s", code, out)
 	}
 	tm.wantState(t, tag, lifecycle.Archived)
-	if _, stderr, code := tm.read(t, "verify", tag); code != exitImmutable || !strings.Contains(stderr, "archived") {
+	if _, stderr, code := tm.read(t, "verify", tag); code != cli.ExitImmutable || !strings.Contains(stderr, "archived") {
 		t.Fatalf("verify archived: exit %d %s", code, stderr)
 	}
 
@@ -283,13 +296,13 @@ func TestLifecycleEndToEnd(t *testing.T) {
 	if !strings.Contains(status, "rejected: the review was rejected") || !strings.Contains(status, `reject by carol`) {
 		t.Fatalf("status of a rejected version:\n%s", status)
 	}
-	if _, stderr, code := tm.as(t, "bob", "approve", next); code != exitImmutable || !strings.Contains(stderr, "the review was rejected") {
+	if _, stderr, code := tm.as(t, "bob", "approve", next); code != cli.ExitImmutable || !strings.Contains(stderr, "the review was rejected") {
 		t.Fatalf("approve a rejected version: exit %d %s", code, stderr)
 	}
 	if out, stderr, code := tm.as(t, "alice", "review", "submit", next); code != 0 || !strings.Contains(out, "state: review (was draft)") {
 		t.Fatalf("submit again after the rejection: exit %d\n%s%s", code, out, stderr)
 	}
-	if _, stderr, code := tm.as(t, "bob", "approve", next, "--request", "sha256:"+strings.Repeat("e", 64)); code != exitImmutable || !strings.Contains(stderr, "is not the open one") {
+	if _, stderr, code := tm.as(t, "bob", "approve", next, "--request", "sha256:"+strings.Repeat("e", 64)); code != cli.ExitImmutable || !strings.Contains(stderr, "is not the open one") {
 		t.Fatalf("approve another request: exit %d %s", code, stderr)
 	}
 	for _, who := range []string{"bob", "carol"} {
@@ -302,11 +315,11 @@ func TestLifecycleEndToEnd(t *testing.T) {
 		t.Fatalf("publish: exit %d %s", code, stderr)
 	}
 	emergency := []string{"lifecycle", "retire", nextTag, "--emergency", "--reason", "credential leak", "--justification", "tokens printed to logs", "--impact", "every run since 2.0.1"}
-	if _, stderr, code := tm.as(t, "ops", emergency...); code != exitUsage || !strings.Contains(stderr, "--justification, --impact and --remediation") {
+	if _, stderr, code := tm.as(t, "ops", emergency...); code != cli.ExitUsage || !strings.Contains(stderr, "--justification, --impact and --remediation") {
 		t.Fatalf("emergency retire without remediation: exit %d %s", code, stderr)
 	}
 	emergency = append(emergency, "--remediation", "rotate tokens")
-	if _, stderr, code := tm.as(t, "alice", emergency...); code != exitImmutable || !strings.Contains(stderr, "ops, bob, carol is allowed to emergency") {
+	if _, stderr, code := tm.as(t, "alice", emergency...); code != cli.ExitImmutable || !strings.Contains(stderr, "ops, bob, carol is allowed to emergency") {
 		t.Fatalf("emergency retire by alice: exit %d %s", code, stderr)
 	}
 	out, stderr, code = tm.as(t, "ops", emergency...)
@@ -320,7 +333,7 @@ func TestLifecycleEndToEnd(t *testing.T) {
 	if !strings.Contains(status, "pending emergency retirement sha256:") || !strings.Contains(status, `reason "credential leak"`) {
 		t.Fatalf("status of a pending emergency retirement:\n%s", status)
 	}
-	if _, stderr, code := tm.as(t, "alice", "approve", nextTag, "--emergency"); code != exitImmutable || !strings.Contains(stderr, "allowed to emergency") {
+	if _, stderr, code := tm.as(t, "alice", "approve", nextTag, "--emergency"); code != cli.ExitImmutable || !strings.Contains(stderr, "allowed to emergency") {
 		t.Fatalf("emergency approval by alice: exit %d %s", code, stderr)
 	}
 	out, stderr, code = tm.as(t, "bob", "approve", nextTag, "--emergency")
@@ -334,7 +347,7 @@ func TestLifecycleEndToEnd(t *testing.T) {
 	if lines := strings.Split(status, "\n"); !strings.Contains(status, "\nemergency: ") || !strings.Contains(status, "approved by bob") || strings.Contains(lines[0], "emergency") {
 		t.Fatalf("status of an emergency retirement:\n%s", status)
 	}
-	if _, stderr, code := tm.read(t, "verify", nextTag); code != exitImmutable || !strings.Contains(stderr, "retired (cannot_be_used) by emergency: credential leak") {
+	if _, stderr, code := tm.read(t, "verify", nextTag); code != cli.ExitImmutable || !strings.Contains(stderr, "retired (cannot_be_used) by emergency: credential leak") {
 		t.Fatalf("verify emergency retired: exit %d %s", code, stderr)
 	}
 	out, _, code = tm.read(t, "status", nextTag, "--output", "json")
@@ -386,15 +399,15 @@ func TestApproveChecksItsFlags(t *testing.T) {
 		code       int
 		want       string
 	}{
-		{"bad risk", "", []string{"--risk", "severe"}, exitUsage, "--risk \"severe\": want low, medium, high or critical"},
-		{"notes without risk", "", []string{"--risk-notes", "x"}, exitUsage, "--risk-notes goes with --risk"},
-		{"bad request", "", []string{"--request", "abc"}, exitUsage, "--request \"abc\""},
-		{"bad outcome", "- {item: tests, outcome: maybe}\n", nil, exitError, "item 1 (\"tests\"): outcome \"maybe\", want pass, fail or n/a"},
-		{"unknown field", "- {item: tests, outcome: pass, verdict: ok}\n", nil, exitError, "field verdict not found"},
-		{"not a list", "item: tests\n", nil, exitError, "want a list of {item, outcome"},
-		{"empty", "", nil, exitError, "lists no items"},
-		{"no item", "- {outcome: pass}\n", nil, exitError, "item 1 has no item text"},
-		{"missing file", "", []string{"--checklist", filepath.Join(dir, "nope.yaml")}, exitError, "nope.yaml"},
+		{"bad risk", "", []string{"--risk", "severe"}, cli.ExitUsage, "--risk \"severe\": want low, medium, high or critical"},
+		{"notes without risk", "", []string{"--risk-notes", "x"}, cli.ExitUsage, "--risk-notes goes with --risk"},
+		{"bad request", "", []string{"--request", "abc"}, cli.ExitUsage, "--request \"abc\""},
+		{"bad outcome", "- {item: tests, outcome: maybe}\n", nil, cli.ExitError, "item 1 (\"tests\"): outcome \"maybe\", want pass, fail or n/a"},
+		{"unknown field", "- {item: tests, outcome: pass, verdict: ok}\n", nil, cli.ExitError, "field verdict not found"},
+		{"not a list", "item: tests\n", nil, cli.ExitError, "want a list of {item, outcome"},
+		{"empty", "", nil, cli.ExitError, "lists no items"},
+		{"no item", "- {outcome: pass}\n", nil, cli.ExitError, "item 1 has no item text"},
+		{"missing file", "", []string{"--checklist", filepath.Join(dir, "nope.yaml")}, cli.ExitError, "nope.yaml"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -403,7 +416,7 @@ func TestApproveChecksItsFlags(t *testing.T) {
 				os.WriteFile(bad, []byte(c.file), 0o600)
 				args = append(args, "--checklist", bad)
 			}
-			_, stderr, code := cli(t, args...)
+			_, stderr, code := runCLI(t, args...)
 			if code != c.code || !strings.Contains(stderr, c.want) {
 				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, c.code, c.want)
 			}
@@ -447,19 +460,19 @@ func TestLifecycleUsageErrors(t *testing.T) {
 	}
 	for name, args := range cases {
 		t.Run(name, func(t *testing.T) {
-			if _, stderr, code := cli(t, args...); code != exitUsage {
-				t.Fatalf("exit %d, want %d; stderr %q", code, exitUsage, stderr)
+			if _, stderr, code := runCLI(t, args...); code != cli.ExitUsage {
+				t.Fatalf("exit %d, want %d; stderr %q", code, cli.ExitUsage, stderr)
 			}
-			stdout, stderr, code := cli(t, append(args, "--output", "json")...)
+			stdout, stderr, code := runCLI(t, append(args, "--output", "json")...)
 			docs := jsonDocuments(t, stdout)
-			if code != exitUsage || len(docs) != 1 || docs[0]["exitCode"] != float64(exitUsage) {
+			if code != cli.ExitUsage || len(docs) != 1 || docs[0]["exitCode"] != float64(cli.ExitUsage) {
 				t.Fatalf("exit %d, %d JSON documents %q (stderr %q)", code, len(docs), stdout, stderr)
 			}
 		})
 	}
 	// Every command documents itself with an example.
 	for _, c := range [][]string{{"review", "submit"}, {"approve"}, {"reject"}, {"lifecycle", "deprecate"}, {"lifecycle", "retire"}, {"lifecycle", "archive"}, {"status"}, {"ls"}} {
-		out, _, code := cli(t, append(c, "--help")...)
+		out, _, code := runCLI(t, append(c, "--help")...)
 		_, examples, _ := strings.Cut(out, "Examples:\n")
 		if code != 0 || !strings.Contains(examples, "ociwf "+strings.Join(c, " ")+" ") {
 			t.Fatalf("%v --help: exit %d\n%s", c, code, out)
@@ -475,20 +488,20 @@ func TestLifecycleRollbackAndOneKey(t *testing.T) {
 	t.Setenv("XDG_STATE_HOME", filepath.Join(t.TempDir(), "state"))
 	host := registrytest.StartPlain(t, t.TempDir())
 	repo := host + "/wf/one"
-	if _, stderr, code := cli(t, "push", "--plain-http", "--offline", samples+"build-test-release.yaml", repo); code != 0 {
+	if _, stderr, code := runCLI(t, "push", "--plain-http", "--offline", samples+"build-test-release.yaml", repo); code != 0 {
 		t.Fatal(stderr)
 	}
 	tag := repo + ":1.4.0"
-	if _, stderr, code := cli(t, "sign", "--plain-http", "--key", keys+".key", tag); code != 0 {
+	if _, stderr, code := runCLI(t, "sign", "--plain-http", "--key", keys+".key", tag); code != 0 {
 		t.Fatal(stderr)
 	}
 	// One key, no approvals: signed is published.
-	out, _, code := cli(t, "status", "--plain-http", "--key", keys+".pub", tag)
+	out, _, code := runCLI(t, "status", "--plain-http", "--key", keys+".pub", tag)
 	if code != 0 || firstLine(out) != "state: published" || !strings.Contains(out, "published by its signature alone") {
 		t.Fatalf("status: exit %d\n%s", code, out)
 	}
 	stateFile := filepath.Join(t.TempDir(), "seen.json")
-	out, stderr, code := cli(t, "lifecycle", "deprecate", "--plain-http", "--key", keys+".key", tag, "--reason", "old", "--state-file", stateFile)
+	out, stderr, code := runCLI(t, "lifecycle", "deprecate", "--plain-http", "--key", keys+".key", tag, "--reason", "old", "--state-file", stateFile)
 	if code != 0 || !strings.Contains(out, "state: deprecated (was published)") {
 		t.Fatalf("deprecate with one key: exit %d\n%s%s", code, out, stderr)
 	}
@@ -496,7 +509,7 @@ func TestLifecycleRollbackAndOneKey(t *testing.T) {
 		t.Fatalf("--state-file: %v", err)
 	}
 	// The default state file sees the chain through verify.
-	if _, stderr, code := cli(t, "verify", "--plain-http", "--key", keys+".pub", "--signature-only", tag); code != 0 || !strings.Contains(stderr, "deprecated") {
+	if _, stderr, code := runCLI(t, "verify", "--plain-http", "--key", keys+".pub", "--signature-only", tag); code != 0 || !strings.Contains(stderr, "deprecated") {
 		t.Fatalf("verify deprecated: exit %d %s", code, stderr)
 	}
 	def, err := lifecycle.DefaultStatePath()
@@ -534,23 +547,23 @@ func TestLifecycleRollbackAndOneKey(t *testing.T) {
 		{"ls", "--plain-http", "--key", keys + ".pub", repo},
 		{"lifecycle", "retire", "--plain-http", "--key", keys + ".key", tag, "--reason", "x", "--state-file", stateFile},
 	} {
-		if out, stderr, code := cli(t, c...); code != exitVerification || !strings.Contains(out+stderr, "lifecycle rollback of "+st.Digest) {
+		if out, stderr, code := runCLI(t, c...); code != cli.ExitVerification || !strings.Contains(out+stderr, "lifecycle rollback of "+st.Digest) {
 			t.Fatalf("%v after the rollback: exit %d\n%s%s", c, code, out, stderr)
 		}
 	}
-	out, _, code = cli(t, "status", "--plain-http", "--key", keys+".pub", tag, "--state-file", stateFile, "--output", "json")
+	out, _, code = runCLI(t, "status", "--plain-http", "--key", keys+".pub", tag, "--state-file", stateFile, "--output", "json")
 	var failed struct {
 		State         string
 		ChainVerified *bool
 		Error         string
 		ExitCode      int
 	}
-	if json.Unmarshal([]byte(out), &failed) != nil || code != exitVerification || failed.ExitCode != exitVerification || failed.State != "published" ||
+	if json.Unmarshal([]byte(out), &failed) != nil || code != cli.ExitVerification || failed.ExitCode != cli.ExitVerification || failed.State != "published" ||
 		failed.ChainVerified == nil || *failed.ChainVerified || !strings.Contains(failed.Error, "rollback") {
 		t.Fatalf("status --output json after the rollback: exit %d\n%s", code, out)
 	}
 	// Without state, only the chain served counts.
-	if out, _, code := cli(t, "status", "--plain-http", "--key", keys+".pub", tag, "--no-state"); code != 0 || firstLine(out) != "state: published" {
+	if out, _, code := runCLI(t, "status", "--plain-http", "--key", keys+".pub", tag, "--no-state"); code != 0 || firstLine(out) != "state: published" {
 		t.Fatalf("status --no-state: exit %d\n%s", code, out)
 	}
 }
@@ -558,7 +571,7 @@ func TestLifecycleRollbackAndOneKey(t *testing.T) {
 // cli2status reads a version's status as JSON.
 func cli2status(t *testing.T, pub, ref string) (*verify.LifecycleStatus, error) {
 	t.Helper()
-	out, stderr, code := cli(t, "status", "--plain-http", "--key", pub, ref, "--output", "json")
+	out, stderr, code := runCLI(t, "status", "--plain-http", "--key", pub, ref, "--output", "json")
 	if code != 0 {
 		return nil, fmt.Errorf("status: exit %d: %s: %w", code, stderr, errdef.ErrVerification)
 	}
@@ -583,11 +596,11 @@ func TestLifecycleStorageFormats(t *testing.T) {
 			// a state file: each subtest keeps its own.
 			t.Setenv("XDG_STATE_HOME", filepath.Join(t.TempDir(), "state"))
 			repo := host + "/wf/" + c.repo
-			if _, stderr, code := cli(t, "push", "--plain-http", "--offline", samples+"build-test-release.yaml", repo); code != 0 {
+			if _, stderr, code := runCLI(t, "push", "--plain-http", "--offline", samples+"build-test-release.yaml", repo); code != 0 {
 				t.Fatal(stderr)
 			}
 			tag := repo + ":1.4.0"
-			if _, stderr, code := cli(t, "sign", "--plain-http", "--key", keys+".key", tag); code != 0 {
+			if _, stderr, code := runCLI(t, "sign", "--plain-http", "--key", keys+".key", tag); code != 0 {
 				t.Fatal(stderr)
 			}
 			args := []string{"lifecycle", "retire", "--plain-http", "--key", keys + ".key", tag, "--reason", "gone", c.flag}
@@ -595,7 +608,7 @@ func TestLifecycleStorageFormats(t *testing.T) {
 				args = append(args, c.value)
 			}
 			for i := range 2 {
-				out, stderr, code := cli(t, append(args, "--output", "json")...)
+				out, stderr, code := runCLI(t, append(args, "--output", "json")...)
 				var res struct {
 					Existing bool
 					State    string
@@ -604,7 +617,7 @@ func TestLifecycleStorageFormats(t *testing.T) {
 					t.Fatalf("retire #%d: exit %d\n%s%s", i+1, code, out, stderr)
 				}
 			}
-			if out, stderr, code := cli(t, "status", "--plain-http", "--key", keys+".pub", tag); code != 0 || firstLine(out) != "state: retired" {
+			if out, stderr, code := runCLI(t, "status", "--plain-http", "--key", keys+".pub", tag); code != 0 || firstLine(out) != "state: retired" {
 				t.Fatalf("status: exit %d\n%s%s", code, out, stderr)
 			}
 		})

@@ -18,9 +18,9 @@ import (
 	"ociwf.dev/attest/govern"
 	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/monitor"
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/audit"
-	"ociwf.dev/policy/registryext"
 )
 
 // monitorFlags are the flags of ociwf monitor.
@@ -41,7 +41,7 @@ type monitorFlags struct {
 func (a *app) monitorCmd() *cobra.Command {
 	var f monitorFlags
 	cmd := &cobra.Command{
-		Annotations: map[string]string{longRunning: "true", readOnly: "true"},
+		Annotations: map[string]string{cli.LongRunning: "true", cli.ReadOnly: "true"},
 		Use:         "monitor REPOSITORY... (--key PUBLIC_KEY | --policy FILE) [--sample N | --all] [--once | --interval D]",
 		Short:       "Re-verify published versions on a schedule and alert on what no longer verifies",
 		Long: `Monitor re-verifies the versions of each REPOSITORY through every check of
@@ -69,7 +69,7 @@ after one document: the number of passes and the last pass's summary), and
   ociwf monitor --policy trust-policy.yaml --sample 20 --interval 1h --results-log monitor.jsonl \
       --webhook http://alertmanager:9093/api/v2/alerts --quarantine-key monitor.key \
       --metrics-addr 127.0.0.1:9464 registry.example.com/workflows/build registry.example.com/workflows/deploy`,
-		Args: args(cobra.MinimumNArgs(1)),
+		Args: cli.Args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			return a.monitor(cmd.Context(), &f, argv)
 		},
@@ -93,24 +93,24 @@ after one document: the number of passes and the last pass's summary), and
 func (a *app) monitor(ctx context.Context, f *monitorFlags, repos []string) error {
 	switch {
 	case f.sample < 0:
-		return usagef("--sample must be at least 1")
+		return cli.Usagef("--sample must be at least 1")
 	case f.all && f.sample > 0:
-		return usagef("--sample and --all are mutually exclusive")
+		return cli.Usagef("--sample and --all are mutually exclusive")
 	case f.concurrency < 1:
-		return usagef("--concurrency must be at least 1")
+		return cli.Usagef("--concurrency must be at least 1")
 	case f.jitter < 0:
-		return usagef("--jitter must not be negative")
+		return cli.Usagef("--jitter must not be negative")
 	case !f.once && f.interval <= 0:
-		return usagef("--interval must be positive")
+		return cli.Usagef("--interval must be positive")
 	case f.once && f.metricsAddr != "":
-		return usagef("--metrics-addr goes with the long-running mode, not --once")
+		return cli.Usagef("--metrics-addr goes with the long-running mode, not --once")
 	}
-	log := slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: a.level()}))
+	log := slog.New(slog.NewJSONHandler(a.Stderr, &slog.HandlerOptions{Level: a.Level()}))
 	opts := monitor.Options{Sample: f.sample, Concurrency: f.concurrency, Jitter: f.jitter, Logger: log}
 	if f.webhook != "" {
 		hook, err := monitor.NewWebhook(f.webhook, monitor.WebhookOptions{})
 		if err != nil {
-			return usagef("--webhook: %w", err)
+			return cli.Usagef("--webhook: %w", err)
 		}
 		opts.Alerters = append(opts.Alerters, hook)
 	}
@@ -131,11 +131,11 @@ func (a *app) monitor(ctx context.Context, f *monitorFlags, repos []string) erro
 		}
 		t := monitor.Target{Repository: repo, Verifier: v}
 		if signer != nil {
-			o, err := f.remote.opener(a.stdin)
+			o, err := f.remote.opener(a.Stdin)
 			if err != nil {
 				return err
 			}
-			rec, err := govern.New(v, accessory.NewRegistry(o, accessory.RegistryOptions{Logger: a.logger()}), govern.Options{Logger: a.logger()})
+			rec, err := govern.New(v, accessory.NewRegistry(o, accessory.RegistryOptions{Logger: a.Logger()}), govern.Options{Logger: a.Logger()})
 			if err != nil {
 				return err
 			}
@@ -174,31 +174,23 @@ func (a *app) monitor(ctx context.Context, f *monitorFlags, repos []string) erro
 	var last *monitor.Summary
 	err = m.Run(ctx, f.interval, func(s *monitor.Summary) {
 		passes, last = passes+1, s
-		if a.output == "json" {
+		if a.Output == "json" {
 			return // one document, at the end
 		}
-		fmt.Fprintf(a.stdout, "%s pass: %d of %d versions checked, %d passed, %d failed, %d errors in %s\n",
+		fmt.Fprintf(a.Stdout, "%s pass: %d of %d versions checked, %d passed, %d failed, %d errors in %s\n",
 			s.Started.Format(time.RFC3339), s.Checked, s.Versions, s.Passed, s.Failed, s.Errors, s.Duration.Round(time.Millisecond))
 	})
 	if err != nil {
 		return err
 	}
-	if a.output == "json" {
-		a.emitJSON(struct {
+	if a.Output == "json" {
+		a.EmitJSON(struct {
 			Passes   int              `json:"passes"`
 			Last     *monitor.Summary `json:"last"`
 			ExitCode int              `json:"exitCode"`
 		}{passes, last, 0})
 	}
 	return nil
-}
-
-// level is the monitor's log level: info, or debug with --verbose.
-func (a *app) level() slog.Level {
-	if a.verbose {
-		return slog.LevelDebug
-	}
-	return slog.LevelInfo
 }
 
 // monitorOnce runs one pass and prints its summary.
@@ -222,11 +214,11 @@ func (a *app) monitorOnce(ctx context.Context, m *monitor.Monitor) error {
 		*monitor.Summary
 		Error    string `json:"error,omitempty"`
 		ExitCode int    `json:"exitCode"`
-	}{Summary: sum, ExitCode: exitCode(err)}
+	}{Summary: sum, ExitCode: cli.ExitCode(err)}
 	if err != nil {
 		out.Error = err.Error()
 	}
-	a.emit(out, func(w io.Writer) {
+	a.Emit(out, func(w io.Writer) {
 		for _, r := range sum.Results {
 			switch r.Outcome {
 			case monitor.OK:
@@ -247,16 +239,17 @@ func (a *app) monitorOnce(ctx context.Context, m *monitor.Monitor) error {
 			sum.Checked, sum.Versions, sum.Passed, sum.Failed, sum.Errors, sum.Duration.Round(time.Millisecond))
 	})
 	if passErr != nil && err != passErr {
-		fmt.Fprintf(a.stderr, "ociwf: %v\n", passErr)
+		fmt.Fprintf(a.Stderr, "ociwf: %v\n", passErr)
 	}
 	if err != nil {
-		return reported{err}
+		return cli.Reported{Err: err}
 	}
 	return nil
 }
 
-// serveMetrics serves h on addr's /metrics with the registry's timeouts
-// and returns the function that stops it.
+// serveMetrics serves h on addr's /metrics with the registry's default
+// timeouts (30s for a request's headers, 2m idle; ociwf-registry's
+// http.timeouts) and returns the function that stops it.
 func serveMetrics(addr string, h http.Handler, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -264,7 +257,7 @@ func serveMetrics(addr string, h http.Handler, log *slog.Logger) (func(), error)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", h)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: registryext.DefaultReadHeaderTimeout, IdleTimeout: registryext.DefaultIdleTimeout,
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
 		WriteTimeout: time.Minute}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -21,6 +21,7 @@ import (
 
 	"ociwf.dev/attest/monitor"
 	"ociwf.dev/attest/verify"
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
@@ -46,7 +47,7 @@ func TestMonitorOnceAcceptance(t *testing.T) {
 	digests := map[string]digest.Digest{}
 	for tag, sample := range map[string]string{"1.4.0": "build-test-release.yaml", "2.0.1": "fan-out-fan-in.yaml"} {
 		d := pushDraft(t, sample, repo)
-		if _, stderr, code := cli(t, "publish", "--plain-http", "--key", keys+".key", "--builder-id", "https://ci.example/b", repo+"@"+d.String(), "--tag", tag); code != 0 {
+		if _, stderr, code := runCLI(t, "publish", "--plain-http", "--key", keys+".key", "--builder-id", "https://ci.example/b", repo+"@"+d.String(), "--tag", tag); code != 0 {
 			t.Fatalf("publish %s: %s", tag, stderr)
 		}
 		digests[tag] = d
@@ -93,7 +94,7 @@ func TestMonitorOnceAcceptance(t *testing.T) {
 
 	results := filepath.Join(t.TempDir(), "monitor.jsonl")
 	bad := repo + "@" + digests["2.0.1"].String()
-	out, stderr, code := cli(t, "monitor", "--plain-http", "--key", keys+".pub", "--once", "--all", "--webhook", receiver.URL+"/api/v2/alerts",
+	out, stderr, code := runCLI(t, "monitor", "--plain-http", "--key", keys+".pub", "--once", "--all", "--webhook", receiver.URL+"/api/v2/alerts",
 		"--quarantine-key", keys+".key", "--results-log", results, "--output", "json", repo)
 	var sum struct {
 		Checked, Passed, Failed int
@@ -101,7 +102,7 @@ func TestMonitorOnceAcceptance(t *testing.T) {
 		Error                   string
 		ExitCode                int
 	}
-	if code != exitVerification || json.Unmarshal([]byte(out), &sum) != nil || sum.ExitCode != exitVerification ||
+	if code != cli.ExitVerification || json.Unmarshal([]byte(out), &sum) != nil || sum.ExitCode != cli.ExitVerification ||
 		sum.Checked != 2 || sum.Passed != 1 || sum.Failed != 1 || !strings.Contains(sum.Error, bad) || !strings.Contains(sum.Error, "blobs check") {
 		t.Fatalf("monitor --once: exit %d\n%s\n%s", code, out, stderr)
 	}
@@ -120,7 +121,7 @@ func TestMonitorOnceAcceptance(t *testing.T) {
 	}
 	mu.Unlock()
 
-	out, stderr, code = cli(t, "audit", "verify", results)
+	out, stderr, code = runCLI(t, "audit", "verify", results)
 	if code != 0 || !strings.Contains(out, "2 entries, chain intact; 0 policy violations (denied requests); 2 monitor checks, 1 failed") {
 		t.Fatalf("audit verify: exit %d %s %s", code, out, stderr)
 	}
@@ -144,16 +145,16 @@ func TestMonitorOnceAcceptance(t *testing.T) {
 	if _, _, err := verify.Fetch(ctx, bad, pol, o, verify.Options{}); !errors.Is(err, errdef.ErrLifecycle) {
 		t.Fatalf("Fetch of the restored, quarantined version: %v", err)
 	}
-	if _, stderr, code := cli(t, "lifecycle", "release", "--plain-http", "--key", keys+".key", "--reason", "blob restored", repo+":2.0.1"); code != 0 {
+	if _, stderr, code := runCLI(t, "lifecycle", "release", "--plain-http", "--key", keys+".key", "--reason", "blob restored", repo+":2.0.1"); code != 0 {
 		t.Fatalf("release: exit %d %s", code, stderr)
 	}
 	if _, _, err := verify.Fetch(ctx, bad, pol, o, verify.Options{}); err != nil {
 		t.Fatalf("Fetch after the release: %v", err)
 	}
-	if out, stderr, code := cli(t, "monitor", "--plain-http", "--key", keys+".pub", "--once", "--results-log", results, repo); code != 0 {
+	if out, stderr, code := runCLI(t, "monitor", "--plain-http", "--key", keys+".pub", "--once", "--results-log", results, repo); code != 0 {
 		t.Fatalf("monitor after the release: exit %d %s %s", code, out, stderr)
 	}
-	if _, _, code := cli(t, "monitor", "--key", "k.pub", "--sample", "2", "--all", repo); code != exitUsage {
+	if _, _, code := runCLI(t, "monitor", "--key", "k.pub", "--sample", "2", "--all", repo); code != cli.ExitUsage {
 		t.Fatalf("--sample with --all: exit %d", code)
 	}
 }
@@ -168,7 +169,7 @@ func TestMonitorLongRunning(t *testing.T) {
 	host := registrytest.New(t)
 	repo := host + "/workflows/watched"
 	d := pushDraft(t, "build-test-release.yaml", repo)
-	if _, stderr, code := cli(t, "publish", "--plain-http", "--key", keys+".key", "--builder-id", "https://ci.example/b", repo+"@"+d.String(), "--tag", "1.4.0"); code != 0 {
+	if _, stderr, code := runCLI(t, "publish", "--plain-http", "--key", keys+".key", "--builder-id", "https://ci.example/b", repo+"@"+d.String(), "--tag", "1.4.0"); code != 0 {
 		t.Fatal(stderr)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -16,6 +16,7 @@ import (
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
 	"ociwf.dev/attest/verify"
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/trust"
@@ -67,21 +68,21 @@ is tagged, with the new version as its replacement.`,
 		Example: `  COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key wf.yaml 127.0.0.1:5000/workflows/build:1.0.0
   COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key 127.0.0.1:5000/workflows/build@sha256:... --tag 1.0.0
   COSIGN_PASSWORD=... ociwf publish --plain-http --key ci.key --policy policy.yaml wf.yaml 127.0.0.1:5000/workflows/build:1.0.1 --supersedes 127.0.0.1:5000/workflows/build:1.0.0`,
-		Args: args(cobra.RangeArgs(1, 2)),
+		Args: cli.Args(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ann, err := parseAnnotations(annotations)
 			if err != nil {
 				return err
 			}
 			if b.remote.opts.OCILayout {
-				return usagef("publish needs a registry: signatures and attestations are stored in registry repositories")
+				return cli.Usagef("publish needs a registry: signatures and attestations are stored in registry repositories")
 			}
 			ctx := cmd.Context()
 			if len(argv) == 1 {
 				return a.publishStored(ctx, &b, &s, st, &lf, argv[0], tag, prov, ann)
 			}
 			if tag != "" {
-				return usagef("--tag is for publishing a version already pushed (REPOSITORY@sha256:...); with FILE, name the tag in REF (REPOSITORY:TAG)")
+				return cli.Usagef("--tag is for publishing a version already pushed (REPOSITORY@sha256:...); with FILE, name the tag in REF (REPOSITORY:TAG)")
 			}
 			o, dst, err := a.destination(ctx, &b.remote, argv[1], "publish")
 			if err != nil {
@@ -102,8 +103,8 @@ is tagged, with the new version as its replacement.`,
 			if prov.WorkflowPath == "" {
 				prov.WorkflowPath = argv[0]
 			}
-			prov.ToolVersion = toolVersion()
-			ropts, err := st.options(a.logger())
+			prov.ToolVersion = cli.ToolVersion()
+			ropts, err := st.options(a.Logger())
 			if err != nil {
 				return err
 			}
@@ -118,7 +119,7 @@ is tagged, with the new version as its replacement.`,
 				Pack:        ociwf.PackOptions{Source: prov.SourceURL(), Revision: prov.SourceRevision},
 				Provenance:  prov,
 				Annotations: ann,
-				Logger:      a.logger(),
+				Logger:      a.Logger(),
 				Lifecycle:   lc,
 			})
 			if err != nil {
@@ -171,7 +172,7 @@ func (a *app) publishLifecycle(o *target.Opener, reg *accessory.Registry, l *pub
 			return nil, nil, err
 		}
 	} else if s.opts.Keyless {
-		return nil, nil, usagef("--keyless needs --policy FILE naming the keyless identity: without a policy, the signing key's public key is what is trusted")
+		return nil, nil, cli.Usagef("--keyless needs --policy FILE naming the keyless identity: without a policy, the signing key's public key is what is trusted")
 	}
 	var remove func()
 	cleanup := func() {
@@ -188,11 +189,11 @@ func (a *app) publishLifecycle(o *target.Opener, reg *accessory.Registry, l *pub
 					return nil, err
 				}
 			}
-			v, err := verify.New(p, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: store, Logger: a.logger()})
+			v, err := verify.New(p, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: store, Logger: a.Logger()})
 			if err != nil {
 				return nil, err
 			}
-			return govern.New(v, reg, govern.Options{Logger: a.logger()})
+			return govern.New(v, reg, govern.Options{Logger: a.Logger()})
 		},
 	}, cleanup, nil
 }
@@ -200,7 +201,7 @@ func (a *app) publishLifecycle(o *target.Opener, reg *accessory.Registry, l *pub
 // publishStored publishes the version ref (REPOSITORY@DIGEST) names, as
 // it is stored, under tag ("" for by digest only).
 func (a *app) publishStored(ctx context.Context, b *buildFlags, s *signerFlags, st storage, lf *publishLifecycleFlags, ref, tag string, prov provenance.Options, ann map[string]string) error {
-	o, err := b.remote.opener(a.stdin)
+	o, err := b.remote.opener(a.Stdin)
 	if err != nil {
 		return err
 	}
@@ -209,7 +210,7 @@ func (a *app) publishStored(ctx context.Context, b *buildFlags, s *signerFlags, 
 		return err
 	}
 	if !dst.IsDigest() {
-		return usagef("publish takes FILE REF, or a version already pushed named by digest alone (REPOSITORY@sha256:... [--tag TAG]); %s names no digest", ref)
+		return cli.Usagef("publish takes FILE REF, or a version already pushed named by digest alone (REPOSITORY@sha256:... [--tag TAG]); %s names no digest", ref)
 	}
 	if err := s.check(); err != nil {
 		return err
@@ -217,8 +218,8 @@ func (a *app) publishStored(ctx context.Context, b *buildFlags, s *signerFlags, 
 	// The key loads while the stored version is read back and checked.
 	signer := publish.Load(ctx, s.loader(a))
 	prov = provenance.FromEnv(os.Getenv, prov)
-	prov.ToolVersion = toolVersion()
-	ropts, err := st.options(a.logger())
+	prov.ToolVersion = cli.ToolVersion()
+	ropts, err := st.options(a.Logger())
 	if err != nil {
 		return err
 	}
@@ -232,7 +233,7 @@ func (a *app) publishStored(ctx context.Context, b *buildFlags, s *signerFlags, 
 		Tag:         tag,
 		Provenance:  prov,
 		Annotations: ann,
-		Logger:      a.logger(),
+		Logger:      a.Logger(),
 		Lifecycle:   lc,
 	})
 	if err != nil {
@@ -245,7 +246,7 @@ func (a *app) publishStored(ctx context.Context, b *buildFlags, s *signerFlags, 
 // published prints a completed publication: its steps, then the pinned
 // reference last.
 func (a *app) published(dst *target.Target, res *publish.Result) {
-	a.emit(res, func(w io.Writer) {
+	a.Emit(res, func(w io.Writer) {
 		for _, st := range res.Steps {
 			note := ""
 			if st.Existing {

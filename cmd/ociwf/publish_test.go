@@ -13,6 +13,7 @@ import (
 	"oras.land/oras-go/v2/content/memory"
 	orasdef "oras.land/oras-go/v2/errdef"
 
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/registrytest"
@@ -52,7 +53,7 @@ func sigTag(d digest.Digest) string { return "sha256-" + d.Encoded() + ".sig" }
 // pushDraft pushes sample to ref with ociwf push and returns its digest.
 func pushDraft(t *testing.T, sample, ref string) digest.Digest {
 	t.Helper()
-	out, stderr, code := cli(t, "push", "--plain-http", "--offline", "--output", "json", samples+sample, ref)
+	out, stderr, code := runCLI(t, "push", "--plain-http", "--offline", "--output", "json", samples+sample, ref)
 	var res pushResult
 	if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
 		t.Fatalf("push: exit %d %s %s", code, out, stderr)
@@ -78,7 +79,7 @@ func TestPublishByDigest(t *testing.T) {
 	draft := pushDraft(t, "build-test-release.yaml", repo+":1.4.0-rc.1")
 	pinned := repo + "@" + draft.String()
 
-	out, stderr, code := cli(t, "publish", "--plain-http", "--key", keys+".key", "--builder-id", "https://ci.example/b", "--output", "json", pinned, "--tag", "1.4.0")
+	out, stderr, code := runCLI(t, "publish", "--plain-http", "--key", keys+".key", "--builder-id", "https://ci.example/b", "--output", "json", pinned, "--tag", "1.4.0")
 	var res publishJSON
 	if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
 		t.Fatalf("publish by digest: exit %d %s %s", code, out, stderr)
@@ -93,7 +94,7 @@ func TestPublishByDigest(t *testing.T) {
 	if got := resolve(t, store, "1.4.0"); got != draft {
 		t.Fatalf("1.4.0 names %q, want the draft %s", got, draft)
 	}
-	out, stderr, code = cli(t, "verify", "--plain-http", "--key", keys+".pub", "--require-signed-tag", repo+":1.4.0")
+	out, stderr, code = runCLI(t, "verify", "--plain-http", "--key", keys+".pub", "--require-signed-tag", repo+":1.4.0")
 	if code != 0 || !strings.Contains(out, "ok   reproducibility") {
 		t.Fatalf("verify: exit %d\n%s%s", code, out, stderr)
 	}
@@ -101,7 +102,7 @@ func TestPublishByDigest(t *testing.T) {
 	// A rerun writes nothing: every step finds its work done, and the
 	// signature manifest is the one the first run wrote.
 	sig := resolve(t, store, sigTag(draft))
-	out, stderr, code = cli(t, "publish", "--plain-http", "--key", keys+".key", "--builder-id", "https://ci.example/b", "--output", "json", pinned, "--tag", "1.4.0")
+	out, stderr, code = runCLI(t, "publish", "--plain-http", "--key", keys+".key", "--builder-id", "https://ci.example/b", "--output", "json", pinned, "--tag", "1.4.0")
 	res = publishJSON{}
 	if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
 		t.Fatalf("rerun: exit %d %s %s", code, out, stderr)
@@ -115,7 +116,7 @@ func TestPublishByDigest(t *testing.T) {
 		t.Fatalf("signature manifest %s, then %s after a rerun", sig, again)
 	}
 	// Text output ends with the pinned reference.
-	out, _, code = cli(t, "publish", "--plain-http", "--key", keys+".key", pinned, "--tag", "1.4.0")
+	out, _, code = runCLI(t, "publish", "--plain-http", "--key", keys+".key", pinned, "--tag", "1.4.0")
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || lines[len(lines)-1] != pinned || !strings.Contains(out, "Published "+repo+":1.4.0") {
 		t.Fatalf("text output: exit %d\n%s", code, out)
 	}
@@ -123,8 +124,8 @@ func TestPublishByDigest(t *testing.T) {
 	// The tag is taken: another draft cannot have it, and nothing is
 	// signed for it.
 	other := pushDraft(t, "fan-out-fan-in.yaml", repo+":2.0.1-rc.1")
-	_, stderr, code = cli(t, "publish", "--plain-http", "--key", keys+".key", repo+"@"+other.String(), "--tag", "1.4.0")
-	if code != exitImmutable || !strings.Contains(stderr, "write-once") {
+	_, stderr, code = runCLI(t, "publish", "--plain-http", "--key", keys+".key", repo+"@"+other.String(), "--tag", "1.4.0")
+	if code != cli.ExitImmutable || !strings.Contains(stderr, "write-once") {
 		t.Fatalf("publish onto a taken tag: exit %d %s", code, stderr)
 	}
 	if got := resolve(t, store, "1.4.0"); got != draft {
@@ -135,11 +136,11 @@ func TestPublishByDigest(t *testing.T) {
 	}
 
 	// By digest only: signed and attested, no tag.
-	out, stderr, code = cli(t, "publish", "--plain-http", "--key", keys+".key", repo+"@"+other.String())
+	out, stderr, code = runCLI(t, "publish", "--plain-http", "--key", keys+".key", repo+"@"+other.String())
 	if code != 0 || !strings.Contains(out, "by digest only") || resolve(t, store, sigTag(other)) == "" {
 		t.Fatalf("publish by digest only: exit %d %s %s", code, out, stderr)
 	}
-	if _, stderr, code := cli(t, "verify", "--plain-http", "--key", keys+".pub", repo+"@"+other.String()); code != 0 {
+	if _, stderr, code := runCLI(t, "verify", "--plain-http", "--key", keys+".pub", repo+"@"+other.String()); code != 0 {
 		t.Fatalf("verify by digest: exit %d %s", code, stderr)
 	}
 }
@@ -156,12 +157,12 @@ func TestPublishByDigestRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, code := cli(t, "publish", "--plain-http", "--key", keys+".key", "--output", "json", repo+"@"+image.Digest.String(), "--tag", "1.0.0")
+	out, stderr, code := runCLI(t, "publish", "--plain-http", "--key", keys+".key", "--output", "json", repo+"@"+image.Digest.String(), "--tag", "1.0.0")
 	var fail struct {
 		Error    string
 		ExitCode int
 	}
-	if code != exitError || json.Unmarshal([]byte(out), &fail) != nil || fail.ExitCode != exitError || !strings.Contains(fail.Error, "not an ociwf workflow") || !strings.Contains(stderr, "artifactType") {
+	if code != cli.ExitError || json.Unmarshal([]byte(out), &fail) != nil || fail.ExitCode != cli.ExitError || !strings.Contains(fail.Error, "not an ociwf workflow") || !strings.Contains(stderr, "artifactType") {
 		t.Fatalf("publish an image: exit %d %s %s", code, out, stderr)
 	}
 
@@ -193,8 +194,8 @@ func TestPublishByDigestRefuses(t *testing.T) {
 	if err := oras.CopyGraph(ctx, mem, store, tampered, oras.DefaultCopyGraphOptions); err != nil {
 		t.Fatal(err)
 	}
-	_, stderr, code = cli(t, "publish", "--plain-http", "--key", keys+".key", repo+"@"+tampered.Digest.String(), "--tag", "1.4.0")
-	if code != exitVerification || !strings.Contains(stderr, "recompiles to plan") {
+	_, stderr, code = runCLI(t, "publish", "--plain-http", "--key", keys+".key", repo+"@"+tampered.Digest.String(), "--tag", "1.4.0")
+	if code != cli.ExitVerification || !strings.Contains(stderr, "recompiles to plan") {
 		t.Fatalf("publish a plan that does not recompile: exit %d %s", code, stderr)
 	}
 	if got := resolve(t, store, "1.4.0"); got != "" {
@@ -205,7 +206,7 @@ func TestPublishByDigestRefuses(t *testing.T) {
 	}
 
 	missing := digest.FromBytes([]byte("never pushed"))
-	if _, stderr, code := cli(t, "publish", "--plain-http", "--key", keys+".key", repo+"@"+missing.String()); code != exitError || !strings.Contains(stderr, "push the workflow first") {
+	if _, stderr, code := runCLI(t, "publish", "--plain-http", "--key", keys+".key", repo+"@"+missing.String()); code != cli.ExitError || !strings.Contains(stderr, "push the workflow first") {
 		t.Fatalf("publish a digest not pushed: exit %d %s", code, stderr)
 	}
 
@@ -219,9 +220,9 @@ func TestPublishByDigestRefuses(t *testing.T) {
 		{"reserved tag", []string{repo + "@" + tampered.Digest.String(), "--tag", sigTag(tampered.Digest)}, "reserved"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, stderr, code := cli(t, append([]string{"publish", "--plain-http", "--offline", "--key", keys + ".key"}, c.args...)...)
-			if code != exitUsage || !strings.Contains(stderr, c.want) {
-				t.Fatalf("exit %d %s; want %d and %q", code, stderr, exitUsage, c.want)
+			_, stderr, code := runCLI(t, append([]string{"publish", "--plain-http", "--offline", "--key", keys + ".key"}, c.args...)...)
+			if code != cli.ExitUsage || !strings.Contains(stderr, c.want) {
+				t.Fatalf("exit %d %s; want %d and %q", code, stderr, cli.ExitUsage, c.want)
 			}
 		})
 	}

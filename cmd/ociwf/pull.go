@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf"
 )
 
@@ -15,7 +16,7 @@ func (a *app) pullCmd() *cobra.Command {
 	var dir string
 	var skipVerify, force bool
 	cmd := &cobra.Command{
-		Annotations: map[string]string{readOnly: "true"},
+		Annotations: map[string]string{cli.ReadOnly: "true"},
 		Use:         "pull REF (--key PUB | --policy FILE)",
 		Short:       "Verify a workflow, then write its source, plan and SBOM",
 		Long: `Pull runs every check of ociwf verify on REF under the trust policy
@@ -32,21 +33,21 @@ names are left alone (pull exits 1) unless --force replaces them.
 check: only digests and sizes are re-checked. It prints a warning every time.
 Use it for artifacts nobody signed, never for what a runtime executes.`,
 		Example: `  ociwf pull --plain-http --key cosign.pub -o ./wf 127.0.0.1:5000/workflows/build:1.0.0`,
-		Args:    args(cobra.ExactArgs(1)),
+		Args:    cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ctx := cmd.Context()
 			if skipVerify {
 				if t.key != "" || t.policy != "" {
-					return usagef("--insecure-skip-verify contradicts --key and --policy")
+					return cli.Usagef("--insecure-skip-verify contradicts --key and --policy")
 				}
-				fmt.Fprintln(a.stderr, "WARNING: --insecure-skip-verify: signatures, attestations and the trust policy are NOT checked; only digests are.")
+				fmt.Fprintln(a.Stderr, "WARNING: --insecure-skip-verify: signatures, attestations and the trust policy are NOT checked; only digests are.")
 				return a.pullUnverified(cmd, &remote, argv[0], dir, ociwf.WriteOptions{Force: force})
 			}
 			if remote.opts.OCILayout {
-				return usagef("pull --oci-layout reads no signatures (they live in registries): add --insecure-skip-verify to pull from an OCI layout")
+				return cli.Usagef("pull --oci-layout reads no signatures (they live in registries): add --insecure-skip-verify to pull from an OCI layout")
 			}
 			if t.key == "" && t.policy == "" {
-				return usagef("pull verifies first: name what to trust with --key PUBLIC_KEY or --policy FILE (or, for unsigned artifacts, --insecure-skip-verify)")
+				return cli.Usagef("pull verifies first: name what to trust with --key PUBLIC_KEY or --policy FILE (or, for unsigned artifacts, --insecure-skip-verify)")
 			}
 			v, err := a.verifier(ctx, &remote, &t, argv[0], false)
 			if err != nil {
@@ -56,7 +57,7 @@ Use it for artifacts nobody signed, never for what a runtime executes.`,
 			if err != nil {
 				if rep != nil && rep.Failed() != nil {
 					a.printReport(rep, err)
-					return reported{err}
+					return cli.Reported{Err: err}
 				}
 				return err
 			}
@@ -64,7 +65,7 @@ Use it for artifacts nobody signed, never for what a runtime executes.`,
 			if err != nil {
 				return err
 			}
-			a.emit(struct {
+			a.Emit(struct {
 				Reference string       `json:"reference"`
 				Verified  bool         `json:"verified"`
 				Config    ociwf.Config `json:"config"`
@@ -72,7 +73,7 @@ Use it for artifacts nobody signed, never for what a runtime executes.`,
 				Report    any          `json:"report"`
 			}{rep.Repository + "@" + rep.Digest.String(), true, wf.Config, files, rep}, func(w io.Writer) {
 				for _, w2 := range rep.Warnings {
-					fmt.Fprintf(a.stderr, "WARNING: %s\n", w2)
+					fmt.Fprintf(a.Stderr, "WARNING: %s\n", w2)
 				}
 				fmt.Fprintf(w, "Verified %s@%s (trust policy %q)\n", rep.Repository, rep.Digest, rep.Scope)
 				for _, f := range files {
@@ -92,7 +93,7 @@ Use it for artifacts nobody signed, never for what a runtime executes.`,
 
 // pullUnverified pulls with digest checks only.
 func (a *app) pullUnverified(cmd *cobra.Command, remote *remoteFlags, ref, dir string, wo ociwf.WriteOptions) error {
-	o, err := remote.opener(a.stdin)
+	o, err := remote.opener(a.Stdin)
 	if err != nil {
 		return err
 	}
@@ -101,13 +102,13 @@ func (a *app) pullUnverified(cmd *cobra.Command, remote *remoteFlags, ref, dir s
 		return err
 	}
 	if src.Reference == "" {
-		return usagef("name a tag or a digest: %s:TAG or %s@sha256:...", ref, ref)
+		return cli.Usagef("name a tag or a digest: %s:TAG or %s@sha256:...", ref, ref)
 	}
 	pulled, err := ociwf.Pull(cmd.Context(), src.Storage, src.Reference, dir, wo)
 	if err != nil {
 		return err
 	}
-	a.emit(struct {
+	a.Emit(struct {
 		Reference string `json:"reference"`
 		Verified  bool   `json:"verified"`
 		*ociwf.Pulled

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/policy/registrytest"
 )
 
@@ -40,7 +41,7 @@ func TestPullAllOrNothing(t *testing.T) {
 	host := registrytest.New(t)
 	repo := host + "/workflows/pull"
 	keys := newKeys(t)
-	out, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", repo)
+	out, stderr, code := runCLI(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", repo)
 	if code != 0 {
 		t.Fatalf("publish: exit %d: %s", code, stderr)
 	}
@@ -64,23 +65,23 @@ func TestPullAllOrNothing(t *testing.T) {
 				stderr string
 				after  func(dir string) map[string]string // nil: the directory is as setup left it
 			}{
-				{"existing file refused", func(dir string) { write(t, dir, "workflow.yaml", "old") }, false, exitError, "--force", nil},
-				{"existing file replaced with --force", func(dir string) { write(t, dir, "workflow.yaml", "old") }, true, exitOK, "", func(string) map[string]string {
+				{"existing file refused", func(dir string) { write(t, dir, "workflow.yaml", "old") }, false, cli.ExitError, "--force", nil},
+				{"existing file replaced with --force", func(dir string) { write(t, dir, "workflow.yaml", "old") }, true, cli.ExitOK, "", func(string) map[string]string {
 					return map[string]string{"workflow.yaml": string(src), "plan.json": "*", "sbom.cdx.json": "*"}
 				}},
 				{"directory in the way", func(dir string) {
 					if err := os.Mkdir(filepath.Join(dir, "sbom.cdx.json"), 0o755); err != nil {
 						t.Fatal(err)
 					}
-				}, false, exitError, "sbom.cdx.json", nil},
+				}, false, cli.ExitError, "sbom.cdx.json", nil},
 				{"directory in the way with --force", func(dir string) {
 					write(t, dir, "workflow.yaml", "old")
 					write(t, dir, "plan.json", "old plan")
 					if err := os.Mkdir(filepath.Join(dir, "sbom.cdx.json"), 0o755); err != nil {
 						t.Fatal(err)
 					}
-				}, true, exitError, "not a regular file", nil},
-				{"empty directory", func(string) {}, false, exitOK, "", func(string) map[string]string {
+				}, true, cli.ExitError, "not a regular file", nil},
+				{"empty directory", func(string) {}, false, cli.ExitOK, "", func(string) map[string]string {
 					return map[string]string{"workflow.yaml": string(src), "plan.json": "*", "sbom.cdx.json": "*"}
 				}},
 			}
@@ -93,7 +94,7 @@ func TestPullAllOrNothing(t *testing.T) {
 					if c.force {
 						args = append(args, "--force")
 					}
-					_, stderr, code := cli(t, args...)
+					_, stderr, code := runCLI(t, args...)
 					if code != c.code || !strings.Contains(stderr, c.stderr) {
 						t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, c.code, c.stderr)
 					}
@@ -139,12 +140,12 @@ func mapKeys(m map[string]string) func(func(string) bool) {
 }
 
 // TestReadsDoNotWrite runs the commands that only read against a mistyped
-// OCI layout path and against a real layout: the mistyped path is reported
+// OCI layout path and against a real layout: the mistyped path is cli.Reported
 // and not created, and the real layout is left byte for byte as it was.
 func TestReadsDoNotWrite(t *testing.T) {
 	dir := t.TempDir()
 	layout := filepath.Join(dir, "layout")
-	if _, stderr, code := cli(t, "push", "--offline", "--oci-layout", samples+"build-test-release.yaml", layout+":1.4.0"); code != 0 {
+	if _, stderr, code := runCLI(t, "push", "--offline", "--oci-layout", samples+"build-test-release.yaml", layout+":1.4.0"); code != 0 {
 		t.Fatalf("push: exit %d: %s", code, stderr)
 	}
 	typo := filepath.Join(dir, "typo")
@@ -153,13 +154,13 @@ func TestReadsDoNotWrite(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"inspect", "--oci-layout"}, exitError, "no OCI layout at " + typo},
-		{[]string{"pull", "--oci-layout", "--insecure-skip-verify", "-o", filepath.Join(dir, "out")}, exitError, "no OCI layout at " + typo},
-		{[]string{"pull", "--oci-layout", "--key", "none.pub", "-o", filepath.Join(dir, "out")}, exitUsage, "--insecure-skip-verify"},
+		{[]string{"inspect", "--oci-layout"}, cli.ExitError, "no OCI layout at " + typo},
+		{[]string{"pull", "--oci-layout", "--insecure-skip-verify", "-o", filepath.Join(dir, "out")}, cli.ExitError, "no OCI layout at " + typo},
+		{[]string{"pull", "--oci-layout", "--key", "none.pub", "-o", filepath.Join(dir, "out")}, cli.ExitUsage, "--insecure-skip-verify"},
 	}
 	for _, r := range reads {
 		t.Run(strings.Join(r.args, " "), func(t *testing.T) {
-			_, stderr, code := cli(t, append(append([]string{}, r.args...), typo+":1.4.0")...)
+			_, stderr, code := runCLI(t, append(append([]string{}, r.args...), typo+":1.4.0")...)
 			if code != r.code || !strings.Contains(stderr, r.want) {
 				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, r.code, r.want)
 			}
@@ -169,11 +170,11 @@ func TestReadsDoNotWrite(t *testing.T) {
 		})
 	}
 	before := listDir(t, layout)
-	out, stderr, code := cli(t, "inspect", "--oci-layout", layout+":1.4.0")
+	out, stderr, code := runCLI(t, "inspect", "--oci-layout", layout+":1.4.0")
 	if code != 0 || !strings.Contains(out, "Tags:          1.4.0") {
 		t.Fatalf("inspect: exit %d: %s%s", code, out, stderr)
 	}
-	if _, stderr, code := cli(t, "pull", "--oci-layout", "--insecure-skip-verify", "-o", filepath.Join(dir, "out"), layout+":1.4.0"); code != 0 {
+	if _, stderr, code := runCLI(t, "pull", "--oci-layout", "--insecure-skip-verify", "-o", filepath.Join(dir, "out"), layout+":1.4.0"); code != 0 {
 		t.Fatalf("pull: exit %d: %s", code, stderr)
 	}
 	after := listDir(t, layout)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf"
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/immutability"
@@ -44,7 +45,7 @@ FILE reads the registry's); a protected tag exits 4.`,
 		Example: `  ociwf push --plain-http wf.yaml 127.0.0.1:5000/workflows/build
   ociwf push --plain-http --draft wf.yaml 127.0.0.1:5000/workflows/build:draft
   ociwf push --oci-layout --offline wf.yaml ./layout:1.0.0`,
-		Args: args(cobra.ExactArgs(2)),
+		Args: cli.Args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ann, err := parseAnnotations(annotations)
 			if err != nil {
@@ -71,18 +72,18 @@ FILE reads the registry's); a protected tag exits 4.`,
 					return err
 				}
 			} else if rulesFile != "" {
-				return usagef("--rules applies to --draft pushes")
+				return cli.Usagef("--rules applies to --draft pushes")
 			}
 			desc, err := ociwf.Push(ctx, dst.Storage, build, tag, ociwf.PushOptions{
 				PackOptions: ociwf.PackOptions{Source: source, Revision: revision, Annotations: ann},
-				Logger:      a.logger(),
+				Logger:      a.Logger(),
 				Draft:       draft,
 			})
 			if err != nil {
 				return err
 			}
 			res := pushResult{Reference: dst.Pinned(desc.Digest), Digest: desc.Digest.String(), Tag: tag, MediaType: desc.MediaType, Size: desc.Size}
-			a.emit(res, func(w io.Writer) {
+			a.Emit(res, func(w io.Writer) {
 				fmt.Fprintf(w, "Pushed %s:%s\n%s\n", dst.Name, tag, res.Reference)
 			})
 			return nil
@@ -100,7 +101,7 @@ FILE reads the registry's); a protected tag exits 4.`,
 // destination opens REF to publish to: a tag or a bare repository, never a
 // digest (verb names the command in the error).
 func (a *app) destination(ctx context.Context, r *remoteFlags, ref, verb string) (*target.Opener, *target.Target, error) {
-	o, err := r.opener(a.stdin)
+	o, err := r.opener(a.Stdin)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -109,7 +110,7 @@ func (a *app) destination(ctx context.Context, r *remoteFlags, ref, verb string)
 		return nil, nil, err
 	}
 	if dst.IsDigest() {
-		return nil, nil, usagef("%s to a tag or a bare repository, not a digest (%s)", verb, ref)
+		return nil, nil, cli.Usagef("%s to a tag or a bare repository, not a digest (%s)", verb, ref)
 	}
 	return o, dst, nil
 }
@@ -136,7 +137,7 @@ func parseAnnotations(kvs []string) (map[string]string, error) {
 	for _, kv := range kvs {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return nil, usagef("annotation %q: want KEY=VALUE", kv)
+			return nil, cli.Usagef("annotation %q: want KEY=VALUE", kv)
 		}
 		out[k] = v
 	}

@@ -2,268 +2,120 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
-	"sync/atomic"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
 
-	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
-	"ociwf.dev/attest/keys"
-	"ociwf.dev/attest/verify"
-	"ociwf.dev/ociwf/errdef"
-	"ociwf.dev/ociwf/target"
-	"ociwf.dev/policy/immutability"
-	"ociwf.dev/policy/lifecycle"
-	"ociwf.dev/policy/registryext"
-	"ociwf.dev/policy/trust"
+	"ociwf.dev/cmd/internal/cli"
 )
 
+// registryBinary is the registry extension's binary: Distribution, its
+// storage drivers and metrics live there, not in ociwf.
+const registryBinary = "ociwf-registry"
+
+// registryCmd hands `ociwf registry ARGS...` over to `ociwf-registry
+// ARGS...`, found beside the ociwf executable or on PATH: its flags, its
+// output and its exit code are the registry's own.
 func (a *app) registryCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "registry", Short: "Run ociwf's own OCI registry"}
-	var addr, root, config, rulesFile, auditLog, metricsAddr, alertWebhook, coordination string
-	serve := &cobra.Command{
-		Use:         "serve",
-		Annotations: map[string]string{longRunning: "true"},
-		Short:       "Serve the CNCF Distribution registry with ociwf's extensions",
-		Long: `Serve runs the embedded CNCF Distribution registry with filesystem storage
-under --root, or with everything a Distribution configuration file (--config)
-sets up: storage drivers (S3, GCS, Azure, ...), auth (htpasswd, token) and
-every http option (addr, net, tls with client certificates, prefix, headers,
-http2, h2c, draintimeout). It listens on --addr if given, else on the
-configuration's http.addr, else on ` + registryext.DefaultAddr + ` (loopback).
-Abandoned uploads are purged as Distribution does (older than 168h, daily);
-slow or stalled request bodies are cut off (docs/registry.md).
-
-ociwf's repository middleware enforces tag immutability on the server: by
-default every semantic-version tag (v?MAJOR.MINOR.PATCH[-pre][+build]) is
-immutable and cosign's signature and attestation tags are append-only;
---rules FILE sets other rules (docs/registry.md). Refused requests get 403
-DENIED naming the tag, its digest and the rule. --audit-log appends every
-mutating request to a hash-chained log (check it with ociwf audit verify);
---metrics-addr serves Prometheus metrics on /metrics. Every refused request
-raises an alert: a WARN log line "access denied" and
-ociwf_registry_alerts_total; --alert-webhook URL (or ociwf.alerts.webhook in
---config) also POSTs it there as an Alertmanager v2 alert (OciwfAccessDenied),
-asynchronously and retried.
-
-Several replicas may serve one storage when they share a coordination mode
-(--coordination, or ociwf.coordination in --config): filesystem takes flock(2)
-locks under the storage root (replicas on one host or on a filesystem whose
-flock works across hosts), redis takes leases in the Redis that
-ociwf.coordination.redis names. Each replica then needs its own --audit-log;
-ociwf audit verify checks the set together (docs/registry.md).
-
-It stops gracefully on SIGINT or SIGTERM. A health endpoint answers on ` + registryext.HealthPath + `.`,
-		Args: args(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: level(a.verbose)}))
-			registryext.RouteDistributionLogs(log)
-			cfg, err := storageConfig(cmd, root, config, rulesFile)
-			if err != nil {
-				return err
-			}
-			cfg.Addr, cfg.Logger, cfg.AuditLog, cfg.MetricsAddr = addr, log, auditLog, metricsAddr
-			if coordination != "" {
-				// The flag names the mode; the file's other settings stay.
-				cfg.Coordination.Mode = coordination
-				switch coordination {
-				case registryext.CoordinationInProcess, registryext.CoordinationFilesystem, registryext.CoordinationRedis:
-				default:
-					return usagef("--coordination %q: modes are %s, %s and %s", coordination, registryext.CoordinationInProcess, registryext.CoordinationFilesystem, registryext.CoordinationRedis)
-				}
-			}
-			if alertWebhook != "" {
-				// The flag names the URL; the file's other webhook settings stay.
-				hook := registryext.AlertWebhook{}
-				if cfg.Alerts.Webhook != nil {
-					hook = *cfg.Alerts.Webhook
-				}
-				hook.URL = alertWebhook
-				cfg.Alerts.Webhook = &hook
-			}
-			root = cfg.Root
-			self, err := lifecycleStates(&cfg)
-			if err != nil {
-				return err
-			}
-			srv, err := registryext.New(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			if err := self(srv); err != nil {
-				_ = srv.Shutdown(context.Background())
-				return err
-			}
-			done := make(chan error, 1)
-			go func() { done <- srv.Serve() }()
-			scheme := "http"
-			if srv.TLS() {
-				scheme = "https"
-			}
-			a.emit(map[string]string{"addr": srv.Addr(), "net": srv.Network(), "scheme": scheme, "root": root, "metrics": srv.MetricsAddr()}, func(w io.Writer) {
-				if srv.Network() == "unix" {
-					fmt.Fprintf(w, "Serving on unix:%s (%s, storage %s)\n", srv.Addr(), scheme, storageOf(root, config))
-					return
-				}
-				fmt.Fprintf(w, "Serving on %s://%s (storage %s)\n", scheme, srv.Addr(), storageOf(root, config))
-			})
-			select {
-			case err := <-done:
-				return err
-			case <-cmd.Context().Done():
-			}
-			// Shutdown bounds the wait by http.draintimeout (default 30s).
-			if err := srv.Shutdown(context.Background()); err != nil {
-				return err
-			}
-			return <-done
+	return &cobra.Command{
+		Use:   "registry serve|gc [flags]",
+		Short: "Run ociwf's own OCI registry (the ociwf-registry binary)",
+		Long: `Registry runs ociwf's registry extension, the ociwf-registry binary:
+CNCF Distribution with server-side tag immutability, referrers, an audit
+log, metrics and lifecycle-aware pulls (docs/registry.md). "ociwf registry
+ARGS..." is "ociwf-registry ARGS...": everything after "registry" is its
+own, and "ociwf registry serve --help" prints its flags. It is looked for
+beside the ociwf executable, then on PATH; install it with
+"go install ociwf.dev/cmd/ociwf-registry@VERSION".`,
+		Example: `  ociwf registry serve --addr 127.0.0.1:5000 --root ./ociwf-registry
+  ociwf registry gc --root ./ociwf-registry --dry-run`,
+		Annotations:        map[string]string{cli.LongRunning: "true"},
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.handOver(cmd.Context(), registryBinary, args)
 		},
 	}
-	serve.Flags().StringVar(&addr, "addr", "", "listen address (default: http.addr of --config, else "+registryext.DefaultAddr+")")
-	serve.Flags().StringVar(&root, "root", "./ociwf-registry", "storage directory")
-	serve.Flags().StringVar(&config, "config", "", "Distribution configuration file (storage, auth, TLS)")
-	serve.Flags().StringVar(&rulesFile, "rules", "", "immutability rules file (default: semantic-version tags immutable)")
-	serve.Flags().StringVar(&auditLog, "audit-log", "", "append every mutating request to this hash-chained JSON Lines file")
-	serve.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics on this address")
-	serve.Flags().StringVar(&alertWebhook, "alert-webhook", "", "POST an Alertmanager v2 alert for every refused request to this URL (overrides ociwf.alerts.webhook.url)")
-	serve.Flags().StringVar(&coordination, "coordination", "", "how replicas on one storage order protected writes: inprocess (one replica), filesystem (flock under the root) or redis (ociwf.coordination.redis in --config) (overrides ociwf.coordination.mode)")
-	cmd.AddCommand(serve, a.registryGCCmd())
-	return cmd
 }
 
-// lifecycleStates wires the pull rule of an ociwf.lifecycle section: the
-// registry asks a verifier under the section's trust policy for the state
-// of each version pulled, reading the chain from itself. Its lookups read
-// only what the rule leaves readable (tags resolved by HEAD, accessories,
-// referrers); with auth configured they authenticate as
-// $OCIWF_LIFECYCLE_USERNAME with $OCIWF_LIFECYCLE_PASSWORD. The returned
-// function completes the wiring once the server listens.
-func lifecycleStates(cfg *registryext.Config) (func(*registryext.Server) error, error) {
-	lc := cfg.Lifecycle
-	if lc == nil {
-		return func(*registryext.Server) error { return nil }, nil
+// errNoRegistry explains a missing ociwf-registry.
+var errNoRegistry = errors.New("not installed")
+
+// findBinary returns name's path beside the running executable, else on
+// PATH.
+func findBinary(name string) (string, error) {
+	var beside string
+	if self, err := os.Executable(); err == nil {
+		if resolved, err := filepath.EvalSymlinks(self); err == nil {
+			self = resolved
+		}
+		beside = filepath.Join(filepath.Dir(self), name)
+		if fi, err := os.Stat(beside); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+			return beside, nil
+		}
 	}
-	pol, err := trust.Load(lc.Policy)
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	where := "on PATH"
+	if beside != "" {
+		where = fmt.Sprintf("beside ociwf (%s) or on PATH", filepath.Dir(beside))
+	}
+	return "", fmt.Errorf("%s is %w %s: the registry extension is a binary of its own; install it with `go install ociwf.dev/cmd/%s@%s`, or build it with `go build -o %s ./cmd/%s` in a clone (docs/registry.md)",
+		name, errNoRegistry, where, name, installVersion(), filepath.Dir(beside)+string(filepath.Separator)+name, name)
+}
+
+// installVersion is the version to name in an install hint: the one this
+// ociwf was built from, else latest.
+func installVersion() string {
+	if v := cli.ToolVersion(); v != "(devel)" {
+		return v
+	}
+	return "latest"
+}
+
+// handOver runs the binary name with args on ociwf's streams and
+// environment until it exits. SIGINT and SIGTERM reach it as a signal
+// to stop (ctx ends when ociwf gets one), and it dies with ociwf (see
+// startChild). Its exit code becomes ociwf's; it has printed its own
+// errors.
+func (a *app) handOver(ctx context.Context, name string, args []string) error {
+	path, err := findBinary(name)
 	if err != nil {
-		return nil, fmt.Errorf("ociwf.lifecycle.policy: %w", err)
+		return err
 	}
-	var v atomic.Pointer[verify.Verifier]
-	var host atomic.Value
-	lc.State = func(ctx context.Context, repo string, dgst digest.Digest) (lifecycle.State, error) {
-		vv := v.Load()
-		if vv == nil {
-			return "", fmt.Errorf("lifecycle states: the registry is still starting")
-		}
-		return vv.StateOf(host.Load().(string))(ctx, repo, dgst)
+	// The child gets no deadline of ociwf's: its own --timeout applies.
+	c := exec.Command(path, args...)
+	c.Stdin, c.Stdout, c.Stderr = a.Stdin, a.Stdout, a.Stderr
+	wait, err := startChild(c)
+	if err != nil {
+		return fmt.Errorf("run %s: %w", path, err)
 	}
-	return func(srv *registryext.Server) error {
-		if srv.Network() == "unix" {
-			return fmt.Errorf("ociwf.lifecycle: the pull rule reads lifecycle states from the registry itself over TCP; it cannot listen on a unix socket: %w", errdef.ErrInvalid)
+	done := make(chan error, 1)
+	go func() { done <- wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = c.Process.Signal(syscall.SIGTERM)
+		select {
+		case err = <-done:
+		case <-time.After(time.Minute):
+			_ = c.Process.Kill()
+			err = <-done
 		}
-		opts := target.Options{Username: os.Getenv("OCIWF_LIFECYCLE_USERNAME"), Password: os.Getenv("OCIWF_LIFECYCLE_PASSWORD")}
-		addr := srv.Addr()
-		if srv.TLS() {
-			opts.Insecure = true // the registry talking to itself on its own listener
-		} else {
-			opts.PlainHTTPHosts = []string{addr}
-		}
-		o, err := target.New(opts)
-		if err != nil {
-			return err
-		}
-		vv, err := verify.New(pol, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: lifecycle.NewMemoryStore()})
-		if err != nil {
-			return fmt.Errorf("ociwf.lifecycle.policy: %w", err)
-		}
-		host.Store(addr)
-		v.Store(vv)
+	}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
 		return nil
-	}, nil
-}
-
-func (a *app) registryGCCmd() *cobra.Command {
-	var root, config, rulesFile string
-	var opts registryext.GCOptions
-	gc := &cobra.Command{
-		Use:   "gc",
-		Short: "Remove unreferenced content from the registry's storage, keeping what the rules protect",
-		Long: `Gc removes the blobs no manifest references from the storage under --root
-(or the storage a Distribution configuration file, --config, sets up), with
-Distribution's mark and sweep. With --delete-untagged it first deletes the
-manifests no tag keeps: a tag keeps the manifest it names, the manifests an
-index contains and the referrers (signatures, attestations, SBOMs) of all of
-those. Stock "registry garbage-collect --delete-untagged" deletes those
-referrers even when a protected tag reaches them: do not run it on storage
-ociwf registry serve protects.
-
-Run it while no registry serves the storage, as Distribution requires.
---dry-run reports the counts and deletes nothing.`,
-		Args: args(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := storageConfig(cmd, root, config, rulesFile)
-			if err != nil {
-				return err
-			}
-			cfg.Logger = a.logger()
-			res, err := registryext.GarbageCollect(cmd.Context(), cfg, opts)
-			if err != nil {
-				return err
-			}
-			a.emit(res, func(w io.Writer) {
-				verb := "deleted"
-				if res.DryRun {
-					verb = "would delete"
-				}
-				fmt.Fprintf(w, "Manifests: %s %d, kept %d (%d protected)\nBlobs: %s %d, kept %d\n",
-					verb, res.ManifestsDeleted, res.ManifestsKept, res.ManifestsProtected, verb, res.BlobsDeleted, res.BlobsKept)
-			})
-			return nil
-		},
+	case errors.As(err, &exit) && exit.ExitCode() > 0:
+		return cli.Exited{Code: exit.ExitCode()}
+	default:
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	gc.Flags().StringVar(&root, "root", "./ociwf-registry", "storage directory")
-	gc.Flags().StringVar(&config, "config", "", "Distribution configuration file (storage)")
-	gc.Flags().StringVar(&rulesFile, "rules", "", "immutability rules file (default: semantic-version tags immutable)")
-	gc.Flags().BoolVarP(&opts.DryRun, "dry-run", "d", false, "report what would be deleted; delete nothing")
-	gc.Flags().BoolVarP(&opts.DeleteUntagged, "delete-untagged", "m", false, "delete the manifests no tag keeps")
-	return gc
-}
-
-// storageConfig is the registry configuration the --root, --config and
-// --rules flags of cmd describe.
-func storageConfig(cmd *cobra.Command, root, config, rulesFile string) (registryext.Config, error) {
-	cfg := registryext.Config{Root: root}
-	if config != "" {
-		if cmd.Flags().Changed("root") {
-			return cfg, usagef("--root and --config are mutually exclusive: set the storage in the configuration file")
-		}
-		var err error
-		if cfg, err = registryext.LoadConfig(config); err != nil {
-			return cfg, err
-		}
-	}
-	if rulesFile != "" {
-		rules, err := immutability.Load(rulesFile)
-		if err != nil {
-			return cfg, err
-		}
-		cfg.Rules = rules
-	}
-	return cfg, nil
-}
-
-func storageOf(root, config string) string {
-	if config != "" {
-		return "from " + config
-	}
-	return root
-}
-
-func level(verbose bool) slog.Level {
-	if verbose {
-		return slog.LevelDebug
-	}
-	return slog.LevelInfo
 }

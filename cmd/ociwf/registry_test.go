@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/registry/remote"
 
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/policy/registryext"
 )
 
@@ -67,7 +69,7 @@ func TestRegistryServeRulesAndAudit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, stderr, code := cli(t, "audit", "verify", log)
+	out, stderr, code := runCLI(t, "audit", "verify", log)
 	if code != 0 || !strings.Contains(out, "1 policy violations") {
 		t.Fatalf("audit verify: exit %d %s %s", code, out, stderr)
 	}
@@ -82,10 +84,10 @@ func TestRegistryServeBadConfig(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "rules.yaml")
 	os.WriteFile(bad, []byte("version: ociwf.dev/immutability/v1\nrules: [{name: x, mode: frozen}]\n"), 0o600)
-	if _, stderr, code := cli(t, "registry", "serve", "--addr", "127.0.0.1:0", "--rules", bad); code != exitError || !strings.Contains(stderr, "rules.yaml") {
+	if _, stderr, code := runCLI(t, "registry", "serve", "--addr", "127.0.0.1:0", "--rules", bad); code != cli.ExitError || !strings.Contains(stderr, "rules.yaml") {
 		t.Fatalf("bad rules: exit %d %s", code, stderr)
 	}
-	if _, stderr, code := cli(t, "registry", "serve", "--config", bad, "--root", dir); code != exitUsage {
+	if _, stderr, code := runCLI(t, "registry", "serve", "--config", bad, "--root", dir); code != cli.ExitUsage {
 		t.Fatalf("--config with --root: exit %d %s", code, stderr)
 	}
 }
@@ -135,7 +137,7 @@ func TestRegistryGC(t *testing.T) {
 		if dry {
 			args = append(args, "--dry-run")
 		}
-		out, stderr, code := cli(t, args...)
+		out, stderr, code := runCLI(t, args...)
 		var res registryext.GCResult
 		if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
 			t.Fatalf("registry gc: exit %d %s %s", code, out, stderr)
@@ -145,7 +147,7 @@ func TestRegistryGC(t *testing.T) {
 			t.Fatalf("dry run %v: %s", dry, out)
 		}
 	}
-	if _, _, code := cli(t, "registry", "gc", "--root", root, "--config", "x.yml"); code != exitUsage {
+	if _, _, code := runCLI(t, "registry", "gc", "--root", root, "--config", "x.yml"); code != cli.ExitUsage {
 		t.Fatalf("--root with --config: exit %d", code)
 	}
 }
@@ -163,7 +165,7 @@ func TestRegistryServeOciwfSection(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			file := filepath.Join(dir, strings.ReplaceAll(name, " ", "-")+".yml")
 			os.WriteFile(file, []byte(base+c.extra), 0o600)
-			stdout, _, code := cli(t, "registry", "serve", "--addr", "127.0.0.1:0", "--config", file, "--output", "json")
+			stdout, _, code := runCLI(t, "registry", "serve", "--addr", "127.0.0.1:0", "--config", file, "--output", "json")
 			if code != 1 || !strings.Contains(stdout, c.want) {
 				t.Fatalf("exit %d: %s", code, stdout)
 			}
@@ -184,13 +186,13 @@ func TestRegistryServeRefusesPullsOfRetiredVersions(t *testing.T) {
 	os.WriteFile(conf, []byte("version: 0.1\nstorage:\n  inmemory: {}\nhttp:\n  secret: s\nociwf:\n  lifecycle:\n    policy: trust.yaml\n"), 0o600)
 	addr := serve(t, "--config", conf)
 	ref := addr + "/team/build:1.4.0"
-	if _, stderr, code := cli(t, "publish", "--plain-http", "--key", keys+".key", samples+"build-test-release.yaml", ref); code != 0 {
+	if _, stderr, code := runCLI(t, "publish", "--plain-http", "--key", keys+".key", samples+"build-test-release.yaml", ref); code != 0 {
 		t.Fatal(stderr)
 	}
-	if _, stderr, code := cli(t, "pull", "--plain-http", "--key", keys+".pub", "-o", t.TempDir(), ref); code != 0 {
+	if _, stderr, code := runCLI(t, "pull", "--plain-http", "--key", keys+".pub", "-o", t.TempDir(), ref); code != 0 {
 		t.Fatalf("pull of the published version: exit %d: %s", code, stderr)
 	}
-	if _, stderr, code := cli(t, "lifecycle", "retire", "--plain-http", "--key", keys+".key", "--reason", "CVE-2026-1", ref); code != 0 {
+	if _, stderr, code := runCLI(t, "lifecycle", "retire", "--plain-http", "--key", keys+".key", "--reason", "CVE-2026-1", ref); code != 0 {
 		t.Fatal(stderr)
 	}
 	resp, err := http.Get("http://" + addr + "/v2/team/build/manifests/1.4.0")
@@ -205,13 +207,13 @@ func TestRegistryServeRefusesPullsOfRetiredVersions(t *testing.T) {
 	}
 	// verify and pull name the refusal as the lifecycle violation it is.
 	out := t.TempDir()
-	if _, stderr, code := cli(t, "pull", "--plain-http", "--key", keys+".pub", "-o", out, ref); code != exitImmutable || !strings.Contains(stderr, "is retired (cannot_be_used)") || !strings.Contains(stderr, "the registry refuses pulls") {
+	if _, stderr, code := runCLI(t, "pull", "--plain-http", "--key", keys+".pub", "-o", out, ref); code != cli.ExitImmutable || !strings.Contains(stderr, "is retired (cannot_be_used)") || !strings.Contains(stderr, "the registry refuses pulls") {
 		t.Fatalf("pull of the retired version from the restricting registry: exit %d: %s", code, stderr)
 	}
 	if entries, _ := os.ReadDir(out); len(entries) != 0 {
 		t.Fatalf("pull wrote %v", entries)
 	}
-	if out, stderr, code := cli(t, "status", "--plain-http", "--key", keys+".pub", ref); code != 0 || !strings.HasPrefix(out, "state: retired\n") {
+	if out, stderr, code := runCLI(t, "status", "--plain-http", "--key", keys+".pub", ref); code != 0 || !strings.HasPrefix(out, "state: retired\n") {
 		t.Fatalf("status: exit %d: %s %s", code, out, stderr)
 	}
 }
@@ -261,7 +263,7 @@ func TestRegistryServeAlertWebhook(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no alert posted")
 	}
-	if _, stderr, code := cli(t, "registry", "serve", "--addr", "127.0.0.1:0", "--root", dir, "--alert-webhook", "alertmanager:9093"); code != exitError || !strings.Contains(stderr, "alert webhook") {
+	if _, stderr, code := runCLI(t, "registry", "serve", "--addr", "127.0.0.1:0", "--root", dir, "--alert-webhook", "alertmanager:9093"); code != cli.ExitError || !strings.Contains(stderr, "alert webhook") {
 		t.Fatalf("bad webhook URL: exit %d %s", code, stderr)
 	}
 }
@@ -269,8 +271,70 @@ func TestRegistryServeAlertWebhook(t *testing.T) {
 // An unknown --coordination mode is a usage error, before anything is
 // served.
 func TestRegistryServeCoordinationFlag(t *testing.T) {
-	_, stderr, code := cli(t, "registry", "serve", "--root", t.TempDir(), "--addr", "127.0.0.1:0", "--coordination", "zookeeper")
-	if code != exitUsage || !strings.Contains(stderr, "filesystem") {
+	_, stderr, code := runCLI(t, "registry", "serve", "--root", t.TempDir(), "--addr", "127.0.0.1:0", "--coordination", "zookeeper")
+	if code != cli.ExitUsage || !strings.Contains(stderr, "filesystem") {
 		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
+
+// Without ociwf-registry beside ociwf or on PATH, `ociwf registry` says
+// what is missing and how to install it.
+func TestRegistryHandOverMissingBinary(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	_, stderr, code := runCLI(t, "registry", "serve", "--addr", "127.0.0.1:0")
+	if code != cli.ExitError || !strings.Contains(stderr, "ociwf-registry is not installed") || !strings.Contains(stderr, "go install ociwf.dev/cmd/ociwf-registry@") {
+		t.Fatalf("exit %d, stderr %q; want exit 1 naming the missing binary and how to install it", code, stderr)
+	}
+}
+
+// The registry ociwf hands over to dies with it, even when ociwf is
+// killed with SIGKILL: nothing keeps serving (or holding the storage's
+// serving lock) behind a supervisor's back. Its output goes to a file, so
+// that no closed pipe ends it instead.
+func TestRegistryHandOverDiesWithOciwf(t *testing.T) {
+	dir := t.TempDir()
+	out, err := os.Create(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(os.Args[0], "registry", "serve", "--root", filepath.Join(dir, "root"), "--addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	var addr string
+	for i := 0; addr == "" && i < 200; i++ {
+		time.Sleep(50 * time.Millisecond)
+		b, _ := os.ReadFile(out.Name())
+		if _, rest, ok := strings.Cut(string(b), "Serving on http://"); ok {
+			addr, _, _ = strings.Cut(rest, " ")
+		}
+	}
+	if addr == "" {
+		b, _ := os.ReadFile(out.Name())
+		t.Fatalf("registry serve did not start: %s", b)
+	}
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + addr + "/v2/")
+	if err != nil {
+		t.Fatalf("registry not answering before the kill: %v", err)
+	}
+	resp.Body.Close()
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := c.Get("http://" + addr + "/v2/")
+		if err != nil {
+			return // gone
+		}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("the registry at %s still answers 10s after ociwf was killed", addr)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

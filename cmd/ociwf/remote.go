@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf/target"
 )
 
@@ -38,7 +39,7 @@ func (r *remoteFlags) opener(stdin io.Reader) (*target.Opener, error) {
 	}
 	if r.passwordStdin {
 		if r.opts.Password != "" {
-			return nil, usagef("--password and --password-stdin are mutually exclusive")
+			return nil, cli.Usagef("--password and --password-stdin are mutually exclusive")
 		}
 		b, err := io.ReadAll(io.LimitReader(stdin, 1<<16))
 		if err != nil {
@@ -47,10 +48,10 @@ func (r *remoteFlags) opener(stdin io.Reader) (*target.Opener, error) {
 		r.opts.Password = strings.TrimRight(string(b), "\r\n")
 	}
 	if r.opts.Password != "" && r.opts.Username == "" {
-		return nil, usagef("a password needs --username")
+		return nil, cli.Usagef("a password needs --username")
 	}
 	if r.retries < 0 {
-		return nil, usagef("--retries must not be negative, not %d", r.retries)
+		return nil, cli.Usagef("--retries must not be negative, not %d", r.retries)
 	}
 	policy := target.DefaultRetryPolicy()
 	policy.MaxRetries = r.retries
@@ -58,7 +59,7 @@ func (r *remoteFlags) opener(stdin io.Reader) (*target.Opener, error) {
 		policy = target.NoRetries()
 	}
 	r.opts.Retry = &policy
-	r.opts.UserAgent = "ociwf/" + toolVersion()
+	r.opts.UserAgent = "ociwf/" + cli.ToolVersion()
 	o, err := target.New(r.opts)
 	if err != nil {
 		return nil, err

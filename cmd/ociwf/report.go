@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ociwf.dev/attest/report"
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf/target"
 )
 
@@ -34,11 +35,11 @@ page (inline CSS and SVG, no script, nothing loaded from elsewhere): the
 dashboard of state counts, the check success rate over time, violations,
 signers and exceptions. --key trusts one key for one repository; name
 several repositories with --policy.`,
-		Annotations: map[string]string{outputsAnnotation: "markdown,html", readOnly: "true"},
+		Annotations: map[string]string{cli.Outputs: "markdown,html", cli.ReadOnly: "true"},
 		Example: `  ociwf report --plain-http 127.0.0.1:5000/team/build --policy policy.yaml --audit-log audit.jsonl --monitor-log checks.jsonl
   ociwf report --plain-http 127.0.0.1:5000/team/build --key ci.pub --since 2026-01-01T00:00:00Z --until 2026-04-01T00:00:00Z --output json
   ociwf report --plain-http 127.0.0.1:5000/team/build --policy policy.yaml --monitor-log checks.jsonl --output html > report.html`,
-		Args: args(cobra.MinimumNArgs(1)),
+		Args: cli.Args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ctx := cmd.Context()
 			for _, b := range []struct {
@@ -51,22 +52,22 @@ several repositories with --policy.`,
 				}
 				v, err := time.Parse(time.RFC3339, b.s)
 				if err != nil {
-					return usagef("%s %q: want an RFC 3339 time such as 2026-01-01T00:00:00Z", b.flag, b.s)
+					return cli.Usagef("%s %q: want an RFC 3339 time such as 2026-01-01T00:00:00Z", b.flag, b.s)
 				}
 				*b.t = v
 			}
 			if !opts.Since.IsZero() && !opts.Until.IsZero() && !opts.Until.After(opts.Since) {
-				return usagef("--until %s is not after --since %s", until, since)
+				return cli.Usagef("--until %s is not after --since %s", until, since)
 			}
 			if opts.Concurrency < 1 {
-				return usagef("--concurrency must be at least 1")
+				return cli.Usagef("--concurrency must be at least 1")
 			}
 			if t.key != "" && len(argv) > 1 {
-				return usagef("--key trusts one key for one repository; name several repositories with --policy")
+				return cli.Usagef("--key trusts one key for one repository; name several repositories with --policy")
 			}
 			v, err := a.verifierFor(ctx, &r, &t, argv[0], func(tg *target.Source) error {
 				if tg.Reference != "" {
-					return usagef("name a repository, without :TAG or @DIGEST: %s", tg.Name)
+					return cli.Usagef("name a repository, without :TAG or @DIGEST: %s", tg.Name)
 				}
 				return nil
 			})
@@ -78,13 +79,13 @@ several repositories with --policy.`,
 				return err
 			}
 			var werr error
-			switch a.output {
+			switch a.Output {
 			case "html":
-				werr = report.HTML(a.stdout, rep)
+				werr = report.HTML(a.Stdout, rep)
 			case "markdown":
-				werr = report.Markdown(a.stdout, rep)
+				werr = report.Markdown(a.Stdout, rep)
 			default:
-				a.emit(rep, func(w io.Writer) { werr = report.Markdown(w, rep) })
+				a.Emit(rep, func(w io.Writer) { werr = report.Markdown(w, rep) })
 			}
 			if werr != nil {
 				return fmt.Errorf("report: write: %w", werr)

@@ -18,6 +18,7 @@ import (
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/registry/remote"
 
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/policy/audit"
 	"ociwf.dev/policy/registryext"
 	"ociwf.dev/policy/registrytest"
@@ -100,10 +101,10 @@ trustPolicies:
 		if err := os.WriteFile(file, append(append([]byte(nil), src...), "\n# version "+tag+"\n"...), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, stderr, code := cli(t, "push", "--plain-http", "--offline", file, repo+":"+tag); code != 0 {
+		if _, stderr, code := runCLI(t, "push", "--plain-http", "--offline", file, repo+":"+tag); code != 0 {
 			t.Fatal(stderr)
 		}
-		if _, stderr, code := cli(t, "sign", "--plain-http", "--key", keys+".key", repo+":"+tag); code != 0 {
+		if _, stderr, code := runCLI(t, "sign", "--plain-http", "--key", keys+".key", repo+":"+tag); code != 0 {
 			t.Fatal(stderr)
 		}
 	}
@@ -112,14 +113,14 @@ trustPolicies:
 	if err := os.WriteFile(file, append(append([]byte(nil), src...), "\n# version 2.0.0\n"...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, code := cli(t, "push", "--plain-http", "--offline", file, repo+":2.0.0")
+	out, stderr, code := runCLI(t, "push", "--plain-http", "--offline", file, repo+":2.0.0")
 	if code != 0 {
 		t.Fatal(stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	pinned := lines[len(lines)-1]
 	for _, c := range [][]string{{"review", "submit", pinned}, {"publish", pinned, "--tag", "2.0.0"}} {
-		if out, stderr, code := cli(t, append(c, "--plain-http", "--key", keys+".key", "--policy", pol)...); code != 0 {
+		if out, stderr, code := runCLI(t, append(c, "--plain-http", "--key", keys+".key", "--policy", pol)...); code != 0 {
 			t.Fatalf("%v: exit %d\n%s%s", c, code, out, stderr)
 		}
 	}
@@ -129,12 +130,12 @@ trustPolicies:
 	if err := os.WriteFile(file, append(append([]byte(nil), src...), "\n# edge\n"...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, code = cli(t, "push", "--plain-http", "--offline", file, repo+":edge")
+	out, stderr, code = runCLI(t, "push", "--plain-http", "--offline", file, repo+":edge")
 	if code != 0 {
 		t.Fatal(stderr)
 	}
 	lines = strings.Split(strings.TrimSpace(out), "\n")
-	if _, stderr, code := cli(t, "sign", "--plain-http", "--key", keys+".key", lines[len(lines)-1]); code != 0 {
+	if _, stderr, code := runCLI(t, "sign", "--plain-http", "--key", keys+".key", lines[len(lines)-1]); code != 0 {
 		t.Fatal(stderr)
 	}
 	// 3.0.0 uses 1.1.0, deprecated below: a deprecated version still used.
@@ -152,7 +153,7 @@ steps:
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, stderr, code := cli(t, "publish", "--plain-http", "--key", keys+".key", file, repo+":3.0.0"); code != 0 {
+	if _, stderr, code := runCLI(t, "publish", "--plain-http", "--key", keys+".key", file, repo+":3.0.0"); code != 0 {
 		t.Fatal(stderr)
 	}
 	for _, c := range [][]string{
@@ -160,7 +161,7 @@ steps:
 		{"lifecycle", "retire", repo + ":1.2.0", "--reason", "end of support"},
 		{"lifecycle", "retire", repo + ":1.3.0", "--emergency", "--reason", "credential leak", "--justification", "tokens printed to logs", "--impact", "every run since 1.3.0", "--remediation", "rotate tokens"},
 	} {
-		if out, stderr, code := cli(t, append([]string{c[0], c[1], "--plain-http", "--key", keys + ".key", "--policy", pol}, c[2:]...)...); code != 0 {
+		if out, stderr, code := runCLI(t, append([]string{c[0], c[1], "--plain-http", "--key", keys + ".key", "--policy", pol}, c[2:]...)...); code != 0 {
 			t.Fatalf("%v: exit %d\n%s%s", c, code, out, stderr)
 		}
 	}
@@ -234,7 +235,7 @@ steps:
 	ml.Close()
 
 	base := []string{"report", "--plain-http", "--policy", pol, repo, "--audit-log", auditLog, "--monitor-log", monLog}
-	js, stderr, code := cli(t, append(base, "--output", "json")...)
+	js, stderr, code := runCLI(t, append(base, "--output", "json")...)
 	if code != 0 {
 		t.Fatalf("report --output json: exit %d\n%s%s", code, js, stderr)
 	}
@@ -244,23 +245,23 @@ steps:
 		}
 	}
 	golden(t, "seeded.json.golden", normalise(js, host))
-	md, stderr, code := cli(t, base...)
+	md, stderr, code := runCLI(t, base...)
 	if code != 0 {
 		t.Fatalf("report: exit %d\n%s%s", code, md, stderr)
 	}
 	golden(t, "seeded.md.golden", normalise(md, host))
-	html, stderr, code := cli(t, append(base, "--output", "html")...)
+	html, stderr, code := runCLI(t, append(base, "--output", "html")...)
 	if code != 0 {
 		t.Fatalf("report --output html: exit %d\n%s", code, stderr)
 	}
 	checkDashboard(t, html, js)
 
 	// A period after everything: nothing in it.
-	out, _, code = cli(t, append(base, "--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "--output", "json")...)
+	out, _, code = runCLI(t, append(base, "--since", time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "--output", "json")...)
 	if code != 0 || !strings.Contains(out, `"exceptionCount": 0`) || !strings.Contains(out, `"violations": 0`) || !strings.Contains(out, `"checks": 0`) {
 		t.Fatalf("report in an empty period: exit %d\n%s", code, out)
 	}
-	if _, _, code := cli(t, "report", "--plain-http", "--key", keys+".pub", repo, "--since", "yesterday"); code != exitUsage {
+	if _, _, code := runCLI(t, "report", "--plain-http", "--key", keys+".pub", repo, "--since", "yesterday"); code != cli.ExitUsage {
 		t.Fatalf("bad --since: exit %d", code)
 	}
 }
@@ -284,7 +285,7 @@ func TestReportFailsWhenTheRegistryDoesNotAnswer(t *testing.T) {
 	keys := newKeys(t)
 	t.Setenv("XDG_STATE_HOME", filepath.Join(t.TempDir(), "state"))
 	host := registrytest.New(t)
-	if _, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", host+"/wf/down"); code != 0 {
+	if _, stderr, code := runCLI(t, "publish", "--plain-http", "--offline", "--key", keys+".key", samples+"build-test-release.yaml", host+"/wf/down"); code != 0 {
 		t.Fatal(stderr)
 	}
 	u, err := url.Parse("http://" + host)
@@ -300,7 +301,7 @@ func TestReportFailsWhenTheRegistryDoesNotAnswer(t *testing.T) {
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(proxy.Close)
-	out, stderr, code := cli(t, "report", "--plain-http", "--key", keys+".pub", "--signed-identity", host+"/wf/down", strings.TrimPrefix(proxy.URL, "http://")+"/wf/down", "--output", "json")
+	out, stderr, code := runCLI(t, "report", "--plain-http", "--key", keys+".pub", "--signed-identity", host+"/wf/down", strings.TrimPrefix(proxy.URL, "http://")+"/wf/down", "--output", "json")
 	if code != 1 || !strings.Contains(out, "rerun when the registry answers") || !strings.Contains(out, "1.4.0") {
 		t.Fatalf("report through a registry that does not answer: exit %d\n%s%s", code, out, stderr)
 	}

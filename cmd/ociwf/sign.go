@@ -15,6 +15,7 @@ import (
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/keys"
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
 )
@@ -40,7 +41,7 @@ func (s *signerFlags) register(fs *pflag.FlagSet) {
 // check reports flag mistakes as usage errors.
 func (s *signerFlags) check() error {
 	if err := s.opts.Validate(); err != nil {
-		return usagef("--key KEY (a cosign key file or KMS URI) or --keyless: %w", err)
+		return cli.Usagef("--key KEY (a cosign key file or KMS URI) or --keyless: %w", err)
 	}
 	return nil
 }
@@ -67,10 +68,10 @@ func (a *app) passFunc() accessory.PassFunc {
 		if pw, ok := os.LookupEnv("COSIGN_PASSWORD"); ok {
 			return []byte(pw), nil
 		}
-		if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if f, ok := a.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			return accessory.PassFromTerminal(confirm)
 		}
-		b, err := io.ReadAll(io.LimitReader(a.stdin, 1<<16))
+		b, err := io.ReadAll(io.LimitReader(a.Stdin, 1<<16))
 		if err != nil {
 			return nil, fmt.Errorf("read the key password from stdin (or set COSIGN_PASSWORD): %w", err)
 		}
@@ -95,7 +96,7 @@ func storageFlag(fs *pflag.FlagSet, st *storage) {
 func (st storage) options(log *slog.Logger) (accessory.RegistryOptions, error) {
 	f, err := accessory.ParseFormat(st.format)
 	if err != nil {
-		return accessory.RegistryOptions{}, usageError{err}
+		return accessory.RegistryOptions{}, cli.UsageError{Err: err}
 	}
 	mode := accessory.TagScheme
 	if st.referrers {
@@ -106,7 +107,7 @@ func (st storage) options(log *slog.Logger) (accessory.RegistryOptions, error) {
 
 // openSubject opens REF on a registry and resolves it to a digest.
 func (a *app) openSubject(ctx context.Context, r *remoteFlags, ref string) (*target.Opener, accessory.Subject, error) {
-	o, err := r.opener(a.stdin)
+	o, err := r.opener(a.Stdin)
 	if err != nil {
 		return nil, accessory.Subject{}, err
 	}
@@ -124,7 +125,7 @@ func (a *app) openSubject(ctx context.Context, r *remoteFlags, ref string) (*tar
 // signing opens REF, resolves it to the subject to sign and loads the key;
 // the caller closes the signer.
 func (a *app) signing(ctx context.Context, r *remoteFlags, s *signerFlags, ref string, st storage) (*accessory.Registry, *accessory.Signer, accessory.Subject, error) {
-	ropts, err := st.options(a.logger())
+	ropts, err := st.options(a.Logger())
 	if err != nil {
 		return nil, nil, accessory.Subject{}, err
 	}
@@ -142,7 +143,7 @@ func (a *app) signing(ctx context.Context, r *remoteFlags, s *signerFlags, ref s
 // report prints what sign or attest did: "VERB REF[detail] (storage)", or
 // "Already verb…" when nothing had to be written.
 func (a *app) report(out signResult, verb, detail string) {
-	a.emit(out, func(w io.Writer) {
+	a.Emit(out, func(w io.Writer) {
 		if out.Existing {
 			verb = "Already " + strings.ToLower(verb)
 		}
@@ -187,7 +188,7 @@ is the only format both cosign v2 and v3 verify offline with only --key.
 Verify with stock cosign:
   cosign verify --key cosign.pub --insecure-ignore-tlog REPO@sha256:...`,
 		Example: `  COSIGN_PASSWORD=... ociwf sign --plain-http --key cosign.key 127.0.0.1:5000/workflows/build:1.0.0`,
-		Args:    args(cobra.ExactArgs(1)),
+		Args:    cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ann, err := parseAnnotations(annotations)
 			if err != nil {
@@ -239,19 +240,19 @@ sigstore bundle v0.3 referrer, as stock cosign v3 attests.
 Verify with stock cosign:
   cosign verify-attestation --key cosign.pub --insecure-ignore-tlog --type cyclonedx REPO@sha256:...`,
 		Example: `  ociwf attest --plain-http --key cosign.key --type cyclonedx --predicate sbom.cdx.json 127.0.0.1:5000/workflows/build:1.0.0`,
-		Args:    args(cobra.ExactArgs(1)),
+		Args:    cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			if predicate == "" {
-				return usagef("--predicate FILE is required")
+				return cli.Usagef("--predicate FILE is required")
 			}
 			if replace && appendAtt {
-				return usagef("--replace and --append are mutually exclusive")
+				return cli.Usagef("--replace and --append are mutually exclusive")
 			}
 			uri, err := accessory.PredicateType(typ)
 			if err != nil {
-				return usageError{err}
+				return cli.UsageError{Err: err}
 			}
-			pred, err := readPredicate(predicate, a.stdin)
+			pred, err := readPredicate(predicate, a.Stdin)
 			if err != nil {
 				return err
 			}
@@ -322,7 +323,7 @@ func (a *app) keyCmd() *cobra.Command {
 of cosign generate-key-pair; both tools use either key. The password comes
 from COSIGN_PASSWORD, a terminal prompt, or standard input.`,
 		Example: `  COSIGN_PASSWORD=... ociwf key generate --output-key-prefix release`,
-		Args:    args(cobra.NoArgs),
+		Args:    cli.Args(cobra.NoArgs),
 		RunE: func(*cobra.Command, []string) error {
 			kp, err := accessory.GenerateKeyPair(a.passFunc())
 			if err != nil {
@@ -335,7 +336,7 @@ from COSIGN_PASSWORD, a terminal prompt, or standard input.`,
 			if err != nil {
 				return err
 			}
-			a.emit(map[string]string{"privateKey": priv, "publicKey": pub}, func(w io.Writer) {
+			a.Emit(map[string]string{"privateKey": priv, "publicKey": pub}, func(w io.Writer) {
 				fmt.Fprintf(w, "Private key written to %s\nPublic key written to %s\n", priv, pub)
 			})
 			return nil

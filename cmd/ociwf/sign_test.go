@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/policy/lifecycle"
 	"ociwf.dev/policy/registrytest"
 )
@@ -16,17 +17,17 @@ func TestPublishSignAttestVerify(t *testing.T) {
 	t.Setenv("COSIGN_PASSWORD", "s3cret")
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "release")
-	if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", prefix); code != 0 {
+	if _, stderr, code := runCLI(t, "key", "generate", "--output-key-prefix", prefix); code != 0 {
 		t.Fatalf("key generate: %s", stderr)
 	}
-	if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", prefix); code != exitError || !strings.Contains(stderr, "--force") {
+	if _, stderr, code := runCLI(t, "key", "generate", "--output-key-prefix", prefix); code != cli.ExitError || !strings.Contains(stderr, "--force") {
 		t.Fatalf("key generate over existing keys: exit %d %s", code, stderr)
 	}
 	key, pub := prefix+".key", prefix+".pub"
 	host := registrytest.New(t)
 	repo := host + "/workflows/signed"
 
-	out, stderr, code := cli(t, "publish", "--plain-http", "--offline", "--key", key, "--builder-id", "https://ci.example/b", "--output", "json", samples+"build-test-release.yaml", repo)
+	out, stderr, code := runCLI(t, "publish", "--plain-http", "--offline", "--key", key, "--builder-id", "https://ci.example/b", "--output", "json", samples+"build-test-release.yaml", repo)
 	if code != 0 {
 		t.Fatalf("publish: %s", stderr)
 	}
@@ -39,12 +40,12 @@ func TestPublishSignAttestVerify(t *testing.T) {
 		t.Fatalf("publish output %s (%v)", out, err)
 	}
 	// Text output ends with the pinned reference.
-	out, _, code = cli(t, "publish", "--plain-http", "--offline", "--key", key, samples+"build-test-release.yaml", repo)
+	out, _, code = runCLI(t, "publish", "--plain-http", "--offline", "--key", key, samples+"build-test-release.yaml", repo)
 	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || lines[len(lines)-1] != res.Reference || !strings.Contains(out, "already there") {
 		t.Fatalf("republish: exit %d\n%s", code, out)
 	}
 
-	out, stderr, code = cli(t, "verify", "--plain-http", "--key", pub, "--require-signed-tag", "--output", "json", repo+":1.4.0")
+	out, stderr, code = runCLI(t, "verify", "--plain-http", "--key", pub, "--require-signed-tag", "--output", "json", repo+":1.4.0")
 	var ver struct {
 		Verified     bool
 		SignedTags   []string
@@ -57,27 +58,27 @@ func TestPublishSignAttestVerify(t *testing.T) {
 
 	// A second signer and a custom attestation through sign and attest.
 	other := filepath.Join(dir, "other")
-	cli(t, "key", "generate", "--output-key-prefix", other)
-	if _, stderr, code := cli(t, "verify", "--plain-http", "--key", other+".pub", res.Reference); code != exitVerification || !strings.Contains(stderr, "signatures check failed: no signature is made by a key trusted") {
+	runCLI(t, "key", "generate", "--output-key-prefix", other)
+	if _, stderr, code := runCLI(t, "verify", "--plain-http", "--key", other+".pub", res.Reference); code != cli.ExitVerification || !strings.Contains(stderr, "signatures check failed: no signature is made by a key trusted") {
 		t.Fatalf("verify with another key: exit %d %s", code, stderr)
 	}
-	if _, stderr, code := cli(t, "sign", "--plain-http", "--key", other+".key", "-a", "approved=yes", res.Reference); code != 0 {
+	if _, stderr, code := runCLI(t, "sign", "--plain-http", "--key", other+".key", "-a", "approved=yes", res.Reference); code != 0 {
 		t.Fatalf("sign: %s", stderr)
 	}
 	pred := filepath.Join(dir, "review.json")
 	os.WriteFile(pred, []byte(`{"reviewer":"sec"}`), 0o600)
-	if _, stderr, code := cli(t, "attest", "--plain-http", "--key", other+".key", "--type", "https://example.com/review/v1", "--predicate", pred, "--referrers", res.Reference); code != 0 {
+	if _, stderr, code := runCLI(t, "attest", "--plain-http", "--key", other+".key", "--type", "https://example.com/review/v1", "--predicate", pred, "--referrers", res.Reference); code != 0 {
 		t.Fatalf("attest: %s", stderr)
 	}
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte("not json"), 0o600)
-	if _, stderr, code := cli(t, "attest", "--plain-http", "--key", other+".key", "--type", "cyclonedx", "--predicate", bad, res.Reference); code != exitError || !strings.Contains(stderr, "cyclonedx predicate") {
+	if _, stderr, code := runCLI(t, "attest", "--plain-http", "--key", other+".key", "--type", "cyclonedx", "--predicate", bad, res.Reference); code != cli.ExitError || !strings.Contains(stderr, "cyclonedx predicate") {
 		t.Fatalf("attest a malformed predicate: exit %d %s", code, stderr)
 	}
-	if _, stderr, code := cli(t, "attest", "--plain-http", "--key", other+".key", "--type", "not a type", "--predicate", bad, res.Reference); code != exitUsage || !strings.Contains(stderr, "predicate type") {
+	if _, stderr, code := runCLI(t, "attest", "--plain-http", "--key", other+".key", "--type", "not a type", "--predicate", bad, res.Reference); code != cli.ExitUsage || !strings.Contains(stderr, "predicate type") {
 		t.Fatalf("attest with a bad type: exit %d %s", code, stderr)
 	}
-	out, stderr, code = cli(t, "verify", "--plain-http", "--key", other+".pub", "--signature-only", "--type", "https://example.com/review/v1", res.Reference)
+	out, stderr, code = runCLI(t, "verify", "--plain-http", "--key", other+".pub", "--signature-only", "--type", "https://example.com/review/v1", res.Reference)
 	if code != 0 || !strings.Contains(out, "attested https://example.com/review/v1 by "+other+".pub (referrers)") || !strings.Contains(stderr, "WARNING: --signature-only") {
 		t.Fatalf("verify the second signer: exit %d %s %s", code, out, stderr)
 	}
@@ -87,7 +88,7 @@ func TestSigningFailuresTagNothing(t *testing.T) {
 	dir := t.TempDir()
 	prefix := filepath.Join(dir, "k")
 	t.Setenv("COSIGN_PASSWORD", "right")
-	cli(t, "key", "generate", "--output-key-prefix", prefix)
+	runCLI(t, "key", "generate", "--output-key-prefix", prefix)
 	host := registrytest.New(t)
 	repo := host + "/workflows/failing"
 	cases := []struct {
@@ -97,12 +98,12 @@ func TestSigningFailuresTagNothing(t *testing.T) {
 		code     int
 		want     string
 	}{
-		{"wrong password", "wrong", []string{"--key", prefix + ".key"}, exitError, "wrong password"},
-		{"unreadable key", "right", []string{"--key", filepath.Join(dir, "missing.key")}, exitError, "missing.key"},
-		{"KMS without credentials", "right", []string{"--key", "hashivault://release"}, exitError, "check the KMS provider's credentials"},
-		{"transparency log unreachable", "right", []string{"--key", prefix + ".key", "--tlog-upload", "--rekor-url", "http://127.0.0.1:1"}, exitError, "transparency log"},
-		{"no key", "right", nil, exitUsage, "--key"},
-		{"key and keyless", "right", []string{"--key", prefix + ".key", "--keyless"}, exitUsage, "mutually exclusive"},
+		{"wrong password", "wrong", []string{"--key", prefix + ".key"}, cli.ExitError, "wrong password"},
+		{"unreadable key", "right", []string{"--key", filepath.Join(dir, "missing.key")}, cli.ExitError, "missing.key"},
+		{"KMS without credentials", "right", []string{"--key", "hashivault://release"}, cli.ExitError, "check the KMS provider's credentials"},
+		{"transparency log unreachable", "right", []string{"--key", prefix + ".key", "--tlog-upload", "--rekor-url", "http://127.0.0.1:1"}, cli.ExitError, "transparency log"},
+		{"no key", "right", nil, cli.ExitUsage, "--key"},
+		{"key and keyless", "right", []string{"--key", prefix + ".key", "--keyless"}, cli.ExitUsage, "mutually exclusive"},
 	}
 	t.Setenv("VAULT_ADDR", "http://127.0.0.1:1")
 	t.Setenv("VAULT_TOKEN", "none")
@@ -110,11 +111,11 @@ func TestSigningFailuresTagNothing(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Setenv("COSIGN_PASSWORD", c.password)
 			args := append([]string{"publish", "--plain-http", "--offline"}, c.args...)
-			_, stderr, code := cli(t, append(args, samples+"build-test-release.yaml", repo+":1.4.0")...)
+			_, stderr, code := runCLI(t, append(args, samples+"build-test-release.yaml", repo+":1.4.0")...)
 			if code != c.code || !strings.Contains(stderr, c.want) {
 				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr, c.code, c.want)
 			}
-			if _, _, code := cli(t, "inspect", "--plain-http", repo+":1.4.0"); code == 0 {
+			if _, _, code := runCLI(t, "inspect", "--plain-http", repo+":1.4.0"); code == 0 {
 				t.Fatal("the tag was applied")
 			}
 		})
@@ -131,10 +132,10 @@ func TestKeyPasswordFromStdin(t *testing.T) {
 		t.Fatalf("key generate: %s", stderr)
 	}
 	repo := registrytest.New(t) + "/workflows/piped"
-	if _, _, code := cli(t, "push", "--plain-http", "--offline", samples+"build-test-release.yaml", repo); code != 0 {
+	if _, _, code := runCLI(t, "push", "--plain-http", "--offline", samples+"build-test-release.yaml", repo); code != 0 {
 		t.Fatal("push")
 	}
-	if _, stderr, code := cliIn(t, "wrong", "sign", "--plain-http", "--key", prefix+".key", repo+":1.4.0"); code != exitError || !strings.Contains(stderr, "wrong password") {
+	if _, stderr, code := cliIn(t, "wrong", "sign", "--plain-http", "--key", prefix+".key", repo+":1.4.0"); code != cli.ExitError || !strings.Contains(stderr, "wrong password") {
 		t.Fatalf("sign with the wrong piped password: exit %d %s", code, stderr)
 	}
 	if _, stderr, code := cliIn(t, "from-stdin", "sign", "--plain-http", "--key", prefix+".key", repo+":1.4.0"); code != 0 {
@@ -159,15 +160,15 @@ func TestProvenanceFromCI(t *testing.T) {
 		t.Setenv(k, v)
 	}
 	prefix := filepath.Join(t.TempDir(), "ci")
-	cli(t, "key", "generate", "--output-key-prefix", prefix)
+	runCLI(t, "key", "generate", "--output-key-prefix", prefix)
 	repo := registrytest.New(t) + "/workflows/ci"
 	provenanceOf := func(args ...string) string {
 		t.Helper()
-		if _, stderr, code := cli(t, append([]string{"publish", "--plain-http", "--offline", "--key", prefix + ".key"}, args...)...); code != 0 {
+		if _, stderr, code := runCLI(t, append([]string{"publish", "--plain-http", "--offline", "--key", prefix + ".key"}, args...)...); code != 0 {
 			t.Fatalf("publish: %s", stderr)
 		}
 		ref := args[len(args)-1]
-		out, stderr, code := cli(t, "verify", "--plain-http", "--key", prefix+".pub", "--output", "json", ref)
+		out, stderr, code := runCLI(t, "verify", "--plain-http", "--key", prefix+".pub", "--output", "json", ref)
 		if code != 0 {
 			t.Fatalf("verify: %s", stderr)
 		}
@@ -216,7 +217,7 @@ func TestSignatureFormat(t *testing.T) {
 	key := filepath.Join(dir, "release")
 	other := filepath.Join(dir, "other")
 	for _, p := range []string{key, other} {
-		if _, stderr, code := cli(t, "key", "generate", "--output-key-prefix", p); code != 0 {
+		if _, stderr, code := runCLI(t, "key", "generate", "--output-key-prefix", p); code != 0 {
 			t.Fatalf("key generate: %s", stderr)
 		}
 	}
@@ -226,32 +227,32 @@ func TestSignatureFormat(t *testing.T) {
 			t.Run(name+"/"+format, func(t *testing.T) {
 				repo := host + "/workflows/" + format
 				args := []string{"publish", "--plain-http", "--offline", "--key", key + ".key", "--signature-format", format, samples + "build-test-release.yaml", repo}
-				out, stderr, code := cli(t, args...)
+				out, stderr, code := runCLI(t, args...)
 				if code != 0 {
 					t.Fatalf("publish: %s", stderr)
 				}
 				ref := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
-				if out, _, code := cli(t, args...); code != 0 || !strings.Contains(out, "already there") {
+				if out, _, code := runCLI(t, args...); code != 0 || !strings.Contains(out, "already there") {
 					t.Fatalf("republish: exit %d\n%s", code, out)
 				}
-				if out, stderr, code := cli(t, "verify", "--plain-http", "--key", key+".pub", "--require-signed-tag", repo+":1.4.0"); code != 0 {
+				if out, stderr, code := runCLI(t, "verify", "--plain-http", "--key", key+".pub", "--require-signed-tag", repo+":1.4.0"); code != 0 {
 					t.Fatalf("verify: exit %d %s %s", code, out, stderr)
 				}
-				if _, stderr, code := cli(t, "sign", "--plain-http", "--key", other+".key", "--signature-format", format, ref); code != 0 {
+				if _, stderr, code := runCLI(t, "sign", "--plain-http", "--key", other+".key", "--signature-format", format, ref); code != 0 {
 					t.Fatalf("sign: %s", stderr)
 				}
 				pred := filepath.Join(dir, "review.json")
 				os.WriteFile(pred, []byte(`{"reviewer":"sec"}`), 0o600)
-				if _, stderr, code := cli(t, "attest", "--plain-http", "--key", other+".key", "--signature-format", format, "--type", "https://example.com/review/v1", "--predicate", pred, ref); code != 0 {
+				if _, stderr, code := runCLI(t, "attest", "--plain-http", "--key", other+".key", "--signature-format", format, "--type", "https://example.com/review/v1", "--predicate", pred, ref); code != 0 {
 					t.Fatalf("attest: %s", stderr)
 				}
-				if out, stderr, code := cli(t, "verify", "--plain-http", "--key", other+".pub", "--signature-only", "--type", "https://example.com/review/v1", ref); code != 0 {
+				if out, stderr, code := runCLI(t, "verify", "--plain-http", "--key", other+".pub", "--signature-only", "--type", "https://example.com/review/v1", ref); code != 0 {
 					t.Fatalf("verify the second signer: exit %d %s %s", code, out, stderr)
 				}
 			})
 		}
 	}
-	if _, stderr, code := cli(t, "sign", "--plain-http", "--key", key+".key", "--signature-format", "v3", hosts["ociwf registry"]+"/workflows/bundle:1.4.0"); code != exitUsage || !strings.Contains(stderr, "signature format") {
+	if _, stderr, code := runCLI(t, "sign", "--plain-http", "--key", key+".key", "--signature-format", "v3", hosts["ociwf registry"]+"/workflows/bundle:1.4.0"); code != cli.ExitUsage || !strings.Contains(stderr, "signature format") {
 		t.Fatalf("sign with a bad format: exit %d %s", code, stderr)
 	}
 }

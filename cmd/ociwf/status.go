@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ociwf.dev/attest/verify"
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/lifecycle"
@@ -22,7 +23,7 @@ func (a *app) statusCmd() *cobra.Command {
 	var r remoteFlags
 	var t trustFlags
 	cmd := &cobra.Command{
-		Annotations: map[string]string{readOnly: "true"},
+		Annotations: map[string]string{cli.ReadOnly: "true"},
 		Use:         "status REF (--key PUB | --policy FILE)",
 		Short:       "Show a workflow version's verified lifecycle state and event chain",
 		Long: `Status verifies the signatures and the signed lifecycle facts of the version
@@ -44,12 +45,12 @@ with "error" and "exitCode"). The state file that detects rollbacks is
 read and updated as by ociwf verify (--state-file, --no-state).`,
 		Example: `  ociwf status --plain-http 127.0.0.1:5000/team/build:1.4.0 --policy policy.yaml
   ociwf status --plain-http 127.0.0.1:5000/team/build@sha256:... --key ci.pub --output json`,
-		Args: args(cobra.ExactArgs(1)),
+		Args: cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ctx := cmd.Context()
 			v, err := a.verifierFor(ctx, &r, &t, argv[0], func(tg *target.Source) error {
 				if tg.Reference == "" {
-					return usagef("name a version: %s:TAG or %s@sha256:... (ociwf ls %s lists them)", argv[0], argv[0], argv[0])
+					return cli.Usagef("name a version: %s:TAG or %s@sha256:... (ociwf ls %s lists them)", argv[0], argv[0], argv[0])
 				}
 				return nil
 			})
@@ -58,17 +59,17 @@ read and updated as by ociwf verify (--state-file, --no-state).`,
 			}
 			st, err := v.Lifecycle(ctx, argv[0])
 			if err != nil {
-				if st != nil && a.output == "json" {
-					a.emitJSON(struct {
+				if st != nil && a.Output == "json" {
+					a.EmitJSON(struct {
 						*verify.LifecycleStatus
 						Error    string `json:"error"`
 						ExitCode int    `json:"exitCode"`
-					}{st, err.Error(), exitCode(err)})
-					return reported{err}
+					}{st, err.Error(), cli.ExitCode(err)})
+					return cli.Reported{Err: err}
 				}
 				return err
 			}
-			a.emit(st, func(w io.Writer) { printStatus(w, st) })
+			a.Emit(st, func(w io.Writer) { printStatus(w, st) })
 			return nil
 		},
 	}
@@ -187,7 +188,7 @@ func (a *app) lsCmd() *cobra.Command {
 	var t trustFlags
 	var concurrency int
 	cmd := &cobra.Command{
-		Annotations: map[string]string{readOnly: "true"},
+		Annotations: map[string]string{cli.ReadOnly: "true"},
 		Use:         "ls REPOSITORY (--key PUB | --policy FILE)",
 		Short:       "List a repository's workflow versions with their lifecycle states",
 		Long: `ls lists the version tags of REPOSITORY, one line each: the tag, the digest
@@ -207,15 +208,15 @@ listed with the error, and ls exits 3 after listing; one that could not be
 read at all makes it exit 1.`,
 		Example: `  ociwf ls --plain-http 127.0.0.1:5000/team/build --policy policy.yaml
   ociwf ls --plain-http 127.0.0.1:5000/team/build --key ci.pub --output json`,
-		Args: args(cobra.ExactArgs(1)),
+		Args: cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			if concurrency < 1 {
-				return usagef("--concurrency must be at least 1")
+				return cli.Usagef("--concurrency must be at least 1")
 			}
 			ctx := cmd.Context()
 			v, err := a.verifierFor(ctx, &r, &t, argv[0], func(tg *target.Source) error {
 				if tg.Reference != "" {
-					return usagef("ls takes a repository, without :TAG or @DIGEST: %s (ociwf status shows one version)", tg.Name)
+					return cli.Usagef("ls takes a repository, without :TAG or @DIGEST: %s (ociwf status shows one version)", tg.Name)
 				}
 				return nil
 			})
@@ -227,9 +228,9 @@ read at all makes it exit 1.`,
 				return err
 			}
 			if list.Truncated {
-				fmt.Fprintf(a.stderr, "WARNING: %s has more than %d version tags: only the first %d are listed\n", list.Repository, list.MaxTags, list.MaxTags)
+				fmt.Fprintf(a.Stderr, "WARNING: %s has more than %d version tags: only the first %d are listed\n", list.Repository, list.MaxTags, list.MaxTags)
 			}
-			a.emit(list.Versions, func(w io.Writer) { printVersions(w, list) })
+			a.Emit(list.Versions, func(w io.Writer) { printVersions(w, list) })
 			failed, broken := 0, 0
 			for _, ver := range list.Versions {
 				switch {
@@ -241,9 +242,9 @@ read at all makes it exit 1.`,
 			}
 			switch {
 			case failed > 0:
-				return reported{fmt.Errorf("ls %s: the lifecycle chains of %d of %d versions failed verification: %w", list.Repository, failed, len(list.Versions), errdef.ErrVerification)}
+				return cli.Reported{Err: fmt.Errorf("ls %s: the lifecycle chains of %d of %d versions failed verification: %w", list.Repository, failed, len(list.Versions), errdef.ErrVerification)}
 			case broken > 0:
-				return reported{fmt.Errorf("ls %s: %d of %d versions could not be read", list.Repository, broken, len(list.Versions))}
+				return cli.Reported{Err: fmt.Errorf("ls %s: %d of %d versions could not be read", list.Repository, broken, len(list.Versions))}
 			}
 			return nil
 		},

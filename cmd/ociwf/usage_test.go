@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"ociwf.dev/cmd/internal/cli"
 )
 
 // jsonDocuments decodes stdout as a stream of JSON values and returns them.
@@ -99,18 +101,18 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, stderr, code := cli(t, c.args...)
-			if code != exitUsage {
-				t.Fatalf("exit %d, want %d; stderr %q", code, exitUsage, stderr)
+			_, stderr, code := runCLI(t, c.args...)
+			if code != cli.ExitUsage {
+				t.Fatalf("exit %d, want %d; stderr %q", code, cli.ExitUsage, stderr)
 			}
 			for _, args := range [][]string{
 				append(append([]string{}, c.args...), "--output", "json"),
 				append([]string{"--output=json"}, c.args...),
 			} {
-				stdout, stderr, code := cli(t, args...)
+				stdout, stderr, code := runCLI(t, args...)
 				docs := jsonDocuments(t, stdout)
-				if code != exitUsage || len(docs) != 1 || docs[0]["exitCode"] != float64(exitUsage) || docs[0]["error"] == "" {
-					t.Fatalf("%q: exit %d, %d JSON documents on stdout %q; want exit %d and one error document (stderr %q)", args, code, len(docs), stdout, exitUsage, stderr)
+				if code != cli.ExitUsage || len(docs) != 1 || docs[0]["exitCode"] != float64(cli.ExitUsage) || docs[0]["error"] == "" {
+					t.Fatalf("%q: exit %d, %d JSON documents on stdout %q; want exit %d and one error document (stderr %q)", args, code, len(docs), stdout, cli.ExitUsage, stderr)
 				}
 			}
 		})
@@ -127,8 +129,8 @@ func TestReservedTagWritesNothing(t *testing.T) {
 		"SHA256-" + strings.Repeat("C", 64) + ".att",
 		"sha256-" + strings.Repeat("d", 64) + ".sbom",
 	} {
-		_, stderr, code := cli(t, "push", "--offline", "--oci-layout", samples+"build-test-release.yaml", layout+":"+tag)
-		if code != exitUsage || !strings.Contains(stderr, "reserved") {
+		_, stderr, code := runCLI(t, "push", "--offline", "--oci-layout", samples+"build-test-release.yaml", layout+":"+tag)
+		if code != cli.ExitUsage || !strings.Contains(stderr, "reserved") {
 			t.Fatalf("push to %s: exit %d, stderr %q; want exit 2 naming the reserved tag", tag, code, stderr)
 		}
 	}
@@ -138,7 +140,7 @@ func TestReservedTagWritesNothing(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("apiVersion: nope\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, code := cli(t, "push", "--offline", "--oci-layout", bad, layout+":1.0.0"); code == 0 {
+	if _, _, code := runCLI(t, "push", "--offline", "--oci-layout", bad, layout+":1.0.0"); code == 0 {
 		t.Fatal("push of a workflow that does not compile succeeded")
 	}
 	if _, err := os.Stat(layout); !errors.Is(err, fs.ErrNotExist) {

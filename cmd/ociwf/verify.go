@@ -13,6 +13,7 @@ import (
 
 	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/verify"
+	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/trust"
@@ -51,18 +52,18 @@ func (t *trustFlags) registerTrust(cmd *cobra.Command, keyHelp string) {
 func (t *trustFlags) load(repo string, warn io.Writer) (*trust.Policy, error) {
 	switch {
 	case t.key == "" && t.policy == "":
-		return nil, usagef("name what to trust: --key PUBLIC_KEY or --policy FILE")
+		return nil, cli.Usagef("name what to trust: --key PUBLIC_KEY or --policy FILE")
 	case t.key != "" && t.policy != "":
-		return nil, usagef("--key and --policy are mutually exclusive")
+		return nil, cli.Usagef("--key and --policy are mutually exclusive")
 	case t.policy != "":
 		if t.signatureOnly || t.signedIdentity != "" || len(t.types) > 0 {
-			return nil, usagef("--signature-only, --signed-identity and --type go with --key; a policy file says these itself")
+			return nil, cli.Usagef("--signature-only, --signed-identity and --type go with --key; a policy file says these itself")
 		}
 		return trust.Load(t.policy)
 	}
 	pol := trust.KeyPolicy(t.key, repo, trust.KeyPolicyOptions{SignatureOnly: t.signatureOnly, SignedIdentity: t.signedIdentity, Attestations: t.types, Name: "--key"})
 	if err := pol.Validate(); err != nil {
-		return nil, usagef("--type: %w", err)
+		return nil, cli.Usagef("--type: %w", err)
 	}
 	if t.signatureOnly {
 		fmt.Fprintln(warn, "WARNING: --signature-only: provenance and SBOM attestations are NOT required; the artifact's build and contents are not vouched for.")
@@ -76,9 +77,9 @@ func (a *app) verifier(ctx context.Context, r *remoteFlags, t *trustFlags, ref s
 	return a.verifierFor(ctx, r, t, ref, func(tg *target.Source) error {
 		switch {
 		case all && tg.Reference != "":
-			return usagef("--all takes a repository, without :TAG or @DIGEST: %s", tg.Name)
+			return cli.Usagef("--all takes a repository, without :TAG or @DIGEST: %s", tg.Name)
 		case !all && tg.Reference == "":
-			return usagef("name a tag or a digest: %s:TAG or %s@sha256:... (or --all for every version)", ref, ref)
+			return cli.Usagef("name a tag or a digest: %s:TAG or %s@sha256:... (or --all for every version)", ref, ref)
 		}
 		return nil
 	})
@@ -88,7 +89,7 @@ func (a *app) verifier(ctx context.Context, r *remoteFlags, t *trustFlags, ref s
 // accepted the reference; the trust policy comes from t, the lifecycle
 // state store from t.state.
 func (a *app) verifierFor(ctx context.Context, r *remoteFlags, t *trustFlags, ref string, check func(*target.Source) error) (*verify.Verifier, error) {
-	o, err := r.opener(a.stdin)
+	o, err := r.opener(a.Stdin)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +100,7 @@ func (a *app) verifierFor(ctx context.Context, r *remoteFlags, t *trustFlags, re
 	if err := check(tg); err != nil {
 		return nil, err
 	}
-	pol, err := t.load(tg.Name, a.stderr)
+	pol, err := t.load(tg.Name, a.Stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -107,14 +108,8 @@ func (a *app) verifierFor(ctx context.Context, r *remoteFlags, t *trustFlags, re
 	if err != nil {
 		return nil, err
 	}
-	return verify.New(pol, o, verify.Options{LoadKey: keys.LoadVerifier, RequireSignedTag: t.requireTag, StateStore: store, Logger: a.logger()})
+	return verify.New(pol, o, verify.Options{LoadKey: keys.LoadVerifier, RequireSignedTag: t.requireTag, StateStore: store, Logger: a.Logger()})
 }
-
-// reported marks an error whose details the command already printed, so
-// that JSON output stays one document.
-type reported struct{ error }
-
-func (e reported) Unwrap() error { return e.error }
 
 func (a *app) verifyCmd() *cobra.Command {
 	var r remoteFlags
@@ -122,7 +117,7 @@ func (a *app) verifyCmd() *cobra.Command {
 	var all bool
 	var concurrency int
 	cmd := &cobra.Command{
-		Annotations: map[string]string{readOnly: "true"},
+		Annotations: map[string]string{cli.ReadOnly: "true"},
 		Use:         "verify REF | verify --all REPOSITORY",
 		Short:       "Verify a workflow from tag to plan under a trust policy",
 		Long: `Verify re-checks a published workflow and its whole signature chain, in order:
@@ -161,7 +156,7 @@ summary is printed.`,
 		Example: `  ociwf verify --plain-http --key cosign.pub 127.0.0.1:5000/workflows/build:1.0.0
   ociwf verify --policy trust-policy.yaml --output json registry.example.com/workflows/build@sha256:...
   ociwf verify --all --concurrency 16 --policy trust-policy.yaml registry.example.com/workflows/build`,
-		Args: args(cobra.ExactArgs(1)),
+		Args: cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ctx := cmd.Context()
 			v, err := a.verifier(ctx, &r, &t, argv[0], all)
@@ -177,7 +172,7 @@ summary is printed.`,
 			}
 			a.printReport(rep, err)
 			if err != nil {
-				return reported{err}
+				return cli.Reported{Err: err}
 			}
 			return nil
 		},
@@ -203,22 +198,22 @@ func statusMark(s verify.Status) string {
 
 // printReport prints a report; err is the verification's error, if any.
 func (a *app) printReport(rep *verify.Report, err error) {
-	if a.output == "json" {
+	if a.Output == "json" {
 		out := struct {
 			*verify.Report
 			Error    string `json:"error,omitempty"`
 			ExitCode int    `json:"exitCode"`
-		}{rep, "", exitCode(err)}
+		}{rep, "", cli.ExitCode(err)}
 		if err != nil {
 			out.Error = err.Error()
 		}
-		a.emitJSON(out)
+		a.EmitJSON(out)
 		return
 	}
 	for _, w := range rep.Warnings {
-		fmt.Fprintf(a.stderr, "WARNING: %s\n", w)
+		fmt.Fprintf(a.Stderr, "WARNING: %s\n", w)
 	}
-	w := a.stdout
+	w := a.Stdout
 	if rep.Verified {
 		fmt.Fprintf(w, "Verified %s@%s (trust policy %q, signers %s)\n", rep.Repository, rep.Digest, rep.Scope, strings.Join(rep.Signers, ", "))
 	} else {
@@ -239,10 +234,10 @@ func (a *app) printReport(rep *verify.Report, err error) {
 
 func (a *app) verifyAll(ctx context.Context, v *verify.Verifier, repo string, concurrency int) error {
 	if concurrency < 1 {
-		return usagef("--concurrency must be at least 1")
+		return cli.Usagef("--concurrency must be at least 1")
 	}
 	opts := verify.AllOptions{Concurrency: concurrency}
-	if f, ok := a.stderr.(*os.File); ok && a.output == "text" && term.IsTerminal(int(f.Fd())) {
+	if f, ok := a.Stderr.(*os.File); ok && a.Output == "text" && term.IsTerminal(int(f.Fd())) {
 		var mu sync.Mutex
 		opts.Progress = func(done, total int) {
 			mu.Lock()
@@ -259,7 +254,7 @@ func (a *app) verifyAll(ctx context.Context, v *verify.Verifier, repo string, co
 	if err != nil {
 		return err
 	}
-	a.emit(sum, func(w io.Writer) {
+	a.Emit(sum, func(w io.Writer) {
 		for _, o := range sum.Outcomes {
 			switch {
 			case o.Verified:
@@ -273,9 +268,9 @@ func (a *app) verifyAll(ctx context.Context, v *verify.Verifier, repo string, co
 	})
 	switch {
 	case sum.Failed > 0:
-		return reported{fmt.Errorf("verify --all %s: %d of %d versions failed verification: %w", sum.Repository, sum.Failed, sum.Versions, errdef.ErrVerification)}
+		return cli.Reported{Err: fmt.Errorf("verify --all %s: %d of %d versions failed verification: %w", sum.Repository, sum.Failed, sum.Versions, errdef.ErrVerification)}
 	case sum.Errors > 0:
-		return reported{fmt.Errorf("verify --all %s: %d of %d versions could not be verified", sum.Repository, sum.Errors, sum.Versions)}
+		return cli.Reported{Err: fmt.Errorf("verify --all %s: %d of %d versions could not be verified", sum.Repository, sum.Errors, sum.Versions)}
 	}
 	return nil
 }
