@@ -24,7 +24,7 @@ work=$(mktemp -d)
 source scripts/lib.sh
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
-go build -o "$work/ociwf" ./cmd/ociwf
+go build -o "$work/" ./cmd/ociwf ./cmd/ociwf-registry
 go test -c -o "$work/verify.test" ./attest/verify
 ociwf="$work/ociwf"
 export XDG_STATE_HOME="$work/state" COSIGN_PASSWORD=bench

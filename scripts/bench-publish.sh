@@ -16,7 +16,7 @@ rounds=${ROUNDS:-15}
 work=$(mktemp -d)
 source scripts/lib.sh
 trap 'stop_registry; rm -rf "$work"' EXIT
-go build -o "$work/ociwf" ./cmd/ociwf
+go build -o "$work/" ./cmd/ociwf ./cmd/ociwf-registry
 ociwf="$work/ociwf"
 # ociwf's lifecycle state file (rollback protection) lives in the work
 # directory, not in the user's state directory.

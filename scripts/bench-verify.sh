@@ -34,7 +34,7 @@ concurrencies=(8 16)
 work=$(mktemp -d)
 source scripts/lib.sh
 trap 'stop_registry; rm -rf "$work"' EXIT
-go build -o "$work/ociwf" ./cmd/ociwf
+go build -o "$work/" ./cmd/ociwf ./cmd/ociwf-registry
 go test -c -o "$work/verify.test" ./attest/verify
 ociwf="$work/ociwf"
 # ociwf's lifecycle state file (rollback protection) lives in the work

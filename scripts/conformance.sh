@@ -81,7 +81,7 @@ mkdir -p "$results"
 results=$(cd "$results" && pwd)
 source scripts/lib.sh
 trap 'stop_registry; cp "$work/registry.log" "$results/" 2>/dev/null; rm -rf "$work"' EXIT
-go build -o "$work/ociwf" ./cmd/ociwf
+go build -o "$work/" ./cmd/ociwf ./cmd/ociwf-registry
 start_registry "$work/ociwf" 127.0.0.1:0 "$work/registry" "$work/registry.log"
 
 # Only our settings and OCI_LOG reach the suite: it reads every OCI_*

@@ -54,7 +54,7 @@ source scripts/lib.sh
 source scripts/interop-bundles.sh
 source scripts/interop-lifecycle.sh
 trap 'stop_registry; rm -rf "$work"' EXIT
-go build -o "$work/ociwf" ./cmd/ociwf
+go build -o "$work/" ./cmd/ociwf ./cmd/ociwf-registry
 ociwf="$work/ociwf"
 export COSIGN_PASSWORD=interop-password COSIGN_YES=true
 # The lifecycle state file of every ociwf command (rollback protection)
@@ -377,7 +377,7 @@ ociwf_checks() { # checks of ociwf registry serve alone: its immutability rules 
 # Every check but 7 runs against both registries; each line names the one
 # it ran on.
 on="ociwf registry serve"
-run="$work/ociwf-registry"; mkdir -p "$run"
+run="$work/ociwf-served"; mkdir -p "$run"
 log="$work/registry.log"
 start_registry "$ociwf" 127.0.0.1:0 "$run/root" "$log"
 common_checks

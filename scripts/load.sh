@@ -22,7 +22,7 @@ duration=${DURATION:-60} publishers=${PUBLISHERS:-16} verifiers=${VERIFIERS:-16}
 work=$(mktemp -d)
 source scripts/lib.sh
 trap 'stop_registry; rm -rf "$work"' EXIT
-go build -o "$work/ociwf" ./cmd/ociwf
+go build -o "$work/" ./cmd/ociwf ./cmd/ociwf-registry
 ociwf="$work/ociwf"
 export XDG_STATE_HOME="$work/state" COSIGN_PASSWORD=load
 start_registry "$ociwf" 127.0.0.1:0 "$work/registry" "$work/registry.log"

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 port=${PORT:-5001}
 work=.quickstart
 rm -rf "$work" && mkdir -p "$work"
-go build -o "$work/ociwf" ./cmd/ociwf
+go build -o "$work/" ./cmd/ociwf ./cmd/ociwf-registry
 ociwf="$work/ociwf"
 # ociwf's lifecycle state file (rollback protection) lives in the work
 # directory, not in the user's state directory.

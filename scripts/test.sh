@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 export PATH="$(scripts/tools.sh):$PATH"
 scripts/services.sh                 # chromium and redis-server, from Debian's packages
 export OCIWF_REQUIRE_SERVICES=1     # tests needing them fail rather than skip
-# The CLI's own goroutines: the registry server and the long-running monitor.
+# The CLI's own goroutines: the registry server (ociwf-registry, and ociwf
+# handing over to it) and the long-running monitor.
 RACE_CMD_TESTS='^(TestRegistryServe.*|TestMonitor.*)$'
 go vet ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...   # pinned; from the Go module proxy
@@ -20,6 +21,7 @@ go test -count=1 ./...
 # The packages that start goroutines, under the race detector.
 go test -race -count=1 ./attest/... ./ociwf/... ./policy/...
 go test -race -count=1 ./cmd/ociwf -run "$RACE_CMD_TESTS"
+go test -race -count=1 ./cmd/ociwf-registry
 scripts/faults.sh
 scripts/interop.sh
 scripts/conformance.sh

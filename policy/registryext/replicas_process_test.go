@@ -21,19 +21,19 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// buildOciwf builds the ociwf command for tests that need real replica
-// processes (to kill one).
-func buildOciwf(t *testing.T) string {
+// buildRegistry builds the ociwf-registry command for tests that need
+// real replica processes (to kill one).
+func buildRegistry(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ociwf")
-	out, err := exec.Command("go", "build", "-o", bin, "ociwf.dev/cmd/ociwf").CombinedOutput()
+	bin := filepath.Join(t.TempDir(), "ociwf-registry")
+	out, err := exec.Command("go", "build", "-o", bin, "ociwf.dev/cmd/ociwf-registry").CombinedOutput()
 	if err != nil {
-		t.Fatalf("go build ociwf: %v\n%s", err, out)
+		t.Fatalf("go build ociwf-registry: %v\n%s", err, out)
 	}
 	return bin
 }
 
-// replica is an ociwf registry serve process.
+// replica is an ociwf-registry serve process.
 type replica struct {
 	cmd    *exec.Cmd
 	host   string
@@ -48,12 +48,12 @@ func (s *syncBuffer) String() string {
 
 var servingLine = regexp.MustCompile(`^Serving on http://(\S+) `)
 
-// startReplicaProcess runs bin registry serve with config on a free
+// startReplicaProcess runs bin serve with config on a free
 // loopback port and its own audit log; it is killed when the test ends.
 func startReplicaProcess(t *testing.T, bin, config string) *replica {
 	t.Helper()
 	r := &replica{stderr: &syncBuffer{}}
-	r.cmd = exec.Command(bin, "registry", "serve", "--config", config, "--addr", "127.0.0.1:0", "--audit-log", filepath.Join(t.TempDir(), "audit.jsonl"))
+	r.cmd = exec.Command(bin, "serve", "--config", config, "--addr", "127.0.0.1:0", "--audit-log", filepath.Join(t.TempDir(), "audit.jsonl"))
 	r.cmd.Stderr = r.stderr
 	out, err := r.cmd.StdoutPipe()
 	if err != nil {
@@ -157,7 +157,7 @@ func holdsFlock(t *testing.T, pid int) bool {
 // the kernel dropped the flock) or once the lease lapses (redis: the key
 // was still held when the replica died).
 func TestReplicasKilledMidPut(t *testing.T) {
-	bin := buildOciwf(t)
+	bin := buildRegistry(t)
 	for _, mode := range []string{"filesystem", "redis"} {
 		t.Run(mode, func(t *testing.T) {
 			root := t.TempDir()
@@ -229,7 +229,7 @@ func TestReplicasKilledMidPut(t *testing.T) {
 // lock does not overwrite what another replica wrote meanwhile: resumed,
 // it finds the lease or the tag changed and refuses (403 or 503).
 func TestReplicasPausedPastLease(t *testing.T) {
-	bin := buildOciwf(t)
+	bin := buildRegistry(t)
 	addr, _ := startRedis(t)
 	root := t.TempDir()
 	config := filepath.Join(t.TempDir(), "registry.yaml")
