@@ -1,22 +1,88 @@
 #!/usr/bin/env bash
-# Runs the benchmarks behind the figures in issues and notes: compile of
-# generated 100- to 20,000-step DAGs, push+pull of one workflow against a
-# loopback registry, one verify and verify-all over VERSIONS (default
-# 1,000) versions in process (registry in the same process), `ociwf publish`
-# against the stock oras + cosign pipeline (scripts/bench-publish.sh), and
-# `ociwf verify` against stock cosign + oras, plus `ociwf verify --all`
-# throughput and peak RSS (scripts/bench-verify.sh), and manifest PUT/GET
-# latency through ociwf's registry against plain Distribution
-# (scripts/bench-registry.sh). All three scripts run even if one misses its
-# target; the exit status is 1 if any did.
+# Runs every benchmark in one go and writes docs/benchmarks.md (and its
+# plot, docs/benchmarks.svg) from the figures of this one run:
+#
+#   - start-up of each binary (ociwf, ociwf-registry, stock cosign v2 and
+#     v3, oras, crane, an empty Go program), round-robin;
+#   - on one loopback `ociwf registry serve` shared by all that follow:
+#     `ociwf publish` against the stock pipeline (scripts/bench-publish.sh,
+#     one workflow, then a bulk publish), `ociwf verify` against the stock
+#     pipeline and `ociwf verify --all` over 100, 300 and 1,000 versions
+#     (scripts/bench-verify.sh);
+#   - compile scaling (100 to 20,000 steps), the library benchmarks
+#     (verify.Fetch against cosign's library, the verification cache,
+#     one Verify, push and pull), and the registry extension's overhead
+#     against plain Distribution at 32 clients (scripts/bench-registry.sh).
+#
+# It takes about 20 minutes on 2 cores. Run it on a quiet machine: the
+# ratios come from rounds run side by side, the absolute figures do not
+# travel. The sub-scripts still print their own figures and targets; the
+# exit status is 1 if one of them missed a target (the page is written
+# either way).
+#
+#   scripts/bench.sh
+#   ROUNDS=5 COUNT=1 VERSIONS=200 OUT=/tmp/bench.md scripts/bench.sh   # a quick look
 set -euo pipefail
 cd "$(dirname "$0")/.."
-go test ./ociwf/plan -run '^$' -bench 'Compile' -benchmem -count "${COUNT:-3}"
-go test ./ociwf -run '^$' -bench 'PushPull' -benchmem -count "${COUNT:-3}"
-go test ./attest/verify -run '^$' -bench '^BenchmarkVerify$' -benchmem -count "${COUNT:-3}"
-OCIWF_BENCH_VERSIONS="${VERSIONS:-1000}" go test ./attest/verify -run '^$' -bench '^BenchmarkVerifyAll$' -benchtime 3x -timeout 30m
+PATH="$(scripts/tools.sh):$PATH"
+export COUNT=${COUNT:-5} ROUNDS=${ROUNDS:-15}
+versions=${VERSIONS:-1000}
+md=${OUT:-docs/benchmarks.md}
+svg=${md%.md}.svg
+work=$(mktemp -d)
+source scripts/lib.sh
+trap 'stop_registry; rm -rf "$work"' EXIT
+export BENCH_OUT="$work/results"
+mkdir -p "$BENCH_OUT"
+started=$(date +%s)
+
+{
+  printf 'machine\tcpu\t%s\n' "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+  printf 'machine\tcores\t%s\n' "$(nproc)"
+  printf 'machine\tmemory\t%s\n' "$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
+  printf 'machine\tkernel\t%s\n' "$(uname -sr)"
+  printf 'machine\tgo\t%s\n' "$(go env GOVERSION)"
+  printf 'machine\tcommit\t%s\n' "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
+  printf 'machine\tdate\t%s\n' "$(date -u +%Y-%m-%d)"
+  printf 'machine\tload_start\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+} > "$BENCH_OUT/machine.tsv"
+
+echo "== start-up"
+go build -o "$work/" ./cmd/ociwf ./cmd/ociwf-registry
+printf 'package main\n\nfunc main() {}\n' > "$work/empty.go"
+go build -o "$work/empty" "$work/empty.go"
+go run ./scripts/benchreport startup -rounds "${STARTUP_ROUNDS:-31}" \
+  "ociwf version=$work/ociwf version" "ociwf-registry version=$work/ociwf-registry version" \
+  "cosign version=$(command -v cosign) version" "cosign v3 version=$(command -v cosign3) version" \
+  "oras version=$(command -v oras) version" "crane version=$(command -v crane) version" \
+  "empty Go program=$work/empty" | tee "$BENCH_OUT/startup.tsv"
+
+# One registry for every process benchmark. -v makes it log 4xx
+# responses too, which bench-verify.sh counts requests by.
+printf '#!/bin/sh\nexec "%s" -v "$@"\n' "$work/ociwf" > "$work/registry-v"
+chmod +x "$work/registry-v"
+start_registry "$work/registry-v" 127.0.0.1:0 "$work/registry" "$work/registry.log"
+export BENCH_REGISTRY="$reg" BENCH_REGISTRY_LOG="$work/registry.log"
+
 status=0
+echo; echo "== publish"
 scripts/bench-publish.sh || status=1
-scripts/bench-verify.sh || status=1
-scripts/bench-registry.sh || status=1
+echo; echo "== verify"
+VERSIONS=$versions scripts/bench-verify.sh || status=1
+stop_registry
+
+echo; echo "== compile"
+go test ./ociwf/plan -run '^$' -bench 'Compile' -benchmem -count "$COUNT" | tee "$BENCH_OUT/compile.bench"
+echo; echo "== library"
+go test ./attest/verify -run '^$' -bench '^(BenchmarkVerify|BenchmarkFetchWarm|BenchmarkFetchPeer)$' -benchmem -count "$COUNT" | tee "$BENCH_OUT/library.bench"
+go test ./ociwf -run '^$' -bench 'PushPull' -benchmem -count "$COUNT" | tee -a "$BENCH_OUT/library.bench"
+echo; echo "== registry"
+scripts/bench-registry.sh | tee "$BENCH_OUT/registry.bench" || status=1
+
+{
+  printf 'machine\tload_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+  printf 'machine\tduration\t%s\n' "$(( ($(date +%s) - started) / 60 )) min"
+} >> "$BENCH_OUT/machine.tsv"
+go run ./scripts/benchreport render -in "$BENCH_OUT" -md "$md" -svg "$svg"
+echo; echo "wrote $md and $svg"
 exit "$status"
