@@ -43,10 +43,15 @@ export XDG_STATE_HOME="$work/state"
 export COSIGN_PASSWORD=bench
 
 # The registry runs with -v so that it logs 4xx responses too (as debug
-# lines): one log line per request it routes.
-printf '#!/bin/sh\nexec "%s" -v "$@"\n' "$ociwf" > "$work/registry-v"
-chmod +x "$work/registry-v"
-start_registry "$work/registry-v" 127.0.0.1:0 "$work/registry" "$work/registry.log"
+# lines): one log line per request it routes. scripts/bench.sh runs every
+# benchmark against one registry, BENCH_REGISTRY (started so, logging to
+# BENCH_REGISTRY_LOG).
+registry_log="$work/registry.log"
+if [[ -n ${BENCH_REGISTRY:-} ]]; then reg=$BENCH_REGISTRY registry_log=$BENCH_REGISTRY_LOG; else
+  printf '#!/bin/sh\nexec "%s" -v "$@"\n' "$ociwf" > "$work/registry-v"
+  chmod +x "$work/registry-v"
+  start_registry "$work/registry-v" 127.0.0.1:0 "$work/registry" "$registry_log"
+fi
 "$ociwf" key generate --output-key-prefix "$work/k" >/dev/null
 pub="$work/k.pub"
 
@@ -71,7 +76,7 @@ ours_verify() {
 }
 # top KEY FILE prints a top-level field of an indented JSON document.
 top() { sed -n "s/^  \"$1\": \(.*\)$/\1/p" "$2" | sed 's/,$//'; }
-logged() { grep -c '"msg":"response completed' "$work/registry.log" || true; }
+logged() { grep -c '"msg":"response completed' "$registry_log" || true; }
 
 # Untimed round: warms both sides up, checks they pass, counts requests.
 sleep 0.3; n0=$(logged)
