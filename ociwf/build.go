@@ -48,6 +48,10 @@ type CompileOptions struct {
 	// Build.Config stay nil. A verifier that recompiles a stored plan to
 	// compare it needs no more.
 	PlanOnly bool
+	// Conditions, if set, keeps the outcome of type-checking each step
+	// condition across compiles (dsl.Conditions): a verifier recompiling
+	// many versions of one workflow checks each condition once.
+	Conditions *dsl.Conditions
 }
 
 // Config is the content of the config blob: a small summary of the workflow
@@ -76,7 +80,7 @@ func Compile(ctx context.Context, src []byte, opts CompileOptions) (*Build, erro
 	if file == "" {
 		file = "workflow.yaml"
 	}
-	wf, err := dsl.Parse(file, src)
+	wf, err := dsl.ParseWith(file, src, dsl.ParseOptions{Conditions: opts.Conditions})
 	if err != nil {
 		return nil, err
 	}

@@ -106,12 +106,23 @@ func (e *IrreproducibleError) Is(target error) bool { return target == errdef.Er
 // for byte: a stored plan is what its stored source compiles to, or it is
 // an *IrreproducibleError. A cancelled ctx is returned as ctx.Err().
 func Reproduce(ctx context.Context, source, planJSON []byte, p *plan.Plan) error {
+	return ReproduceWith(ctx, source, planJSON, p, ReproduceOptions{})
+}
+
+// ReproduceOptions tune ReproduceWith.
+type ReproduceOptions struct {
+	// Conditions, if set, is passed to Compile (CompileOptions.Conditions).
+	Conditions *dsl.Conditions
+}
+
+// ReproduceWith is Reproduce with opts.
+func ReproduceWith(ctx context.Context, source, planJSON []byte, p *plan.Plan, opts ReproduceOptions) error {
 	want := digest.FromBytes(planJSON)
 	rs := resolution{}
 	for _, d := range p.Dependencies {
 		rs[string(d.Kind)+" "+d.Ref] = d
 	}
-	b, err := Compile(ctx, source, CompileOptions{File: SourceTitle, Resolver: rs, PlanOnly: true})
+	b, err := Compile(ctx, source, CompileOptions{File: SourceTitle, Resolver: rs, PlanOnly: true, Conditions: opts.Conditions})
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

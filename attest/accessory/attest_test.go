@@ -385,3 +385,57 @@ func TestSignerOptionsValidate(t *testing.T) {
 		})
 	}
 }
+
+// A verification reads each attestation's statement more than once (its
+// predicate type for the lifecycle chain, the statement once verified);
+// an SBOM statement is large, so it is decoded once per Find, and a
+// statement handed out is the caller's to change.
+func TestFoundAttestationDecodesOnce(t *testing.T) {
+	ctx := context.Background()
+	host := registrytest.New(t)
+	o := attesttest.Opener(t)
+	_, subj := attesttest.Push(t, o, host+"/wf/decode:1.4.0", "build-test-release.yaml")
+	key, pub := attesttest.KeyPair(t, t.TempDir(), "k")
+	s := attesttest.Signer(t, key)
+	reg := accessory.NewRegistry(o, accessory.RegistryOptions{})
+	components := make([]string, 200)
+	for i := range components {
+		components[i] = `{"type":"library","name":"c` + strings.Repeat("x", i%7) + `","version":"1.0.0"}`
+	}
+	sbom := `{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,"components":[` + strings.Join(components, ",") + `]}`
+	if _, err := reg.Attest(ctx, s, subj, accessory.AttestOptions{Type: accessory.TypeCycloneDX, Predicate: []byte(sbom)}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := accessory.LoadVerifier(ctx, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := reg.Find(ctx, subj)
+	if err != nil || len(found.Attestations) != 1 {
+		t.Fatalf("find: %d attestations, %v", len(found.Attestations), err)
+	}
+	a := found.Attestations[0]
+	claimed, err := a.Statement()
+	if err != nil || claimed.PredicateType != "https://cyclonedx.org/bom" {
+		t.Fatalf("statement: %+v, %v", claimed, err)
+	}
+	claimed.PredicateType = "changed by the caller"
+	if allocs := testing.AllocsPerRun(5, func() { _, _ = a.Statement() }); allocs > 2 {
+		t.Errorf("Statement: %.0f allocations a call, want at most 2 (the statement is decoded once)", allocs)
+	}
+	st, err := a.Verify(ctx, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PredicateType != "https://cyclonedx.org/bom" || !accessory.Covers(st, subj.Digest) {
+		t.Fatalf("verified statement %s about %+v", st.PredicateType, st.Subject)
+	}
+	_, otherPub := attesttest.KeyPair(t, t.TempDir(), "other")
+	otherV, err := accessory.LoadVerifier(ctx, otherPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Verify(ctx, otherV); !errors.Is(err, errdef.ErrVerification) {
+		t.Fatalf("another key: got %v, want a verification failure", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/in-toto/in-toto-golang/in_toto"
@@ -48,6 +49,33 @@ type FoundAttestation struct {
 	// Mode is where it was found.
 	Mode Mode
 	sig  oci.Signature
+	// st decodes the statement once for Statement and Verify, which a
+	// verification calls more than once per attestation; nil decodes on
+	// every call.
+	st *decodedStatement
+}
+
+// decodedStatement is an attestation's statement, decoded on first use.
+type decodedStatement struct {
+	once sync.Once
+	st   *in_toto.Statement
+	err  error
+}
+
+// statement returns a's statement, decoded from the very payload bytes
+// Verify checks the signature of. The copy returned is the caller's: its
+// fields and subject list may be changed; the predicate is shared.
+func (a FoundAttestation) statement() (*in_toto.Statement, error) {
+	if a.st == nil {
+		return statementOf(a.sig)
+	}
+	a.st.once.Do(func() { a.st.st, a.st.err = statementOf(a.sig) })
+	if a.st.err != nil {
+		return nil, a.st.err
+	}
+	st := *a.st.st
+	st.Subject = slices.Clone(st.Subject)
+	return &st, nil
 }
 
 // Find reads every signature and attestation of subj from both storage
@@ -88,7 +116,7 @@ func (r *Registry) Find(ctx context.Context, subj Subject) (*Found, error) {
 			out.Signatures = append(out.Signatures, fs)
 		}
 		for _, a := range got[1].OK {
-			out.Attestations = append(out.Attestations, FoundAttestation{Mode: m, sig: a})
+			out.Attestations = append(out.Attestations, FoundAttestation{Mode: m, sig: a, st: &decodedStatement{}})
 		}
 		out.Bundles = append(out.Bundles, foundBundles(got[2].Bundles)...)
 		out.Malformed = slices.Concat(out.Malformed, got[0].Malformed, got[1].Malformed, got[2].Malformed)
@@ -127,12 +155,12 @@ func (a FoundAttestation) Verify(ctx context.Context, v signature.Verifier) (*in
 	if _, _, err := cosign.VerifyImageAttestation(ctx, set, v1.Hash{}, checkOpts(v)); err != nil {
 		return nil, fmt.Errorf("%w: %w", errdef.ErrVerification, err)
 	}
-	return statementOf(a.sig)
+	return a.statement()
 }
 
 // Statement decodes the attestation's statement without checking its
 // signature, for reporting what an unverifiable attestation claims.
-func (a FoundAttestation) Statement() (*in_toto.Statement, error) { return statementOf(a.sig) }
+func (a FoundAttestation) Statement() (*in_toto.Statement, error) { return a.statement() }
 
 // Covers reports whether a statement names dgst among its subjects.
 func Covers(st *in_toto.Statement, dgst digest.Digest) bool {

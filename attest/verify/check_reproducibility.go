@@ -9,10 +9,11 @@ import (
 
 // reproduce recompiles the DSL layer offline with the plan's own
 // resolution and compares the result with the plan layer byte for byte
-// (ociwf.Reproduce).
+// (ociwf.Reproduce), with the outcome of each condition's type check
+// kept across the Verifier's verifications.
 func (r *run) reproduce(ctx context.Context) error {
 	want := "plan " + r.wf.Manifest.Plan.Digest.String()
-	err := ociwf.Reproduce(ctx, r.wf.Source, r.wf.PlanJSON, r.wf.Plan)
+	err := ociwf.ReproduceWith(ctx, r.wf.Source, r.wf.PlanJSON, r.wf.Plan, ociwf.ReproduceOptions{Conditions: r.v.conds})
 	var irr *ociwf.IrreproducibleError
 	switch {
 	case errors.As(err, &irr) && irr.Err != nil:

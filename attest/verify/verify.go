@@ -29,6 +29,7 @@ import (
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/ociwf"
+	"ociwf.dev/ociwf/dsl"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/plan"
 	"ociwf.dev/ociwf/target"
@@ -105,6 +106,9 @@ type Verifier struct {
 
 	mu   sync.Mutex
 	keys map[string]signature.Verifier // loaded keys, by reference
+	// conds keeps step conditions' type checks across recompiles: the
+	// versions of a workflow share their conditions.
+	conds *dsl.Conditions
 }
 
 // New returns a Verifier for policy that reads through o.
@@ -138,6 +142,7 @@ func New(policy *trust.Policy, o Opener, opts Options) (*Verifier, error) {
 		reg:    accessory.NewRegistry(o, accessory.RegistryOptions{Logger: log}),
 		log:    log,
 		keys:   map[string]signature.Verifier{},
+		conds:  dsl.NewConditions(0),
 	}, nil
 }
 

@@ -134,26 +134,18 @@ func checkConditions(p *parser, wf *Workflow, index map[string]int, needs [][]in
 	if !any {
 		return
 	}
-	env, err := NewConditionEnv(wf.ConditionVars())
-	if err != nil {
-		p.errorAt(Pos{Line: 1, Column: 1}, "cannot build the condition environment: %v", err)
-		return
-	}
-	// Steps often repeat a condition: compile each text once.
-	type compiled struct {
-		vars []string
-		err  error
-	}
-	seen := make(map[string]compiled)
+	// Steps often repeat a condition: compile each text once (and, with
+	// shared Conditions, once across parses).
+	cc := &conditionCompiler{vars: wf.ConditionVars(), shared: p.conds, seen: map[string]compiledCondition{}}
 	for i := range wf.Steps {
 		st := &wf.Steps[i]
 		if st.When == "" {
 			continue
 		}
-		c, ok := seen[st.When]
-		if !ok {
-			_, c.vars, c.err = CompileCondition(env, st.When)
-			seen[st.When] = c
+		c, err := cc.compile(st.When)
+		if err != nil {
+			p.errorAt(Pos{Line: 1, Column: 1}, "cannot build the condition environment: %v", err)
+			return
 		}
 		vars, err := slices.Clone(c.vars), c.err
 		if err != nil {

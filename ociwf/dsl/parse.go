@@ -17,7 +17,11 @@ import (
 // Parse reads one workflow document from src and validates it. file names the
 // source in error messages. The returned error, if any, is an ErrorList.
 func Parse(file string, src []byte) (*Workflow, error) {
-	p := &parser{file: file, budget: MaxNodes}
+	return parse(file, src, ParseOptions{})
+}
+
+func parse(file string, src []byte, opts ParseOptions) (*Workflow, error) {
+	p := &parser{file: file, budget: MaxNodes, conds: opts.Conditions}
 	wf := p.parse(src)
 	if wf != nil {
 		wf.File = file
@@ -40,6 +44,8 @@ type parser struct {
 	errs   ErrorList
 	budget int
 	halted bool
+	// conds, if set, keeps condition outcomes across parses.
+	conds *Conditions
 }
 
 // errTooMany stops the walk once MaxErrors is reached.
