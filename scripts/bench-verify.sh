@@ -11,9 +11,10 @@
 #     Rounds alternate between the two (and which goes first), both run as
 #     processes, timed by wall clock. Target: ociwf <= 1/5 of stock.
 #     HTTP requests: ociwf's own count (--output json), and for both sides
-#     the request lines the registry logs in one untimed round.
+#     what the registry's metrics count in one untimed round.
 #
-# (b) `ociwf verify --all` over VERSIONS (default 1,000) signed versions,
+# (b) `ociwf verify --all` over VERSIONS (default 1,000) signed versions
+#     (and first over each of SIZES, if given, e.g. SIZES="100 300 1000"),
 #     seeded by TestSeed in attest/verify/bench_test.go (publish as ociwf
 #     does, key decrypted once, 8 at a time), at --concurrency 8 and 16,
 #     ALL_ROUNDS runs each. Reports versions/s (the summary's, and versions
@@ -47,15 +48,14 @@ ociwf="$work/ociwf"
 export XDG_STATE_HOME="$work/state"
 export COSIGN_PASSWORD=bench
 
-# The registry runs with -v so that it logs 4xx responses too (as debug
-# lines): one log line per request it routes. scripts/bench.sh runs every
-# benchmark against one registry, BENCH_REGISTRY (started so, logging to
-# BENCH_REGISTRY_LOG).
-registry_log="$work/registry.log"
-if [[ -n ${BENCH_REGISTRY:-} ]]; then reg=$BENCH_REGISTRY registry_log=$BENCH_REGISTRY_LOG; else
-  printf '#!/bin/sh\nexec "%s" -v "$@"\n' "$ociwf" > "$work/registry-v"
-  chmod +x "$work/registry-v"
-  start_registry "$work/registry-v" 127.0.0.1:0 "$work/registry" "$registry_log"
+# scripts/bench.sh runs every benchmark against one registry:
+# BENCH_REGISTRY (its host:port), BENCH_REGISTRY_METRICS (its metrics
+# listener, which counts requests) and BENCH_REGISTRY_PID (the process
+# whose CPU time is the registry's).
+if [[ -n ${BENCH_REGISTRY:-} ]]; then
+  reg=$BENCH_REGISTRY reg_metrics=$BENCH_REGISTRY_METRICS registry_server=$BENCH_REGISTRY_PID
+else
+  start_registry "$ociwf" 127.0.0.1:0 "$work/registry" "$work/registry.log"
 fi
 "$ociwf" key generate --output-key-prefix "$work/k" >/dev/null
 pub="$work/k.pub"
@@ -81,15 +81,14 @@ ours_verify() {
 }
 # top KEY FILE prints a top-level field of an indented JSON document.
 top() { sed -n "s/^  \"$1\": \(.*\)$/\1/p" "$2" | sed 's/,$//'; }
-logged() { grep -c '"msg":"response completed' "$registry_log" || true; }
 
 # Untimed round: warms both sides up, checks they pass, counts requests.
-sleep 0.3; n0=$(logged)
+n0=$(served)
 stock_verify || { echo "the stock pipeline failed to verify $ref" >&2; exit 1; }
-sleep 0.3; n1=$(logged)
+n1=$(served)
 ours_verify || { echo "ociwf verify failed:" >&2; cat "$work/report.json" >&2; exit 1; }
-sleep 0.3; n2=$(logged)
-stock_logged=$((n1 - n0)) ours_logged=$((n2 - n1)) ours_counted=$(top requests "$work/report.json")
+n2=$(served)
+stock_served=$((n1 - n0)) ours_served=$((n2 - n1)) ours_counted=$(top requests "$work/report.json")
 
 now() { date +%s%N; }
 stock=() ours=() inproc=()
@@ -128,22 +127,23 @@ printf 'stock pipeline          median %s ms, total %s ms  (cosign verify + cosi
 printf 'ociwf verify            median %s ms, total %s ms  (process wall time; in-process report duration median %s ms)\n' "$mo" "$(sum "${ours[@]}")" "$(median "${inproc[@]}")"
 printf 'ratio of totals         %.3f\n' "$(awk -v o="$(sum "${ours[@]}")" -v s="$(sum "${stock[@]}")" 'BEGIN {print o/s}')"
 printf 'ratio per round         median %s\n' "$mr"
-printf 'HTTP requests / verify  ociwf %s (its count); registry log lines: ociwf %s, stock %s\n' "$ours_counted" "$ours_logged" "$stock_logged"
-printf '                        (the log misses requests Distribution does not route, such as a referrers API probe; compare ociwf'"'"'s two figures)\n'
+printf 'HTTP requests / verify  ociwf %s (its count); the registry served: ociwf %s, stock %s\n' "$ours_counted" "$ours_served" "$stock_served"
 awk -v r="$mr" 'BEGIN {ok = r <= 0.2; printf "target ociwf/stock <= 0.200: %s\n", ok ? "met" : "NOT met"; exit !ok}' || fail=1
+if [[ -n ${BENCH_OUT:-} ]]; then # the figures, for scripts/bench.sh's report
+  printf 'verify\tstock_ms\t%s\nverify\tours_ms\t%s\nverify\tours_inproc_ms\t%s\n' "${stock[*]}" "${ours[*]}" "${inproc[*]}" >> "$BENCH_OUT/verify.tsv"
+  printf 'verify\trequests\t%s\nverify\tlog_ours\t%s\nverify\tlog_stock\t%s\n' "$ours_counted" "$ours_served" "$stock_served" >> "$BENCH_OUT/verify.tsv"
+fi
 echo "load average            $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo
-echo "== (b) ociwf verify --all over $versions versions"
-# The registry restarts without -v: logging every request would count as
-# registry CPU.
-stop_registry
-start_registry "$ociwf" 127.0.0.1:0 "$work/registry" "$work/registry-b.log"
-(cd attest/verify && OCIWF_SEED_REGISTRY="$reg" OCIWF_SEED_KEY="$work/k.key" OCIWF_SEED_REPOSITORY=wf/many OCIWF_BENCH_VERSIONS="$versions" \
-  "$work/verify.test" -test.run '^TestSeed$' -test.v -test.count 1) > "$work/seed.log" 2>&1 ||
-  { echo "seeding failed:" >&2; cat "$work/seed.log" >&2; exit 1; }
-sed -n 's/^ *bench_test.go:[0-9]*: /seeding: /p' "$work/seed.log"
-
+# seed N REPOSITORY publishes N versions to REPOSITORY (as ociwf publish
+# does, key decrypted once, 8 at a time).
+seed() {
+  (cd attest/verify && OCIWF_SEED_REGISTRY="$reg" OCIWF_SEED_KEY="$work/k.key" OCIWF_SEED_REPOSITORY="$2" OCIWF_BENCH_VERSIONS="$1" \
+    "$work/verify.test" -test.run '^TestSeed$' -test.v -test.count 1) > "$work/seed.log" 2>&1 ||
+    { echo "seeding failed:" >&2; cat "$work/seed.log" >&2; exit 1; }
+  sed -n 's/^ *bench_test.go:[0-9]*: /seeding: /p' "$work/seed.log"
+}
 # run_peak OUT CMD... runs CMD with stdout to OUT and sets $rss_kib to its
 # peak resident set size.
 run_peak() {
@@ -167,21 +167,29 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 tck=$(getconf CLK_TCK)
 stock_rate=$(awk -v ms="$ms" 'BEGIN {printf "%.2f", 1000 / ms}')
 printf 'stock pipeline rate     %s versions/s (1 / its median full verify, %s ms, from (a))\n' "$stock_rate" "$ms"
+# SIZES (default VERSIONS) are the repository sizes measured, smallest
+# first; the targets apply to VERSIONS.
+read -r -a sizes <<< "${SIZES:-$versions}"
+for n_versions in "${sizes[@]}"; do
+echo
+echo "== (b) ociwf verify --all over $n_versions versions"
+many="wf/n$n_versions"
+seed "$n_versions" "$many"
 for c in "${concurrencies[@]}"; do
   vps=() wall=() rss=() ccpu=() rcpu=()
   for _ in $(seq "$all_rounds"); do
-    r0=$(cpu_ticks "$registry")
+    r0=$(cpu_ticks "$registry_server")
     t0=$(now)
-    run_peak "$work/all.json" "$ociwf" verify --all --plain-http --key "$pub" --concurrency "$c" --output json "$reg/wf/many" ||
+    run_peak "$work/all.json" "$ociwf" verify --all --plain-http --key "$pub" --concurrency "$c" --output json "$reg/$many" ||
       { echo "ociwf verify --all failed:" >&2; grep -v '^    ' "$work/all.json" >&2; exit 1; }
     t1=$(now)
-    r1=$(cpu_ticks "$registry")
-    rcpu+=("$(awk -v a="$r0" -v b="$r1" -v t="$tck" -v n="$versions" 'BEGIN {printf "%.2f", (b - a) * 1000 / t / n}')")
+    r1=$(cpu_ticks "$registry_server")
+    rcpu+=("$(awk -v a="$r0" -v b="$r1" -v t="$tck" -v n="$n_versions" 'BEGIN {printf "%.2f", (b - a) * 1000 / t / n}')")
     if [[ -f $work/time.txt ]]; then
-      ccpu+=("$(awk -F': ' -v n="$versions" '/User time|System time/ {s += $2} END {printf "%.2f", s * 1000 / n}' "$work/time.txt")")
+      ccpu+=("$(awk -F': ' -v n="$n_versions" '/User time|System time/ {s += $2} END {printf "%.2f", s * 1000 / n}' "$work/time.txt")")
     fi
     n=$(top versions "$work/all.json") ok=$(top verified "$work/all.json")
-    [[ $n == "$versions" && $ok == "$versions" ]] || { echo "verify --all: $ok of $n versions verified, want $versions" >&2; exit 1; }
+    [[ $n == "$n_versions" && $ok == "$n_versions" ]] || { echo "verify --all: $ok of $n versions verified, want $n_versions" >&2; exit 1; }
     vps+=("$(awk -v v="$(top versionsPerSecond "$work/all.json")" 'BEGIN {printf "%.0f", v}')")
     wall+=("$(awk -v n="$n" -v t=$((t1 - t0)) 'BEGIN {printf "%.0f", n / (t / 1e9)}')")
     rss+=("$(awk -v k="$rss_kib" 'BEGIN {printf "%.1f", k / 1024}')")
@@ -191,8 +199,16 @@ for c in "${concurrencies[@]}"; do
     "$c" "${vps[*]}" "$(median "${vps[@]}")" "${wall[*]}" "$(median "${wall[@]}")" "${rss[*]}" "$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)" "$reqs"
   printf '                 CPU ms/version: client %s (median %s), registry %s (median %s); load average %s\n' \
     "${ccpu[*]:-n/a}" "$( ((${#ccpu[@]})) && median "${ccpu[@]}" || echo n/a)" "${rcpu[*]}" "$(median "${rcpu[@]}")" "$(cut -d' ' -f1-3 /proc/loadavg)"
+  if [[ -n ${BENCH_OUT:-} ]]; then
+    printf 'verify_all\tvps/%s/%s\t%s\nverify_all\trss/%s/%s\t%s\nverify_all\treqs/%s/%s\t%s\n' \
+      "$n_versions" "$c" "${vps[*]}" "$n_versions" "$c" "${rss[*]}" "$n_versions" "$c" "$reqs" >> "$BENCH_OUT/verify.tsv"
+    printf 'verify_all\tcpu_client/%s/%s\t%s\nverify_all\tcpu_registry/%s/%s\t%s\n' \
+      "$n_versions" "$c" "${ccpu[*]:-}" "$n_versions" "$c" "${rcpu[*]}" >> "$BENCH_OUT/verify.tsv"
+  fi
+  [[ $n_versions == "$versions" ]] || continue # the targets are for VERSIONS
   ratio=$(awk -v v="$(median "${vps[@]}")" -v r="$stock_rate" 'BEGIN {printf "%.1f", v / r}')
   awk -v x="$ratio" -v c="$c" 'BEGIN {ok = x >= 80; printf "target >= 80x the stock per-version rate at concurrency %s: %sx, %s\n", c, x, ok ? "met" : "NOT met"; exit !ok}' || fail=1
   awk -v m="$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)" -v c="$c" 'BEGIN {ok = m <= 128; printf "target peak RSS <= 128 MiB at concurrency %s: %s\n", c, ok ? "met" : "NOT met"; exit !ok}' || fail=1
+done
 done
 exit "$fail"

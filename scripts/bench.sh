@@ -57,18 +57,15 @@ go run ./scripts/benchreport startup -rounds "${STARTUP_ROUNDS:-31}" \
   "oras version=$(command -v oras) version" "crane version=$(command -v crane) version" \
   "empty Go program=$work/empty" | tee "$BENCH_OUT/startup.tsv"
 
-# One registry for every process benchmark. -v makes it log 4xx
-# responses too, which bench-verify.sh counts requests by.
-printf '#!/bin/sh\nexec "%s" -v "$@"\n' "$work/ociwf" > "$work/registry-v"
-chmod +x "$work/registry-v"
-start_registry "$work/registry-v" 127.0.0.1:0 "$work/registry" "$work/registry.log"
-export BENCH_REGISTRY="$reg" BENCH_REGISTRY_LOG="$work/registry.log"
+# One registry for every process benchmark; its metrics count requests.
+start_registry "$work/ociwf" 127.0.0.1:0 "$work/registry" "$work/registry.log"
+export BENCH_REGISTRY="$reg" BENCH_REGISTRY_METRICS="$reg_metrics" BENCH_REGISTRY_PID="$registry_server"
 
 status=0
 echo; echo "== publish"
 scripts/bench-publish.sh || status=1
 echo; echo "== verify"
-VERSIONS=$versions scripts/bench-verify.sh || status=1
+VERSIONS=$versions SIZES="${SIZES:-100 300 $versions}" scripts/bench-verify.sh || status=1
 stop_registry
 
 echo; echo "== compile"

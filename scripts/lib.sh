@@ -1,14 +1,26 @@
 # Shared by the scripts: source it, do not run it.
 
 # start_registry OCIWF ADDR ROOT LOG starts `ociwf registry serve` on ADDR
-# (port 0 picks a free one) with storage under ROOT and output in LOG, waits
-# until it listens, and sets $registry (its pid) and $reg (its host:port).
+# (port 0 picks a free one) with storage under ROOT, metrics on a free
+# loopback port and output in LOG, waits until it listens, and sets
+# $registry (the pid to stop it by), $reg (its host:port), $reg_metrics
+# (the metrics listener's host:port) and $registry_server (the pid of the
+# ociwf-registry process ociwf hands over to, whose CPU time is the
+# registry's).
 start_registry() {
   local ociwf=$1 addr=$2 root=$3 log=$4
   : >"$log" # exists before the server writes it: read below at once
-  "$ociwf" registry serve --addr "$addr" --root "$root" >"$log" 2>&1 &
+  "$ociwf" registry serve --addr "$addr" --root "$root" --metrics-addr 127.0.0.1:0 >"$log" 2>&1 &
   registry=$!
   await_listening "ociwf registry serve" 's|^Serving on http://\([^ ]*\) .*|\1|p' "$log"
+  reg_metrics=$(sed -n 's|.*"msg":"registry listening".*"metrics":"\([^"]*\)".*|\1|p' "$log" | head -1)
+  registry_server=$(pgrep -n -P "$registry" || echo "$registry")
+}
+
+# served prints how many requests the registry start_registry started has
+# answered (ociwf_registry_requests_total, every route).
+served() {
+  curl -fsS "http://$reg_metrics/metrics" | awk '/^ociwf_registry_requests_total/ {s += $NF} END {printf "%d\n", s}'
 }
 
 # await_listening WHAT SCRIPT LOG waits until the sed SCRIPT finds the
