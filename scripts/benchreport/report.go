@@ -218,7 +218,7 @@ func writeProcesses(p printer, r *results) {
 		p("| %s | %s | %s ms | %s | %s ms | %.3f× |\n", s.label, ms(median(o)), spread(o, "%.0f"), ms(median(st)), spread(st, "%.0f"), median(ratios(o, st)))
 	}
 	if v := r.str("verify", "requests"); v != "" {
-		p("\nHTTP requests per verify: ociwf %s (its own count); registry log lines: ociwf %s, stock %s.\n", v, orDash(r.str("verify", "log_ours")), orDash(r.str("verify", "log_stock")))
+		p("\nHTTP requests per verify: ociwf %s (its own count); counted by the registry: ociwf %s, stock %s.\n", v, orDash(r.str("verify", "served_ours")), orDash(r.str("verify", "served_stock")))
 	}
 	if v := r.nums("verify", "ours_inproc_ms"); len(v) > 0 {
 		p("Of `ociwf verify`'s wall time, the verification itself (the report's duration) took a median %s.\n", ms(median(v)))
