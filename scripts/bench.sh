@@ -80,6 +80,8 @@ scripts/bench-registry.sh | tee "$BENCH_OUT/registry.bench" || status=1
   printf 'machine\tload_end\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
   printf 'machine\tduration\t%s\n' "$(( ($(date +%s) - started) / 60 )) min"
 } >> "$BENCH_OUT/machine.tsv"
-go run ./scripts/benchreport render -in "$BENCH_OUT" -md "$md" -svg "$svg"
+readme=()
+[[ -z ${OUT:-} ]] && readme=(-readme README.md) # a quick look to OUT leaves the README alone
+go run ./scripts/benchreport render -in "$BENCH_OUT" -md "$md" -svg "$svg" "${readme[@]}"
 echo; echo "wrote $md and $svg"
 exit "$status"

@@ -249,6 +249,7 @@ func render(args []string) error {
 	in := fs.String("in", "", "directory of *.tsv and *.bench results")
 	md := fs.String("md", "docs/benchmarks.md", "report to write")
 	svg := fs.String("svg", "docs/benchmarks.svg", "plot to write")
+	readme := fs.String("readme", "", "file whose benchmarks block (between "+readmeBegin+" and "+readmeEnd+") gets the summary")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -264,5 +265,35 @@ func render(args []string) error {
 	if err := os.WriteFile(*md, []byte(b.String()), 0o644); err != nil {
 		return err
 	}
-	return os.WriteFile(*svg, []byte(plot(r)), 0o644)
+	if err := os.WriteFile(*svg, []byte(plot(r)), 0o644); err != nil {
+		return err
+	}
+	if *readme == "" {
+		return nil
+	}
+	return updateReadme(*readme, r, *md)
+}
+
+// The README's block of benchmark figures, rewritten by render -readme.
+const (
+	readmeBegin = "<!-- benchmarks:begin -->"
+	readmeEnd   = "<!-- benchmarks:end -->"
+)
+
+// updateReadme replaces the benchmarks block of path with the summary of
+// r, linking to the report at md.
+func updateReadme(path string, r *results, md string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	s := string(raw)
+	i, j := strings.Index(s, readmeBegin), strings.Index(s, readmeEnd)
+	if i < 0 || j < i {
+		return fmt.Errorf("%s has no %s ... %s block", path, readmeBegin, readmeEnd)
+	}
+	var b strings.Builder
+	writeSummary(&b, r, md)
+	s = s[:i+len(readmeBegin)] + "\n" + b.String() + s[j:]
+	return os.WriteFile(path, []byte(s), 0o644)
 }

@@ -45,10 +45,7 @@ func writeReport(b *strings.Builder, r *results, svg string) {
 	}
 	p("\n")
 
-	var targets []target
-	targets = append(targets, startupTargets(r)...)
-	targets = append(targets, processTargets(r)...)
-	targets = append(targets, libraryTargets(r)...)
+	targets := allTargets(r)
 	p("## Targets\n\n| target | measured (median) | ratio | wanted | |\n|---|---|---|---|---|\n")
 	for _, t := range targets {
 		status := "not measured"
@@ -69,6 +66,26 @@ func writeReport(b *strings.Builder, r *results, svg string) {
 }
 
 type printer func(format string, a ...any)
+
+// writeSummary is the targets table alone, for the README.
+func writeSummary(b *strings.Builder, r *results, md string) {
+	fmt.Fprintf(b, "From [%s](%s) (%s, %s cores, %s; rerun `scripts/bench.sh`):\n\n", md, md, r.str("machine", "cpu"), r.str("machine", "cores"), r.str("machine", "date"))
+	b.WriteString("| target | measured (median) | ratio | wanted | |\n|---|---|---|---|---|\n")
+	for _, t := range allTargets(r) {
+		status := "not measured"
+		if t.known {
+			status = verdict(t.ok)
+		}
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", t.what, t.measured, t.ratio, t.want, status)
+	}
+}
+
+func allTargets(r *results) []target {
+	var targets []target
+	targets = append(targets, startupTargets(r)...)
+	targets = append(targets, processTargets(r)...)
+	return append(targets, libraryTargets(r)...)
+}
 
 func startupTargets(r *results) []target {
 	ours := r.nums("startup", "ociwf version")
