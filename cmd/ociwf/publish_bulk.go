@@ -36,7 +36,7 @@ func workflowFiles(args []string) ([]string, error) {
 	for _, p := range args {
 		fi, err := os.Stat(p)
 		if err != nil {
-			return nil, err
+			return nil, usageError{fmt.Errorf("bulk publish takes workflow files or directories, then a repository prefix: %w", err)}
 		}
 		if !fi.IsDir() {
 			files = append(files, p)
