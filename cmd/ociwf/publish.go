@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
@@ -30,8 +31,9 @@ func (a *app) publishCmd() *cobra.Command {
 	var prov provenance.Options
 	var tag string
 	var lf publishLifecycleFlags
+	var concurrency int
 	cmd := &cobra.Command{
-		Use:   "publish FILE REF | publish REPOSITORY@DIGEST [--tag TAG]",
+		Use:   "publish FILE REF | publish REPOSITORY@DIGEST [--tag TAG] | publish FILE|DIR... REPOSITORY-PREFIX",
 		Short: "Sign, attest and tag a workflow write-once: compiled from FILE, or already pushed",
 		Long: `Publish runs the publication ceremony in one command: compile FILE, push the
 artifact by digest, sign it, attest its SLSA v1 provenance and its CycloneDX
@@ -64,11 +66,27 @@ the approvals the policy requires, a retired version, a signer not allowed
 to publish) and a uses: dependency that is a draft, retired or archived, or
 deprecated without --allow-deprecated. It records the publication event
 with the attestations. --supersedes REF deprecates REF once the new version
-is tagged, with the new version as its replacement.`,
+is tagged, with the new version as its replacement.
+
+Bulk publish: given several FILEs, or a DIR (its *.yaml and *.yml files, not
+its subdirectories), then a REPOSITORY-PREFIX, publish publishes each
+workflow to REPOSITORY-PREFIX/<metadata.name>:<metadata.version>. Every
+file is compiled first: a malformed one fails the command before anything
+is uploaded. The key is decrypted once; up to --concurrency workflows are
+pushed, signed and attested at once, each under the same lifecycle gate as
+a single publish, and each version's write-once tag is applied last for
+that version, so a workflow that fails leaves no other half-published.
+Output is one line per workflow (FILE, then its pinned reference or its
+error); --output json lists them with their results or errors. The exit
+code is 0 when all were published, else the worst of the failures: 4
+(immutability, lifecycle) before 3 (verification) before 2 (usage) before
+1. Rerun the same command to finish: completed workflows write nothing new.
+--supersedes and --workflow-path are for one FILE only.`,
 		Example: `  COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key wf.yaml 127.0.0.1:5000/workflows/build:1.0.0
   COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key 127.0.0.1:5000/workflows/build@sha256:... --tag 1.0.0
-  COSIGN_PASSWORD=... ociwf publish --plain-http --key ci.key --policy policy.yaml wf.yaml 127.0.0.1:5000/workflows/build:1.0.1 --supersedes 127.0.0.1:5000/workflows/build:1.0.0`,
-		Args: cli.Args(cobra.RangeArgs(1, 2)),
+  COSIGN_PASSWORD=... ociwf publish --plain-http --key ci.key --policy policy.yaml wf.yaml 127.0.0.1:5000/workflows/build:1.0.1 --supersedes 127.0.0.1:5000/workflows/build:1.0.0
+  COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key --concurrency 4 workflows/ 127.0.0.1:5000/workflows`,
+		Args: cli.Args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ann, err := parseAnnotations(annotations)
 			if err != nil {
@@ -78,6 +96,12 @@ is tagged, with the new version as its replacement.`,
 				return cli.Usagef("publish needs a registry: signatures and attestations are stored in registry repositories")
 			}
 			ctx := cmd.Context()
+			if bulkArgs(argv) {
+				if tag != "" {
+					return cli.Usagef("--tag is for publishing a version already pushed (REPOSITORY@sha256:...); a bulk publish tags each workflow with its metadata.version")
+				}
+				return a.publishBulk(ctx, &b, &s, st, &lf, argv[:len(argv)-1], argv[len(argv)-1], prov, ann, concurrency)
+			}
 			if len(argv) == 1 {
 				return a.publishStored(ctx, &b, &s, st, &lf, argv[0], tag, prov, ann)
 			}
@@ -136,6 +160,7 @@ is tagged, with the new version as its replacement.`,
 	f.StringVar(&prov.SourceRevision, "source-revision", "", "git commit built")
 	f.StringVar(&prov.WorkflowPath, "workflow-path", "", "path of FILE in the source repository (default FILE)")
 	f.StringVar(&tag, "tag", "", "with REPOSITORY@DIGEST: the write-once version tag to apply (default: none, publish by digest only)")
+	f.IntVar(&concurrency, "concurrency", publish.DefaultConcurrency, "bulk publish: workflows published at once")
 	f.StringArrayVarP(&annotations, "annotation", "a", nil, "extra signed annotation KEY=VALUE (repeatable)")
 	lf.register(f)
 	storageFlag(f, &st)
@@ -174,20 +199,31 @@ func (a *app) publishLifecycle(o *target.Opener, reg *accessory.Registry, l *pub
 	} else if s.opts.Keyless {
 		return nil, nil, cli.Usagef("--keyless needs --policy FILE naming the keyless identity: without a policy, the signing key's public key is what is trusted")
 	}
-	var remove func()
+	// A bulk publish calls Recorder from several ceremonies at once.
+	var mu sync.Mutex
+	var removes []func()
 	cleanup := func() {
-		if remove != nil {
-			remove()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, remove := range removes {
+			if remove != nil {
+				remove()
+			}
 		}
 	}
 	return &publish.Lifecycle{
 		Actor: l.actor, AllowDeprecated: l.allowDeprecated, Supersedes: l.supersedes,
 		Recorder: func(_ context.Context, signer *accessory.Signer) (*govern.Recorder, error) {
+			mu.Lock()
+			defer mu.Unlock()
 			p := pol
 			if p == nil {
+				var remove func()
+				var err error
 				if p, remove, err = signerPolicy(signer, s.opts.Key, "*"); err != nil {
 					return nil, err
 				}
+				removes = append(removes, remove)
 			}
 			v, err := verify.New(p, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: store, Logger: a.Logger()})
 			if err != nil {
