@@ -3,10 +3,12 @@
 // in cosign's own formats, so stock cosign verifies what ociwf
 // writes and ociwf verifies what stock cosign writes.
 //
-// Signing keys load through cosign's signer loading (key files, KMS URIs,
-// keyless Fulcio certificates) in package ociwf.dev/attest/keys, which
-// hands back a Signer; verification keys load here (LoadVerifier: PEM
-// files and KMS URIs), without cosign's command-line packages. Signatures are cosign simple-signing payloads and
+// Signing keys load as cosign's sign command loads them (key files, KMS
+// URIs, keyless Fulcio certificates) in package ociwf.dev/attest/keys,
+// which hands back a Signer; verification keys load here (LoadVerifier:
+// PEM files, and KMS, k8s:// and gitlab:// references through linked
+// providers or sigstore KMS plugins), without cosign's command-line
+// packages. Signatures are cosign simple-signing payloads and
 // attestations DSSE envelopes of in-toto statements, stored either under
 // cosign's tag scheme (sha256-<hex>.sig and .att, what cosign v2 reads by
 // default) or as OCI 1.1 referrers of the artifact. Everything signs the

@@ -14,14 +14,17 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/kms"
+	"github.com/sigstore/sigstore/pkg/signature/kms/cliplugin"
 )
 
 // LoadVerifier loads a public key for verification: a PEM public key file
-// (or an http(s):// or env:// reference to one, as cosign reads them) or a
-// KMS URI for a provider the program links (package ociwf.dev/attest/kms
-// links them all). k8s://, gitlab:// and pkcs11: references need cosign's
-// full loader, keys.LoadVerifier in package ociwf.dev/attest/keys. A
-// failure matches ErrKey.
+// (or an http(s):// or env:// reference to one, as cosign reads them), or
+// a KMS URI. KMS URIs, and cosign's k8s:// and gitlab:// references, go
+// through github.com/sigstore/sigstore/pkg/signature/kms: a provider the
+// program links (package ociwf.dev/attest/kms links them all) or else a
+// sigstore KMS plugin, sigstore-kms-<scheme>, on PATH (ociwf.dev/cmd/...
+// has one per scheme). A failure matches ErrKey; one for want of a
+// provider or plugin also matches *NoProviderError.
 func LoadVerifier(ctx context.Context, keyRef string) (signature.Verifier, error) {
 	v, err := loadVerifier(ctx, keyRef)
 	if err != nil {
@@ -31,25 +34,24 @@ func LoadVerifier(ctx context.Context, keyRef string) (signature.Verifier, error
 }
 
 func loadVerifier(ctx context.Context, keyRef string) (signature.Verifier, error) {
-	scheme, _, hasScheme := strings.Cut(keyRef, "://")
-	if hasScheme || strings.HasPrefix(keyRef, "pkcs11:") {
-		switch {
-		case strings.HasPrefix(keyRef, "pkcs11:"):
-			scheme = "pkcs11"
-			fallthrough
-		case scheme == "k8s" || scheme == "gitlab":
-			return nil, fmt.Errorf("%s key references are loaded by keys.LoadVerifier (package ociwf.dev/attest/keys; verify.Options.LoadKey)", scheme)
-		}
+	if strings.HasPrefix(keyRef, "pkcs11:") {
+		return nil, errors.New("pkcs11 key references are not supported (export the token's public key to a PEM file)")
 	}
 	var notFound *kms.ProviderNotFoundError
 	kv, err := kms.Get(ctx, keyRef, crypto.SHA256)
 	switch {
 	case err == nil:
+		// KMS keys and plugins connect lazily; read the public key now, so
+		// that a missing credential or secret fails here, with its cause,
+		// rather than as a signature by an untrusted key.
+		if _, err := kv.PublicKey(); err != nil {
+			return nil, err
+		}
 		return kv, nil
 	case !errors.As(err, &notFound):
 		return nil, err
-	case hasScheme && scheme != "http" && scheme != "https" && scheme != "env":
-		return nil, fmt.Errorf("no KMS provider for %s:// is linked into this program (import ociwf.dev/attest/kms, or the provider's package under github.com/sigstore/sigstore/pkg/signature/kms)", scheme)
+	case KeyScheme(keyRef) != "":
+		return nil, &NoProviderError{Scheme: KeyScheme(keyRef)}
 	}
 	raw, err := blob.LoadFileOrURL(keyRef)
 	if err != nil {
@@ -60,6 +62,37 @@ func loadVerifier(ctx context.Context, keyRef string) (signature.Verifier, error
 		return nil, fmt.Errorf("pem to public key: %w", err)
 	}
 	return signature.LoadVerifier(pub, crypto.SHA256)
+}
+
+// KeyScheme returns the scheme of a key reference that names a KMS key or
+// another key service (awskms, k8s, ...), or "" for a key file and for
+// the http(s):// and env:// references that cosign reads as key files.
+func KeyScheme(keyRef string) string {
+	scheme, _, ok := strings.Cut(keyRef, "://")
+	if !ok || scheme == "http" || scheme == "https" || scheme == "env" {
+		return ""
+	}
+	return scheme
+}
+
+// NoProviderError reports a key reference whose scheme has neither a KMS
+// provider linked into the program nor a plugin on PATH.
+type NoProviderError struct {
+	Scheme string
+}
+
+func (e *NoProviderError) Error() string {
+	// ociwf.dev/cmd has a plugin for each of these schemes; package
+	// ociwf.dev/attest/kms links a provider for the KMS ones.
+	plugin := cliplugin.PluginBinaryPrefix + e.Scheme
+	switch e.Scheme {
+	case "awskms", "gcpkms", "azurekms", "hashivault":
+	case "k8s", "gitlab":
+		return fmt.Sprintf("%s:// key references are served by the plugin %s, which is not on PATH (install it: go install ociwf.dev/cmd/%s@latest)", e.Scheme, plugin, plugin)
+	default:
+		return fmt.Sprintf("no KMS provider for %s:// is linked into this program and no plugin %s is on PATH (put a sigstore KMS plugin of that name on PATH)", e.Scheme, plugin)
+	}
+	return fmt.Sprintf("no KMS provider for %s:// is linked into this program (import ociwf.dev/attest/kms, or the provider's package under github.com/sigstore/sigstore/pkg/signature/kms) and no plugin %s is on PATH (install it: go install ociwf.dev/cmd/%s@latest)", e.Scheme, plugin, plugin)
 }
 
 // PassFunc returns the password of an encrypted key; confirm asks for it

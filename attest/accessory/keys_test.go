@@ -16,6 +16,7 @@ import (
 // linking what cosign links for k8s:// and KMS providers: those references
 // fail saying what to link.
 func TestLoadVerifierRefs(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // no sigstore-kms-* plugin
 	ctx := context.Background()
 	dir := t.TempDir()
 	_, pub := attesttest.KeyPair(t, dir, "k")
@@ -30,11 +31,13 @@ func TestLoadVerifierRefs(t *testing.T) {
 		}
 	}
 	for _, c := range []struct{ ref, want string }{
-		{"k8s://ns/cosign", "k8s key references are loaded by keys.LoadVerifier"},
-		{"gitlab://acme/workflows", "gitlab key references are loaded by keys.LoadVerifier"},
-		{"pkcs11:token=t;object=o", "pkcs11 key references are loaded by keys.LoadVerifier"},
+		// No plugin is on PATH in this test: the message says which to install.
+		{"k8s://ns/cosign", "k8s:// key references are served by the plugin sigstore-kms-k8s, which is not on PATH (install it: go install ociwf.dev/cmd/sigstore-kms-k8s@"},
+		{"gitlab://acme/workflows", "gitlab:// key references are served by the plugin sigstore-kms-gitlab, which is not on PATH (install it: go install ociwf.dev/cmd/sigstore-kms-gitlab@"},
+		{"pkcs11:token=t;object=o", "pkcs11 key references are not supported (export the token's public key to a PEM file)"},
 		// No provider is linked into this test: package attest/kms links them.
 		{"hashivault://release", "no KMS provider for hashivault:// is linked into this program (import ociwf.dev/attest/kms"},
+		{"hashivault://release", "and no plugin sigstore-kms-hashivault is on PATH (install it: go install ociwf.dev/cmd/sigstore-kms-hashivault@"},
 		{"nosuchkms://key", "no KMS provider for nosuchkms://"},
 		{filepath.Join(dir, "nope.pub"), "nope.pub"},
 		{filepath.Join(dir, "k.key"), "pem to public key"},

@@ -25,10 +25,11 @@ const (
 // ociwf.dev/attest/keys) loads it. Exactly one of Key and Keyless is set.
 type SignerOptions struct {
 	// Key is a cosign private key file, or a KMS URI that cosign accepts
-	// (awskms://, gcpkms://, azurekms://, hashivault://, k8s://). KMS
-	// providers must be linked in by the program (import _
-	// "ociwf.dev/attest/kms", or the provider's package under
-	// github.com/sigstore/sigstore/pkg/signature/kms), as cosign does.
+	// (awskms://, gcpkms://, azurekms://, hashivault://, k8s://,
+	// gitlab://). A KMS reference goes to a provider the program links
+	// (import _ "ociwf.dev/attest/kms", as cosign links them) or else to
+	// a sigstore KMS plugin, sigstore-kms-<scheme>, on PATH
+	// (ociwf.dev/cmd/sigstore-kms-*, package ociwf.dev/attest/kms/plugin).
 	Key string
 	// Pass returns the password of an encrypted key file.
 	Pass PassFunc

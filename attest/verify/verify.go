@@ -73,10 +73,9 @@ type Options struct {
 	Logger *slog.Logger
 	// LoadKey loads a signer's public key from its reference in the trust
 	// policy; nil means accessory.LoadVerifier: PEM public key files, and
-	// KMS URIs for the providers the program links (package
-	// ociwf.dev/attest/kms). keys.LoadVerifier (package
-	// ociwf.dev/attest/keys) accepts every reference cosign does, k8s://
-	// secrets included, and links Kubernetes client-go for them.
+	// KMS, k8s:// and gitlab:// references through the providers the
+	// program links (package ociwf.dev/attest/kms) or sigstore KMS plugins
+	// on PATH (ociwf.dev/cmd/sigstore-kms-*).
 	LoadKey func(ctx context.Context, keyRef string) (signature.Verifier, error)
 	// Cache, if set, reuses earlier verifications of the same version
 	// (repository and manifest digest) under the same policy identity: the

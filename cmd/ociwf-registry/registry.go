@@ -11,7 +11,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
-	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf/errdef"
@@ -173,7 +172,7 @@ func lifecycleStates(cfg *registryext.Config) (func(*registryext.Server) error, 
 		if err != nil {
 			return err
 		}
-		vv, err := verify.New(pol, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: lifecycle.NewMemoryStore()})
+		vv, err := verify.New(pol, o, verify.Options{StateStore: lifecycle.NewMemoryStore()})
 		if err != nil {
 			return fmt.Errorf("ociwf.lifecycle.policy: %w", err)
 		}

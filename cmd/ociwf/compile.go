@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"ociwf.dev/attest/govern"
-	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf"
@@ -123,7 +122,7 @@ func (a *app) checkUses(ctx context.Context, b *buildFlags, u *usesFlags, build 
 	if err != nil {
 		return nil, err
 	}
-	v, err := verify.New(pol, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: store, Logger: a.Logger()})
+	v, err := verify.New(pol, o, verify.Options{StateStore: store, Logger: a.Logger()})
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,6 @@ import (
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/govern"
-	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf/errdef"
@@ -125,7 +124,7 @@ func (a *app) recorder(ctx context.Context, g *governFlags, ref string) (rec *go
 		}
 	}
 	closeFn = func() { signer.Close(); cleanup() }
-	v, err := verify.New(pol, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: store, Logger: a.Logger()})
+	v, err := verify.New(pol, o, verify.Options{StateStore: store, Logger: a.Logger()})
 	if err == nil {
 		rec, err = govern.New(v, accessory.NewRegistry(o, ropts), govern.Options{Logger: a.Logger()})
 	}

@@ -1,6 +1,7 @@
 // Command ociwf compiles workflows, publishes them as immutable OCI artifacts
 // and reads them back. Each command parses flags and calls the library; see
-// `ociwf --help`.
+// `ociwf --help`. It links no KMS provider: KMS, k8s:// and gitlab:// key
+// references go to sigstore KMS plugins on PATH (ociwf.dev/cmd/sigstore-kms-*).
 package main
 
 import (
@@ -8,9 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	// KMS providers for --key URIs, linked in as cosign links them.
-	_ "ociwf.dev/attest/kms"
 )
 
 func main() {

@@ -13,7 +13,6 @@ import (
 
 	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/govern"
-	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
 	"ociwf.dev/attest/verify"
@@ -225,7 +224,7 @@ func (a *app) publishLifecycle(o *target.Opener, reg *accessory.Registry, l *pub
 				}
 				removes = append(removes, remove)
 			}
-			v, err := verify.New(p, o, verify.Options{LoadKey: keys.LoadVerifier, StateStore: store, Logger: a.Logger()})
+			v, err := verify.New(p, o, verify.Options{StateStore: store, Logger: a.Logger()})
 			if err != nil {
 				return nil, err
 			}

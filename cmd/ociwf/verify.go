@@ -11,7 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"ociwf.dev/attest/keys"
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/cmd/internal/cli"
 	"ociwf.dev/ociwf/errdef"
@@ -108,7 +107,7 @@ func (a *app) verifierFor(ctx context.Context, r *remoteFlags, t *trustFlags, re
 	if err != nil {
 		return nil, err
 	}
-	return verify.New(pol, o, verify.Options{LoadKey: keys.LoadVerifier, RequireSignedTag: t.requireTag, StateStore: store, Logger: a.Logger()})
+	return verify.New(pol, o, verify.Options{RequireSignedTag: t.requireTag, StateStore: store, Logger: a.Logger()})
 }
 
 func (a *app) verifyCmd() *cobra.Command {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -105,9 +106,10 @@ trustPolicies:
 	}
 }
 
-// Trust policy keys load through cosign's full loader: a k8s:// secret is
-// looked up in the cluster (none here), as cosign looks it up, not refused
-// as the library's default loader refuses it.
+// Trust policy keys in cosign's k8s:// form load through the
+// sigstore-kms-k8s plugin, with cosign's own loader: the secret is looked
+// up in the cluster (none here), as cosign looks it up. Without the plugin
+// on PATH, verify says which to install.
 func TestVerifyKeyK8sSecret(t *testing.T) {
 	t.Setenv("COSIGN_PASSWORD", "s3cret")
 	dir := t.TempDir()
@@ -123,8 +125,20 @@ func TestVerifyKeyK8sSecret(t *testing.T) {
 	t.Setenv("KUBECONFIG", filepath.Join(dir, "no-kubeconfig"))
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	t.Setenv("KUBERNETES_SERVICE_PORT", "")
+	path := os.Getenv("PATH")
+	t.Setenv("PATH", t.TempDir())
 	_, stderr, code := runCLI(t, "verify", "--plain-http", "--key", "k8s://ociwf/release", ref)
-	if code == 0 || !strings.Contains(stderr, "k8s://ociwf/release") || !strings.Contains(stderr, "in-cluster configuration") || strings.Contains(stderr, "keys.LoadVerifier") {
-		t.Fatalf("verify --key k8s://: exit %d\n%s", code, stderr)
+	if code == 0 || !strings.Contains(stderr, "sigstore-kms-k8s, which is not on PATH") || !strings.Contains(stderr, "go install ociwf.dev/cmd/sigstore-kms-k8s@") {
+		t.Fatalf("verify --key k8s:// without the plugin: exit %d\n%s", code, stderr)
+	}
+	t.Setenv("PATH", path)
+	bin := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "sigstore-kms-k8s"), "ociwf.dev/cmd/sigstore-kms-k8s").CombinedOutput(); err != nil {
+		t.Fatalf("build sigstore-kms-k8s: %v\n%s", err, out)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+path)
+	_, stderr, code = runCLI(t, "verify", "--plain-http", "--key", "k8s://ociwf/release", ref)
+	if code == 0 || !strings.Contains(stderr, "k8s://ociwf/release") || !strings.Contains(stderr, "in-cluster configuration") {
+		t.Fatalf("verify --key k8s:// through the plugin: exit %d\n%s", code, stderr)
 	}
 }
