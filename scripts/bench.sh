@@ -64,6 +64,7 @@ export BENCH_REGISTRY="$reg" BENCH_REGISTRY_METRICS="$reg_metrics" BENCH_REGISTR
 status=0
 echo; echo "== publish"
 scripts/bench-publish.sh || status=1
+MODE=bulk ROUNDS=${BULK_ROUNDS:-5} scripts/bench-publish.sh || status=1
 echo; echo "== verify"
 VERSIONS=$versions SIZES="${SIZES:-100 300 $versions}" scripts/bench-verify.sh || status=1
 stop_registry
