@@ -115,7 +115,12 @@ func (a *app) handOver(ctx context.Context, name string, args []string) error {
 		return nil
 	case errors.As(err, &exit) && exit.ExitCode() > 0:
 		return cli.Exited{Code: exit.ExitCode()}
-	default:
-		return fmt.Errorf("%s: %w", path, err)
+	case errors.As(err, &exit):
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			// As a shell reports it: 128 + the signal (141 for a closed
+			// pipe, as in `ociwf registry --help | head`).
+			return cli.Exited{Code: 128 + int(ws.Signal())}
+		}
 	}
+	return fmt.Errorf("%s: %w", path, err)
 }

@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -336,5 +340,60 @@ func TestRegistryHandOverDiesWithOciwf(t *testing.T) {
 			t.Fatalf("the registry at %s still answers 10s after ociwf was killed", addr)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A registry that dies of a signal makes ociwf exit as a shell reports
+// it, 128 + the signal, with nothing printed over the registry's output.
+func TestRegistryHandOverSignalExit(t *testing.T) {
+	dir := t.TempDir()
+	out, err := os.Create(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.Command(os.Args[0], "registry", "serve", "--root", filepath.Join(dir, "root"), "--addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// The child is started from a thread of its own (see startChild):
+	// look under every thread.
+	children := fmt.Sprintf("/proc/%d/task/*/children", cmd.Process.Pid)
+	var child int
+	for i := 0; child == 0 && i < 200; i++ {
+		time.Sleep(50 * time.Millisecond)
+		b, _ := os.ReadFile(out.Name())
+		if !strings.Contains(string(b), "Serving on") {
+			continue
+		}
+		files, _ := filepath.Glob(children)
+		if len(files) == 0 {
+			t.Skipf("no %s", children)
+		}
+		for _, f := range files {
+			raw, _ := os.ReadFile(f)
+			if pids := strings.Fields(string(raw)); len(pids) > 0 {
+				child, _ = strconv.Atoi(pids[0])
+			}
+		}
+	}
+	if child == 0 {
+		b, _ := os.ReadFile(out.Name())
+		t.Fatalf("no registry process under ociwf: %s", b)
+	}
+	if err := syscall.Kill(child, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 128+int(syscall.SIGKILL) {
+		b, _ := os.ReadFile(out.Name())
+		t.Fatalf("ociwf after its registry was killed: %v; want exit %d\n%s", err, 128+int(syscall.SIGKILL), b)
+	}
+	if b, _ := os.ReadFile(out.Name()); strings.Contains(string(b), "Error:") {
+		t.Fatalf("ociwf printed an error over the registry's output:\n%s", b)
 	}
 }
