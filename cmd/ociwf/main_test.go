@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -173,4 +174,16 @@ func TestReproducibleWithSourceDateEpoch(t *testing.T) {
 	if !strings.Contains(out, "org.opencontainers.image.created: 2023-11-14T22:13:20Z") {
 		t.Fatalf("created annotation not taken from SOURCE_DATE_EPOCH:\n%s", out)
 	}
+}
+
+// pluginOnPath builds ociwf's sigstore KMS plugin for scheme and puts it
+// first on PATH for the rest of the test.
+func pluginOnPath(t *testing.T, scheme string) {
+	t.Helper()
+	bin := t.TempDir()
+	name := "sigstore-kms-" + scheme
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, name), "ociwf.dev/cmd/"+name).CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", name, err, out)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 }

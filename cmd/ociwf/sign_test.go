@@ -101,12 +101,14 @@ func TestSigningFailuresTagNothing(t *testing.T) {
 		{"wrong password", "wrong", []string{"--key", prefix + ".key"}, cli.ExitError, "wrong password"},
 		{"unreadable key", "right", []string{"--key", filepath.Join(dir, "missing.key")}, cli.ExitError, "missing.key"},
 		{"KMS without credentials", "right", []string{"--key", "hashivault://release"}, cli.ExitError, "check the KMS provider's credentials"},
+		{"KMS without its plugin", "right", []string{"--key", "awskms:///alias/release"}, cli.ExitError, "no plugin sigstore-kms-awskms is on PATH (install it: go install ociwf.dev/cmd/sigstore-kms-awskms@"},
 		{"transparency log unreachable", "right", []string{"--key", prefix + ".key", "--tlog-upload", "--rekor-url", "http://127.0.0.1:1"}, cli.ExitError, "transparency log"},
 		{"no key", "right", nil, cli.ExitUsage, "--key"},
 		{"key and keyless", "right", []string{"--key", prefix + ".key", "--keyless"}, cli.ExitUsage, "mutually exclusive"},
 	}
 	t.Setenv("VAULT_ADDR", "http://127.0.0.1:1")
 	t.Setenv("VAULT_TOKEN", "none")
+	pluginOnPath(t, "hashivault") // ociwf links no KMS provider
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Setenv("COSIGN_PASSWORD", c.password)

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -132,11 +131,7 @@ func TestVerifyKeyK8sSecret(t *testing.T) {
 		t.Fatalf("verify --key k8s:// without the plugin: exit %d\n%s", code, stderr)
 	}
 	t.Setenv("PATH", path)
-	bin := t.TempDir()
-	if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, "sigstore-kms-k8s"), "ociwf.dev/cmd/sigstore-kms-k8s").CombinedOutput(); err != nil {
-		t.Fatalf("build sigstore-kms-k8s: %v\n%s", err, out)
-	}
-	t.Setenv("PATH", bin+string(os.PathListSeparator)+path)
+	pluginOnPath(t, "k8s")
 	_, stderr, code = runCLI(t, "verify", "--plain-http", "--key", "k8s://ociwf/release", ref)
 	if code == 0 || !strings.Contains(stderr, "k8s://ociwf/release") || !strings.Contains(stderr, "in-cluster configuration") {
 		t.Fatalf("verify --key k8s:// through the plugin: exit %d\n%s", code, stderr)
