@@ -76,6 +76,9 @@ func describeState(st *lifecycle.Status) string {
 	if st.Emergency {
 		s += " (emergency)"
 	}
+	if a := st.After; a != nil {
+		s += fmt.Sprintf("; it follows event %s (%s, sequence %d), signed by no signer of this trust policy: the history up to it was not evaluated (a trust policy naming the lifecycle signers checks it)", a.ID, a.State, a.Sequence)
+	}
 	return s
 }
 
@@ -95,10 +98,29 @@ func (v *Verifier) lifecycleStatus(ctx context.Context, scope *trust.Scope, subj
 	now := v.opts.Now()
 	in := lifecycle.Input{Workflow: subj.Digest.String(), Roles: scope.Lifecycle.Roles, Signers: scope.SignerNames(), Signed: signed}
 	var warnings []string
+	// unverified keeps a well-formed event about subj that no trusted
+	// signer signed: it never counts, but a counted event may link to it
+	// (lifecycle.Input.Unverified).
+	unverified := func(st *in_toto.Statement) {
+		if st.PredicateType != lifecycle.EventPredicateType || !accessory.Covers(st, subj.Digest) {
+			return
+		}
+		if _, ok := namesRepository(scope, st, subj, anyHost); !ok {
+			return
+		}
+		raw, err := json.Marshal(st.Predicate)
+		if err != nil {
+			return
+		}
+		if e, id, err := lifecycle.DecodeEvent(raw); err == nil {
+			in.Unverified = append(in.Unverified, lifecycle.Signed[lifecycle.Event]{Value: *e, ID: id})
+		}
+	}
 	add := func(st *in_toto.Statement, names []string, where string) {
 		if len(names) == 0 {
 			if st != nil {
 				warnings = append(warnings, fmt.Sprintf("ignored %s %s: not signed by a signer trusted for %s", kindOf(st.PredicateType), where, subj.Repository))
+				unverified(st)
 			}
 			return
 		}

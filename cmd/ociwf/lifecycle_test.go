@@ -202,6 +202,16 @@ func TestLifecycleEndToEnd(t *testing.T) {
 	if out, stderr, code := tm.read(t, "verify", tag); code != 0 {
 		t.Fatalf("verify published: exit %d\n%s%s", code, out, stderr)
 	}
+	// With the publisher's key alone, as a consumer without the team's
+	// policy verifies: the review by signers outside --key is not
+	// evaluated, and says so, but the publication counts.
+	pub := filepath.Join(tm.dir, "ci.pub")
+	if out, stderr, code := runCLI(t, "verify", "--plain-http", "--key", pub, tag); code != 0 || !strings.Contains(out, "state published") || !strings.Contains(out, "(review, sequence 1), signed by no signer of this trust policy") {
+		t.Fatalf("verify published with --key alone: exit %d\n%s%s", code, out, stderr)
+	}
+	if out, stderr, code := runCLI(t, "status", "--plain-http", "--key", pub, tag); code != 0 || !strings.Contains(out, "state: published") || !strings.Contains(out, "follows event") {
+		t.Fatalf("status with --key alone: exit %d\n%s%s", code, out, stderr)
+	}
 
 	// Deprecation: verify warns and passes.
 	next := tm.push(t, samples+"fan-out-fan-in.yaml", "2.0.1")

@@ -114,6 +114,9 @@ func printStatus(w io.Writer, st *verify.LifecycleStatus) {
 	} else {
 		fmt.Fprintf(w, "chain: %d event(s)\n", len(st.Chain))
 	}
+	if a := st.After; a != nil {
+		fmt.Fprintf(w, "  follows event %s (%s, sequence %d), signed by no signer of this trust policy: not evaluated\n", a.ID, a.State, a.Sequence)
+	}
 	for _, l := range st.Chain {
 		ev := l.Event
 		fmt.Fprintf(w, "  %d  %-10s  %s  by %s", ev.Sequence, ev.State, utc(ev.Time), orNone(l.Signers))

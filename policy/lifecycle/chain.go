@@ -91,6 +91,21 @@ type Input struct {
 	// the publication, as before lifecycle events existed); otherwise it
 	// is a draft.
 	Signed bool
+	// Unverified are well-formed events about Workflow that were served
+	// but that no trusted signer signed. They never count. Under Roles
+	// that name no lifecycle roles (the workflow signers record every
+	// transition, as with a bare --key), the counted chain may start
+	// after one of them: a counted event that names it as its
+	// predecessor vouches for the history it links to, which this
+	// policy cannot evaluate (Status.After).
+	Unverified []Signed[Event]
+}
+
+// IsZero reports whether r names no lifecycle roles.
+func (r Roles) IsZero() bool {
+	return len(r.Submit) == 0 && len(r.Approve.Signers) == 0 && r.Approve.Threshold == 0 &&
+		len(r.Publish) == 0 && len(r.Deprecate) == 0 && len(r.Retire) == 0 && len(r.Archive) == 0 &&
+		len(r.Emergency.Signers) == 0 && r.Emergency.Threshold == 0 && len(r.Quarantine) == 0 && len(r.Release) == 0
 }
 
 // Link is a counted event in the chain.
@@ -166,6 +181,19 @@ type Status struct {
 	Round     *Round    `json:"round,omitempty"`
 	Pending   []Pending `json:"pending,omitempty"`
 	Ignored   []Ignored `json:"ignored,omitempty"`
+	// After is set when the counted chain starts after a served event
+	// no trusted signer signed (see Input.Unverified): the history up to
+	// it is its signers' account, vouched for by the first counted event
+	// but not evaluated.
+	After *Unevaluated `json:"after,omitempty"`
+}
+
+// Unevaluated is the served, unverified event a counted chain starts
+// after.
+type Unevaluated struct {
+	ID       string `json:"id"`
+	State    State  `json:"state"`
+	Sequence int    `json:"sequence"`
 }
 
 // Last returns the newest counted event, or nil.
@@ -297,11 +325,38 @@ func Evaluate(in Input) (*Status, error) {
 	var beforeQuarantine State
 	state, prev := Draft, (*Signed[Event])(nil)
 	implicit := in.Signed && in.Roles.Approve.Threshold == 0
+	// Under roles that name nobody, the chain may start after a served,
+	// unverified event that a counted event links to.
+	var after *Signed[Event]
+	if len(children[""]) == 0 && in.Roles.IsZero() {
+		isCounted := map[string]bool{}
+		for _, e := range counted {
+			isCounted[e.ID] = true
+		}
+		var entries []Signed[Event]
+		for _, u := range mergeSigned(in.Unverified) {
+			if u.Value.Workflow != in.Workflow || isCounted[u.ID] {
+				continue
+			}
+			for _, e := range children[u.ID] {
+				entries = append(entries, e)
+				if after == nil {
+					after = &u
+				}
+			}
+		}
+		if len(entries) > 1 {
+			ids := idsOf(entries)
+			return fail("fork", ids, "%d counted events start the chain after unverified events: %s", len(entries), strings.Join(ids, ", "))
+		}
+	}
 	var round *Round
 	for {
 		key := ""
 		if prev != nil {
 			key = prev.ID
+		} else if after != nil {
+			key = after.ID
 		}
 		next := in.roleAt(children[key], state, func(e Signed[Event], why string) {
 			dropped[e.ID] = true
@@ -320,15 +375,19 @@ func Evaluate(in Input) (*Status, error) {
 		}
 		e := next[0]
 		ev := e.Value
+		before := prev
+		if before == nil {
+			before = after
+		}
 		want := 1
-		if prev != nil {
-			want = prev.Value.Sequence + 1
+		if before != nil {
+			want = before.Value.Sequence + 1
 		}
 		if ev.Sequence != want {
 			return fail("order", []string{e.ID}, "event %s has sequence %d, want %d", e.ID, ev.Sequence, want)
 		}
-		if prev != nil && ev.Time.Before(prev.Value.Time) {
-			return fail("order", []string{prev.ID, e.ID}, "event %s (%s) is dated before its predecessor (%s)", e.ID, ev.Time.UTC().Format("2006-01-02T15:04:05Z"), prev.Value.Time.UTC().Format("2006-01-02T15:04:05Z"))
+		if before != nil && ev.Time.Before(before.Value.Time) {
+			return fail("order", []string{before.ID, e.ID}, "event %s (%s) is dated before its predecessor (%s)", e.ID, ev.Time.UTC().Format("2006-01-02T15:04:05Z"), before.Value.Time.UTC().Format("2006-01-02T15:04:05Z"))
 		}
 		from := state
 		if round != nil {
@@ -339,7 +398,13 @@ func Evaluate(in Input) (*Status, error) {
 			// event may follow from the publication.
 			from = Published
 		}
-		if !CanTransition(from, ev.State) {
+		entering := prev == nil && after != nil
+		if entering {
+			// What led here is the unverified signers' account, which
+			// the first counted event vouches for by its link.
+			st.After = &Unevaluated{ID: after.ID, State: after.Value.State, Sequence: after.Value.Sequence}
+			from = after.Value.State
+		} else if !CanTransition(from, ev.State) {
 			return fail("transition", []string{e.ID}, "event %s moves %s to %s, which the state machine does not allow (from %s: %s)",
 				e.ID, from, ev.State, from, orNone(statesOf(Next(from))))
 		}

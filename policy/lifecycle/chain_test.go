@@ -539,3 +539,73 @@ func TestStateMachine(t *testing.T) {
 		t.Fatal("frozen is a state")
 	}
 }
+
+// With a bare key (roles that name nobody), a version taken through the
+// lifecycle by other signers is published when the key's own event links
+// to the served history it cannot verify; the link is still checked, and
+// with lifecycle roles, or without the linked event served, the chain
+// fails closed as before.
+func TestEvaluateAfterUnverifiedHistory(t *testing.T) {
+	c := newChain(t)
+	rev := c.event(nil, lifecycle.Review, "author")
+	pub := c.event(&rev, lifecycle.Published, "alice")
+	c.add(pub)
+	in := c.input(open())
+	in.Unverified = []lifecycle.Signed[lifecycle.Event]{{Value: rev.Value, ID: rev.ID}}
+	st, err := lifecycle.Evaluate(in)
+	if err != nil {
+		t.Fatalf("key-only, after a served review by another signer: %v", err)
+	}
+	if st.State != lifecycle.Published || len(st.Chain) != 1 || st.Chain[0].ID != pub.ID ||
+		st.After == nil || st.After.ID != rev.ID || st.After.State != lifecycle.Review || st.After.Sequence != 1 {
+		t.Fatalf("status %+v (after %+v)", st, st.After)
+	}
+	if h := st.Head(); h.Sequence != 2 || h.ID != pub.ID {
+		t.Fatalf("head %+v", h)
+	}
+	// The key's later events follow the state machine from there.
+	ret := c.event(&pub, lifecycle.Retired, "alice")
+	c.add(ret)
+	in = c.input(open())
+	in.Unverified = []lifecycle.Signed[lifecycle.Event]{{Value: rev.Value, ID: rev.ID}}
+	if st, err := lifecycle.Evaluate(in); err != nil || st.State != lifecycle.Retired {
+		t.Fatalf("retired after entry: %v %+v", err, st)
+	}
+
+	for _, tc := range []struct {
+		name, problem, detail string
+		mutate                func(in *lifecycle.Input)
+	}{
+		{"linked event not served", "broken link", "not in the chain served", func(in *lifecycle.Input) { in.Unverified = nil }},
+		{"another workflow's event", "broken link", "not in the chain served", func(in *lifecycle.Input) {
+			other := rev.Value
+			other.Workflow = "sha256:" + strings.Repeat("0", 64)
+			in.Unverified = []lifecycle.Signed[lifecycle.Event]{{Value: other, ID: rev.ID}}
+		}},
+		{"with lifecycle roles", "broken link", "not in the chain served", func(in *lifecycle.Input) { in.Roles = lifecycle.Roles{Publish: []string{"alice"}} }},
+		{"sequence does not follow the linked event", "order", "want 3", func(in *lifecycle.Input) {
+			r := rev.Value
+			r.Sequence = 2
+			in.Unverified = []lifecycle.Signed[lifecycle.Event]{{Value: r, ID: rev.ID}}
+		}},
+		{"two counted events after unverified ones", "fork", "start the chain after unverified events", func(in *lifecycle.Input) {
+			rev2 := c.event(nil, lifecycle.Review, "mallory")
+			rev2.Value.Actor = "mallory"
+			rev2 = c.sign(rev2.Value)
+			pub2 := c.event(&rev2, lifecycle.Published, "alice")
+			in.Events = []lifecycle.Signed[lifecycle.Event]{pub, pub2}
+			in.Unverified = append(in.Unverified, lifecycle.Signed[lifecycle.Event]{Value: rev2.Value, ID: rev2.ID})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := lifecycle.Input{Workflow: wf, Events: []lifecycle.Signed[lifecycle.Event]{pub}, Roles: open(), Signers: []string{"alice"}, Signed: true,
+				Unverified: []lifecycle.Signed[lifecycle.Event]{{Value: rev.Value, ID: rev.ID}}}
+			tc.mutate(&in)
+			_, err := lifecycle.Evaluate(in)
+			var ce *lifecycle.ChainError
+			if !errors.As(err, &ce) || ce.Problem != tc.problem || !strings.Contains(ce.Detail, tc.detail) {
+				t.Fatalf("got %v, want a %s chain error naming %q", err, tc.problem, tc.detail)
+			}
+		})
+	}
+}
