@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Quickstart on the embedded default: builds ociwf, starts `ociwf registry
-# serve` on loopback, makes a signing key, publishes the sample workflows
-# (compile, push, sign, attest SLSA provenance and SBOM, tag last; the nested
-# one last, so its `uses` references resolve to the two published before
-# it), shows that tags are write-once, verifies signature and attestations
-# (and that the wrong key fails), and pulls a workflow back by digest.
+# Quickstart on the embedded default, one line per step: builds ociwf and
+# ociwf-registry, starts `ociwf registry serve` on loopback, makes signing
+# keys and a trust policy, takes a workflow through the lifecycle (draft,
+# review, approval, publication: push by digest, sign, attest SLSA
+# provenance and SBOM, tag last), publishes two more (the nested one last,
+# so its `uses` references resolve to digests), verifies, pulls back by
+# digest, and shows that an overwrite is refused (exit 4), a key nobody
+# signed with fails (exit 3) and a tampered blob in the registry's storage
+# is detected (exit 3).
+#
+# Each command's full output goes to .quickstart/quickstart.log; a failing
+# step prints it.
 #
 #   scripts/quickstart.sh            # registry on 127.0.0.1:5001
 #   PORT=5002 scripts/quickstart.sh
@@ -13,56 +19,124 @@ cd "$(dirname "$0")/.."
 port=${PORT:-5001}
 work=.quickstart
 rm -rf "$work" && mkdir -p "$work"
-go build -o "$work/" ./cmd/ociwf ./cmd/ociwf-registry
+log="$work/quickstart.log"
+: >"$log"
 ociwf="$work/ociwf"
 # ociwf's lifecycle state file (rollback protection) lives in the work
 # directory, not in the user's state directory.
 export XDG_STATE_HOME="$PWD/$work/state"
+export COSIGN_PASSWORD=${COSIGN_PASSWORD:-quickstart}
 
 source scripts/lib.sh
 trap stop_registry EXIT
+
+# say STEP TEXT prints a step's one line, digests shortened.
+say() { printf '%-10s %s\n' "$1" "$2" | sed -E 's/(sha256:[0-9a-f]{12})[0-9a-f]{52}/\1…/g'; }
+
+# run CMD...: runs an ociwf command with its output in the log and its
+# stdout in $out; on failure it shows the log and stops.
+run() {
+  printf '\n$ %s\n' "$*" >>"$log"
+  if ! out=$("$@" 2>>"$log"); then
+    printf '%s\n' "$out" >>"$log"
+    echo "FAILED: $*" >&2
+    tail -n 20 "$log" >&2
+    exit 1
+  fi
+  printf '%s\n' "$out" >>"$log"
+}
+
+# refused WANT CMD...: runs a command that must fail with exit code WANT;
+# $why is the first line of its error.
+refused() {
+  local want=$1 code=0 err
+  shift
+  printf '\n$ %s   # must exit %s\n' "$*" "$want" >>"$log"
+  err=$("$@" 2>&1 >>"$log") || code=$?
+  printf '%s\n' "$err" >>"$log"
+  if [[ $code -ne $want ]]; then
+    echo "FAILED: $* exited $code, want $want" >&2
+    tail -n 20 "$log" >&2
+    exit 1
+  fi
+  why=$(printf '%s\n' "$err" | grep '^Error: ' | head -n1 | sed -E 's/^Error: //; s/^.*check failed: //')
+}
+
+started=$(date +%s)
+go build -o "$work/" ./cmd/ociwf ./cmd/ociwf-registry
+say build "ociwf and ociwf-registry built into $work/ in $(($(date +%s) - started)) s"
+
 start_registry "$ociwf" "127.0.0.1:$port" "$work/registry" "$work/registry.log"
-echo "ociwf registry serve on $reg (log: $work/registry.log)"
+say registry "ociwf registry serve on $reg: write-once tags, referrers, audit log (log: $work/registry.log)"
 
-step() { printf '\n== %s\n' "$*"; }
+for who in alice bob release; do
+  run "$ociwf" key generate --output-key-prefix "$work/$who"
+done
+say keys "alice (author), bob (reviewer), release (CI): cosign key pairs in $work/, password from COSIGN_PASSWORD"
 
-step "make a cosign-compatible signing key (password from COSIGN_PASSWORD)"
-export COSIGN_PASSWORD=${COSIGN_PASSWORD:-quickstart}
-"$ociwf" key generate --output-key-prefix "$work/release"
-key="$work/release.key" pub="$work/release.pub"
+cat >"$work/policy.yaml" <<'EOF'
+version: ociwf.dev/trust/v1
+trustPolicies:
+  - name: quickstart
+    registryScopes: ["*"]
+    signers:
+      - {name: release, key: release.pub}
+    require:
+      attestations: [slsaprovenance1, cyclonedx]
+    lifecycle:
+      retired: deny
+      signers:
+        - {name: alice, key: alice.pub}
+        - {name: bob, key: bob.pub}
+      submit: [alice]
+      approve: {signers: [bob], threshold: 1}
+      publish: [release]
+EOF
+policy="$work/policy.yaml"
+say policy "$policy: release signs; alice submits for review, bob approves, release publishes"
 
-step "publish two fully pinned workflows: push by digest, sign, attest, tag last"
-"$ociwf" publish --plain-http --offline --key "$key" testdata/workflows/build-test-release.yaml "$reg/workflows/build-test-release"
-"$ociwf" publish --plain-http --offline --key "$key" testdata/workflows/fan-out-fan-in.yaml "$reg/workflows/fan-out-fan-in"
+repo="$reg/workflows/build-test-release"
+run "$ociwf" push --plain-http --draft testdata/workflows/build-test-release.yaml "$repo:draft"
+draft=$(tail -n1 <<<"$out")
+digest=${draft##*@}
+say draft "pushed $repo@$digest as a draft: not signed, no version tag"
 
-step "publish a workflow that uses them: compile pins each uses to a digest"
-sed "s/127.0.0.1:5001/$reg/g" testdata/workflows/nested-uses.yaml > "$work/nested-uses.yaml"
-pinned=$("$ociwf" publish --plain-http --key "$key" "$work/nested-uses.yaml" "$reg/workflows/release-train" | tail -n1)
-echo "$pinned"
+run "$ociwf" review submit --plain-http "$repo@$digest" --key "$work/alice.key" --policy "$policy"
+say review "alice submitted it for review (a signed lifecycle event beside the artifact)"
 
-step "publishing again is idempotent: same digest, nothing signed twice"
-"$ociwf" publish --plain-http --offline --key "$key" testdata/workflows/build-test-release.yaml "$reg/workflows/build-test-release"
+refused 4 "$ociwf" approve --plain-http "$repo@$digest" --key "$work/alice.key" --policy "$policy"
+say approve "alice may not approve (exit 4): ${why#*: }"
+run "$ociwf" approve --plain-http "$repo@$digest" --key "$work/bob.key" --policy "$policy" --comment "looks right"
+say approve "bob approved it: 1 of 1 approvals"
 
-step "moving a published tag is refused (exit 4)"
-set +e
-"$ociwf" publish --plain-http --offline --key "$key" testdata/workflows/fan-out-fan-in.yaml "$reg/workflows/build-test-release:1.4.0"
-code=$?
-set -e
-[[ $code -eq 4 ]] || { echo "expected exit 4, got $code" >&2; exit 1; }
+run "$ociwf" publish --plain-http --offline "$repo@$digest" --tag 1.4.0 --key "$work/release.key" --policy "$policy"
+say publish "$repo:1.4.0: signed, SLSA provenance and SBOM attested, tag written last"
 
-step "verify: signature by the key, the signed tag, SLSA provenance and SBOM attestations"
-"$ociwf" verify --plain-http --key "$pub" --require-signed-tag "$reg/workflows/release-train:3.1.0"
+run "$ociwf" publish --plain-http --offline --key "$work/release.key" testdata/workflows/fan-out-fan-in.yaml "$reg/workflows/fan-out-fan-in"
+sed "s/127.0.0.1:5001/$reg/g" testdata/workflows/nested-uses.yaml >"$work/nested-uses.yaml"
+run "$ociwf" publish --plain-http --key "$work/release.key" "$work/nested-uses.yaml" "$reg/workflows/release-train"
+pinned=$(tail -n1 <<<"$out")
+say publish "fan-out-fan-in:2.0.1 and release-train:3.1.0 in one command each; release-train's uses are pinned to digests"
 
-step "a key nobody signed with fails verification (exit 3, naming the check)"
-"$ociwf" key generate --output-key-prefix "$work/other" >/dev/null
-set +e
-"$ociwf" verify --plain-http --key "$work/other.pub" "$pinned"
-code=$?
-set -e
-[[ $code -eq 3 ]] || { echo "expected exit 3, got $code" >&2; exit 1; }
+run "$ociwf" verify --plain-http --policy "$policy" "$repo:1.4.0"
+say verify "$repo:1.4.0: $(grep -c '^  ok ' <<<"$out") checks ok (digests, signature, signed tag, provenance, SBOM, recompiled plan, lifecycle: $(sed -n 's/^  ok   lifecycle *state \([a-z]*\).*/\1/p' <<<"$out"))"
 
-step "inspect, and pull by digest (verified first, as above)"
-"$ociwf" inspect --plain-http "$pinned"
-"$ociwf" pull --plain-http --key "$pub" "$pinned" -o "$work/pulled"
-grep -o '"uses":"[^"]*"' "$work/pulled/plan.json"
-printf '\nquickstart ok\n'
+run "$ociwf" pull --plain-http --key "$work/release.pub" "$pinned" -o "$work/pulled"
+say pull "release-train@${pinned##*@} verified, then written to $work/pulled/: $(cd "$work/pulled" && ls | paste -sd' ')"
+
+refused 4 "$ociwf" publish --plain-http --offline --key "$work/release.key" testdata/workflows/fan-out-fan-in.yaml "$repo:1.4.0"
+say overwrite "refused (exit 4): $why"
+
+refused 3 "$ociwf" verify --plain-http --key "$work/bob.pub" "$repo:1.4.0"
+say wrong-key "verify with bob's key fails (exit 3): $why"
+
+# Tamper with the plan layer where the registry keeps it on disk.
+run "$ociwf" inspect --plain-http "$repo:1.4.0"
+layer=$(sed -n 's/^  plan.json *sha256:\([0-9a-f]*\) .*/\1/p' <<<"$out")
+blob="$work/registry/docker/registry/v2/blobs/sha256/${layer:0:2}/$layer/data"
+[[ -n $layer && -f $blob ]] || { echo "FAILED: no plan layer blob in $work/registry" >&2; exit 1; }
+printf 'X' | dd of="$blob" bs=1 seek=10 conv=notrunc status=none
+refused 3 "$ociwf" verify --plain-http --policy "$policy" "$repo:1.4.0"
+say tamper "one byte of the plan blob changed on the registry's disk; verify fails (exit 3): $why"
+
+printf '\nquickstart ok in %d s (every command and its output: %s)\n' "$(($(date +%s) - started))" "$log"
