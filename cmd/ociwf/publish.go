@@ -127,12 +127,7 @@ code is 0 when all were published, else the worst of the failures: 4
 				prov.WorkflowPath = argv[0]
 			}
 			prov.ToolVersion = cli.ToolVersion()
-			ropts, err := st.options(a.Logger())
-			if err != nil {
-				return err
-			}
-			reg := accessory.NewRegistry(o, ropts)
-			lc, cleanup, err := a.publishLifecycle(o, reg, &lf, &s)
+			reg, lc, cleanup, err := a.publishRegistry(o, st, &lf, &s)
 			if err != nil {
 				return err
 			}
@@ -183,8 +178,21 @@ func (l *publishLifecycleFlags) register(fs *pflag.FlagSet) {
 	l.state.register(fs)
 }
 
-// publishLifecycle is the ceremony's lifecycle part the flags describe;
-// cleanup removes what a one-key policy needed.
+// publishRegistry is what every publish needs beside the signer: the
+// signature store the storage flags describe, and the ceremony's
+// lifecycle part the lifecycle flags describe; cleanup removes what a
+// one-key policy needed.
+func (a *app) publishRegistry(o *target.Opener, st storage, l *publishLifecycleFlags, s *signerFlags) (*accessory.Registry, *publish.Lifecycle, func(), error) {
+	ropts, err := st.options(a.Logger())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	reg := accessory.NewRegistry(o, ropts)
+	lc, cleanup, err := a.publishLifecycle(o, reg, l, s)
+	return reg, lc, cleanup, err
+}
+
+// publishLifecycle is the ceremony's lifecycle part the flags describe.
 func (a *app) publishLifecycle(o *target.Opener, reg *accessory.Registry, l *publishLifecycleFlags, s *signerFlags) (*publish.Lifecycle, func(), error) {
 	store, err := l.state.store()
 	if err != nil {
@@ -254,12 +262,7 @@ func (a *app) publishStored(ctx context.Context, b *buildFlags, s *signerFlags, 
 	signer := publish.Load(ctx, s.loader(a))
 	prov = provenance.FromEnv(os.Getenv, prov)
 	prov.ToolVersion = cli.ToolVersion()
-	ropts, err := st.options(a.Logger())
-	if err != nil {
-		return err
-	}
-	reg := accessory.NewRegistry(o, ropts)
-	lc, cleanup, err := a.publishLifecycle(o, reg, lf, s)
+	reg, lc, cleanup, err := a.publishRegistry(o, st, lf, s)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	"ociwf.dev/attest/accessory"
 	"ociwf.dev/attest/provenance"
 	"ociwf.dev/attest/publish"
 	"ociwf.dev/cmd/internal/cli"
@@ -140,12 +139,7 @@ func (a *app) publishBulk(ctx context.Context, b *buildFlags, s *signerFlags, st
 			Logger:      a.Logger(),
 		}}
 	}
-	ropts, err := st.options(a.Logger())
-	if err != nil {
-		return err
-	}
-	reg := accessory.NewRegistry(o, ropts)
-	lc, cleanup, err := a.publishLifecycle(o, reg, lf, s)
+	reg, lc, cleanup, err := a.publishRegistry(o, st, lf, s)
 	if err != nil {
 		return err
 	}

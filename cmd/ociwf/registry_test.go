@@ -291,17 +291,17 @@ func TestRegistryHandOverMissingBinary(t *testing.T) {
 	}
 }
 
-// The registry ociwf hands over to dies with it, even when ociwf is
-// killed with SIGKILL: nothing keeps serving (or holding the storage's
-// serving lock) behind a supervisor's back. Its output goes to a file, so
-// that no closed pipe ends it instead.
-func TestRegistryHandOverDiesWithOciwf(t *testing.T) {
+// startServeToFile starts `ociwf registry serve` as a process of its own
+// with its output in a file (so that no closed pipe ends it), killed at
+// the end of the test.
+func startServeToFile(t *testing.T) (*exec.Cmd, *os.File) {
+	t.Helper()
 	dir := t.TempDir()
 	out, err := os.Create(filepath.Join(dir, "out"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer out.Close()
+	t.Cleanup(func() { out.Close() })
 	cmd := exec.Command(os.Args[0], "registry", "serve", "--root", filepath.Join(dir, "root"), "--addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), runMainEnv+"=1")
 	cmd.Stdout, cmd.Stderr = out, out
@@ -309,6 +309,15 @@ func TestRegistryHandOverDiesWithOciwf(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, out
+}
+
+// The registry ociwf hands over to dies with it, even when ociwf is
+// killed with SIGKILL: nothing keeps serving (or holding the storage's
+// serving lock) behind a supervisor's back. Its output goes to a file, so
+// that no closed pipe ends it instead.
+func TestRegistryHandOverDiesWithOciwf(t *testing.T) {
+	cmd, out := startServeToFile(t)
 	var addr string
 	for i := 0; addr == "" && i < 200; i++ {
 		time.Sleep(50 * time.Millisecond)
@@ -346,19 +355,7 @@ func TestRegistryHandOverDiesWithOciwf(t *testing.T) {
 // A registry that dies of a signal makes ociwf exit as a shell reports
 // it, 128 + the signal, with nothing printed over the registry's output.
 func TestRegistryHandOverSignalExit(t *testing.T) {
-	dir := t.TempDir()
-	out, err := os.Create(filepath.Join(dir, "out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	cmd := exec.Command(os.Args[0], "registry", "serve", "--root", filepath.Join(dir, "root"), "--addr", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	cmd, out := startServeToFile(t)
 	// The child is started from a thread of its own (see startChild):
 	// look under every thread.
 	children := fmt.Sprintf("/proc/%d/task/*/children", cmd.Process.Pid)
@@ -387,7 +384,7 @@ func TestRegistryHandOverSignalExit(t *testing.T) {
 	if err := syscall.Kill(child, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 128+int(syscall.SIGKILL) {
 		b, _ := os.ReadFile(out.Name())
