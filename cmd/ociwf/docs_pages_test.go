@@ -171,6 +171,7 @@ type docPageSetup struct {
 var docPageSetups = map[string]docPageSetup{
 	"artifact-format.md": {notRun: 1, minCommands: 8, tools: []string{"oras"}},
 	"dsl.md":             {},
+	"getting-started.md": {notRun: 1, minCommands: 15, serve: true},
 	"lifecycle.md":       {minCommands: 35, tools: []string{"cosign"}},
 	"operations.md":      {minCommands: 30, mirror: true},
 	"policy.md":          {notRun: 1, minCommands: 10},
