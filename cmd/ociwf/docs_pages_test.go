@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"ociwf.dev/policy/registryext"
 	"ociwf.dev/policy/registrytest"
 )
@@ -171,6 +173,7 @@ type docPageSetup struct {
 var docPageSetups = map[string]docPageSetup{
 	"artifact-format.md": {notRun: 1, minCommands: 8, tools: []string{"oras"}},
 	"dsl.md":             {},
+	"embedding.md":       {notRun: 1, minCommands: 4, before: buildEmbeddingExample, check: checkEmbeddingExample},
 	"getting-started.md": {notRun: 1, minCommands: 15, serve: true},
 	"lifecycle.md":       {minCommands: 35, tools: []string{"cosign"}},
 	"operations.md":      {minCommands: 30, mirror: true},
@@ -409,4 +412,52 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// buildEmbeddingExample builds the program docs/embedding.md shows
+// (main.go) inside this module, as the page's own go build would in a
+// module requiring ociwf.dev, into the page's directory as wfrun.
+func buildEmbeddingExample(t *testing.T, blocks []docBlock, dir string) {
+	t.Helper()
+	var src strings.Builder
+	for _, b := range blocks {
+		if b.file == "main.go" {
+			for _, l := range b.lines {
+				src.WriteString(l.text + "\n")
+			}
+		}
+	}
+	if src.Len() == 0 {
+		t.Fatal("docs/embedding.md shows no main.go")
+	}
+	pkg, err := os.MkdirTemp(".", "_docs-embedding-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(pkg) })
+	if err := os.WriteFile(filepath.Join(pkg, "main.go"), []byte(src.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "wfrun"), "./"+filepath.Join(pkg, "main.go"))
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("docs/embedding.md: go build of main.go: %v\n%s", err, out)
+	}
+}
+
+// checkEmbeddingExample checks that the program printed the digest of the
+// plan it verified: that of the plan compiled from the same source.
+func checkEmbeddingExample(t *testing.T, dir string, _ []docRun) {
+	t.Helper()
+	out, err := os.ReadFile(filepath.Join(dir, "run.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := os.ReadFile(filepath.Join(dir, "plan.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "plan " + digest.FromBytes(plan).String() + ": build-test-release 1.4.0"
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("docs/embedding.md: the program printed\n%s\nwithout %q", out, want)
+	}
 }
