@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -179,6 +180,7 @@ var docPageSetups = map[string]docPageSetup{
 	"operations.md":      {minCommands: 30, mirror: true},
 	"policy.md":          {notRun: 1, minCommands: 10},
 	"registry.md":        {notRun: 2, minCommands: 10, serve: true},
+	"security-model.md":  {},
 	"signing.md":         {notRun: 1, minCommands: 8, tools: []string{"cosign", "cosign3"}},
 }
 
@@ -412,6 +414,61 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// testNameRef is a Go test, fuzz target, benchmark or example named in a
+// page.
+var testNameRef = regexp.MustCompile(`\b(?:Test|Fuzz|Benchmark|Example)[A-Z][A-Za-z0-9_]*`)
+
+// TestDocsNameRealTests checks that every test, fuzz target, benchmark and
+// example a page of docs/ names is defined in a _test.go file of the tree.
+func TestDocsNameRealTests(t *testing.T) {
+	root := moduleRoot(t)
+	defined := map[string]bool{}
+	def := regexp.MustCompile(`(?m)^func (?:\([^)]*\) )?((?:Test|Fuzz|Benchmark|Example)[A-Za-z0-9_]*)\(`)
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && p != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if !strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range def.FindAllStringSubmatch(string(b), -1) {
+			defined[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	named := 0
+	for _, p := range pages {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		for n := 1; sc.Scan(); n++ {
+			for _, name := range testNameRef.FindAllString(sc.Text(), -1) {
+				named++
+				if !defined[name] {
+					t.Errorf("docs/%s:%d names %s, which no _test.go file defines", filepath.Base(p), n, name)
+				}
+			}
+		}
+		f.Close()
+	}
+	if named < 20 {
+		t.Errorf("the docs name %d tests; the security model alone names more", named)
+	}
 }
 
 // buildEmbeddingExample builds the program docs/embedding.md shows
