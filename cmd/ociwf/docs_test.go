@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"ociwf.dev/policy/registrytest"
 )
 
 // docExample is one command line of a documentation page.
@@ -115,64 +113,12 @@ func splitWords(line string, vars map[string]string) ([]string, error) {
 	return words, nil
 }
 
-// TestDocsLifecycleExamples runs every ociwf command of docs/lifecycle.md,
-// in order, against a fresh registry extension, and checks each exit code.
-func TestDocsLifecycleExamples(t *testing.T) {
-	page := readDocPage(t, "../../docs/lifecycle.md")
-	if len(page.commands) < 20 || page.files["policy.yaml"] == "" {
-		t.Fatalf("docs/lifecycle.md: %d commands, files %v", len(page.commands), page.files)
-	}
-	src, err := os.ReadFile(filepath.Join(samples, "build-test-release.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	t.Chdir(dir)
-	t.Setenv("XDG_STATE_HOME", filepath.Join(dir, "state"))
-	t.Setenv("COSIGN_PASSWORD", "pw")
-	for name, body := range page.files {
-		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, who := range []string{"alice", "bob", "carol", "ci", "ops"} {
-		if _, stderr, code := runCLI(t, "key", "generate", "--output-key-prefix", who); code != 0 {
-			t.Fatal(stderr)
-		}
-	}
-	if err := os.WriteFile("workflow.yaml", src, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	next := strings.Replace(string(src), "version: 1.4.0", "version: 1.5.0", 1)
-	if next == string(src) {
-		t.Fatal("sample workflow has no version 1.4.0 line")
-	}
-	if err := os.WriteFile("workflow-1.5.yaml", []byte(next), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile("workflow-1.5.1.yaml", []byte(strings.Replace(string(src), "version: 1.4.0", "version: 1.5.1", 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	vars := map[string]string{"REG": registrytest.New(t)}
-	runDocCommands(t, "docs/lifecycle.md", page, vars, func(ex docExample, stdout, _ string) {
-		// push and publish print the pinned reference last.
-		if w := strings.Fields(ex.cmd); ex.exit == 0 && (w[1] == "push" || w[1] == "publish") {
-			lines := strings.Split(strings.TrimSpace(stdout), "\n")
-			last := lines[len(lines)-1]
-			i := strings.LastIndex(last, "@")
-			if i < 0 {
-				t.Fatalf("docs/lifecycle.md:%d: no pinned reference in %q", ex.line, stdout)
-			}
-			vars["DIGEST"] = last[i+1:]
-		}
-	})
-}
-
 // docSection reads the section headed "## heading" of the docs page file
 // (up to the next "## " heading), changes into a fresh directory with the
 // workflows its examples use (workflow.yaml, build-test-release 1.4.0, and
-// workflow-1.5.yaml), a state directory of its own and COSIGN_PASSWORD
-// set, and returns the section's commands; it fails with fewer than min.
+// workflow-1.5.yaml) and the key release.key, as the page's first example
+// makes them, a state directory of its own and COSIGN_PASSWORD set, and
+// returns the section's commands; it fails with fewer than min.
 func docSection(t *testing.T, file, heading string, min int) docPage {
 	t.Helper()
 	raw, err := os.ReadFile(file)
@@ -199,6 +145,9 @@ func docSection(t *testing.T, file, heading string, min int) docPage {
 		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, stderr, code := runCLI(t, "key", "generate", "--output-key-prefix", "release"); code != 0 {
+		t.Fatal(stderr)
 	}
 	page := readDocPage(t, "section.md")
 	if len(page.commands) < min {

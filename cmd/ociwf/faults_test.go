@@ -563,7 +563,7 @@ func TestRegistryRestartMidPublish(t *testing.T) {
 // retries section of docs/operations.md, in order, against an ociwf
 // registry ($REG), and checks each exit code.
 func TestDocsFaultsExamples(t *testing.T) {
-	page := docSection(t, "../../docs/operations.md", "Faults and retries", 5)
+	page := docSection(t, "../../docs/operations.md", "Faults and retries", 4)
 	runDocCommands(t, "docs/operations.md Faults and retries", page, map[string]string{"REG": registrytest.New(t)}, func(ex docExample, _, stderr string) {
 		if ex.exit == 1 && !strings.Contains(stderr, "--timeout") {
 			t.Fatalf("%s: the error does not name --timeout:\n%s", ex.cmd, stderr)

@@ -19,6 +19,10 @@ import (
 	"ociwf.dev/policy/registrytest"
 )
 
+// testRoot is a temporary directory for the whole test binary, removed
+// when it ends.
+var testRoot string
+
 // TestMain points the lifecycle state directory at a temporary one, so
 // that no test of the package reads or writes the user's state file.
 func TestMain(m *testing.M) {
@@ -31,6 +35,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Setenv("XDG_STATE_HOME", dir)
+	testRoot = dir
 	// `ociwf registry` hands over to the ociwf-registry binary: build it
 	// and put it first on PATH, where the hand-over finds it (the test
 	// binary has no ociwf-registry beside it).

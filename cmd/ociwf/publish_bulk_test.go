@@ -123,7 +123,7 @@ func TestPublishBulkImmutableItem(t *testing.T) {
 // TestDocsBulkPublishExamples runs every ociwf command of the Bulk publish
 // section of docs/operations.md, in order, and checks each exit code.
 func TestDocsBulkPublishExamples(t *testing.T) {
-	page := docSection(t, "../../docs/operations.md", "Bulk publish", 5)
+	page := docSection(t, "../../docs/operations.md", "Bulk publish", 4)
 	vars := map[string]string{"REG": registrytest.New(t)}
 	runDocCommands(t, "docs/operations.md Bulk publish", page, vars, nil)
 }
