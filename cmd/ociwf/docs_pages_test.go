@@ -173,6 +173,7 @@ type docPageSetup struct {
 // that a new page is run too.
 var docPageSetups = map[string]docPageSetup{
 	"artifact-format.md": {notRun: 1, minCommands: 8, tools: []string{"oras"}},
+	"benchmarks.md":      {}, // written by scripts/bench.sh: figures, no commands
 	"dsl.md":             {},
 	"embedding.md":       {notRun: 1, minCommands: 4, before: buildEmbeddingExample, check: checkEmbeddingExample},
 	"getting-started.md": {notRun: 1, minCommands: 15, serve: true},
