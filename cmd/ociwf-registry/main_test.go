@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +87,31 @@ func TestGCEmpty(t *testing.T) {
 	var res struct{ DryRun bool }
 	if code != cli.ExitOK || json.Unmarshal([]byte(stdout), &res) != nil || !res.DryRun {
 		t.Fatalf("gc --dry-run: exit %d, %q %q", code, stdout, stderr)
+	}
+}
+
+// version reports ociwf-registry's build and the libraries it links,
+// Distribution among them; it hands over to nothing.
+func TestVersion(t *testing.T) {
+	stdout, stderr, code := runIn(t, "version", "--output", "json")
+	var v cli.Version
+	if code != cli.ExitOK || json.Unmarshal([]byte(stdout), &v) != nil {
+		t.Fatalf("exit %d: %q %s", code, stdout, stderr)
+	}
+	var names []string
+	for _, m := range v.Modules {
+		if m.Version != "" {
+			names = append(names, m.Name)
+		}
+	}
+	if v.Name != "ociwf-registry" || v.Version != "(devel)" || v.GoVersion == "" || !slices.Equal(names, []string{"oras-go", "cosign", "sigstore-go", "distribution"}) {
+		t.Errorf("version report %+v (modules %q)", v, names)
+	}
+	if !strings.Contains(stdout, `"extensions": []`) {
+		t.Errorf("extensions are not an empty list:\n%s", stdout)
+	}
+	text, _, _ := runIn(t, "version")
+	if !strings.HasPrefix(text, "ociwf-registry (devel)\n") || !strings.Contains(text, "  distribution ") {
+		t.Errorf("version:\n%s", text)
 	}
 }

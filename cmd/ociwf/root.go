@@ -24,8 +24,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 func (a *app) rootCmd() *cobra.Command {
 	root := a.Root("ociwf", "Store workflows as signed, immutable OCI artifacts")
-	root.AddCommand(a.compileCmd(), a.pushCmd(), a.pullCmd(), a.inspectCmd(), a.publishCmd(), a.signCmd(), a.attestCmd(), a.verifyCmd(), a.reviewCmd(), a.decideCmd(lifecycle.Approve), a.decideCmd(lifecycle.Reject), a.lifecycleCmd(), a.statusCmd(), a.lsCmd(), a.copyCmd(), a.keyCmd(), a.registryCmd(), a.auditCmd(), a.monitorCmd(), a.reportCmd(), a.VersionCmd("ociwf"))
+	root.AddCommand(a.compileCmd(), a.pushCmd(), a.pullCmd(), a.inspectCmd(), a.publishCmd(), a.signCmd(), a.attestCmd(), a.verifyCmd(), a.reviewCmd(), a.decideCmd(lifecycle.Approve), a.decideCmd(lifecycle.Reject), a.lifecycleCmd(), a.statusCmd(), a.lsCmd(), a.copyCmd(), a.keyCmd(), a.registryCmd(), a.auditCmd(), a.monitorCmd(), a.reportCmd(), a.VersionCmd("ociwf", registryExtension()))
 	return root
+}
+
+// registryExtension is ociwf-registry as ociwf version reports it.
+func registryExtension() cli.Extension {
+	return cli.Extension{Name: registryBinary, Find: func() (string, error) { return findBinary(registryBinary) }}
 }
 
 // sourceDateEpoch reads SOURCE_DATE_EPOCH (reproducible-builds.org); zero

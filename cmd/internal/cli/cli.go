@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -284,26 +283,4 @@ func (a *App) EmitJSON(v any) {
 	enc := json.NewEncoder(a.Stdout)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
-}
-
-// ToolVersion is the module version the binary was built from.
-func ToolVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
-
-// VersionCmd is the version command of the binary named name.
-func (a *App) VersionCmd(name string) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the " + name + " version",
-		Args:  Args(cobra.NoArgs),
-		RunE: func(*cobra.Command, []string) error {
-			v := ToolVersion()
-			a.Emit(map[string]string{"version": v}, func(w io.Writer) { fmt.Fprintln(w, v) })
-			return nil
-		},
-	}
 }
