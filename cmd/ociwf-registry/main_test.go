@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"ociwf.dev/cmd/internal/cli"
+	"ociwf.dev/cmd/internal/cli/clitest"
 )
 
 // runIn runs ociwf-registry in-process and returns stdout, stderr and the
@@ -114,4 +117,33 @@ func TestVersion(t *testing.T) {
 	if !strings.HasPrefix(text, "ociwf-registry (devel)\n") || !strings.Contains(text, "  distribution ") {
 		t.Errorf("version:\n%s", text)
 	}
+}
+
+func newRoot() *cobra.Command {
+	var discard strings.Builder
+	return (&app{&cli.App{Stdin: strings.NewReader(""), Stdout: &discard, Stderr: &discard}}).rootCmd()
+}
+
+// Every command ociwf-registry's help shows, completion and help
+// included, has an example, and each example is a command line it
+// accepts.
+func TestEveryCommandHasAnExample(t *testing.T) {
+	clitest.CheckExamples(t, newRoot)
+}
+
+// Every command's --help exits 0 and shows its examples.
+func TestHelpShowsExamples(t *testing.T) {
+	clitest.CheckHelp(t, newRoot, func(args ...string) (string, int) {
+		stdout, _, code := runIn(t, args...)
+		return stdout, code
+	})
+}
+
+// ociwf-registry completion writes a script for each shell; the bash one
+// is valid bash.
+func TestCompletion(t *testing.T) {
+	clitest.CheckCompletion(t, "ociwf-registry", func(args ...string) (string, int) {
+		stdout, _, code := runIn(t, args...)
+		return stdout, code
+	})
 }
