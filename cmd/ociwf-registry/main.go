@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"ociwf.dev/cmd/internal/cli"
 )
 
@@ -29,7 +31,14 @@ type app struct{ *cli.App }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &app{&cli.App{Stdin: stdin, Stdout: stdout, Stderr: stderr}}
+	return a.Run(ctx, a.rootCmd(), args)
+}
+
+func (a *app) rootCmd() *cobra.Command {
 	root := a.Root("ociwf-registry", "Run ociwf's own OCI registry (also run as `ociwf registry`)")
+	root.Example = `  ociwf-registry serve --addr 127.0.0.1:5000 --root ./ociwf-registry
+  ociwf-registry gc --root ./ociwf-registry --delete-untagged
+  ociwf-registry serve --help`
 	root.AddCommand(a.serveCmd(), a.gcCmd(), a.VersionCmd("ociwf-registry"))
-	return a.Run(ctx, root, args)
+	return root
 }

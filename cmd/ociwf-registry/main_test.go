@@ -7,11 +7,15 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"ociwf.dev/cmd/internal/cli"
+	"ociwf.dev/cmd/internal/cli/clitest"
 )
 
 // runIn runs ociwf-registry in-process and returns stdout, stderr and the
@@ -87,4 +91,59 @@ func TestGCEmpty(t *testing.T) {
 	if code != cli.ExitOK || json.Unmarshal([]byte(stdout), &res) != nil || !res.DryRun {
 		t.Fatalf("gc --dry-run: exit %d, %q %q", code, stdout, stderr)
 	}
+}
+
+// version reports ociwf-registry's build and the libraries it links,
+// Distribution among them; it hands over to nothing.
+func TestVersion(t *testing.T) {
+	stdout, stderr, code := runIn(t, "version", "--output", "json")
+	var v cli.Version
+	if code != cli.ExitOK || json.Unmarshal([]byte(stdout), &v) != nil {
+		t.Fatalf("exit %d: %q %s", code, stdout, stderr)
+	}
+	var names []string
+	for _, m := range v.Modules {
+		if m.Version != "" {
+			names = append(names, m.Name)
+		}
+	}
+	if v.Name != "ociwf-registry" || v.Version != "(devel)" || v.GoVersion == "" || !slices.Equal(names, []string{"oras-go", "cosign", "sigstore-go", "distribution"}) {
+		t.Errorf("version report %+v (modules %q)", v, names)
+	}
+	if !strings.Contains(stdout, `"extensions": []`) {
+		t.Errorf("extensions are not an empty list:\n%s", stdout)
+	}
+	text, _, _ := runIn(t, "version")
+	if !strings.HasPrefix(text, "ociwf-registry (devel)\n") || !strings.Contains(text, "  distribution ") {
+		t.Errorf("version:\n%s", text)
+	}
+}
+
+func newRoot() *cobra.Command {
+	var discard strings.Builder
+	return (&app{&cli.App{Stdin: strings.NewReader(""), Stdout: &discard, Stderr: &discard}}).rootCmd()
+}
+
+// Every command ociwf-registry's help shows, completion and help
+// included, has an example, and each example is a command line it
+// accepts.
+func TestEveryCommandHasAnExample(t *testing.T) {
+	clitest.CheckExamples(t, newRoot)
+}
+
+// Every command's --help exits 0 and shows its examples.
+func TestHelpShowsExamples(t *testing.T) {
+	clitest.CheckHelp(t, newRoot, func(args ...string) (string, int) {
+		stdout, _, code := runIn(t, args...)
+		return stdout, code
+	})
+}
+
+// ociwf-registry completion writes a script for each shell; the bash one
+// is valid bash.
+func TestCompletion(t *testing.T) {
+	clitest.CheckCompletion(t, "ociwf-registry", func(args ...string) (string, int) {
+		stdout, _, code := runIn(t, args...)
+		return stdout, code
+	})
 }

@@ -56,6 +56,9 @@ ociwf.coordination.redis names. Each replica then needs its own --audit-log;
 ociwf audit verify checks the set together (docs/registry.md).
 
 It stops gracefully on SIGINT or SIGTERM. A health endpoint answers on ` + registryext.HealthPath + `.`,
+		Example: `  ociwf-registry serve --addr 127.0.0.1:5000 --root ./ociwf-registry
+  ociwf-registry serve --config distribution.yml --rules rules.yaml --audit-log audit.jsonl --metrics-addr 127.0.0.1:9090
+  ociwf-registry serve --config distribution.yml --coordination redis --audit-log replica-a.jsonl`,
 		Args: cli.Args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.NewJSONHandler(a.Stderr, &slog.HandlerOptions{Level: a.Level()}))
@@ -199,6 +202,9 @@ ociwf registry serve protects.
 
 Run it while no registry serves the storage, as Distribution requires.
 --dry-run reports the counts and deletes nothing.`,
+		Example: `  ociwf-registry gc --root ./ociwf-registry --dry-run
+  ociwf-registry gc --root ./ociwf-registry --delete-untagged
+  ociwf-registry gc --config distribution.yml --rules rules.yaml --delete-untagged`,
 		Args: cli.Args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := storageConfig(cmd, root, config, rulesFile)

@@ -15,7 +15,11 @@ import (
 )
 
 func (a *app) auditCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Check the registry's audit log"}
+	cmd := &cobra.Command{
+		Use:     "audit",
+		Short:   "Check the registry's audit log",
+		Example: "  ociwf audit verify audit.jsonl",
+	}
 	verify := &cobra.Command{
 		Annotations: map[string]string{cli.ReadOnly: "true"},
 		Use:         "verify FILE...",
@@ -38,6 +42,9 @@ files that start with the same entry are copies of one chain and exit 3,
 as their entries would be counted twice.
 With several files, --output json gives
 {"logs": [...], "total": {...}}.`,
+		Example: `  ociwf audit verify audit.jsonl
+  ociwf audit verify --output json replica-a.jsonl replica-b.jsonl
+  ociwf audit verify monitor.jsonl`,
 		Args: cli.Args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			// A log that is not there is a mistake in the command line,

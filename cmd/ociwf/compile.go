@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
@@ -17,6 +19,7 @@ import (
 	"ociwf.dev/ociwf/dsl"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/plan"
+	"ociwf.dev/ociwf/plan/graph"
 )
 
 // buildFlags are the flags of the commands that compile a workflow.
@@ -82,6 +85,7 @@ type compileResult struct {
 	Stages       int               `json:"stages"`
 	Dependencies []plan.Dependency `json:"dependencies"`
 	Plan         *plan.Plan        `json:"plan,omitempty"`
+	Graph        string            `json:"graph,omitempty"` // the plan's DAG in the --graph format
 	Warnings     []string          `json:"warnings,omitempty"`
 }
 
@@ -131,7 +135,7 @@ func (a *app) checkUses(ctx context.Context, b *buildFlags, u *usesFlags, build 
 
 func (a *app) compileCmd() *cobra.Command {
 	var b buildFlags
-	var out string
+	var out, graphFormat string
 	var uses usesFlags
 	cmd := &cobra.Command{
 		Use:   "compile FILE",
@@ -143,11 +147,21 @@ registries; with --offline every reference must already be pinned.
 With --policy FILE or --key PUB, every uses: dependency's lifecycle state is
 checked under that trust policy (docs/lifecycle.md): a draft, review,
 approved, retired or archived workflow is refused (exit 4, naming it and its
-state), and a deprecated one too unless --allow-deprecated, which warns.`,
+state), and a deprecated one too unless --allow-deprecated, which warns.
+
+--graph mermaid|dot prints the plan's DAG instead of the plan (which -o
+still writes): steps grouped by stage, an edge from each step needed,
+conditions in the steps' labels with dashed edges into them, uses steps
+with their pinned references (docs/dsl.md).`,
 		Example: `  ociwf compile --offline wf.yaml
-  ociwf compile --plain-http --key cosign.pub -o plan.json release-train.yaml`,
+  ociwf compile --plain-http --key cosign.pub -o plan.json release-train.yaml
+  ociwf compile --offline --graph mermaid wf.yaml
+  ociwf compile --offline --graph dot -o plan.json wf.yaml | dot -Tsvg > plan.svg`,
 		Args: cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
+			if graphFormat != "" && !slices.Contains(graph.Formats(), graph.Format(graphFormat)) {
+				return cli.Usagef("--graph must be mermaid or dot, not %q", graphFormat)
+			}
 			build, err := a.compile(cmd.Context(), argv[0], &b)
 			if err != nil {
 				return err
@@ -164,14 +178,25 @@ state), and a deprecated one too unless --allow-deprecated, which warns.`,
 				Size: len(build.PlanJSON), Steps: len(build.Plan.Steps), Stages: len(build.Plan.Stages),
 				Dependencies: build.Plan.Dependencies, Warnings: warnings,
 			}
+			if graphFormat != "" {
+				var g strings.Builder
+				if err := graph.Render(&g, build.Plan, graph.Format(graphFormat)); err != nil {
+					return err
+				}
+				res.Graph = g.String()
+			}
 			if out != "" {
 				if err := writeFileAtomic(out, build.PlanJSON); err != nil {
 					return err
 				}
-			} else if a.Output == "json" {
+			} else if a.Output == "json" && graphFormat == "" {
 				res.Plan = build.Plan
 			}
 			a.Emit(res, func(w io.Writer) {
+				if graphFormat != "" {
+					io.WriteString(w, res.Graph)
+					return
+				}
 				if out == "" {
 					w.Write(build.PlanJSON)
 					fmt.Fprintln(w)
@@ -184,6 +209,8 @@ state), and a deprecated one too unless --allow-deprecated, which warns.`,
 		},
 	}
 	cmd.Flags().StringVarP(&out, "plan-output", "o", "", "write the plan to this file instead of stdout")
+	cmd.Flags().StringVar(&graphFormat, "graph", "", "print the plan's DAG in this format instead of the plan: mermaid or dot")
+	_ = cmd.RegisterFlagCompletionFunc("graph", cobra.FixedCompletions([]string{string(graph.Mermaid), string(graph.DOT)}, cobra.ShellCompDirectiveNoFileComp))
 	uses.register(cmd)
 	b.register(cmd, false)
 	return cmd

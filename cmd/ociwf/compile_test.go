@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,5 +47,74 @@ func TestSizeLimitErrors(t *testing.T) {
 		if code != cli.ExitError || !strings.Contains(stderr, c.want) {
 			t.Fatalf("%v: exit %d, stderr %q; want exit 1 and %q", c.args, code, stderr, c.want)
 		}
+	}
+}
+
+// compile --graph prints the plan's DAG instead of the plan, in text and
+// in JSON, and still writes the plan with -o; an unknown format is a
+// usage error.
+func TestCompileGraph(t *testing.T) {
+	wf := samples + "build-test-release.yaml"
+	for _, c := range []struct {
+		format, head string
+	}{{"mermaid", "flowchart LR\n"}, {"dot", "digraph plan {\n"}} {
+		stdout, stderr, code := runCLI(t, "compile", "--offline", "--graph", c.format, wf)
+		if code != cli.ExitOK || !strings.HasPrefix(stdout, c.head) || !strings.Contains(stdout, "when params.release") {
+			t.Fatalf("--graph %s: exit %d, stdout %q, stderr %q", c.format, code, stdout, stderr)
+		}
+		planFile := filepath.Join(t.TempDir(), "plan.json")
+		again, _, code := runCLI(t, "compile", "--offline", "--graph", c.format, "-o", planFile, wf)
+		if b, err := os.ReadFile(planFile); code != cli.ExitOK || again != stdout || err != nil || !bytes.HasPrefix(b, []byte(`{"apiVersion"`)) {
+			t.Fatalf("--graph %s -o: exit %d, stdout %q, plan file %v", c.format, code, again, err)
+		}
+		out, _, code := runCLI(t, "compile", "--offline", "--graph", c.format, "--output", "json", wf)
+		var res struct {
+			Graph  string
+			Digest string
+			Plan   json.RawMessage
+		}
+		if code != cli.ExitOK || json.Unmarshal([]byte(out), &res) != nil || res.Graph != stdout || res.Plan != nil || !strings.HasPrefix(res.Digest, "sha256:") {
+			t.Fatalf("--graph %s --output json: exit %d, %s", c.format, code, out)
+		}
+	}
+	_, stderr, code := runCLI(t, "compile", "--offline", "--graph", "svg", wf)
+	if code != cli.ExitUsage || !strings.Contains(stderr, `--graph must be mermaid or dot, not "svg"`) {
+		t.Fatalf("--graph svg: exit %d, %q", code, stderr)
+	}
+}
+
+// The "Rendering the plan" section of docs/dsl.md shows a command and
+// its output: running the command prints exactly that output.
+func TestDocsRenderingThePlan(t *testing.T) {
+	raw, err := os.ReadFile("../../docs/dsl.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "\n## Rendering the plan\n")
+	if !ok {
+		t.Fatal("docs/dsl.md has no Rendering the plan section")
+	}
+	if i := strings.Index(section, "\n## "); i >= 0 {
+		section = section[:i]
+	}
+	block := func(lang string) string {
+		_, rest, ok := strings.Cut(section, "\n```"+lang+"\n")
+		body, _, closed := strings.Cut(rest, "\n```\n")
+		if !ok || !closed {
+			t.Fatalf("the section has no ```%s block", lang)
+		}
+		return body + "\n"
+	}
+	cmd := strings.Fields(block("sh"))
+	if len(cmd) < 2 || cmd[0] != "ociwf" {
+		t.Fatalf("the sh block is not one ociwf command: %q", cmd)
+	}
+	t.Chdir("../..") // the command names a file of testdata/workflows/
+	stdout, stderr, code := runCLI(t, cmd[1:]...)
+	if code != cli.ExitOK {
+		t.Fatalf("%q: exit %d: %s", cmd, code, stderr)
+	}
+	if want := block("mermaid"); stdout != want {
+		t.Errorf("docs/dsl.md shows\n%s\nbut %q prints\n%s", want, strings.Join(cmd, " "), stdout)
 	}
 }

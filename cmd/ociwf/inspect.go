@@ -19,7 +19,9 @@ func (a *app) inspectCmd() *cobra.Command {
 		Annotations: map[string]string{cli.ReadOnly: "true"},
 		Use:         "inspect REF",
 		Short:       "Show a workflow's manifest, layers, annotations and tags",
-		Args:        cli.Args(cobra.ExactArgs(1)),
+		Example: `  ociwf inspect --plain-http 127.0.0.1:5000/workflows/build:1.0.0
+  ociwf inspect --oci-layout --output json ./layout:1.0.0`,
+		Args: cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			o, err := remote.opener(a.Stdin)
 			if err != nil {

@@ -221,8 +221,9 @@ func (r *reasonFlags) check() error {
 
 func (a *app) reviewCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "review",
-		Short: "Submit a workflow version for review",
+		Use:     "review",
+		Short:   "Submit a workflow version for review",
+		Example: "  COSIGN_PASSWORD=... ociwf review submit --plain-http 127.0.0.1:5000/team/build@sha256:20189eff08aa841a6546dbb69820f74d6be31faacf4a1cf7885e588497938599 --key alice.key --policy policy.yaml",
 	}
 	var g governFlags
 	submit := &cobra.Command{
@@ -241,7 +242,7 @@ and a version that is not a draft (exit 4, naming the rule and the allowed
 transitions). Without --policy, --key's own public key is trusted for every
 role. Submitting again writes nothing and says so. A rejected review is a
 draft again: submitting it opens a new round.`,
-		Example: `  COSIGN_PASSWORD=... ociwf review submit --plain-http 127.0.0.1:5000/team/build@sha256:... --key alice.key --policy policy.yaml`,
+		Example: `  COSIGN_PASSWORD=... ociwf review submit --plain-http 127.0.0.1:5000/team/build@sha256:20189eff08aa841a6546dbb69820f74d6be31faacf4a1cf7885e588497938599 --key alice.key --policy policy.yaml`,
 		Args:    cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ctx := cmd.Context()
@@ -358,12 +359,12 @@ func (a *app) decideCmd(d lifecycle.Decision) *cobra.Command {
 	verb, noun, effect := "approve", "approval", `Once the approvals the trust policy requires (lifecycle.approve: a threshold
 of a set of signers, none of them the author) are recorded, the version is
 approved and may be published.`
-	example := `  ociwf approve --plain-http 127.0.0.1:5000/team/build@sha256:... --key bob.key --policy policy.yaml --comment "looks right" --checklist checklist.yaml --risk low
+	example := `  ociwf approve --plain-http 127.0.0.1:5000/team/build@sha256:20189eff08aa841a6546dbb69820f74d6be31faacf4a1cf7885e588497938599 --key bob.key --policy policy.yaml --comment "looks right" --checklist checklist.yaml --risk low
   ociwf approve --plain-http 127.0.0.1:5000/team/build:1.5.0 --key carol.key --policy policy.yaml --emergency`
 	if d == lifecycle.Reject {
 		verb, noun, effect = "reject", "rejection", `One counted rejection puts the version back to draft; submitting it again
 opens a new round without approvals.`
-		example = `  ociwf reject --plain-http 127.0.0.1:5000/team/build@sha256:... --key carol.key --policy policy.yaml --comment "missing tests" --checklist checklist.yaml`
+		example = `  ociwf reject --plain-http 127.0.0.1:5000/team/build@sha256:20189eff08aa841a6546dbb69820f74d6be31faacf4a1cf7885e588497938599 --key carol.key --policy policy.yaml --comment "missing tests" --checklist checklist.yaml`
 	}
 	cmd := &cobra.Command{
 		Use:   verb + " REF --key KEY [--policy FILE]",
@@ -434,11 +435,13 @@ version to use instead, pinned by digest.
 A transition the state machine or the trust policy does not allow is
 refused before anything is signed, with exit 4 naming the rule and the
 allowed transitions. Recording the same state again writes nothing.`,
+		Example: `  ociwf lifecycle deprecate --plain-http 127.0.0.1:5000/team/build:1.4.0 --key ops.key --policy policy.yaml --reason "use 1.5.0"
+  ociwf lifecycle retire --plain-http 127.0.0.1:5000/team/build:1.4.0 --key ops.key --policy policy.yaml --reason "CVE-2026-1234 in the test image"`,
 	}
 	cmd.AddCommand(
 		a.eventCmd("deprecate", lifecycle.Deprecated, "deprecated",
 			"Deprecate a published version: runtimes warn, new references are refused",
-			`  ociwf lifecycle deprecate --plain-http 127.0.0.1:5000/team/build:1.4.0 --key ops.key --policy policy.yaml --reason "use 1.5.0" --replacement 127.0.0.1:5000/team/build@sha256:...`),
+			`  ociwf lifecycle deprecate --plain-http 127.0.0.1:5000/team/build:1.4.0 --key ops.key --policy policy.yaml --reason "use 1.5.0" --replacement 127.0.0.1:5000/team/build@sha256:20189eff08aa841a6546dbb69820f74d6be31faacf4a1cf7885e588497938599`),
 		a.eventCmd("retire", lifecycle.Retired, "retired",
 			"Retire a published or deprecated version: verify, pull and runtimes refuse it",
 			`  ociwf lifecycle retire --plain-http 127.0.0.1:5000/team/build:1.4.0 --key ops.key --policy policy.yaml --reason "CVE-2026-1234 in the test image"

@@ -82,7 +82,7 @@ code is 0 when all were published, else the worst of the failures: 4
 1. Rerun the same command to finish: completed workflows write nothing new.
 --supersedes and --workflow-path are for one FILE only.`,
 		Example: `  COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key wf.yaml 127.0.0.1:5000/workflows/build:1.0.0
-  COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key 127.0.0.1:5000/workflows/build@sha256:... --tag 1.0.0
+  COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key 127.0.0.1:5000/workflows/build@sha256:20189eff08aa841a6546dbb69820f74d6be31faacf4a1cf7885e588497938599 --tag 1.0.0
   COSIGN_PASSWORD=... ociwf publish --plain-http --key ci.key --policy policy.yaml wf.yaml 127.0.0.1:5000/workflows/build:1.0.1 --supersedes 127.0.0.1:5000/workflows/build:1.0.0
   COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key --concurrency 4 workflows/ 127.0.0.1:5000/workflows`,
 		Args: cli.Args(cobra.MinimumNArgs(1)),

@@ -43,11 +43,8 @@ beside the ociwf executable, then on PATH; install it with
 	}
 }
 
-// errNoRegistry explains a missing ociwf-registry.
-var errNoRegistry = errors.New("not installed")
-
 // findBinary returns name's path beside the running executable, else on
-// PATH.
+// PATH; its error wraps cli.ErrNotInstalled.
 func findBinary(name string) (string, error) {
 	var beside string
 	if self, err := os.Executable(); err == nil {
@@ -67,7 +64,7 @@ func findBinary(name string) (string, error) {
 		where = fmt.Sprintf("beside ociwf (%s) or on PATH", filepath.Dir(beside))
 	}
 	return "", fmt.Errorf("%s is %w %s: the registry extension is a binary of its own; install it with `go install ociwf.dev/cmd/%s@%s`, or build it with `go build -o %s ./cmd/%s` in a clone (docs/registry.md)",
-		name, errNoRegistry, where, name, installVersion(), filepath.Dir(beside)+string(filepath.Separator)+name, name)
+		name, cli.ErrNotInstalled, where, name, installVersion(), filepath.Dir(beside)+string(filepath.Separator)+name, name)
 }
 
 // installVersion is the version to name in an install hint: the one this

@@ -24,8 +24,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 func (a *app) rootCmd() *cobra.Command {
 	root := a.Root("ociwf", "Store workflows as signed, immutable OCI artifacts")
-	root.AddCommand(a.compileCmd(), a.pushCmd(), a.pullCmd(), a.inspectCmd(), a.publishCmd(), a.signCmd(), a.attestCmd(), a.verifyCmd(), a.reviewCmd(), a.decideCmd(lifecycle.Approve), a.decideCmd(lifecycle.Reject), a.lifecycleCmd(), a.statusCmd(), a.lsCmd(), a.copyCmd(), a.keyCmd(), a.registryCmd(), a.auditCmd(), a.monitorCmd(), a.reportCmd(), a.VersionCmd("ociwf"))
+	root.Example = `  ociwf compile --offline --graph mermaid wf.yaml
+  ociwf push --plain-http wf.yaml 127.0.0.1:5000/workflows/build
+  COSIGN_PASSWORD=... ociwf publish --plain-http --key cosign.key wf.yaml 127.0.0.1:5000/workflows/build:1.0.0
+  ociwf verify --plain-http --key cosign.pub 127.0.0.1:5000/workflows/build:1.0.0
+  ociwf push --help`
+	root.AddCommand(a.compileCmd(), a.pushCmd(), a.pullCmd(), a.inspectCmd(), a.publishCmd(), a.signCmd(), a.attestCmd(), a.verifyCmd(), a.reviewCmd(), a.decideCmd(lifecycle.Approve), a.decideCmd(lifecycle.Reject), a.lifecycleCmd(), a.statusCmd(), a.lsCmd(), a.copyCmd(), a.keyCmd(), a.registryCmd(), a.auditCmd(), a.monitorCmd(), a.reportCmd(), a.VersionCmd("ociwf", registryExtension()))
 	return root
+}
+
+// registryExtension is ociwf-registry as ociwf version reports it.
+func registryExtension() cli.Extension {
+	return cli.Extension{Name: registryBinary, Find: func() (string, error) { return findBinary(registryBinary) }}
 }
 
 // sourceDateEpoch reads SOURCE_DATE_EPOCH (reproducible-builds.org); zero

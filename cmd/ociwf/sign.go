@@ -313,7 +313,11 @@ func readPredicate(path string, stdin io.Reader) ([]byte, error) {
 }
 
 func (a *app) keyCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "key", Short: "Manage signing keys"}
+	cmd := &cobra.Command{
+		Use:     "key",
+		Short:   "Manage signing keys",
+		Example: "  COSIGN_PASSWORD=... ociwf key generate --output-key-prefix release",
+	}
 	var prefix string
 	var force bool
 	gen := &cobra.Command{

@@ -44,7 +44,7 @@ or rolled-back chain exits 3 with the message (JSON: the status so far
 with "error" and "exitCode"). The state file that detects rollbacks is
 read and updated as by ociwf verify (--state-file, --no-state).`,
 		Example: `  ociwf status --plain-http 127.0.0.1:5000/team/build:1.4.0 --policy policy.yaml
-  ociwf status --plain-http 127.0.0.1:5000/team/build@sha256:... --key ci.pub --output json`,
+  ociwf status --plain-http 127.0.0.1:5000/team/build@sha256:20189eff08aa841a6546dbb69820f74d6be31faacf4a1cf7885e588497938599 --key ci.pub --output json`,
 		Args: cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			ctx := cmd.Context()

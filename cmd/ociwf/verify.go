@@ -153,7 +153,7 @@ seen before (a rollback) fails with exit 3.
 With --all, every tagged version of REPOSITORY is verified concurrently and a
 summary is printed.`,
 		Example: `  ociwf verify --plain-http --key cosign.pub 127.0.0.1:5000/workflows/build:1.0.0
-  ociwf verify --policy trust-policy.yaml --output json registry.example.com/workflows/build@sha256:...
+  ociwf verify --policy trust-policy.yaml --output json registry.example.com/workflows/build@sha256:20189eff08aa841a6546dbb69820f74d6be31faacf4a1cf7885e588497938599
   ociwf verify --all --concurrency 16 --policy trust-policy.yaml registry.example.com/workflows/build`,
 		Args: cli.Args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -142,15 +141,13 @@ func (a *App) Root(use, short string) *cobra.Command {
 // Run executes root (from Root, with its commands added) on args and
 // returns the exit code, having printed any error with what to do.
 func (a *App) Run(ctx context.Context, root *cobra.Command, args []string) int {
-	// Add cobra's own completion and help commands now, so that they
-	// refuse unknown subcommands too.
-	root.InitDefaultCompletionCmd()
-	root.InitDefaultHelpCmd()
-	refuseUnknownCommands(root)
-	root.SetArgs(args)
+	// The streams first: cobra's completion command takes its output
+	// stream when Prepare adds it.
 	root.SetIn(a.Stdin)
 	root.SetOut(a.Stdout)
 	root.SetErr(a.Stderr)
+	Prepare(root)
+	root.SetArgs(args)
 	cmd, err := root.ExecuteContextC(ctx)
 	if a.cancel != nil {
 		a.cancel()
@@ -173,6 +170,56 @@ func (a *App) Run(ctx context.Context, root *cobra.Command, args []string) int {
 		a.EmitJSON(map[string]any{"error": err.Error(), "exitCode": code})
 	}
 	return code
+}
+
+// Prepare completes the command tree under root as Run executes it:
+// cobra's own completion and help commands, added now with examples so
+// that they refuse unknown subcommands too, and every command with
+// subcommands refusing unknown ones. Run calls it; tests that walk the
+// tree call it first. Calling it again changes nothing.
+func Prepare(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	root.InitDefaultHelpCmd()
+	name := root.Name()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "completion":
+			completionExamples(c, name)
+		case "help":
+			c.Example = helpExample(root)
+		}
+	}
+	refuseUnknownCommands(root)
+}
+
+// completionExamples gives cobra's completion command and its shell
+// subcommands examples, for the binary named name.
+func completionExamples(c *cobra.Command, name string) {
+	examples := map[string]string{
+		"bash":       "  source <(" + name + " completion bash)\n  " + name + " completion bash > /etc/bash_completion.d/" + name,
+		"zsh":        "  " + name + " completion zsh > \"${fpath[1]}/_" + name + "\"",
+		"fish":       "  " + name + " completion fish | source\n  " + name + " completion fish > ~/.config/fish/completions/" + name + ".fish",
+		"powershell": "  " + name + " completion powershell | Out-String | Invoke-Expression",
+	}
+	var all []string
+	for _, sub := range c.Commands() {
+		if ex, ok := examples[sub.Name()]; ok {
+			sub.Example = ex
+			all = append(all, strings.Split(ex, "\n")[0])
+		}
+	}
+	c.Example = strings.Join(all, "\n")
+}
+
+// helpExample is the example of root's help command: help for root's
+// first command in alphabetical order.
+func helpExample(root *cobra.Command) string {
+	for _, c := range root.Commands() {
+		if c.IsAvailableCommand() && c.Name() != "help" && c.Name() != "completion" {
+			return "  " + root.Name() + " help " + c.Name()
+		}
+	}
+	return "  " + root.Name() + " help"
 }
 
 // errTimeout is the cause of a context ended by --timeout.
@@ -284,26 +331,4 @@ func (a *App) EmitJSON(v any) {
 	enc := json.NewEncoder(a.Stdout)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
-}
-
-// ToolVersion is the module version the binary was built from.
-func ToolVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
-
-// VersionCmd is the version command of the binary named name.
-func (a *App) VersionCmd(name string) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the " + name + " version",
-		Args:  Args(cobra.NoArgs),
-		RunE: func(*cobra.Command, []string) error {
-			v := ToolVersion()
-			a.Emit(map[string]string{"version": v}, func(w io.Writer) { fmt.Fprintln(w, v) })
-			return nil
-		},
-	}
 }
