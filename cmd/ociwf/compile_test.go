@@ -105,11 +105,17 @@ func TestDocsRenderingThePlan(t *testing.T) {
 		}
 		return body + "\n"
 	}
-	cmd := strings.Fields(block("sh"))
+	// $SRC is the clone, as the page's convention says.
+	cmd := strings.Fields(os.Expand(block("sh"), func(v string) string {
+		if v == "SRC" {
+			return "."
+		}
+		return "$" + v
+	}))
 	if len(cmd) < 2 || cmd[0] != "ociwf" {
 		t.Fatalf("the sh block is not one ociwf command: %q", cmd)
 	}
-	t.Chdir("../..") // the command names a file of testdata/workflows/
+	t.Chdir("../..") // $SRC
 	stdout, stderr, code := runCLI(t, cmd[1:]...)
 	if code != cli.ExitOK {
 		t.Fatalf("%q: exit %d: %s", cmd, code, stderr)
