@@ -16,11 +16,9 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // auth from --config
 	_ "github.com/distribution/distribution/v3/registry/auth/token"
 	"github.com/distribution/distribution/v3/registry/handlers"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/azure"      // storage from --config
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the default storage
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/gcs"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory" // for tests
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"   // for tests
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"     // storage from --config; also drivers_*.go
 
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/policy/immutability"
