@@ -23,8 +23,10 @@ type AllOptions struct {
 	// (each version keeps its tag).
 	Copy Options
 	// Progress, when set, is called after each version with the number
-	// done and the total.
-	Progress func(done, total int)
+	// done, the total, the version's tag and the error that stopped its
+	// copy (nil when it copied). Calls are serialised, in the order the
+	// versions finish (done counts from 1 to total).
+	Progress func(done, total int, tag string, err error)
 }
 
 // Summary is what CopyAll did.
@@ -97,7 +99,7 @@ func CopyAll(ctx context.Context, src oras.ReadOnlyGraphTarget, dst oras.GraphTa
 			}
 			done++
 			if opts.Progress != nil {
-				opts.Progress(done, len(tags))
+				opts.Progress(done, len(tags), tag, err)
 			}
 			return ctx.Err() // a cancelled copy stops; a failed version does not
 		})

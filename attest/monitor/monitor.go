@@ -121,6 +121,11 @@ type Options struct {
 	Quarantine Quarantiner
 	// Metrics, if set, is updated by every check and pass.
 	Metrics *Metrics
+	// Progress, if set, is called after each check of a pass (recorded,
+	// alerted and quarantined) with the number of checks done, the
+	// pass's total and the result. Calls are serialised, in the order the
+	// checks finish (done counts from 1 to total in every pass).
+	Progress func(done, total int, r Result)
 	// Logger receives the failure alerts (one ERROR line each) and
 	// progress at debug; nil discards them.
 	Logger *slog.Logger
@@ -248,8 +253,9 @@ func (m *Monitor) Pass(ctx context.Context) (*Summary, error) {
 		}
 	}
 	results := make([]Result, len(jobs))
-	var logMu sync.Mutex
+	var logMu sync.Mutex // guards logErrs and done, serialises Progress
 	var logErrs []error
+	done := 0
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(m.opts.Concurrency)
 	for i, j := range jobs {
@@ -262,10 +268,15 @@ func (m *Monitor) Pass(ctx context.Context) (*Summary, error) {
 				return gctx.Err()
 			}
 			results[i] = r
-			if err := m.record(gctx, j.t.Quarantine, &results[i]); err != nil {
-				logMu.Lock()
+			err := m.record(gctx, j.t.Quarantine, &results[i])
+			logMu.Lock()
+			defer logMu.Unlock()
+			if err != nil {
 				logErrs = append(logErrs, err)
-				logMu.Unlock()
+			}
+			if m.opts.Progress != nil {
+				done++
+				m.opts.Progress(done, len(jobs), results[i])
 			}
 			return nil
 		})

@@ -146,10 +146,20 @@ func TestPassAltersBlob(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	metrics := monitor.NewMetrics()
+	var progress []monitor.Result // what Progress was told in the last pass, in order
 	m, err := monitor.New(e.verifier, []string{e.repo}, monitor.Options{
 		Results: results, Alerters: []monitor.Alerter{hook}, Metrics: metrics, Jitter: time.Millisecond,
 		Quarantine: monitor.Recorder{Recorder: e.recorder, Signer: e.signer, Actor: "monitor"},
 		Logger:     slog.New(slog.NewJSONHandler(&logs, nil)),
+		Progress: func(done, total int, r monitor.Result) {
+			if done == 1 {
+				progress = nil // a new pass
+			}
+			progress = append(progress, r)
+			if done != len(progress) || total != 2 {
+				t.Errorf("Progress(%d, %d) after %d calls", done, total, len(progress)-1)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -164,6 +174,15 @@ func TestPassAltersBlob(t *testing.T) {
 	if sum.Versions != 2 || sum.Checked != 2 || sum.Passed != 1 || sum.Failed != 1 || len(fails) != 1 ||
 		fails[0].Check != verify.CheckBlobs || fails[0].Digest != bad.Digest.String() || fails[0].Tag != "2.0.0" || !fails[0].Quarantined {
 		t.Fatalf("summary %+v", sum)
+	}
+	// Progress saw each check once, the failure already quarantined.
+	if len(progress) != 2 {
+		t.Fatalf("Progress was called %d times, want 2", len(progress))
+	}
+	for _, r := range progress {
+		if r.Tag == "2.0.0" && (r.Outcome != monitor.Failed || !r.Quarantined) || r.Tag != "2.0.0" && r.Outcome != monitor.OK {
+			t.Fatalf("Progress saw %+v", r)
+		}
 	}
 
 	// The alert line.

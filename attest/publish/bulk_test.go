@@ -3,6 +3,7 @@ package publish_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -17,7 +18,7 @@ import (
 // A bulk publication decrypts the key once, publishes every item
 // concurrently, and an item whose tag already names other content fails
 // alone (ErrImmutable) with the others published; a rerun writes nothing
-// new.
+// new. Progress is told of every item once, in order of completion.
 func TestPublishAll(t *testing.T) {
 	key, pub := attesttest.KeyPair(t, t.TempDir(), "k")
 	f := fixture{o: attesttest.Opener(t), pub: pub}
@@ -48,7 +49,21 @@ func TestPublishAll(t *testing.T) {
 				return attesttest.Pass(b)
 			}})
 		})
-		res := publish.PublishAll(ctx, items, reg, signer, 2)
+		var calls []int // item indexes, in the order reported
+		progress := func(done, total, i int, r publish.ItemResult) {
+			calls = append(calls, i)
+			if done != len(calls) || total != len(items) {
+				t.Errorf("run %d: progress(%d, %d) after %d items", run, done, total, len(calls)-1)
+			}
+			if (r.Err != nil) != (i == 2) {
+				t.Errorf("run %d: progress of item %d: error %v", run, i, r.Err)
+			}
+		}
+		res := publish.PublishAll(ctx, items, reg, signer, publish.AllOptions{Concurrency: 2, Progress: progress})
+		slices.Sort(calls)
+		if !slices.Equal(calls, []int{0, 1, 2}) {
+			t.Errorf("run %d: progress reported items %v, want each once", run, calls)
+		}
 		if n := passes.Load(); n != 1 {
 			t.Errorf("run %d: the key's passphrase was asked for %d times, want 1", run, n)
 		}

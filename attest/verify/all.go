@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -20,9 +20,11 @@ import (
 type AllOptions struct {
 	// Concurrency bounds the versions verified at once; 0 means 8.
 	Concurrency int
-	// Progress, if set, is called after each version with the number done
-	// and the total, from several goroutines at once.
-	Progress func(done, total int)
+	// Progress, if set, is called after each version with the number done,
+	// the total and the version's outcome. Calls are serialised, in the
+	// order the versions finish (done counts from 1 to total), and hold up
+	// the next version's report until they return.
+	Progress func(done, total int, o Outcome)
 }
 
 // Outcome is one version's line in a Summary.
@@ -97,7 +99,8 @@ func (v *Verifier) VerifyAll(ctx context.Context, repo string, opts AllOptions) 
 		n = 8
 	}
 	sum := &Summary{Repository: tgt.Name, Versions: len(tags), Outcomes: make([]Outcome, len(tags))}
-	var done atomic.Int64
+	var mu sync.Mutex // serialises Progress
+	done := 0
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(n)
 	for i, tag := range tags {
@@ -116,7 +119,10 @@ func (v *Verifier) VerifyAll(ctx context.Context, repo string, opts AllOptions) 
 			}
 			sum.Outcomes[i] = out
 			if opts.Progress != nil {
-				opts.Progress(int(done.Add(1)), len(tags))
+				mu.Lock()
+				done++
+				opts.Progress(done, len(tags), out)
+				mu.Unlock()
 			}
 			return gctx.Err()
 		})

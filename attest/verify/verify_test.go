@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -803,8 +804,19 @@ func TestVerifyAllSkipsOnlyReservedTags(t *testing.T) {
 	if !immutability.IsAccessoryTag("sha256-" + subj.Digest.Encoded() + ".sig") {
 		t.Fatal("the signature tag is not reserved")
 	}
-	sum, err := f.verifier(t, trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{}), verify.Options{}).VerifyAll(ctx, repo, verify.AllOptions{})
+	var seen []string // Progress's tags, in order
+	progress := func(done, total int, o verify.Outcome) {
+		seen = append(seen, o.Tag)
+		if done != len(seen) || total != 2 || !o.Verified {
+			t.Errorf("Progress(%d, %d, %+v) after %d calls", done, total, o, len(seen)-1)
+		}
+	}
+	sum, err := f.verifier(t, trust.KeyPolicy(f.pub, repo, trust.KeyPolicyOptions{}), verify.Options{}).VerifyAll(ctx, repo, verify.AllOptions{Concurrency: 2, Progress: progress})
 	if err != nil || sum.Versions != 2 || sum.Verified != 2 {
 		t.Fatalf("VerifyAll: %v %+v", err, sum)
+	}
+	slices.Sort(seen)
+	if !slices.Equal(seen, []string{"1.4.0", "sha256-12ab"}) {
+		t.Fatalf("Progress saw %v, each version once", seen)
 	}
 }

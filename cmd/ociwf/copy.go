@@ -150,7 +150,10 @@ func (a *app) copy(ctx context.Context, r *remoteFlags, t *trustFlags, srcRef, d
 	var digests []digest.Digest
 	var copyErr error
 	if all {
-		sum, err := mirror.CopyAll(ctx, src.Storage, dst.Storage, mirror.AllOptions{Concurrency: concurrency, Copy: opts})
+		bar := a.Progress("copy", "versions")
+		progress := func(done, total int, tag string, err error) { bar.Update(done, total, tag, err != nil) }
+		sum, err := mirror.CopyAll(ctx, src.Storage, dst.Storage, mirror.AllOptions{Concurrency: concurrency, Copy: opts, Progress: progress})
+		bar.Done()
 		if sum != nil {
 			out.Versions, out.Failed = sum.Versions, sum.Failed
 		}
@@ -184,7 +187,9 @@ func (a *app) copy(ctx context.Context, r *remoteFlags, t *trustFlags, srcRef, d
 		}
 	}
 	if copyErr == nil && verifying {
-		copyErr = verifyCopy(ctx, v, dst, digests, all, out)
+		bar := a.Progress("verify", "versions")
+		copyErr = verifyCopy(ctx, v, dst, digests, all, verifyProgress(bar), out)
+		bar.Done()
 	}
 	return a.printCopy(out, copyErr)
 }
@@ -225,10 +230,11 @@ func (a *app) finishCopy(ctx context.Context, dst *mirror.Destination, out *copy
 	return nil
 }
 
-// verifyCopy verifies the versions copied at a registry destination.
-func verifyCopy(ctx context.Context, v *verify.Verifier, dst *mirror.Destination, digests []digest.Digest, all bool, out *copyOutput) error {
+// verifyCopy verifies the versions copied at a registry destination;
+// progress is told of each version with all.
+func verifyCopy(ctx context.Context, v *verify.Verifier, dst *mirror.Destination, digests []digest.Digest, all bool, progress func(done, total int, o verify.Outcome), out *copyOutput) error {
 	if all {
-		sum, err := v.VerifyAll(ctx, dst.Name, verify.AllOptions{})
+		sum, err := v.VerifyAll(ctx, dst.Name, verify.AllOptions{Progress: progress})
 		if err != nil {
 			return err
 		}

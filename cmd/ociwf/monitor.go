@@ -105,8 +105,15 @@ func (a *app) monitor(ctx context.Context, f *monitorFlags, repos []string) erro
 	case f.once && f.metricsAddr != "":
 		return cli.Usagef("--metrics-addr goes with the long-running mode, not --once")
 	}
-	log := slog.New(slog.NewJSONHandler(a.Stderr, &slog.HandlerOptions{Level: a.Level()}))
-	opts := monitor.Options{Sample: f.sample, Concurrency: f.concurrency, Jitter: f.jitter, Logger: log}
+	log := slog.New(slog.NewJSONHandler(a.LogWriter(), &slog.HandlerOptions{Level: a.Level()}))
+	// One progress line per pass: cleared when the pass's last check is
+	// done, before its summary is printed.
+	bar := a.Progress("monitor", "versions")
+	defer bar.Done()
+	progress := func(done, total int, r monitor.Result) {
+		bar.Update(done, total, r.Repository+":"+r.Tag, r.Outcome != monitor.OK)
+	}
+	opts := monitor.Options{Sample: f.sample, Concurrency: f.concurrency, Jitter: f.jitter, Logger: log, Progress: progress}
 	if f.webhook != "" {
 		hook, err := monitor.NewWebhook(f.webhook, monitor.WebhookOptions{})
 		if err != nil {

@@ -147,7 +147,13 @@ func (a *app) publishBulk(ctx context.Context, b *buildFlags, s *signerFlags, st
 	for i := range items {
 		items[i].Options.Lifecycle = lc
 	}
-	res := publish.PublishAll(ctx, items, reg, signer, concurrency)
+	// The progress line starts here, not while the workflows compile: the
+	// key may be asking for its password on the terminal then.
+	publishing := a.Progress("publish", "workflows")
+	defer publishing.Done()
+	progress := func(done, total, i int, r publish.ItemResult) { publishing.Update(done, total, files[i], r.Err != nil) }
+	res := publish.PublishAll(ctx, items, reg, signer, publish.AllOptions{Concurrency: concurrency, Progress: progress})
+	publishing.Done()
 	rep := bulkReport{Workflows: make([]bulkItem, len(res))}
 	var worst error
 	failed := 0

@@ -4,15 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"ociwf.dev/attest/verify"
 	"ociwf.dev/cmd/internal/cli"
+	"ociwf.dev/cmd/internal/progress"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
 	"ociwf.dev/policy/trust"
@@ -235,20 +233,9 @@ func (a *app) verifyAll(ctx context.Context, v *verify.Verifier, repo string, co
 	if concurrency < 1 {
 		return cli.Usagef("--concurrency must be at least 1")
 	}
-	opts := verify.AllOptions{Concurrency: concurrency}
-	if f, ok := a.Stderr.(*os.File); ok && a.Output == "text" && term.IsTerminal(int(f.Fd())) {
-		var mu sync.Mutex
-		opts.Progress = func(done, total int) {
-			mu.Lock()
-			defer mu.Unlock()
-			const width = 40
-			n := width * done / max(total, 1)
-			fmt.Fprintf(f, "\r[%s%s] %d/%d versions", strings.Repeat("=", n), strings.Repeat(" ", width-n), done, total)
-			if done == total {
-				fmt.Fprintln(f)
-			}
-		}
-	}
+	bar := a.Progress("verify", "versions")
+	defer bar.Done()
+	opts := verify.AllOptions{Concurrency: concurrency, Progress: verifyProgress(bar)}
 	sum, err := v.VerifyAll(ctx, repo, opts)
 	if err != nil {
 		return err
@@ -272,4 +259,10 @@ func (a *app) verifyAll(ctx context.Context, v *verify.Verifier, repo string, co
 		return cli.Reported{Err: fmt.Errorf("verify --all %s: %d of %d versions could not be verified", sum.Repository, sum.Errors, sum.Versions)}
 	}
 	return nil
+}
+
+// verifyProgress shows VerifyAll's progress on bar: a version fails when
+// it did not verify and was not accepted unverified.
+func verifyProgress(bar *progress.Bar) func(done, total int, o verify.Outcome) {
+	return func(done, total int, o verify.Outcome) { bar.Update(done, total, o.Tag, o.Error != "") }
 }

@@ -1,8 +1,9 @@
 // Package cli is what ociwf's binaries share on the command line: the
 // documented exit codes, the global flags (--output, --verbose,
-// --timeout), JSON output, and how an error is printed with what to do
-// about it. Each binary builds its commands on an App and runs them with
-// App.Run; the commands themselves parse flags and call the library.
+// --timeout), JSON output, the progress line of a long operation on a
+// terminal, and how an error is printed with what to do about it. Each
+// binary builds its commands on an App and runs them with App.Run; the
+// commands themselves parse flags and call the library.
 package cli
 
 import (
@@ -12,12 +13,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"ociwf.dev/cmd/internal/progress"
 	"ociwf.dev/ociwf/errdef"
 	"ociwf.dev/ociwf/target"
 )
@@ -80,6 +83,9 @@ type App struct {
 	Verbose        bool
 	Timeout        time.Duration
 	cancel         context.CancelFunc // ends the --timeout deadline
+	// term is Stderr when it is a terminal (TERM not dumb), which
+	// progress lines are drawn on; set by Run.
+	term *progress.Terminal
 }
 
 // DefaultTimeout bounds a command's registry work when --timeout is not
@@ -143,6 +149,7 @@ func (a *App) Root(use, short string) *cobra.Command {
 func (a *App) Run(ctx context.Context, root *cobra.Command, args []string) int {
 	// The streams first: cobra's completion command takes its output
 	// stream when Prepare adds it.
+	a.term = progress.Open(a.Stderr, os.Getenv)
 	root.SetIn(a.Stdin)
 	root.SetOut(a.Stdout)
 	root.SetErr(a.Stderr)
@@ -300,12 +307,35 @@ func Args(check cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
-// Logger logs to stderr with --verbose, and nowhere without it.
+// Logger logs to stderr (LogWriter) with --verbose, and nowhere without
+// it.
 func (a *App) Logger() *slog.Logger {
 	if !a.Verbose {
 		return slog.New(slog.DiscardHandler)
 	}
-	return slog.New(slog.NewTextHandler(a.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(a.LogWriter(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// LogWriter is where a command logs while it works: stderr, through the
+// progress line's terminal when stderr is one, so that a line logged
+// while an operation shows its progress clears that line first.
+func (a *App) LogWriter() io.Writer {
+	if a.term != nil {
+		return a.term
+	}
+	return a.Stderr
+}
+
+// Progress starts the progress line of a long operation named label over
+// items called unit, on stderr: only when stderr is a terminal (TERM not
+// dumb) and the output is text. Otherwise it returns nil, a Bar that
+// draws nothing, and the command's output is what it is without one.
+// The caller ends it with Done.
+func (a *App) Progress(label, unit string) *progress.Bar {
+	if a.Output != "text" {
+		return nil
+	}
+	return a.term.Start(label, unit)
 }
 
 // Level is the level of a long-running command's structured log: info,
