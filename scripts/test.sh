@@ -3,7 +3,7 @@
 # oras, cosign, crane, stock Distribution, the gofakes3 S3 server) and the services the tests start (scripts/services.sh:
 # headless Chromium, redis-server), vets, runs staticcheck and every test
 # against real loopback registries, the packages that start goroutines again
-# under the race detector, the fault matrix (scripts/faults.sh), then checks
+# under the race detector, the README's quickstart, the fault matrix (scripts/faults.sh), then checks
 # interoperability with the stock tools both ways (scripts/interop.sh) and runs the OCI distribution-spec conformance suite
 # against `ociwf registry serve` (scripts/conformance.sh). CI runs exactly
 # this.
@@ -22,6 +22,7 @@ go test -count=1 ./...
 go test -race -count=1 ./attest/... ./ociwf/... ./policy/...
 go test -race -count=1 ./cmd/ociwf -run "$RACE_CMD_TESTS"
 go test -race -count=1 ./cmd/ociwf-registry
+PORT=0 scripts/quickstart.sh        # the README's quickstart, on a free port
 scripts/faults.sh
 scripts/interop.sh
 scripts/conformance.sh
