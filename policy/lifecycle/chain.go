@@ -101,8 +101,10 @@ type Input struct {
 	Unverified []Signed[Event]
 }
 
-// IsZero reports whether r names no lifecycle roles.
-func (r Roles) IsZero() bool {
+// namesNobody reports whether r names no lifecycle roles. (Not an IsZero
+// method: types that embed Roles would take it, and encoders would drop
+// them as zero.)
+func (r Roles) namesNobody() bool {
 	return len(r.Submit) == 0 && len(r.Approve.Signers) == 0 && r.Approve.Threshold == 0 &&
 		len(r.Publish) == 0 && len(r.Deprecate) == 0 && len(r.Retire) == 0 && len(r.Archive) == 0 &&
 		len(r.Emergency.Signers) == 0 && r.Emergency.Threshold == 0 && len(r.Quarantine) == 0 && len(r.Release) == 0
@@ -328,7 +330,7 @@ func Evaluate(in Input) (*Status, error) {
 	// Under roles that name nobody, the chain may start after a served,
 	// unverified event that a counted event links to.
 	var after *Signed[Event]
-	if len(children[""]) == 0 && in.Roles.IsZero() {
+	if len(children[""]) == 0 && in.Roles.namesNobody() {
 		isCounted := map[string]bool{}
 		for _, e := range counted {
 			isCounted[e.ID] = true
