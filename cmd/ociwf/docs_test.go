@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -78,41 +77,6 @@ func readDocPage(t *testing.T, path string) docPage {
 	return page
 }
 
-// splitWords splits a command line as a shell would for the examples:
-// words separated by spaces, double-quoted strings kept whole, $NAME
-// expanded from vars.
-func splitWords(line string, vars map[string]string) ([]string, error) {
-	var words []string
-	var cur strings.Builder
-	in, quoted := false, false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case c == '"':
-			quoted, in = !quoted, true
-		case c == ' ' && !quoted:
-			if in {
-				words = append(words, cur.String())
-				cur.Reset()
-				in = false
-			}
-		default:
-			cur.WriteByte(c)
-			in = true
-		}
-	}
-	if quoted {
-		return nil, fmt.Errorf("unterminated quote in %q", line)
-	}
-	if in {
-		words = append(words, cur.String())
-	}
-	for i, w := range words {
-		words[i] = os.Expand(w, func(k string) string { return vars[k] })
-	}
-	return words, nil
-}
-
 // docSection reads the section headed "## heading" of the docs page file
 // (up to the next "## " heading), changes into a fresh directory with the
 // workflows its examples use (workflow.yaml, build-test-release 1.4.0, and
@@ -163,7 +127,7 @@ func docSection(t *testing.T, file, heading string, min int) docPage {
 func runDocCommands(t *testing.T, where string, page docPage, vars map[string]string, check func(ex docExample, stdout, stderr string)) {
 	t.Helper()
 	for _, ex := range page.commands {
-		args, err := splitWords(ex.cmd, vars)
+		args, err := shellWords(ex.cmd, func(k string) string { return vars[k] })
 		if err != nil || len(args) == 0 || args[0] != "ociwf" {
 			t.Fatalf("%s:%d: %q is not an ociwf command (%v)", where, ex.line, ex.cmd, err)
 		}
