@@ -173,7 +173,8 @@ type docPageSetup struct {
 // that a new page is run too.
 var docPageSetups = map[string]docPageSetup{
 	"artifact-format.md": {notRun: 1, minCommands: 8, tools: []string{"oras"}},
-	"benchmarks.md":      {}, // written by scripts/bench.sh: figures, no commands
+	"benchmarks.md":      {},          // written by scripts/bench.sh: figures, no commands
+	"deploy.md":          {notRun: 3}, // image (network base image), cluster, systemd; cmd/ociwf-registry's image and deploy tests run the files
 	"dsl.md":             {},
 	"embedding.md":       {notRun: 1, minCommands: 4, before: buildEmbeddingExample, check: checkEmbeddingExample},
 	"getting-started.md": {notRun: 1, minCommands: 15, serve: true},
@@ -183,6 +184,11 @@ var docPageSetups = map[string]docPageSetup{
 	"registry.md":        {notRun: 2, minCommands: 10, serve: true},
 	"security-model.md":  {},
 	"signing.md":         {notRun: 1, minCommands: 8, tools: []string{"cosign", "cosign3"}},
+	// The recipes' commands run in recipes_test.go, from the files the pages show.
+	"recipes/github-actions.md": {notRun: 2},
+	"recipes/gitlab-ci.md":      {notRun: 1},
+	"recipes/oras-cosign.md":    {notRun: 2},
+	"recipes/registries.md":     {notRun: 1},
 }
 
 // docRun is the outcome of one command of a page.
@@ -199,12 +205,14 @@ type docRun struct {
 // counted against docPageSetups.
 func TestDocsExamples(t *testing.T) {
 	pages, err := filepath.Glob("../../docs/*.md")
+	recipes, _ := filepath.Glob("../../docs/recipes/*.md")
+	pages = append(pages, recipes...)
 	if err != nil || len(pages) == 0 {
 		t.Fatalf("no docs pages: %v", err)
 	}
 	seen := map[string]bool{}
 	for _, path := range pages {
-		name := filepath.Base(path)
+		name, _ := filepath.Rel("../../docs", path)
 		seen[name] = true
 		t.Run(name, func(t *testing.T) {
 			setup, ok := docPageSetups[name]
