@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs the pinned stock tools the interop tests run against into
-# .tools/bin (git-ignored), building them from the Go module proxy; and,
-# when named, ko, which scripts/image.sh builds the registry's image with.
+# Installs the pinned stock tools the interop tests run against, and ko,
+# which scripts/image.sh builds the registry's image with, into .tools/bin
+# (git-ignored), building them from the Go module proxy.
 # Idempotent: a tool already at its pinned version is kept. With names
 # (scripts/tools.sh ko), installs only those. Prints the bin directory.
 set -euo pipefail
@@ -37,9 +37,5 @@ install cosign3 github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3
 install crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
 install registry github.com/distribution/distribution/v3/cmd/registry@v3.1.2
 install gofakes3 github.com/johannesboyne/gofakes3/cmd/gofakes3@v1.2.0   # an S3 server with conditional writes, for the S3 storage tests
-# ko builds the ociwf-registry image without a daemon (scripts/image.sh,
-# scripts/image-test.sh); only when named: scripts/tools.sh ko.
-if [[ " ${only[*]} " == *" ko "* ]]; then
-  install ko github.com/google/ko@v0.19.1
-fi
+install ko github.com/google/ko@v0.19.1   # builds the ociwf-registry image without a daemon (scripts/image.sh)
 echo "$bin"
