@@ -2,13 +2,17 @@
 # Installs the real services and programs the tests start themselves, from
 # Debian's packages, when they are not installed yet: chromium (renders
 # the compliance report's HTML dashboard in headless mode) and
-# redis-server (the registry extension's lock service across replicas).
+# redis-server (the registry extension's lock service across replicas),
+# graphviz (dot parses `compile --graph dot`) and systemd (systemd-analyze
+# verifies the deployment docs' unit).
 # Needs root or passwordless sudo for apt-get; prints nothing on success
 # when everything is already there.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v dot >/dev/null 2>&1 || need+=(graphviz)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 [ ${#need[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo -n"

@@ -2,7 +2,7 @@
 # The test command: installs the pinned stock tools (scripts/tools.sh:
 # oras, cosign, crane, stock Distribution, the gofakes3 S3 server, ko for the
 # image test) and the services the tests start (scripts/services.sh:
-# headless Chromium, redis-server), vets, runs staticcheck and every test
+# headless Chromium, redis-server, graphviz, systemd-analyze), vets, runs staticcheck and every test
 # against real loopback registries, the packages that start goroutines again
 # under the race detector, the README's quickstart, the fault matrix (scripts/faults.sh), then checks
 # interoperability with the stock tools both ways (scripts/interop.sh) and runs the OCI distribution-spec conformance suite
